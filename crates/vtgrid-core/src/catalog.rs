@@ -1,0 +1,326 @@
+//! The catalog state machine: what Raft replicates and the rules it enforces (DESIGN §3).
+//!
+//! Every cluster applies the same committed commands in the same order to a [`CatalogState`], so
+//! every rule here must be deterministic: no clocks, no randomness, ordered maps only. A rule
+//! violation is not an error of the state machine but an answer: the command is *rejected*, the
+//! state is unchanged, and the proposer gets the [`CatalogRejection`] back.
+//!
+//! ```text
+//!   owner Ci                         Raft                         every cluster
+//!   ---------                        ----                         -------------
+//!   UpdateVolume{by: Ci, epoch} ---> log entry, committed ---> CatalogState::apply
+//!                                                               |- token.admits(Ci, epoch)? else StaleEpoch / NotOwner
+//!                                                               '- record updated, Applied::Updated
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::category::{Category, CategoryDefinition};
+use crate::cluster::{ClusterId, Epoch, OwnershipToken};
+use crate::construct::{ConstructName, Constructs};
+use crate::copy_mode::ManagementClass;
+use crate::volser::{Volser, VolserRange};
+use crate::volume::{Digest, VersionNumber, VolumeRecord};
+
+/// A change to the catalog, proposed through Raft.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum CatalogCommand {
+    /// Create volumes owned by the inserting cluster at epoch 1 (B16). All or nothing: one
+    /// VOLSER that exists already rejects the whole range.
+    InsertVolumes { by: ClusterId, range: VolserRange, category: Category },
+    /// Move ownership from `from` to `to`. `epoch` is the epoch `from` holds; the new token gets
+    /// the next one. Proposed by the surrendering owner (the two-party handshake of DESIGN §3).
+    Transfer { volser: Volser, from: ClusterId, to: ClusterId, epoch: Epoch },
+    /// A change made by the owner holding `epoch`: category, constructs and/or a new version.
+    UpdateVolume { volser: Volser, by: ClusterId, epoch: Epoch, change: VolumeChange },
+    /// Create or replace a category definition.
+    DefineCategory(CategoryDefinition),
+    /// Create or replace a management class (all its per-cluster vectors at once).
+    DefineManagementClass(ManagementClass),
+}
+
+impl CatalogCommand {
+    /// The volumes this command changes if accepted (used by storage to write only those).
+    pub fn volume_keys(&self) -> Vec<Volser> {
+        match self {
+            CatalogCommand::InsertVolumes { range, .. } => range.iter().collect(),
+            CatalogCommand::Transfer { volser, .. } | CatalogCommand::UpdateVolume { volser, .. } => {
+                vec![*volser]
+            }
+            CatalogCommand::DefineCategory(_) | CatalogCommand::DefineManagementClass(_) => vec![],
+        }
+    }
+}
+
+/// What an owner changes about its volume in one command.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct VolumeChange {
+    pub category: Option<Category>,
+    pub constructs: Option<Constructs>,
+    pub version: Option<NewVersion>,
+}
+
+/// A version closed by rewind-unload on `written_at`.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct NewVersion {
+    pub version: VersionNumber,
+    pub size: u64,
+    pub digest: Digest,
+    pub written_at: ClusterId,
+}
+
+/// The result of applying one command.
+pub type CatalogResponse = Result<Applied, CatalogRejection>;
+
+/// What an accepted command did.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Applied {
+    Inserted { count: u64 },
+    Transferred { token: OwnershipToken },
+    Updated { record: Box<VolumeRecord> },
+    Defined,
+    /// The blank entry or membership change openraft itself commits.
+    Nothing,
+}
+
+/// Why the state machine refused a command. The state is unchanged.
+#[derive(Clone, PartialEq, Eq, Debug, Error, Serialize, Deserialize)]
+pub enum CatalogRejection {
+    #[error("volume {volser} already exists")]
+    DuplicateVolser { volser: Volser },
+    #[error("volume {volser} is not in the catalog")]
+    UnknownVolume { volser: Volser },
+    #[error("volume {volser}: epoch {held} is stale, the catalog holds epoch {current}")]
+    StaleEpoch { volser: Volser, held: Epoch, current: Epoch },
+    #[error("volume {volser} is owned by {owner}, not {sender}")]
+    NotOwner { volser: Volser, sender: ClusterId, owner: ClusterId },
+    #[error("category {category} is not defined")]
+    UnknownCategory { category: Category },
+    #[error("management class {name} is not defined")]
+    UnknownManagementClass { name: ConstructName },
+    #[error("volume {volser}: version {got} does not follow version {current}")]
+    VersionNotNext { volser: Volser, current: VersionNumber, got: VersionNumber },
+}
+
+/// The replicated catalog. Ordered maps keep every iteration deterministic.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct CatalogState {
+    pub volumes: BTreeMap<Volser, VolumeRecord>,
+    pub categories: BTreeMap<Category, CategoryDefinition>,
+    pub management_classes: BTreeMap<ConstructName, ManagementClass>,
+}
+
+impl CatalogState {
+    /// Apply one committed command. Accepted commands change the state; rejected ones do not.
+    pub fn apply(&mut self, command: &CatalogCommand) -> CatalogResponse {
+        match command {
+            CatalogCommand::InsertVolumes { by, range, category } => self.insert(*by, range, *category),
+            CatalogCommand::Transfer { volser, from, to, epoch } => self.transfer(*volser, *from, *to, *epoch),
+            CatalogCommand::UpdateVolume { volser, by, epoch, change } => self.update(*volser, *by, *epoch, change),
+            CatalogCommand::DefineCategory(def) => {
+                self.categories.insert(def.category, def.clone());
+                Ok(Applied::Defined)
+            }
+            CatalogCommand::DefineManagementClass(mc) => {
+                self.management_classes.insert(mc.name.clone(), mc.clone());
+                Ok(Applied::Defined)
+            }
+        }
+    }
+
+    pub fn is_fast_ready(&self, category: Category) -> bool {
+        self.categories.get(&category).is_some_and(|d| d.fast_ready)
+    }
+
+    fn insert(&mut self, by: ClusterId, range: &VolserRange, category: Category) -> CatalogResponse {
+        self.require_category(category)?;
+        if let Some(existing) = range.iter().find(|v| self.volumes.contains_key(v)) {
+            return Err(CatalogRejection::DuplicateVolser { volser: existing });
+        }
+        for volser in range.iter() {
+            let record = VolumeRecord {
+                volser,
+                token: OwnershipToken { owner: by, epoch: Epoch::FIRST },
+                category,
+                constructs: Constructs::default(),
+                version: 0,
+                size: 0,
+                digest: Digest::EMPTY,
+                consistent_at: BTreeMap::from([(by, 0)]),
+            };
+            self.volumes.insert(volser, record);
+        }
+        Ok(Applied::Inserted { count: range.len() })
+    }
+
+    fn transfer(&mut self, volser: Volser, from: ClusterId, to: ClusterId, epoch: Epoch) -> CatalogResponse {
+        let record = self.fenced(volser, from, epoch)?;
+        record.token = OwnershipToken { owner: to, epoch: epoch.next() };
+        Ok(Applied::Transferred { token: record.token })
+    }
+
+    fn update(&mut self, volser: Volser, by: ClusterId, epoch: Epoch, change: &VolumeChange) -> CatalogResponse {
+        // Check everything before changing anything, so a rejection leaves no trace.
+        if let Some(category) = change.category {
+            self.require_category(category)?;
+        }
+        if let Some(mc) = change.constructs.as_ref().and_then(|c| c.management_class.as_ref()) {
+            if !self.management_classes.contains_key(mc) {
+                return Err(CatalogRejection::UnknownManagementClass { name: mc.clone() });
+            }
+        }
+        let record = self.fenced(volser, by, epoch)?;
+        if let Some(v) = &change.version {
+            if v.version != record.version + 1 {
+                return Err(CatalogRejection::VersionNotNext { volser, current: record.version, got: v.version });
+            }
+        }
+        if let Some(category) = change.category {
+            record.category = category;
+        }
+        if let Some(constructs) = &change.constructs {
+            record.constructs = constructs.clone();
+        }
+        if let Some(v) = &change.version {
+            record.version = v.version;
+            record.size = v.size;
+            record.digest = v.digest;
+            record.consistent_at = BTreeMap::from([(v.written_at, v.version)]);
+        }
+        Ok(Applied::Updated { record: Box::new(record.clone()) })
+    }
+
+    /// The record, if `sender` holding `held` is its current owner (epoch fencing).
+    fn fenced(&mut self, volser: Volser, sender: ClusterId, held: Epoch) -> Result<&mut VolumeRecord, CatalogRejection> {
+        let record = self.volumes.get_mut(&volser).ok_or(CatalogRejection::UnknownVolume { volser })?;
+        if record.token.epoch != held {
+            return Err(CatalogRejection::StaleEpoch { volser, held, current: record.token.epoch });
+        }
+        if record.token.owner != sender {
+            return Err(CatalogRejection::NotOwner { volser, sender, owner: record.token.owner });
+        }
+        Ok(record)
+    }
+
+    fn require_category(&self, category: Category) -> Result<(), CatalogRejection> {
+        if self.categories.contains_key(&category) {
+            Ok(())
+        } else {
+            Err(CatalogRejection::UnknownCategory { category })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(n: u8) -> ClusterId {
+        ClusterId::new(n).unwrap()
+    }
+
+    fn v(s: &str) -> Volser {
+        s.parse().unwrap()
+    }
+
+    fn grid() -> CatalogState {
+        let mut s = CatalogState::default();
+        let def = CategoryDefinition { category: Category(1), name: "SCRATCH".into(), fast_ready: true };
+        s.apply(&CatalogCommand::DefineCategory(def)).unwrap();
+        let def = CategoryDefinition { category: Category(0xF), name: "PRIVATE".into(), fast_ready: false };
+        s.apply(&CatalogCommand::DefineCategory(def)).unwrap();
+        s.apply(&CatalogCommand::InsertVolumes { by: c(0), range: "A00000-A00009".parse().unwrap(), category: Category(1) })
+            .unwrap();
+        s
+    }
+
+    fn new_version(n: u64, at: ClusterId) -> VolumeChange {
+        VolumeChange {
+            version: Some(NewVersion { version: n, size: 10, digest: Digest([n as u8; 32]), written_at: at }),
+            ..VolumeChange::default()
+        }
+    }
+
+    #[test]
+    fn b16_insert_gives_ownership_to_the_inserting_cluster_at_epoch_one() {
+        let s = grid();
+        let r = &s.volumes[&v("A00003")];
+        assert_eq!(r.token, OwnershipToken { owner: c(0), epoch: Epoch::FIRST });
+        assert_eq!(r.version, 0);
+        assert_eq!(s.volumes.len(), 10);
+    }
+
+    #[test]
+    fn insert_is_all_or_nothing_on_duplicates() {
+        let mut s = grid();
+        let before = s.clone();
+        let got = s.apply(&CatalogCommand::InsertVolumes {
+            by: c(1),
+            range: "A00008-A00020".parse().unwrap(),
+            category: Category(1),
+        });
+        assert_eq!(got, Err(CatalogRejection::DuplicateVolser { volser: v("A00008") }));
+        assert_eq!(s, before);
+    }
+
+    #[test]
+    fn insert_needs_a_defined_category() {
+        let mut s = grid();
+        let got =
+            s.apply(&CatalogCommand::InsertVolumes { by: c(0), range: "B00000".parse().unwrap(), category: Category(7) });
+        assert_eq!(got, Err(CatalogRejection::UnknownCategory { category: Category(7) }));
+    }
+
+    #[test]
+    fn transfer_bumps_the_epoch_and_fences_the_old_owner() {
+        let mut s = grid();
+        let vol = v("A00001");
+        let got = s.apply(&CatalogCommand::Transfer { volser: vol, from: c(0), to: c(1), epoch: Epoch(1) });
+        assert_eq!(got, Ok(Applied::Transferred { token: OwnershipToken { owner: c(1), epoch: Epoch(2) } }));
+        // The old owner's late update, with the epoch it held, is rejected.
+        let late = s.apply(&CatalogCommand::UpdateVolume { volser: vol, by: c(0), epoch: Epoch(1), change: new_version(1, c(0)) });
+        assert_eq!(late, Err(CatalogRejection::StaleEpoch { volser: vol, held: Epoch(1), current: Epoch(2) }));
+        // A replayed transfer is rejected too.
+        let again = s.apply(&CatalogCommand::Transfer { volser: vol, from: c(0), to: c(2), epoch: Epoch(1) });
+        assert!(matches!(again, Err(CatalogRejection::StaleEpoch { .. })));
+        assert_eq!(s.volumes[&vol].token.owner, c(1));
+    }
+
+    #[test]
+    fn only_the_owner_updates() {
+        let mut s = grid();
+        let vol = v("A00002");
+        let got = s.apply(&CatalogCommand::UpdateVolume { volser: vol, by: c(1), epoch: Epoch(1), change: new_version(1, c(1)) });
+        assert_eq!(got, Err(CatalogRejection::NotOwner { volser: vol, sender: c(1), owner: c(0) }));
+    }
+
+    #[test]
+    fn versions_follow_one_another_and_reset_consistency() {
+        let mut s = grid();
+        let vol = v("A00004");
+        s.apply(&CatalogCommand::UpdateVolume { volser: vol, by: c(0), epoch: Epoch(1), change: new_version(1, c(0)) })
+            .unwrap();
+        let skip = s.apply(&CatalogCommand::UpdateVolume { volser: vol, by: c(0), epoch: Epoch(1), change: new_version(3, c(0)) });
+        assert_eq!(skip, Err(CatalogRejection::VersionNotNext { volser: vol, current: 1, got: 3 }));
+        let r = &s.volumes[&vol];
+        assert_eq!((r.version, r.size), (1, 10));
+        assert_eq!(r.consistent_clusters().collect::<Vec<_>>(), vec![c(0)]);
+    }
+
+    #[test]
+    fn rejected_update_changes_nothing() {
+        let mut s = grid();
+        let before = s.clone();
+        let change = VolumeChange {
+            category: Some(Category(0xF)),
+            constructs: Some(Constructs { management_class: Some("NOPE".parse().unwrap()), ..Constructs::default() }),
+            version: None,
+        };
+        let got = s.apply(&CatalogCommand::UpdateVolume { volser: v("A00005"), by: c(0), epoch: Epoch(1), change });
+        assert!(matches!(got, Err(CatalogRejection::UnknownManagementClass { .. })));
+        assert_eq!(s, before);
+    }
+}

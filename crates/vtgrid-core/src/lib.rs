@@ -1,0 +1,37 @@
+//! Domain rules of a vtgrid grid, with no I/O.
+//!
+//! Everything here is plain data and pure functions: it never touches tokio, tonic, RocksDB or the
+//! filesystem (`cargo tree -p vtgrid-core -e normal` checks this in CI). The storage, network and
+//! process crates act on the decisions made here.
+//!
+//! # Layout
+//! - [`volser`]: `Volser`, the 6-character volume serial, and `VolserRange` for inserts.
+//! - [`cluster`]: `ClusterId`, `Epoch` and the `OwnershipToken` they form (DESIGN §3).
+//! - [`category`]: `Category(u16)` and its grid-wide definition (scratch / Fast Ready or private).
+//! - [`construct`]: storage construct names (≤ 8 chars) and the set a volume carries.
+//! - [`copy_mode`]: `CopyMode`, copy-mode vectors (`"RND"`, `"S,S,D"`) and `ManagementClass`.
+//! - [`volume`]: the catalog record of one volume and its committed version.
+//! - [`catalog`]: the catalog state machine: commands, the rules that accept or reject them
+//!   (epoch fencing, owner-only updates, grid-unique VOLSERs) and their responses.
+//! - [`error`]: `DomainError`, raised when text does not parse into a domain value.
+//!
+//! What it leaves out on purpose: where a volume's bytes live (`vtgrid-tvc`), how commands reach
+//! consensus (`vtgrid-catalog`), and who may ask for what (`vtgrid-node`).
+
+pub mod catalog;
+pub mod category;
+pub mod cluster;
+pub mod construct;
+pub mod copy_mode;
+pub mod error;
+pub mod volser;
+pub mod volume;
+
+pub use catalog::{CatalogCommand, CatalogRejection, CatalogResponse, CatalogState};
+pub use category::{Category, CategoryDefinition};
+pub use cluster::{ClusterId, Epoch, OwnershipToken};
+pub use construct::{ConstructName, Constructs};
+pub use copy_mode::{CopyMode, CopyModeVector, ManagementClass};
+pub use error::DomainError;
+pub use volser::{Volser, VolserRange};
+pub use volume::{Digest, VersionNumber, VolumeRecord};
