@@ -1,1 +1,3 @@
-//! shared test support
+//! Support code shared by the integration tests in `grid.rs`.
+
+pub mod support;

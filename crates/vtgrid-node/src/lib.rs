@@ -1,1 +1,38 @@
-//! placeholder
+//! A vtgrid cluster: the gRPC services, the catalog's Raft wiring, host jobs, and the process that
+//! runs it all.
+//!
+//! # Layout
+//! - [`config`]: the grid file (TOML) and its validation.
+//! - [`cluster`]: one cluster's running state and its start-up (form/rejoin the Raft group,
+//!   define configured constructs, reconcile the volume store with the catalog).
+//! - [`jobs`]: host jobs: mount, write, read, sync, rewind-unload, category change.
+//! - [`mounts`]: the table of mounted volumes (one mount of a volume at a time).
+//! - [`catalog`]: reading the local catalog view and proposing commands (forwarded to the leader).
+//! - [`raft_network`]: openraft's network over `GridService`.
+//! - [`services`]: the tonic services and the host/grid routers.
+//! - [`error`]: `NodeError` and its one mapping to gRPC status + stable reason.
+//! - [`tvc_io`]: running the synchronous volume store from async code.
+//! - [`transport`]: how a cluster dials its peers (TCP, or turmoil in simulations).
+//! - [`metrics`], [`telemetry`]: Prometheus text over HTTP; tracing and OTLP export.
+//! - [`process`]: `vtgrid node`, a cluster as a real process.
+//!
+//! What it leaves out on purpose: domain rules (`vtgrid-core`), storage formats
+//! (`vtgrid-catalog`, `vtgrid-tvc`) and command-line parsing (`vtgrid-cli`).
+
+pub mod catalog;
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod mounts;
+pub mod process;
+pub mod raft_network;
+pub mod services;
+pub mod telemetry;
+pub mod transport;
+pub mod tvc_io;
+
+pub use cluster::Cluster;
+pub use config::GridConfig;
+pub use error::NodeError;

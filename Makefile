@@ -1,0 +1,34 @@
+# vtgrid: the two commands a newcomer needs are `make grid` and `make test` (see README.md).
+
+# A target directory outside the clone: CI's fresh clones reuse the RocksDB build between runs.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/vtgrid-target
+export CARGO_TARGET_DIR
+CARGO ?= cargo
+VTGRID := $(CARGO_TARGET_DIR)/debug/vtgrid
+
+.PHONY: setup build grid test check sim-sweep
+
+# RocksDB's bindings run bindgen, which needs libclang. Install it when missing (Debian).
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build -p vtgrid-cli
+
+# Run the embedded single-cluster grid in the foreground; data under ./vtgrid-data. Ctrl-C stops it.
+grid: build
+	$(VTGRID) grid up
+
+# Every test: unit, storage conformance, turmoil simulations, real-process tests.
+test: setup
+	$(CARGO) test --workspace --no-fail-fast
+
+# What CI checks besides the tests.
+check: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	bash scripts/check-boundaries.sh
+
+# The long seed sweep of the simulations (see README).
+sim-sweep: setup
+	VTGRID_SIM_SEEDS=$${VTGRID_SIM_SEEDS:-2000} $(CARGO) test -p vtgrid-tests --test grid sim:: -- --nocapture

@@ -1,0 +1,151 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "vtgrid", version, about = "A replication grid for virtual tape volumes")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Host endpoint of the cluster to talk to.
+    #[arg(long, global = true, env = "VTGRID_ENDPOINT", default_value = "http://127.0.0.1:7400")]
+    pub endpoint: String,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one cluster of a grid file as this process.
+    Node {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        id: u8,
+    },
+    /// Run a whole grid on this machine.
+    #[command(subcommand)]
+    Grid(GridCommand),
+    /// Check grid files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Insert, write, read, list and show volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// Define and list categories.
+    #[command(subcommand)]
+    Category(CategoryCommand),
+    /// Define and list management classes.
+    #[command(subcommand)]
+    Class(ClassCommand),
+    /// What the cluster at --endpoint sees.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GridCommand {
+    /// Start every cluster of a grid file as a local process; Ctrl-C stops them. Without a file,
+    /// runs the embedded single-cluster grid with its data under ./vtgrid-data.
+    Up { file: Option<PathBuf> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Parse and validate a grid file; errors name the field.
+    Check { file: PathBuf },
+    /// Print the embedded single-cluster grid file.
+    Embedded,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Insert a range of volumes (e.g. A00000-A09999); the cluster at --endpoint owns them.
+    Insert {
+        range: String,
+        /// Category for the new volumes (default: the grid's insert category).
+        #[arg(long)]
+        category: Option<String>,
+    },
+    /// Write stdin to a volume as its next version and print the VOLSER.
+    Write {
+        /// The volume to write (a specific mount); omit with --scratch.
+        volser: Option<String>,
+        /// Scratch mount: any free volume of the scratch category.
+        #[arg(long, conflicts_with = "volser")]
+        scratch: bool,
+        /// Scratch category to mount from (default: the grid's insert category).
+        #[arg(long, requires = "scratch")]
+        category: Option<String>,
+        /// Management class for the volume.
+        #[arg(long)]
+        mc: Option<String>,
+        /// Storage class for the volume.
+        #[arg(long)]
+        sc: Option<String>,
+        /// Data class for the volume.
+        #[arg(long)]
+        dc: Option<String>,
+        /// Keep the volume's data and append stdin to it.
+        #[arg(long, conflicts_with = "scratch")]
+        append: bool,
+    },
+    /// Write a volume's data to stdout.
+    Read { volser: String },
+    /// List volumes.
+    List {
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        owner: Option<u32>,
+        #[arg(long)]
+        prefix: Option<String>,
+        /// At most this many volumes (0 = all).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one volume.
+    Show { volser: String },
+    /// Return a volume to scratch (default: the grid's insert category).
+    Scratch {
+        volser: String,
+        #[arg(long)]
+        category: Option<String>,
+    },
+    /// Move a volume to another category.
+    Category { volser: String, category: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CategoryCommand {
+    /// Define or redefine a category.
+    Define {
+        /// Four hex digits, e.g. 0012.
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Scratch (Fast Ready): mounts return a blank volume.
+        #[arg(long)]
+        fast_ready: bool,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClassCommand {
+    /// Define or redefine a management class: `--copy-modes C0=RND --copy-modes C1=RRD`.
+    Define {
+        name: String,
+        #[arg(long = "copy-modes", required = true)]
+        copy_modes: Vec<String>,
+    },
+    List,
+}

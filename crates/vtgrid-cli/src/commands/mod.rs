@@ -1,0 +1,8 @@
+//! One module per command group.
+
+pub mod config;
+pub mod constructs;
+pub mod grid;
+pub mod node;
+pub mod status;
+pub mod volume;

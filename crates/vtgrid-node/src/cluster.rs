@@ -1,0 +1,234 @@
+//! One cluster's running state: catalog (Raft), volume store, mounts, metrics.
+//!
+//! [`Cluster::start`] is the same for a real process and a simulated host: the caller chooses the
+//! storage backends (RocksDB and files, or memory) and the [`Connector`] to peers, then serves the
+//! routers from [`crate::services`] on whatever listeners it has.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::BasicNode;
+use vtgrid_catalog::{open_catalog, KvEngine, Raft};
+use vtgrid_core::catalog::CatalogCommand;
+use vtgrid_core::{Category, ClusterId};
+use vtgrid_tvc::VolumeStore;
+
+use crate::catalog::CatalogHandle;
+use crate::config::GridConfig;
+use crate::metrics::Metrics;
+use crate::mounts::MountTable;
+use crate::raft_network::GridNetwork;
+use crate::transport::Connector;
+use crate::tvc_io::Tvc;
+
+pub struct Cluster {
+    pub id: ClusterId,
+    pub grid: Arc<GridConfig>,
+    pub catalog: CatalogHandle,
+    pub tvc: Tvc,
+    pub mounts: MountTable,
+    pub metrics: Metrics,
+    pub insert_category: Category,
+    pub private_category: Category,
+    /// Distinguishes this run's mount ids from an earlier run's, so a host holding a mount id
+    /// from before a restart gets `UNKNOWN_MOUNT`, never someone else's job.
+    incarnation: u64,
+    next_mount: AtomicU64,
+    /// Set once the catalog has a leader, configured constructs exist and the TVC is reconciled.
+    ready: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cluster C{0} is not in the grid file")]
+    UnknownCluster(u8),
+    #[error("catalog storage: {0}")]
+    Catalog(String),
+    #[error("Raft: {0}")]
+    Raft(String),
+    #[error("grid file: {0}")]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// Raft timing for a grid on a LAN or loopback. Elections take well under a second.
+pub fn raft_config() -> openraft::Config {
+    openraft::Config {
+        cluster_name: "vtgrid".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 400,
+        election_timeout_max: 800,
+        install_snapshot_timeout: 2_000,
+        ..openraft::Config::default()
+    }
+}
+
+impl Cluster {
+    /// Open the catalog on `engine`, start Raft, and spawn the settle task. `incarnation` must
+    /// differ between runs of the same cluster (a random number or a boot counter).
+    pub async fn start<E: KvEngine>(
+        grid: Arc<GridConfig>,
+        id: ClusterId,
+        engine: E,
+        volumes: Arc<dyn VolumeStore>,
+        connector: Arc<dyn Connector>,
+        incarnation: u64,
+    ) -> Result<Arc<Cluster>, StartError> {
+        grid.cluster(id.get()).ok_or(StartError::UnknownCluster(id.get()))?;
+        let (log, sm, view) = open_catalog(engine).map_err(|e| StartError::Catalog(e.to_string()))?;
+        let config = Arc::new(raft_config().validate().map_err(|e| StartError::Raft(e.to_string()))?);
+        let raft = Raft::new(id.raft_id(), config, GridNetwork::new(connector.clone()), log, sm)
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        let cluster = Arc::new(Cluster {
+            id,
+            insert_category: grid.insert_category()?,
+            private_category: grid.private_category()?,
+            grid: grid.clone(),
+            catalog: CatalogHandle::new(raft, view, connector),
+            tvc: Tvc::new(volumes),
+            mounts: MountTable::default(),
+            metrics: Metrics::default(),
+            incarnation,
+            next_mount: AtomicU64::new(1),
+            ready: AtomicBool::new(false),
+        });
+        cluster.form_grid().await?;
+        tokio::spawn(cluster.clone().settle());
+        Ok(cluster)
+    }
+
+    /// First start of a grid: the lowest-numbered voter creates the Raft group with every voter
+    /// of the grid file. Later starts find the group in the log and rejoin it.
+    async fn form_grid(&self) -> Result<(), StartError> {
+        let voters = self.grid.voters();
+        let first = voters.keys().next().copied();
+        let initialized = self.catalog.raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
+        if initialized || first != Some(self.id.raft_id()) {
+            return Ok(());
+        }
+        let members: BTreeMap<u64, BasicNode> =
+            voters.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+        match self.catalog.raft.initialize(members).await {
+            Ok(()) => {
+                tracing::info!(cluster = %self.id, "formed the catalog's Raft group");
+                Ok(())
+            }
+            // Another start raced us to it; the group exists, which is all we wanted.
+            Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(StartError::Raft(e.to_string())),
+        }
+    }
+
+    /// Wait for a leader, define the grid file's constructs (leader only), reconcile the TVC.
+    async fn settle(self: Arc<Self>) {
+        loop {
+            let leader = self
+                .catalog
+                .raft
+                .wait(Some(Duration::from_secs(5)))
+                .metrics(|m| m.current_leader.is_some(), "catalog leader known")
+                .await;
+            if leader.is_err() {
+                tracing::warn!(cluster = %self.id, "no catalog leader yet");
+                continue;
+            }
+            match self.define_configured_constructs().await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "defining configured constructs; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        self.reconcile_tvc().await;
+        self.ready.store(true, Ordering::Release);
+        tracing::info!(cluster = %self.id, "ready");
+    }
+
+    /// Categories and management classes from the grid file that the catalog lacks or holds
+    /// differently are (re)defined. Definitions made later through the admin API are kept.
+    async fn define_configured_constructs(&self) -> Result<(), crate::error::NodeError> {
+        let categories = self.grid.category_definitions().map_err(|_| crate::error::NodeError::ShuttingDown)?;
+        let classes = self.grid.management_classes().map_err(|_| crate::error::NodeError::ShuttingDown)?;
+        for def in categories {
+            let same = self.catalog.view.read(|s| s.categories.get(&def.category) == Some(&def));
+            if !same {
+                self.catalog.propose(CatalogCommand::DefineCategory(def)).await?;
+            }
+        }
+        for mc in classes {
+            let same = self.catalog.view.read(|s| s.management_classes.get(&mc.name) == Some(&mc));
+            if !same {
+                self.catalog.propose(CatalogCommand::DefineManagementClass(mc)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove volume files the catalog does not know as this cluster's current copy: versions a
+    /// crash left between the file's rename and the catalog commit, and superseded versions.
+    async fn reconcile_tvc(&self) {
+        // Only with a view at least as new as the leader's commit index may we judge a file newer
+        // than the catalog to be an orphan; otherwise keep it.
+        let caught_up = self.catalog.raft.ensure_linearizable().await.is_ok();
+        let held = match self.tvc.run(|s| s.versions()).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "listing the volume store");
+                return;
+            }
+        };
+        let mut removed = 0;
+        for (volser, version) in held {
+            let keep = self.catalog.view.read(|s| match s.volumes.get(&volser) {
+                Some(r) if version == r.version => true,
+                Some(r) if version > r.version => !caught_up,
+                Some(_) => false,
+                None => !caught_up,
+            });
+            if !keep {
+                match self.tvc.run(move |s| s.remove(volser, version)).await {
+                    Ok(()) => removed += 1,
+                    Err(e) => tracing::warn!(%volser, version, error = %e, "removing an orphan version"),
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "volume store reconciled with the catalog");
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn next_mount_id(&self) -> String {
+        let n = self.next_mount.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{:x}-{n}", self.id, self.incarnation)
+    }
+
+    /// Bring the gauges up to date (before a metrics scrape or a status answer).
+    pub fn refresh_gauges(&self) {
+        let m = self.catalog.raft.metrics().borrow().clone();
+        self.metrics.raft_is_leader.set(i64::from(m.current_leader == Some(self.id.raft_id())));
+        self.metrics.raft_term.set(m.current_term as i64);
+        self.metrics.raft_last_applied.set(m.last_applied.map_or(0, |l| l.index) as i64);
+        let (total, owned) = self
+            .catalog
+            .view
+            .read(|s| (s.volumes.len(), s.volumes.values().filter(|r| r.token.owner == self.id).count()));
+        self.metrics.volumes.set(total as i64);
+        self.metrics.volumes_owned.set(owned as i64);
+        self.metrics.mounts_active.set(self.mounts.count() as i64);
+        self.metrics.cache_used_bytes.set(self.tvc.store().usage().used_bytes as i64);
+    }
+
+    /// Stop Raft; the caller stops serving first.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.catalog.raft.shutdown().await {
+            tracing::warn!(error = %e, "Raft shutdown");
+        }
+    }
+}

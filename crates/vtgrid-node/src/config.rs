@@ -1,0 +1,426 @@
+//! The grid file: one TOML document describing a whole grid (DESIGN §2).
+//!
+//! Parsing happens in two steps: serde turns the text into [`GridConfig`] (rejecting unknown keys,
+//! so a misspelt key is an error, not a silently ignored setting), then [`GridConfig::validate`]
+//! checks the rules serde cannot express. Every error names the field it is about, such as
+//! `cluster[1].host` or `management_class[0].copy_modes.C3`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+use vtgrid_core::{Category, CategoryDefinition, ClusterId, ConstructName, CopyModeVector, ManagementClass};
+
+/// The single-cluster grid `vtgrid grid up` runs when no file is given.
+pub const EMBEDDED_GRID: &str = include_str!("../../../cluster-config/local.toml");
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read grid file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("grid file {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("grid file {path}: {field}: {problem}")]
+    Invalid { path: PathBuf, field: String, problem: Problem },
+}
+
+/// What is wrong with a field that parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Problem {
+    #[error("not an address (want HOST:PORT, e.g. 127.0.0.1:7400): {0:?}")]
+    BadAddress(String),
+    #[error("address {0} is used twice in this grid")]
+    DuplicateAddress(String),
+    #[error("not a cluster (want C0..C7): {0:?}")]
+    BadClusterKey(String),
+    #[error("id {0} is used twice")]
+    DuplicateId(u8),
+    #[error("a data cluster id is 0..7")]
+    ClusterIdRange,
+    #[error("a witness id is 8..15")]
+    WitnessIdRange,
+    #[error("a grid needs at least one data cluster")]
+    NoClusters,
+    #[error("{0}")]
+    Domain(vtgrid_core::DomainError),
+    #[error("category {0} is not defined in [[category]]")]
+    UndefinedCategory(Category),
+    #[error("category {0} is defined twice")]
+    DuplicateCategory(Category),
+    #[error("insert category {0} must be Fast Ready (scratch), or inserted volumes cannot be scratch mounted")]
+    InsertNotFastReady(Category),
+    #[error("private category {0} must not be Fast Ready, or written volumes would read back blank")]
+    PrivateIsFastReady(Category),
+    #[error("names cluster C{0}, which the grid does not have")]
+    UnknownCluster(u8),
+    #[error("management class {0} is defined twice")]
+    DuplicateClass(String),
+    #[error("must not be empty")]
+    Empty,
+    #[error("the vector has {len} letters but the grid has {clusters} data clusters")]
+    VectorLength { len: usize, clusters: usize },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridConfig {
+    pub grid: GridSection,
+    #[serde(default, rename = "cluster")]
+    pub clusters: Vec<ClusterConfig>,
+    #[serde(default, rename = "witness")]
+    pub witnesses: Vec<WitnessConfig>,
+    #[serde(default, rename = "category")]
+    pub categories: Vec<CategoryConfig>,
+    #[serde(default, rename = "management_class")]
+    pub management_classes: Vec<ManagementClassConfig>,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// Where the file came from, for messages.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridSection {
+    pub name: String,
+    /// Category of inserted volumes when the insert names none. Must be Fast Ready.
+    #[serde(default = "default_insert")]
+    pub insert_category: String,
+    /// Category a scratch-mounted volume moves to when its job commits.
+    #[serde(default = "default_private")]
+    pub private_category: String,
+}
+
+fn default_insert() -> String {
+    Category::DEFAULT_INSERT.to_string()
+}
+
+fn default_private() -> String {
+    Category::DEFAULT_PRIVATE.to_string()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub id: u8,
+    pub name: String,
+    /// Host network: HostService, AdminService, StatusService, health, reflection.
+    pub host: String,
+    /// Grid network: Raft and cluster-to-cluster traffic.
+    pub grid: String,
+    /// Heartbeat network, for the takeover agent (its own listener, never the grid's).
+    pub heartbeat: String,
+    /// Prometheus text metrics over HTTP (`GET /metrics`); none when absent.
+    pub metrics: Option<String>,
+    /// Data directory; a relative path is relative to the directory the process starts in.
+    pub data_dir: PathBuf,
+    /// Cache quota in bytes for volume data; none: the disk's size is the limit.
+    pub cache_quota_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    pub id: u8,
+    pub name: String,
+    pub grid: String,
+    pub heartbeat: String,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryConfig {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub fast_ready: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagementClassConfig {
+    pub name: String,
+    /// Copy-mode vector per defining cluster: `{ C0 = "RND", C1 = "RRD" }`.
+    pub copy_modes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `tracing` filter, e.g. `info` or `vtgrid_node=debug,info`. `RUST_LOG` wins when set.
+    pub log: Option<String>,
+    /// OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`. Spans are exported only when set.
+    pub otlp_endpoint: Option<String>,
+}
+
+/// `HOST:PORT` where HOST is an IP address or a name (IPv6 in brackets) and PORT a number.
+pub fn is_host_port(text: &str) -> bool {
+    if text.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok()
+                && !host.is_empty()
+                && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        }
+        None => false,
+    }
+}
+
+impl GridConfig {
+    /// Read, parse and validate a grid file.
+    pub fn load(path: &Path) -> Result<GridConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        GridConfig::parse(&text, path)
+    }
+
+    /// Parse and validate grid-file text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<GridConfig, ConfigError> {
+        let mut config: GridConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), source: Box::new(e) })?;
+        config.source = path.into();
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn embedded() -> GridConfig {
+        GridConfig::parse(EMBEDDED_GRID, Path::new("<embedded local.toml>"))
+            .expect("the embedded grid file is checked by a unit test")
+    }
+
+    fn invalid(&self, field: impl Into<String>, problem: Problem) -> ConfigError {
+        ConfigError::Invalid { path: self.source.clone(), field: field.into(), problem }
+    }
+
+    /// Check what serde cannot: addresses, ids, categories, vectors.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.grid.name.trim().is_empty() {
+            return Err(self.invalid("grid.name", Problem::Empty));
+        }
+        if self.clusters.is_empty() {
+            return Err(self.invalid("cluster", Problem::NoClusters));
+        }
+        let mut ids = BTreeSet::new();
+        let mut addrs = BTreeSet::new();
+        let mut check_addr = |field: String, text: &str| -> Result<(), ConfigError> {
+            if !is_host_port(text) {
+                return Err(self.invalid(&field, Problem::BadAddress(text.into())));
+            }
+            if !addrs.insert(text.to_string()) {
+                return Err(self.invalid(field, Problem::DuplicateAddress(text.into())));
+            }
+            Ok(())
+        };
+        for (i, c) in self.clusters.iter().enumerate() {
+            if c.id >= vtgrid_core::cluster::MAX_CLUSTERS {
+                return Err(self.invalid(format!("cluster[{i}].id"), Problem::ClusterIdRange));
+            }
+            if !ids.insert(c.id) {
+                return Err(self.invalid(format!("cluster[{i}].id"), Problem::DuplicateId(c.id)));
+            }
+            check_addr(format!("cluster[{i}].host"), &c.host)?;
+            check_addr(format!("cluster[{i}].grid"), &c.grid)?;
+            check_addr(format!("cluster[{i}].heartbeat"), &c.heartbeat)?;
+            if let Some(m) = &c.metrics {
+                check_addr(format!("cluster[{i}].metrics"), m)?;
+            }
+            if c.data_dir.as_os_str().is_empty() {
+                return Err(self.invalid(format!("cluster[{i}].data_dir"), Problem::Empty));
+            }
+        }
+        for (i, w) in self.witnesses.iter().enumerate() {
+            if !(vtgrid_core::cluster::MAX_CLUSTERS..vtgrid_core::cluster::MAX_VOTERS).contains(&w.id) {
+                return Err(self.invalid(format!("witness[{i}].id"), Problem::WitnessIdRange));
+            }
+            if !ids.insert(w.id) {
+                return Err(self.invalid(format!("witness[{i}].id"), Problem::DuplicateId(w.id)));
+            }
+            check_addr(format!("witness[{i}].grid"), &w.grid)?;
+            check_addr(format!("witness[{i}].heartbeat"), &w.heartbeat)?;
+        }
+        let categories = self.category_definitions()?;
+        let insert = self.insert_category()?;
+        let private = self.private_category()?;
+        match categories.iter().find(|d| d.category == insert) {
+            None => return Err(self.invalid("grid.insert_category", Problem::UndefinedCategory(insert))),
+            Some(d) if !d.fast_ready => {
+                return Err(self.invalid("grid.insert_category", Problem::InsertNotFastReady(insert)))
+            }
+            Some(_) => {}
+        }
+        match categories.iter().find(|d| d.category == private) {
+            None => return Err(self.invalid("grid.private_category", Problem::UndefinedCategory(private))),
+            Some(d) if d.fast_ready => {
+                return Err(self.invalid("grid.private_category", Problem::PrivateIsFastReady(private)))
+            }
+            Some(_) => {}
+        }
+        self.management_classes()?;
+        Ok(())
+    }
+
+    pub fn insert_category(&self) -> Result<Category, ConfigError> {
+        self.grid.insert_category.parse().map_err(|e| self.invalid("grid.insert_category", Problem::Domain(e)))
+    }
+
+    pub fn private_category(&self) -> Result<Category, ConfigError> {
+        self.grid.private_category.parse().map_err(|e| self.invalid("grid.private_category", Problem::Domain(e)))
+    }
+
+    pub fn category_definitions(&self) -> Result<Vec<CategoryDefinition>, ConfigError> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, c) in self.categories.iter().enumerate() {
+            let category: Category =
+                c.id.parse().map_err(|e| self.invalid(format!("category[{i}].id"), Problem::Domain(e)))?;
+            if !seen.insert(category) {
+                return Err(self.invalid(format!("category[{i}].id"), Problem::DuplicateCategory(category)));
+            }
+            out.push(CategoryDefinition { category, name: c.name.clone(), fast_ready: c.fast_ready });
+        }
+        Ok(out)
+    }
+
+    pub fn management_classes(&self) -> Result<Vec<ManagementClass>, ConfigError> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        let data_clusters = self.clusters.len();
+        for (i, mc) in self.management_classes.iter().enumerate() {
+            let name: ConstructName =
+                mc.name.parse().map_err(|e| self.invalid(format!("management_class[{i}].name"), Problem::Domain(e)))?;
+            if !seen.insert(name.clone()) {
+                return Err(self.invalid(format!("management_class[{i}].name"), Problem::DuplicateClass(mc.name.clone())));
+            }
+            let mut vectors = BTreeMap::new();
+            for (key, text) in &mc.copy_modes {
+                let field = format!("management_class[{i}].copy_modes.{key}");
+                let n: u8 = key
+                    .trim_start_matches(['C', 'c'])
+                    .parse()
+                    .map_err(|_| self.invalid(&field, Problem::BadClusterKey(key.clone())))?;
+                if !self.clusters.iter().any(|c| c.id == n) {
+                    return Err(self.invalid(&field, Problem::UnknownCluster(n)));
+                }
+                let vector: CopyModeVector = text.parse().map_err(|e| self.invalid(&field, Problem::Domain(e)))?;
+                if vector.modes().len() != data_clusters {
+                    return Err(self.invalid(
+                        &field,
+                        Problem::VectorLength { len: vector.modes().len(), clusters: data_clusters },
+                    ));
+                }
+                let id = ClusterId::new(n).map_err(|e| self.invalid(&field, Problem::Domain(e)))?;
+                vectors.insert(id, vector);
+            }
+            if vectors.is_empty() {
+                return Err(self.invalid(format!("management_class[{i}].copy_modes"), Problem::Empty));
+            }
+            out.push(ManagementClass { name, vectors });
+        }
+        Ok(out)
+    }
+
+    pub fn cluster(&self, id: u8) -> Option<&ClusterConfig> {
+        self.clusters.iter().find(|c| c.id == id)
+    }
+
+    /// Every Raft voter (data clusters and witnesses) with its grid address.
+    pub fn voters(&self) -> BTreeMap<u64, String> {
+        self.clusters
+            .iter()
+            .map(|c| (u64::from(c.id), c.grid.clone()))
+            .chain(self.witnesses.iter().map(|w| (u64::from(w.id), w.grid.clone())))
+            .collect()
+    }
+}
+
+impl ClusterConfig {
+    pub fn cluster_id(&self) -> ClusterId {
+        ClusterId::new(self.id).expect("validated by GridConfig::validate")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<GridConfig, ConfigError> {
+        GridConfig::parse(text, Path::new("t.toml"))
+    }
+
+    const OK: &str = r#"
+[grid]
+name = "t"
+[[cluster]]
+id = 0
+name = "C0"
+host = "127.0.0.1:1"
+grid = "127.0.0.1:2"
+heartbeat = "127.0.0.1:3"
+data_dir = "d"
+[[category]]
+id = "0001"
+name = "SCRATCH"
+fast_ready = true
+[[category]]
+id = "000F"
+name = "PRIVATE"
+[[management_class]]
+name = "MC1"
+copy_modes = { C0 = "R" }
+"#;
+
+    #[test]
+    fn embedded_grid_is_valid() {
+        let g = GridConfig::embedded();
+        assert_eq!(g.clusters.len(), 1);
+        assert!(!g.management_classes().unwrap().is_empty());
+    }
+
+    #[test]
+    fn minimal_grid_parses() {
+        let g = parse(OK).unwrap();
+        assert_eq!(g.voters().len(), 1);
+        let named = parse(&OK.replace("127.0.0.1:2", "c0.example:7401")).unwrap();
+        assert_eq!(named.voters()[&0], "c0.example:7401");
+    }
+
+    fn field_of(e: ConfigError) -> String {
+        match e {
+            ConfigError::Invalid { field, .. } => field,
+            other => panic!("expected Invalid, got {other}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse(&OK.replace("127.0.0.1:2", "nowhere")).unwrap_err();
+        assert_eq!(field_of(e), "cluster[0].grid");
+        let e = parse(&OK.replace("127.0.0.1:2", "c0:99999")).unwrap_err();
+        assert_eq!(field_of(e), "cluster[0].grid");
+        let e = parse(&OK.replace("127.0.0.1:2", "127.0.0.1:1")).unwrap_err();
+        assert_eq!(field_of(e), "cluster[0].grid");
+        let e = parse(&OK.replace("C0 = \"R\"", "C0 = \"RX\"")).unwrap_err();
+        assert_eq!(field_of(e), "management_class[0].copy_modes.C0");
+        let e = parse(&OK.replace("C0 = \"R\"", "C3 = \"R\"")).unwrap_err();
+        assert_eq!(field_of(e), "management_class[0].copy_modes.C3");
+        let e = parse(&OK.replace("id = \"000F\"", "id = \"XYZ\"")).unwrap_err();
+        assert_eq!(field_of(e), "category[1].id");
+        let e = parse(&OK.replace("fast_ready = true", "")).unwrap_err();
+        assert_eq!(field_of(e), "grid.insert_category");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_toml_are_parse_errors_with_a_location() {
+        let e = parse(&OK.replace("name = \"C0\"", "name = \"C0\"\nhots = \"x\"")).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, ConfigError::Parse { .. }));
+        assert!(text.contains("hots"), "{text}");
+        let e = parse("[grid\nname=").unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }));
+    }
+}

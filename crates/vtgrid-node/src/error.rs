@@ -1,0 +1,146 @@
+//! Node errors and the one place they become gRPC statuses.
+//!
+//! [`NodeError`] wraps the layers below (domain parsing, catalog rejections, the volume store) and
+//! adds what only the node knows (mounts, streams, Raft availability). [`NodeError::to_status`] is
+//! an exhaustive match with no catch-all arm, so a new variant does not compile until it has a
+//! gRPC code and a stable reason (STYLE.md, "Map to gRPC at exactly one boundary").
+
+use thiserror::Error;
+use tonic::{Code, Status};
+use vtgrid_core::catalog::CatalogRejection;
+use vtgrid_core::{Category, ClusterId, ConstructName, DomainError, Volser};
+use vtgrid_proto::pb::Reason;
+use vtgrid_proto::status_with_reason;
+use vtgrid_tvc::TvcError;
+
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("{field}: {problem}")]
+    InvalidArgument { field: &'static str, problem: &'static str },
+    #[error("volume {volser} is not in the catalog")]
+    UnknownVolume { volser: Volser },
+    #[error("volume {volser} is mounted")]
+    VolumeInUse { volser: Volser },
+    #[error("no scratch volume in category {category} that {cluster} owns is free")]
+    NoScratchAvailable { category: Category, cluster: ClusterId },
+    #[error("management class {name} is not defined on {cluster}")]
+    UnknownClass { name: ConstructName, cluster: ClusterId },
+    #[error("category {category} is not defined")]
+    UnknownCategory { category: Category },
+    #[error("category {category} is not a Fast Ready (scratch) category")]
+    NotScratchCategory { category: Category },
+    #[error("mount {mount_id} is not a mount of this cluster")]
+    UnknownMount { mount_id: String },
+    #[error("write stream for {volser} ended after {received} bytes without its end message; job aborted")]
+    StreamEndedEarly { volser: Volser, received: u64 },
+    #[error("write stream for {volser} carried {received} bytes but its end message says {declared}; job aborted")]
+    StreamLengthMismatch { volser: Volser, received: u64, declared: u64 },
+    #[error("write stream for {volser} broke after {received} bytes: {cause}; job aborted")]
+    StreamBroken { volser: Volser, received: u64, cause: Status },
+    #[error("a write stream must start with an open message naming the mount")]
+    StreamNotOpened,
+    #[error("mount {mount_id} of {volser} cannot take data: its job failed")]
+    NotWritable { mount_id: String, volser: Volser },
+    #[error("volume {volser} is owned by {owner}, which does not answer")]
+    OwnerUnreachable { volser: Volser, owner: ClusterId },
+    #[error("no reachable cluster holds version {version} of {volser}")]
+    NoValidCopy { volser: Volser, version: u64 },
+    #[error("catalog rejected the change: {0}")]
+    Rejected(#[from] CatalogRejection),
+    #[error("catalog unavailable: {0}")]
+    CatalogUnavailable(CatalogFailure),
+    #[error(transparent)]
+    Tvc(#[from] TvcError),
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+/// Why a catalog command could not be committed.
+#[derive(Debug, Error)]
+pub enum CatalogFailure {
+    #[error("no Raft leader is known")]
+    NoLeader,
+    #[error("not committed within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("the leader at {addr} could not be reached: {status}")]
+    LeaderUnreachable { addr: String, status: Status },
+    #[error("Raft stopped: {0}")]
+    Fatal(String),
+    #[error("malformed reply from the leader: {0}")]
+    BadReply(serde_json::Error),
+}
+
+impl NodeError {
+    /// The gRPC status for this error, with its stable reason.
+    pub fn to_status(&self) -> Status {
+        use Code::*;
+        let (code, reason) = match self {
+            NodeError::Domain(d) => match d {
+                DomainError::InvalidVolser { .. } | DomainError::InvalidVolserRange { .. } => {
+                    (InvalidArgument, Reason::InvalidVolser)
+                }
+                DomainError::InvalidCategory { .. }
+                | DomainError::InvalidConstructName { .. }
+                | DomainError::InvalidCopyMode { .. }
+                | DomainError::InvalidCopyModeVector { .. }
+                | DomainError::InvalidClusterId { .. } => (InvalidArgument, Reason::InvalidArgument),
+            },
+            NodeError::InvalidArgument { .. } | NodeError::StreamNotOpened => {
+                (InvalidArgument, Reason::InvalidArgument)
+            }
+            NodeError::UnknownVolume { .. } => (NotFound, Reason::UnknownVolume),
+            NodeError::VolumeInUse { .. } => (FailedPrecondition, Reason::VolumeInUse),
+            NodeError::NoScratchAvailable { .. } => (ResourceExhausted, Reason::NoScratchAvailable),
+            NodeError::UnknownClass { .. } => (NotFound, Reason::UnknownClass),
+            NodeError::UnknownCategory { .. } | NodeError::NotScratchCategory { .. } => {
+                (NotFound, Reason::UnknownCategory)
+            }
+            NodeError::UnknownMount { .. } => (NotFound, Reason::UnknownMount),
+            NodeError::StreamEndedEarly { .. }
+            | NodeError::StreamLengthMismatch { .. }
+            | NodeError::StreamBroken { .. } => (Aborted, Reason::TruncatedStream),
+            NodeError::NotWritable { .. } => (FailedPrecondition, Reason::NotWritable),
+            NodeError::OwnerUnreachable { .. } => (Unavailable, Reason::OwnerUnreachable),
+            NodeError::NoValidCopy { .. } => (Unavailable, Reason::NoValidCopy),
+            NodeError::Rejected(r) => match r {
+                CatalogRejection::DuplicateVolser { .. } => (AlreadyExists, Reason::DuplicateVolser),
+                CatalogRejection::UnknownVolume { .. } => (NotFound, Reason::UnknownVolume),
+                CatalogRejection::StaleEpoch { .. } | CatalogRejection::VersionNotNext { .. } => {
+                    (Aborted, Reason::StaleEpoch)
+                }
+                CatalogRejection::NotOwner { .. } => (FailedPrecondition, Reason::NotOwner),
+                CatalogRejection::UnknownCategory { .. } => (NotFound, Reason::UnknownCategory),
+                CatalogRejection::UnknownManagementClass { .. } => (NotFound, Reason::UnknownClass),
+            },
+            NodeError::CatalogUnavailable(_) => (Unavailable, Reason::CatalogUnavailable),
+            NodeError::Tvc(t) => tvc_code(t),
+            NodeError::ShuttingDown => (Unavailable, Reason::ShuttingDown),
+        };
+        status_with_reason(code, reason, self.to_string())
+    }
+}
+
+fn tvc_code(e: &TvcError) -> (Code, Reason) {
+    match e {
+        TvcError::ChunkCorrupt { .. }
+        | TvcError::DigestMismatch { .. }
+        | TvcError::Truncated { .. }
+        | TvcError::HeaderMismatch { .. } => {
+            (Code::DataLoss, Reason::ChecksumMismatch)
+        }
+        TvcError::StorageFull { .. } => (Code::ResourceExhausted, Reason::StorageFull),
+        TvcError::NotFound { .. } => (Code::Unavailable, Reason::NoValidCopy),
+        TvcError::Io { .. } | TvcError::Crashed { .. } | TvcError::Broken { .. } => (Code::Internal, Reason::Internal),
+    }
+}
+
+impl From<NodeError> for Status {
+    fn from(e: NodeError) -> Status {
+        if matches!(e, NodeError::Tvc(ref t) if t.is_corruption()) || matches!(e, NodeError::Tvc(TvcError::Io { .. })) {
+            tracing::error!(error = %e, "volume store");
+        }
+        e.to_status()
+    }
+}

@@ -1,0 +1,101 @@
+//! Prometheus text metrics over HTTP (`GET /metrics` on the cluster's `metrics` address).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// The counters a cluster keeps; cheap to clone (each metric is an `Arc` inside).
+#[derive(Clone, Default)]
+pub struct Metrics {
+    pub mounts: Counter,
+    pub unloads: Counter,
+    pub bytes_written: Counter,
+    pub bytes_read: Counter,
+    pub checksum_errors: Counter,
+    pub mounts_active: Gauge,
+    pub volumes: Gauge,
+    pub volumes_owned: Gauge,
+    pub cache_used_bytes: Gauge,
+    pub raft_is_leader: Gauge,
+    pub raft_term: Gauge,
+    pub raft_last_applied: Gauge,
+}
+
+impl Metrics {
+    fn registry(&self) -> Registry {
+        let mut r = Registry::with_prefix("vtgrid");
+        r.register("mounts", "Host mounts served", self.mounts.clone());
+        r.register("unloads", "Rewind-unloads that committed a version", self.unloads.clone());
+        r.register("host_written_bytes", "Bytes written by hosts", self.bytes_written.clone());
+        r.register("host_read_bytes", "Bytes read by hosts", self.bytes_read.clone());
+        r.register("checksum_errors", "Reads that found a corrupt chunk or digest", self.checksum_errors.clone());
+        r.register("mounts_active", "Volumes mounted now", self.mounts_active.clone());
+        r.register("volumes", "Volumes in the catalog", self.volumes.clone());
+        r.register("volumes_owned", "Volumes this cluster owns", self.volumes_owned.clone());
+        r.register("cache_used_bytes", "Bytes of volume data in the cache", self.cache_used_bytes.clone());
+        r.register("raft_is_leader", "1 when this cluster leads the catalog", self.raft_is_leader.clone());
+        r.register("raft_term", "Current Raft term", self.raft_term.clone());
+        r.register("raft_last_applied", "Last catalog log index applied", self.raft_last_applied.clone());
+        r
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        encode(&mut out, &self.registry()).expect("encoding metrics into a String");
+        out
+    }
+}
+
+/// Serve `GET /metrics` until the task is dropped. `refresh` updates gauges before each scrape.
+pub async fn serve_metrics(
+    addr: &str,
+    metrics: Metrics,
+    refresh: Arc<dyn Fn() + Send + Sync>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(addr, "metrics listening");
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics accept");
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        let refresh = refresh.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let body = if req.uri().path() == "/metrics" {
+                    refresh();
+                    Some(metrics.render())
+                } else {
+                    None
+                };
+                async move {
+                    let response = match body {
+                        Some(text) => Response::builder()
+                            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                            .body(Full::new(Bytes::from(text))),
+                        None => Response::builder().status(StatusCode::NOT_FOUND).body(Full::new(Bytes::new())),
+                    };
+                    Ok::<_, Infallible>(response.expect("static response parts are valid"))
+                }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(error = %e, "metrics connection");
+            }
+        });
+    }
+}

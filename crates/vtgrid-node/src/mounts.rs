@@ -1,0 +1,106 @@
+//! The volumes mounted on this cluster: one mount of a volume at a time.
+//!
+//! A mount is a host job: mount → write/read/sync → rewind-unload. The table is a
+//! `std::sync::Mutex` because no `.await` ever happens while it is held (mini-redis `db.rs`); each
+//! job's I/O state sits behind its own `tokio::sync::Mutex`, so a slow write on one volume never
+//! blocks another job, and calls of one job (write, sync, unload) run one after the other.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use vtgrid_core::{Category, Constructs, OwnershipToken, VersionNumber, Volser};
+use vtgrid_tvc::VersionWriter;
+
+use crate::error::NodeError;
+
+/// One host job on one volume.
+pub struct Mount {
+    pub id: String,
+    pub volser: Volser,
+    /// The token this cluster held when the job started; commands of the job carry its epoch.
+    pub token: OwnershipToken,
+    /// The committed version the job started from.
+    pub base_version: VersionNumber,
+    pub base_size: u64,
+    /// Fast Ready mount: the host sees an empty volume (B84).
+    pub blank: bool,
+    /// Keep the base version's bytes and write after them.
+    pub append: bool,
+    /// Category the volume moves to when the job commits a version (scratch mounts).
+    pub category_on_commit: Option<Category>,
+    /// Constructs the volume gets when the job commits.
+    pub constructs_on_commit: Option<Constructs>,
+    pub io: tokio::sync::Mutex<JobIo>,
+}
+
+/// The write side of a job.
+#[derive(Default)]
+pub struct JobIo {
+    /// The version being written, opened by the first write.
+    pub writer: Option<Box<dyn VersionWriter>>,
+    /// Set when a write failed: the job's partial data is gone and it cannot continue.
+    pub failed: bool,
+}
+
+/// Everything mounted on this cluster.
+#[derive(Default)]
+pub struct MountTable {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_id: HashMap<String, Arc<Mount>>,
+    by_volser: HashMap<Volser, String>,
+}
+
+impl MountTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves only two consistent maps behind; keep serving.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn is_mounted(&self, volser: &Volser) -> bool {
+        self.lock().by_volser.contains_key(volser)
+    }
+
+    pub fn count(&self) -> usize {
+        self.lock().by_id.len()
+    }
+
+    /// Mount the volume `choose` picks, atomically with the check that it is free. `choose` gets
+    /// a test for "is this VOLSER mounted?" and returns the mount to register.
+    pub fn mount_with<F>(&self, choose: F) -> Result<Arc<Mount>, NodeError>
+    where
+        F: FnOnce(&dyn Fn(&Volser) -> bool) -> Result<Mount, NodeError>,
+    {
+        let mut inner = self.lock();
+        let mount = {
+            let mounted = |v: &Volser| inner.by_volser.contains_key(v);
+            choose(&mounted)?
+        };
+        if inner.by_volser.contains_key(&mount.volser) {
+            return Err(NodeError::VolumeInUse { volser: mount.volser });
+        }
+        let mount = Arc::new(mount);
+        inner.by_volser.insert(mount.volser, mount.id.clone());
+        inner.by_id.insert(mount.id.clone(), mount.clone());
+        Ok(mount)
+    }
+
+    pub fn get(&self, mount_id: &str) -> Result<Arc<Mount>, NodeError> {
+        self.lock().by_id.get(mount_id).cloned().ok_or_else(|| NodeError::UnknownMount { mount_id: mount_id.to_string() })
+    }
+
+    /// End a job. Returns false when it had already ended.
+    pub fn demount(&self, mount_id: &str) -> bool {
+        let mut inner = self.lock();
+        match inner.by_id.remove(mount_id) {
+            Some(m) => {
+                inner.by_volser.remove(&m.volser);
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! openraft's network over `GridService` (the grid listener, DESIGN §2).
+//!
+//! Raft messages travel as JSON of openraft's own request and response types inside a
+//! `RaftMessage`. A remote Raft error comes back inside the JSON as `Err(..)`, so the sender can
+//! tell "the peer answered no" (a `RemoteError`) from "the peer did not answer" (`Unreachable`),
+//! which openraft treats differently (back off vs. retry).
+
+use std::sync::Arc;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::Channel;
+use vtgrid_catalog::TypeConfig;
+use vtgrid_proto::pb::grid_service_client::GridServiceClient;
+use vtgrid_proto::pb::RaftMessage;
+
+use crate::transport::Connector;
+
+/// Makes one [`GridLink`] per Raft peer.
+#[derive(Clone)]
+pub struct GridNetwork {
+    connector: Arc<dyn Connector>,
+}
+
+impl GridNetwork {
+    pub fn new(connector: Arc<dyn Connector>) -> Self {
+        GridNetwork { connector }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for GridNetwork {
+    type Network = GridLink;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> GridLink {
+        let client = crate::config::is_host_port(&node.addr).then(|| {
+            GridServiceClient::new(self.connector.channel(&node.addr))
+                .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::services::MAX_MESSAGE_BYTES)
+        });
+        GridLink { target, addr: node.addr.clone(), client }
+    }
+}
+
+/// The Raft connection to one peer.
+pub struct GridLink {
+    target: u64,
+    addr: String,
+    /// None when the peer's address does not parse; every RPC then reports it unreachable.
+    client: Option<GridServiceClient<Channel>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error("peer address {0:?} is not HOST:PORT")]
+    BadAddress(String),
+    #[error("grid RPC failed: {0}")]
+    Status(#[from] tonic::Status),
+    #[error("malformed Raft message: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+type Rpc = fn(
+    &mut GridServiceClient<Channel>,
+    tonic::Request<RaftMessage>,
+) -> futures::future::BoxFuture<'_, Result<tonic::Response<RaftMessage>, tonic::Status>>;
+
+impl GridLink {
+    /// Send one request and decode the peer's `Result<Resp, RaftError<E>>`.
+    async fn call<Req, Resp, E>(
+        &mut self,
+        rpc: Rpc,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = match self.client.as_mut() {
+            Some(c) => c,
+            None => return Err(RPCError::Unreachable(Unreachable::new(&LinkError::BadAddress(self.addr.clone())))),
+        };
+        let json = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&LinkError::Json(e))))?;
+        let mut request = tonic::Request::new(RaftMessage { json: json.into() });
+        request.set_timeout(option.hard_ttl());
+        let reply = match rpc(client, request).await {
+            Ok(r) => r.into_inner(),
+            Err(status) => {
+                let e = LinkError::Status(status);
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
+        };
+        let decoded: Result<Resp, RaftError<u64, E>> =
+            serde_json::from_slice(&reply.json).map_err(|e| RPCError::Network(NetworkError::new(&LinkError::Json(e))))?;
+        decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for GridLink {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.call(|c, r| Box::pin(c.append_entries(r)), &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>> {
+        self.call(|c, r| Box::pin(c.install_snapshot(r)), &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.call(|c, r| Box::pin(c.vote(r)), &rpc, &option).await
+    }
+}

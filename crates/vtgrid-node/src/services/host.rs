@@ -1,0 +1,129 @@
+//! `HostService`: what tape hosts call. Translates the wire to [`crate::jobs`] and back.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+use vtgrid_proto::pb::{self, host_service_server::HostService, mount_request, write_request};
+use vtgrid_proto::volume::{constructs_from_pb, volume_to_pb};
+
+use crate::cluster::Cluster;
+use crate::error::NodeError;
+use crate::jobs::{MountOptions, MountTarget, WriteItem};
+
+pub struct HostApi {
+    cluster: Arc<Cluster>,
+}
+
+impl HostApi {
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        HostApi { cluster }
+    }
+}
+
+fn parse_opt_category(s: &str) -> Result<Option<vtgrid_core::Category>, NodeError> {
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(s.parse()?))
+    }
+}
+
+#[tonic::async_trait]
+impl HostService for HostApi {
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
+    async fn mount(&self, request: Request<pb::MountRequest>) -> Result<Response<pb::MountResponse>, Status> {
+        let req = request.into_inner();
+        let target = match req.target {
+            Some(mount_request::Target::Volser(v)) => MountTarget::Specific(v.parse().map_err(NodeError::from)?),
+            Some(mount_request::Target::ScratchCategory(c)) => MountTarget::Scratch(c.parse().map_err(NodeError::from)?),
+            None => {
+                return Err(NodeError::InvalidArgument { field: "target", problem: "name a volser or a scratch category" }
+                    .into())
+            }
+        };
+        let constructs = match &req.constructs {
+            Some(c) => constructs_from_pb(c).map_err(NodeError::from)?,
+            None => Default::default(),
+        };
+        let opts = MountOptions {
+            target,
+            append: req.append,
+            constructs,
+            private_category: parse_opt_category(&req.private_category)?,
+        };
+        let mount = self.cluster.mount(opts).await?;
+        Ok(Response::new(pb::MountResponse {
+            mount_id: mount.id.clone(),
+            volser: mount.volser.to_string(),
+            version: mount.base_version,
+            blank: mount.blank,
+            size: mount.base_size,
+        }))
+    }
+
+    async fn write(&self, request: Request<Streaming<pb::WriteRequest>>) -> Result<Response<pb::WriteResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mount_id = match stream.next().await {
+            Some(Ok(pb::WriteRequest { msg: Some(write_request::Msg::Open(open)) })) => open.mount_id,
+            Some(Err(status)) => return Err(status),
+            _ => return Err(NodeError::StreamNotOpened.into()),
+        };
+        let mount = self.cluster.mounts.get(&mount_id)?;
+        let items = stream.map(|item| match item {
+            Ok(pb::WriteRequest { msg: Some(write_request::Msg::Chunk(data)) }) => Ok(WriteItem::Chunk(data)),
+            Ok(pb::WriteRequest { msg: Some(write_request::Msg::End(end)) }) => {
+                Ok(WriteItem::End { total_bytes: end.total_bytes })
+            }
+            Ok(_) => Err(Status::invalid_argument("a write stream opens once, then carries chunks and one end")),
+            Err(status) => Err(status),
+        });
+        let (bytes, volume_bytes) = self.cluster.write(mount, Box::pin(items)).await?;
+        Ok(Response::new(pb::WriteResponse { bytes, volume_bytes }))
+    }
+
+    type ReadStream = Pin<Box<dyn Stream<Item = Result<pb::ReadChunk, Status>> + Send>>;
+
+    async fn read(&self, request: Request<pb::ReadRequest>) -> Result<Response<Self::ReadStream>, Status> {
+        let mount = self.cluster.mounts.get(&request.into_inner().mount_id)?;
+        let chunks = self.cluster.read(&mount).await?;
+        let out = chunks.map(|c| c.map(|data| pb::ReadChunk { data }).map_err(Status::from));
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn sync(&self, request: Request<pb::SyncRequest>) -> Result<Response<pb::SyncResponse>, Status> {
+        let mount = self.cluster.mounts.get(&request.into_inner().mount_id)?;
+        let durable_bytes = self.cluster.sync(&mount).await?;
+        Ok(Response::new(pb::SyncResponse { durable_bytes }))
+    }
+
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
+    async fn rewind_unload(
+        &self,
+        request: Request<pb::RewindUnloadRequest>,
+    ) -> Result<Response<pb::RewindUnloadResponse>, Status> {
+        let mount = self.cluster.mounts.get(&request.into_inner().mount_id)?;
+        let done = self.cluster.rewind_unload(&mount).await?;
+        let r = done.record;
+        Ok(Response::new(pb::RewindUnloadResponse {
+            volser: r.volser.to_string(),
+            version: r.version,
+            size: r.size,
+            digest: r.digest.to_hex(),
+            written: done.written,
+            category: r.category.to_string(),
+        }))
+    }
+
+    async fn change_category(
+        &self,
+        request: Request<pb::ChangeCategoryRequest>,
+    ) -> Result<Response<pb::ChangeCategoryResponse>, Status> {
+        let req = request.into_inner();
+        let volser = req.volser.parse().map_err(NodeError::from)?;
+        let category = req.category.parse().map_err(NodeError::from)?;
+        let record = self.cluster.change_category(volser, category).await?;
+        Ok(Response::new(pb::ChangeCategoryResponse { volume: Some(volume_to_pb(&record, false)) }))
+    }
+}

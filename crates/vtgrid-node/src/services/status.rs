@@ -1,0 +1,55 @@
+//! `StatusService`: what one cluster sees.
+
+use std::sync::Arc;
+
+use openraft::ServerState;
+use tonic::{Request, Response, Status};
+use vtgrid_proto::pb::{self, status_service_server::StatusService};
+
+use crate::cluster::Cluster;
+
+pub struct StatusApi {
+    cluster: Arc<Cluster>,
+}
+
+impl StatusApi {
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        StatusApi { cluster }
+    }
+}
+
+#[tonic::async_trait]
+impl StatusService for StatusApi {
+    async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> Result<Response<pb::ClusterStatus>, Status> {
+        let c = &self.cluster;
+        c.refresh_gauges();
+        let m = c.catalog.raft.metrics().borrow().clone();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let voters = m.membership_config.membership().voter_ids().map(|id| id as u32).collect();
+        let usage = c.tvc.store().usage();
+        let name = c.grid.cluster(c.id.get()).map(|cc| cc.name.clone()).unwrap_or_default();
+        Ok(Response::new(pb::ClusterStatus {
+            grid: c.grid.grid.name.clone(),
+            cluster: u32::from(c.id.get()),
+            name,
+            raft_role: role.into(),
+            raft_leader: m.current_leader.map(|l| l as u32),
+            raft_term: m.current_term,
+            last_applied: m.last_applied.map_or(0, |l| l.index),
+            voters,
+            volumes: c.metrics.volumes.get() as u64,
+            volumes_owned: c.metrics.volumes_owned.get() as u64,
+            mounts: c.mounts.count() as u64,
+            cache_used_bytes: usage.used_bytes,
+            cache_quota_bytes: usage.quota_bytes,
+            version: env!("CARGO_PKG_VERSION").into(),
+            ready: c.is_ready(),
+        }))
+    }
+}

@@ -1,0 +1,61 @@
+//! Logs and traces: `tracing` to stderr always, OpenTelemetry OTLP export when the grid file's
+//! `[telemetry] otlp_endpoint` is set.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::TelemetryConfig;
+
+/// Keeps the exporter alive; dropping it flushes the spans still buffered.
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            if let Err(e) = p.shutdown() {
+                eprintln!("telemetry: flushing spans failed: {e}");
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("OTLP exporter for {endpoint}: {source}")]
+    Exporter { endpoint: String, source: opentelemetry_otlp::ExporterBuildError },
+}
+
+/// Install the global subscriber. `service` names this process in traces (`vtgrid-C0`).
+pub fn init(config: &TelemetryConfig, service: &str) -> Result<TelemetryGuard, TelemetryError> {
+    // openraft narrates every election at INFO; an operator wants its warnings only.
+    let directives = format!("{},openraft=warn", config.log.as_deref().unwrap_or("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    let provider = match &config.otlp_endpoint {
+        None => None,
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .build()
+                .map_err(|source| TelemetryError::Exporter { endpoint: endpoint.clone(), source })?;
+            let resource = opentelemetry_sdk::Resource::builder().with_service_name(service.to_string()).build();
+            Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+        }
+    };
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service.to_string())));
+    // A second init (tests starting several nodes in one process) keeps the first subscriber.
+    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
+    Ok(TelemetryGuard { provider })
+}

@@ -1,0 +1,60 @@
+//! The volume store seen from async code.
+//!
+//! `vtgrid-tvc` is synchronous: its file store fsyncs and hashes whole chunks, which must not run on
+//! a tokio worker (it would stall every other request on that worker). [`Tvc`] runs such calls in
+//! `spawn_blocking`. The in-memory store used by turmoil simulations is called inline instead,
+//! because a blocking pool would take work off the simulated clock and break determinism.
+
+use std::sync::Arc;
+
+use vtgrid_tvc::VolumeStore;
+
+/// A shared handle on the cluster's volume store.
+#[derive(Clone)]
+pub struct Tvc {
+    store: Arc<dyn VolumeStore>,
+}
+
+impl Tvc {
+    pub fn new(store: Arc<dyn VolumeStore>) -> Self {
+        Tvc { store }
+    }
+
+    pub fn store(&self) -> &Arc<dyn VolumeStore> {
+        &self.store
+    }
+
+    /// Run `f` against the store, off the async workers when the store blocks.
+    pub async fn run<T, F>(&self, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn VolumeStore) -> T + Send + 'static,
+    {
+        let store = self.store.clone();
+        offload(self.store.is_blocking(), move || f(&*store)).await
+    }
+
+    /// Run `f` (typically on a writer or reader taken from this store) the same way.
+    pub async fn offload<T, F>(&self, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        offload(self.store.is_blocking(), f).await
+    }
+}
+
+async fn offload<T, F>(blocking: bool, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    if !blocking {
+        return f();
+    }
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("blocking volume-store task cancelled: {e}"),
+    }
+}

@@ -1,0 +1,341 @@
+//! [`MemVolumeStore`]: the volume store in memory, for turmoil simulations (STYLE, Traits at the
+//! I/O seams).
+//!
+//! Each committed version is kept as the exact bytes the file store would write (see
+//! [`crate::format`]), so chunk CRCs, the trailer digest and every corruption check behave the
+//! same, and [`MemVolumeStore::corrupt_byte`] lets tests damage a version.
+//!
+//! [`MemVolumeStore::crash`] stands for a node losing power: committed versions survive (commit
+//! means durable), every version being written is lost, as the file store's restart deletes
+//! `.partial/`. A writer started before the crash fails every later call with
+//! [`TvcError::Crashed`]; the store's space generation tells it so. Synced but uncommitted bytes
+//! are lost too, exactly as in the file store.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use vtgrid_core::{VersionNumber, Volser};
+
+use crate::error::TvcError;
+use crate::format::{
+    data_offset, stored_len, FrameReader, FrameWriter, FramedVersionReader, Target, TRAILER_LEN,
+};
+use crate::space::{Reservation, Space};
+use crate::store::{copy_base, SpaceUsage, VersionMeta, VersionReader, VersionWriter, VolumeStore};
+
+/// An in-memory volume store. Clones share the same versions, so a simulation keeps a handle
+/// across [`MemVolumeStore::crash`].
+#[derive(Clone)]
+pub struct MemVolumeStore {
+    inner: Arc<MemInner>,
+}
+
+struct MemInner {
+    /// Committed versions in their stored (framed) form. A `BTreeMap` so `versions()` comes out
+    /// sorted and deterministic.
+    versions: Mutex<BTreeMap<(Volser, VersionNumber), Bytes>>,
+    /// Committed plus in-flight bytes; its generation counts crashes.
+    space: Arc<Space>,
+}
+
+/// The name errors use for a version held in memory.
+fn mem_path(volser: Volser, version: VersionNumber) -> PathBuf {
+    PathBuf::from(format!("mem:{volser}/{version:020}.vol"))
+}
+
+impl MemVolumeStore {
+    /// An empty store with an optional quota.
+    pub fn new(quota_bytes: Option<u64>) -> Self {
+        MemVolumeStore {
+            inner: Arc::new(MemInner {
+                versions: Mutex::new(BTreeMap::new()),
+                space: Space::new(quota_bytes, 0),
+            }),
+        }
+    }
+
+    fn versions_map(&self) -> MutexGuard<'_, BTreeMap<(Volser, VersionNumber), Bytes>> {
+        // Each change to the map is a single insert or remove: a panic elsewhere cannot leave it
+        // half-changed.
+        self.inner
+            .versions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Simulate a crash and restart: committed versions stay, every version in flight is lost
+    /// with its space, and writers begun before now can no longer write or commit.
+    pub fn crash(&self) {
+        self.inner.space.crash();
+    }
+
+    /// Flip every bit of data byte `offset` of a committed version, as a disk error would (for
+    /// tests). Readers opened before keep the old bytes.
+    ///
+    /// # Panics
+    /// If `offset` is not below the version's size.
+    pub fn corrupt_byte(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        offset: u64,
+    ) -> Result<(), TvcError> {
+        let mut map = self.versions_map();
+        let stored = map
+            .get_mut(&(volser, version))
+            .ok_or(TvcError::NotFound { volser, version })?;
+        let at = data_offset(offset);
+        assert!(
+            at < stored.len() as u64 - TRAILER_LEN,
+            "offset {offset} is past the data of {volser} {version}"
+        );
+        let mut bytes = stored.to_vec();
+        bytes[at as usize] ^= 0xff;
+        *stored = Bytes::from(bytes);
+        Ok(())
+    }
+}
+
+impl Default for MemVolumeStore {
+    fn default() -> Self {
+        MemVolumeStore::new(None)
+    }
+}
+
+impl VolumeStore for MemVolumeStore {
+    fn begin(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        base: Option<VersionNumber>,
+    ) -> Result<Box<dyn VersionWriter>, TvcError> {
+        let reservation = self.inner.space.reserve(volser, version, stored_len(0))?;
+        let target = Target {
+            volser,
+            version,
+            path: mem_path(volser, version),
+        };
+        let mut writer = Box::new(MemVersionWriter {
+            frames: FrameWriter::new(Cursor::new(Vec::new()), target)?,
+            reservation,
+            store: self.clone(),
+            broken: false,
+        });
+        if let Some(base) = base {
+            copy_base(self.open(volser, base)?.as_mut(), writer.as_mut())?;
+        }
+        Ok(writer)
+    }
+
+    fn open(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+    ) -> Result<Box<dyn VersionReader>, TvcError> {
+        let stored = self.versions_map().get(&(volser, version)).cloned();
+        let stored = stored.ok_or(TvcError::NotFound { volser, version })?;
+        let target = Target {
+            volser,
+            version,
+            path: mem_path(volser, version),
+        };
+        Ok(Box::new(FramedVersionReader(FrameReader::open(
+            Cursor::new(stored),
+            target,
+        )?)))
+    }
+
+    fn remove(&self, volser: Volser, version: VersionNumber) -> Result<(), TvcError> {
+        let mut map = self.versions_map();
+        self.inner
+            .space
+            .remove(|| Ok(map.remove(&(volser, version)).map_or(0, |b| b.len() as u64)))
+    }
+
+    fn versions(&self) -> Result<Vec<(Volser, VersionNumber)>, TvcError> {
+        Ok(self.versions_map().keys().copied().collect())
+    }
+
+    fn usage(&self) -> SpaceUsage {
+        self.inner.space.usage()
+    }
+
+    fn is_blocking(&self) -> bool {
+        false
+    }
+}
+
+/// Writes one version into a buffer; `commit` moves it into the store's map.
+struct MemVersionWriter {
+    frames: FrameWriter<Cursor<Vec<u8>>>,
+    /// Space held; also tells whether a crash came since `begin`.
+    reservation: Reservation,
+    store: MemVolumeStore,
+    /// A write failed mid-way (cannot happen in memory, kept for the same contract as the file).
+    broken: bool,
+}
+
+impl MemVersionWriter {
+    fn check_usable(&self) -> Result<(), TvcError> {
+        let target = self.frames.target();
+        if self.reservation.is_lost() {
+            return Err(TvcError::Crashed {
+                volser: target.volser,
+                version: target.version,
+            });
+        }
+        if self.broken {
+            return Err(target.broken());
+        }
+        Ok(())
+    }
+}
+
+impl VersionWriter for MemVersionWriter {
+    fn write(&mut self, data: &[u8]) -> Result<(), TvcError> {
+        self.check_usable()?;
+        self.reservation
+            .grow_to(stored_len(self.frames.written() + data.len() as u64))?;
+        let result = self.frames.write(data);
+        self.broken = result.is_err();
+        result
+    }
+
+    fn sync(&mut self) -> Result<u64, TvcError> {
+        // Memory has no durable point short of commit: a crash loses every partial version.
+        self.check_usable()?;
+        Ok(self.frames.written())
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.frames.written()
+    }
+
+    fn commit(self: Box<Self>) -> Result<VersionMeta, TvcError> {
+        self.check_usable()?;
+        let MemVersionWriter {
+            frames,
+            reservation,
+            store,
+            ..
+        } = *self;
+        let target = frames.target().clone();
+        let (cursor, size, digest) = frames.finish()?;
+        let stored = Bytes::from(cursor.into_inner());
+        let mut map = store.versions_map();
+        // Fails with Crashed, inserting nothing, if a crash came after the check above.
+        reservation.commit(|| {
+            let replaced = map.insert((target.volser, target.version), stored);
+            Ok(replaced.map_or(0, |b| b.len() as u64))
+        })?;
+        Ok(VersionMeta {
+            volser: target.volser,
+            version: target.version,
+            size,
+            digest,
+        })
+    }
+
+    fn abort(self: Box<Self>) {
+        // Dropping the reservation gives back the space; the buffer goes with the writer.
+        drop(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{pattern, read_all, write_version};
+    use crate::CHUNK_SIZE;
+
+    fn make(quota: Option<u64>) -> ((), MemVolumeStore) {
+        ((), MemVolumeStore::new(quota))
+    }
+
+    suite_tests!(super::make);
+
+    #[test]
+    fn run_suite_passes() {
+        crate::testing::run_suite(make);
+    }
+
+    fn v1() -> Volser {
+        "A00001".parse().unwrap()
+    }
+
+    /// Sequence: commit v1 → begin v2 (append) and write → crash → v1 is intact, v2 never
+    /// existed, and the space v2 held is free.
+    #[test]
+    fn crash_loses_in_flight_keeps_committed() {
+        let store = MemVolumeStore::new(None);
+        let handle = store.clone();
+        let data = pattern(CHUNK_SIZE + 1, 1);
+        write_version(&store, v1(), 1, &data);
+        let mut writer = store.begin(v1(), 2, Some(1)).unwrap();
+        writer.write(&pattern(4000, 2)).unwrap();
+        writer.sync().unwrap();
+        handle.crash();
+        assert_eq!(store.versions().unwrap(), [(v1(), 1)]);
+        assert_eq!(read_all(&store, v1(), 1).unwrap(), data);
+        assert_eq!(store.usage().used_bytes, stored_len(data.len() as u64));
+        drop(writer);
+        assert_eq!(
+            store.usage().used_bytes,
+            stored_len(data.len() as u64),
+            "no double give-back"
+        );
+    }
+
+    #[test]
+    fn writer_from_before_crash_cannot_commit() {
+        let store = MemVolumeStore::new(None);
+        let mut writer = store.begin(v1(), 1, None).unwrap();
+        writer.write(b"before").unwrap();
+        store.crash();
+        assert!(matches!(
+            writer.write(b"after"),
+            Err(TvcError::Crashed { .. })
+        ));
+        assert!(matches!(writer.sync(), Err(TvcError::Crashed { .. })));
+        assert!(matches!(
+            writer.commit(),
+            Err(TvcError::Crashed { version: 1, .. })
+        ));
+        assert_eq!(store.versions().unwrap(), []);
+
+        let meta = write_version(&store, v1(), 1, b"after the crash");
+        assert_eq!(meta.size, 15);
+        assert_eq!(store.usage().used_bytes, stored_len(15));
+    }
+
+    #[test]
+    fn corrupt_byte_is_chunk_corrupt() {
+        let store = MemVolumeStore::new(None);
+        let data = pattern(2 * CHUNK_SIZE + 5, 3);
+        write_version(&store, v1(), 1, &data);
+        store
+            .corrupt_byte(v1(), 1, 2 * CHUNK_SIZE as u64 + 4)
+            .unwrap();
+        let mut reader = store.open(v1(), 1).unwrap();
+        assert!(reader.next_chunk().unwrap().is_some());
+        assert!(reader.next_chunk().unwrap().is_some());
+        let err = reader.next_chunk().unwrap_err();
+        assert!(
+            matches!(err, TvcError::ChunkCorrupt { chunk: 2, .. }),
+            "{err:?}"
+        );
+        assert!(err.is_corruption());
+        assert!(matches!(
+            store.corrupt_byte(v1(), 9, 0),
+            Err(TvcError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn mem_store_is_not_blocking() {
+        assert!(!MemVolumeStore::default().is_blocking());
+    }
+}

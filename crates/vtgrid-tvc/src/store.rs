@@ -1,0 +1,119 @@
+//! The seam between vtgrid and wherever a cluster keeps volume bytes (STYLE, Traits at the I/O
+//! seams): [`VolumeStore`] hands out a [`VersionWriter`] per version being written and a
+//! [`VersionReader`] per committed version being read.
+//!
+//! ```text
+//!  begin(volser, v, base) ──► VersionWriter ── write/sync ──► commit ──► committed version v
+//!                                  │                                        │
+//!                                  └── abort / drop / crash: gone           └─► open ─► VersionReader
+//! ```
+//!
+//! Every call may block on the disk: async callers check [`VolumeStore::is_blocking`] and run
+//! blocking stores inside `tokio::task::spawn_blocking` (fsync and BLAKE3 over hundreds of MiB
+//! would otherwise stall every task on the thread; STYLE, What to avoid).
+
+use vtgrid_core::{Digest, VersionNumber, Volser};
+
+use crate::error::TvcError;
+
+/// What a committed version is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionMeta {
+    pub volser: Volser,
+    pub version: VersionNumber,
+    /// Number of data bytes (what the host wrote), not counting framing.
+    pub size: u64,
+    /// BLAKE3 of the data bytes: what the catalog records and copies are checked against.
+    pub digest: Digest,
+}
+
+/// How much of the cache is in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpaceUsage {
+    /// Stored bytes (data plus framing, see [`crate::format::stored_len`]) of every committed
+    /// version, plus what writers in flight have written so far.
+    pub used_bytes: u64,
+    /// The cache quota, if the cluster has one. Writes that would pass it fail with
+    /// [`TvcError::StorageFull`].
+    pub quota_bytes: Option<u64>,
+}
+
+/// A cluster's volume store: committed versions by `(Volser, VersionNumber)`.
+pub trait VolumeStore: Send + Sync + 'static {
+    /// Start writing `version` of `volser`. With `base = Some(v)`, the new version starts as a copy
+    /// of committed version v's bytes (append mount); they are verified while copying, so a
+    /// corrupt base fails here rather than spreading into the new version.
+    ///
+    /// Committing a version that is already held replaces it.
+    fn begin(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        base: Option<VersionNumber>,
+    ) -> Result<Box<dyn VersionWriter>, TvcError>;
+
+    /// Open a committed version for reading.
+    fn open(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+    ) -> Result<Box<dyn VersionReader>, TvcError>;
+
+    /// Delete a committed version (missing is not an error).
+    fn remove(&self, volser: Volser, version: VersionNumber) -> Result<(), TvcError>;
+
+    /// Every committed version held, sorted. Versions being written are not listed.
+    fn versions(&self) -> Result<Vec<(Volser, VersionNumber)>, TvcError>;
+
+    /// Current space use and quota.
+    fn usage(&self) -> SpaceUsage;
+
+    /// True when calls do real blocking I/O (the file store): async callers must use
+    /// `spawn_blocking`.
+    fn is_blocking(&self) -> bool;
+}
+
+/// One version being written. Nothing of it is visible to [`VolumeStore::open`] or
+/// [`VolumeStore::versions`] until [`VersionWriter::commit`] returns.
+pub trait VersionWriter: Send {
+    /// Append bytes; the writer cuts them into chunks of [`crate::CHUNK_SIZE`] itself, whatever the
+    /// sizes of the calls, so a version's framing depends only on its size.
+    fn write(&mut self, data: &[u8]) -> Result<(), TvcError>;
+
+    /// A durable point: everything written so far is on stable storage (fsync). Returns the bytes
+    /// written so far.
+    fn sync(&mut self) -> Result<u64, TvcError>;
+
+    /// Data bytes written so far, including those copied from the base version.
+    fn bytes_written(&self) -> u64;
+
+    /// Close the version: trailer with total size and BLAKE3 digest, fsync, rename to the final
+    /// name, fsync the directory. After `Ok` the version survives a crash.
+    fn commit(self: Box<Self>) -> Result<VersionMeta, TvcError>;
+
+    /// Drop the partial version and give back its space. Dropping the writer does the same.
+    fn abort(self: Box<Self>);
+}
+
+/// One committed version being read, chunk by chunk.
+pub trait VersionReader: Send {
+    /// The size and digest the version's trailer records.
+    fn meta(&self) -> &VersionMeta;
+
+    /// The next chunk's bytes, verified against its CRC32C before they are returned; `None` at the
+    /// end, after the whole-version BLAKE3 digest and size have been checked against the trailer.
+    /// Corruption is an error, never data.
+    fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, TvcError>;
+}
+
+/// Feed every verified chunk of `base` into `writer`: the start of an append mount. Any
+/// corruption in the base stops the copy with the reader's error.
+pub(crate) fn copy_base(
+    base: &mut dyn VersionReader,
+    writer: &mut dyn VersionWriter,
+) -> Result<(), TvcError> {
+    while let Some(chunk) = base.next_chunk()? {
+        writer.write(&chunk)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# vtgrid-core holds the domain rules with no I/O: it must not depend on tokio, tonic or RocksDB
+# (STYLE.md, "Make the boundary checkable").
+set -euo pipefail
+bad=$(cargo tree -p vtgrid-core -e normal --prefix none | grep -E '^(tokio|tonic|rocksdb|librocksdb-sys|openraft) ' || true)
+if [ -n "$bad" ]; then
+  echo "vtgrid-core depends on I/O crates:"; echo "$bad"; exit 1
+fi
+echo "boundaries ok: vtgrid-core has no tokio, tonic, rocksdb or openraft"

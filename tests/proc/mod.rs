@@ -1,0 +1,15 @@
+//! Real-process tests: `vtgrid` binaries on loopback, with real RocksDB, volume files and gRPC.
+//!
+//! Each test starts its own cluster ([`vtgrid_tests::support::TestGrid`]) in a temp dir on free
+//! ports, so tests run in parallel. They need the binary: `cargo build -p vtgrid-cli` first (or
+//! set `VTGRID_BIN`).
+//!
+//! - `roundtrip`: `grid up`, 256 MiB through the CLI's stdin and stdout.
+//! - `durability`: kill -9 after rewind-unload and during a write.
+//! - `corruption`: a flipped byte on disk is CHECKSUM_MISMATCH, never data.
+//! - `bad_input`: one refusal per reason, malformed grid files, B84, `--json`.
+
+mod bad_input;
+mod corruption;
+mod durability;
+mod roundtrip;
