@@ -19,8 +19,10 @@ build: setup
 grid: build
 	$(VTGRID) grid up
 
-# Every test: unit, storage conformance, turmoil simulations, real-process tests.
+# Every test: unit, storage conformance, turmoil simulations, real-process tests. The real-process
+# tests spawn the `vtgrid` binary, which `cargo test` alone does not build.
 test: setup
+	$(CARGO) build -p vtgrid-cli
 	$(CARGO) test --workspace --no-fail-fast
 
 # What CI checks besides the tests.

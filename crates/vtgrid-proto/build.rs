@@ -2,10 +2,14 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["common", "host", "admin", "status", "grid"].map(|f| root.join(format!("vtgrid/v1/{f}.proto")));
+    let files = ["common", "host", "admin", "status", "grid"]
+        .map(|f| root.join(format!("vtgrid/v1/{f}.proto")));
     let descriptors = protox::compile(&files, [&root])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out.join("vtgrid_descriptor.bin"), prost::Message::encode_to_vec(&descriptors))?;
+    std::fs::write(
+        out.join("vtgrid_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

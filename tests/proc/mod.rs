@@ -8,8 +8,10 @@
 //! - `durability`: kill -9 after rewind-unload and during a write.
 //! - `corruption`: a flipped byte on disk is CHECKSUM_MISMATCH, never data.
 //! - `bad_input`: one refusal per reason, malformed grid files, B84, `--json`.
+//! - `telemetry`: OTLP span export and Prometheus metrics.
 
 mod bad_input;
 mod corruption;
 mod durability;
 mod roundtrip;
+mod telemetry;

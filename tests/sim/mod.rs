@@ -2,3 +2,4 @@
 //! Each topic is a directory; each test names the behaviour it checks (B-number).
 
 mod durability;
+mod host;

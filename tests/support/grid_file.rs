@@ -25,6 +25,8 @@ pub struct GridFile {
     pub data_dir: PathBuf,
     /// `cache_quota_bytes`; none: the disk is the limit.
     pub cache_quota_bytes: Option<u64>,
+    /// `[telemetry] otlp_endpoint`; none: no span export.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl GridFile {
@@ -38,6 +40,7 @@ impl GridFile {
             metrics,
             data_dir,
             cache_quota_bytes,
+            otlp_endpoint: None,
         }
     }
 
@@ -86,7 +89,12 @@ copy_modes = {{ C0 = "R" }}
 
 [telemetry]
 log = "info"
-"#,
+{otlp}"#,
+            otlp = self
+                .otlp_endpoint
+                .as_ref()
+                .map(|e| format!("otlp_endpoint = {e:?}\n"))
+                .unwrap_or_default(),
             host = self.host,
             grid = self.grid,
             heartbeat = self.heartbeat,

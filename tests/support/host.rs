@@ -156,8 +156,7 @@ fn open_message(mount_id: &str) -> pb::WriteRequest {
 
 fn chunk_message(data: bytes::Bytes) -> pb::WriteRequest {
     pb::WriteRequest {
-        // `.into()`: the generated field is `Bytes` or `Vec<u8>` depending on the prost config.
-        msg: Some(write_request::Msg::Chunk(data.into())),
+        msg: Some(write_request::Msg::Chunk(data)),
     }
 }
 

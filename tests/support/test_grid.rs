@@ -47,10 +47,12 @@ pub enum Launch {
 }
 
 /// How to start a [`TestGrid`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct GridOptions {
     pub launch: Launch,
     pub cache_quota_bytes: Option<u64>,
+    /// `[telemetry] otlp_endpoint`: where the node exports its spans.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for GridOptions {
@@ -58,6 +60,7 @@ impl Default for GridOptions {
         GridOptions {
             launch: Launch::Node,
             cache_quota_bytes: None,
+            otlp_endpoint: None,
         }
     }
 }
@@ -97,7 +100,10 @@ impl TestGrid {
         let data_dir = dir.path().join("c0");
         let mut grid = TestGrid {
             process: None,
-            file: GridFile::on_free_ports(data_dir, options.cache_quota_bytes),
+            file: GridFile {
+                otlp_endpoint: options.otlp_endpoint.clone(),
+                ..GridFile::on_free_ports(data_dir, options.cache_quota_bytes)
+            },
             launch: options.launch,
             config_path: dir.path().join("grid.toml"),
             log_path: dir.path().join("process.log"),
@@ -110,7 +116,10 @@ impl TestGrid {
                 Ok(()) => return grid,
                 Err(StartFailure::Exited { bind: true, .. }) if attempt < BIND_ATTEMPTS => {
                     let data_dir = grid.file.data_dir.clone();
-                    grid.file = GridFile::on_free_ports(data_dir, options.cache_quota_bytes);
+                    grid.file = GridFile {
+                        otlp_endpoint: options.otlp_endpoint.clone(),
+                        ..GridFile::on_free_ports(data_dir, options.cache_quota_bytes)
+                    };
                 }
                 Err(failure) => grid.start_failed(failure),
             }

@@ -16,6 +16,9 @@ pub use rocks::RocksEngine;
 
 use crate::error::{CatalogStorageError, EngineError};
 
+/// A key and its value, as scans return them.
+pub type KvPair = (Vec<u8>, Vec<u8>);
+
 /// A column family: one keyspace per kind of record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cf {
@@ -107,11 +110,11 @@ pub trait KvEngine: Clone + Send + Sync + 'static {
         from: &[u8],
         to: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, EngineError>;
+    ) -> Result<Vec<KvPair>, EngineError>;
 
     /// The pair with the greatest key in `cf`. The log store needs the last entry at startup
     /// without scanning the whole log.
-    fn last(&self, cf: Cf) -> Result<Option<(Vec<u8>, Vec<u8>)>, EngineError>;
+    fn last(&self, cf: Cf) -> Result<Option<KvPair>, EngineError>;
 
     /// Blocking backend (RocksDB): async callers use spawn_blocking. Memory: false.
     fn is_blocking(&self) -> bool;
@@ -160,9 +163,7 @@ mod tests {
             .write(vec![put(Cf::Meta, b"z", b"other cf")], true)
             .unwrap();
 
-        let keys = |pairs: Vec<(Vec<u8>, Vec<u8>)>| {
-            pairs.into_iter().map(|(k, _)| k[0]).collect::<Vec<_>>()
-        };
+        let keys = |pairs: Vec<KvPair>| pairs.into_iter().map(|(k, _)| k[0]).collect::<Vec<_>>();
         assert_eq!(
             keys(engine.scan(Cf::Logs, &[3], Some(&[6]), usize::MAX).unwrap()),
             vec![3, 4, 5]

@@ -140,9 +140,7 @@ impl<E: KvEngine> RaftLogStorage<TypeConfig> for LogStore<E> {
                 None => None,
             };
             // With no entry left, the last log id is the last purged one (openraft's contract).
-            let last_log_id = last_entry
-                .map(|entry| entry.log_id)
-                .or_else(|| last_purged_log_id.clone());
+            let last_log_id = last_entry.map(|entry| entry.log_id).or(last_purged_log_id);
             Ok(LogState {
                 last_purged_log_id,
                 last_log_id,
@@ -259,6 +257,9 @@ mod tests {
         assert_eq!(index_bounds(&(3..)), Some((3, None)));
         assert_eq!(index_bounds(&(..=u64::MAX)), Some((0, None)));
         assert_eq!(index_bounds(&(3..3)), None);
-        assert_eq!(index_bounds(&(5..3)), None);
+        assert_eq!(
+            index_bounds(&(Bound::Included(5), Bound::Excluded(3))),
+            None
+        );
     }
 }

@@ -44,11 +44,11 @@ impl StoreBuilder<TypeConfig, LogStore<MemEngine>, StateMachineStore<MemEngine>>
 }
 
 #[test]
-fn rocks_engine_passes_openraft_storage_suite() -> Result<(), StorageError> {
-    Suite::test_all(RocksBuilder)
+fn rocks_engine_passes_openraft_storage_suite() {
+    Suite::test_all(RocksBuilder).unwrap();
 }
 
 #[test]
-fn mem_engine_passes_openraft_storage_suite() -> Result<(), StorageError> {
-    Suite::test_all(MemBuilder)
+fn mem_engine_passes_openraft_storage_suite() {
+    Suite::test_all(MemBuilder).unwrap();
 }

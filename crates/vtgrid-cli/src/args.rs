@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "vtgrid", version, about = "A replication grid for virtual tape volumes")]
+#[command(
+    name = "vtgrid",
+    version,
+    about = "A replication grid for virtual tape volumes"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -16,7 +20,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Host endpoint of the cluster to talk to.
-    #[arg(long, global = true, env = "VTGRID_ENDPOINT", default_value = "http://127.0.0.1:7400")]
+    #[arg(
+        long,
+        global = true,
+        env = "VTGRID_ENDPOINT",
+        default_value = "http://127.0.0.1:7400"
+    )]
     pub endpoint: String,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]

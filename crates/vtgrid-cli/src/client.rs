@@ -15,11 +15,17 @@ pub enum CliError {
     #[error("{}: {}", reason_name(.0), .0.message())]
     Refused(tonic::Status),
     #[error("cannot reach {endpoint}: {source}")]
-    Connect { endpoint: String, source: tonic::transport::Error },
+    Connect {
+        endpoint: String,
+        source: tonic::transport::Error,
+    },
     #[error("{0}")]
     Usage(String),
     #[error("{what}: {source}")]
-    Io { what: &'static str, source: std::io::Error },
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Node(#[from] vtgrid_node::process::NodeProcessError),
     #[error(transparent)]
@@ -51,12 +57,16 @@ impl From<tonic::Status> for CliError {
 }
 
 pub async fn channel(endpoint: &str) -> Result<Channel, CliError> {
-    let ep = Endpoint::from_shared(endpoint.to_string()).map_err(|e| CliError::Usage(format!("bad --endpoint: {e}")))?;
+    let ep = Endpoint::from_shared(endpoint.to_string())
+        .map_err(|e| CliError::Usage(format!("bad --endpoint: {e}")))?;
     ep.connect_timeout(std::time::Duration::from_secs(3))
         .tcp_nodelay(true)
         .connect()
         .await
-        .map_err(|source| CliError::Connect { endpoint: endpoint.to_string(), source })
+        .map_err(|source| CliError::Connect {
+            endpoint: endpoint.to_string(),
+            source,
+        })
 }
 
 pub async fn host(endpoint: &str) -> Result<HostServiceClient<Channel>, CliError> {
@@ -75,5 +85,8 @@ pub async fn status(endpoint: &str) -> Result<StatusServiceClient<Channel>, CliE
 
 /// Print a value as pretty JSON.
 pub fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
 }

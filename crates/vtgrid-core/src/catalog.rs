@@ -30,12 +30,26 @@ use crate::volume::{Digest, VersionNumber, VolumeRecord};
 pub enum CatalogCommand {
     /// Create volumes owned by the inserting cluster at epoch 1 (B16). All or nothing: one
     /// VOLSER that exists already rejects the whole range.
-    InsertVolumes { by: ClusterId, range: VolserRange, category: Category },
+    InsertVolumes {
+        by: ClusterId,
+        range: VolserRange,
+        category: Category,
+    },
     /// Move ownership from `from` to `to`. `epoch` is the epoch `from` holds; the new token gets
     /// the next one. Proposed by the surrendering owner (the two-party handshake of DESIGN §3).
-    Transfer { volser: Volser, from: ClusterId, to: ClusterId, epoch: Epoch },
+    Transfer {
+        volser: Volser,
+        from: ClusterId,
+        to: ClusterId,
+        epoch: Epoch,
+    },
     /// A change made by the owner holding `epoch`: category, constructs and/or a new version.
-    UpdateVolume { volser: Volser, by: ClusterId, epoch: Epoch, change: VolumeChange },
+    UpdateVolume {
+        volser: Volser,
+        by: ClusterId,
+        epoch: Epoch,
+        change: VolumeChange,
+    },
     /// Create or replace a category definition.
     DefineCategory(CategoryDefinition),
     /// Create or replace a management class (all its per-cluster vectors at once).
@@ -47,7 +61,8 @@ impl CatalogCommand {
     pub fn volume_keys(&self) -> Vec<Volser> {
         match self {
             CatalogCommand::InsertVolumes { range, .. } => range.iter().collect(),
-            CatalogCommand::Transfer { volser, .. } | CatalogCommand::UpdateVolume { volser, .. } => {
+            CatalogCommand::Transfer { volser, .. }
+            | CatalogCommand::UpdateVolume { volser, .. } => {
                 vec![*volser]
             }
             CatalogCommand::DefineCategory(_) | CatalogCommand::DefineManagementClass(_) => vec![],
@@ -78,9 +93,15 @@ pub type CatalogResponse = Result<Applied, CatalogRejection>;
 /// What an accepted command did.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Applied {
-    Inserted { count: u64 },
-    Transferred { token: OwnershipToken },
-    Updated { record: Box<VolumeRecord> },
+    Inserted {
+        count: u64,
+    },
+    Transferred {
+        token: OwnershipToken,
+    },
+    Updated {
+        record: Box<VolumeRecord>,
+    },
     Defined,
     /// The blank entry or membership change openraft itself commits.
     Nothing,
@@ -94,15 +115,27 @@ pub enum CatalogRejection {
     #[error("volume {volser} is not in the catalog")]
     UnknownVolume { volser: Volser },
     #[error("volume {volser}: epoch {held} is stale, the catalog holds epoch {current}")]
-    StaleEpoch { volser: Volser, held: Epoch, current: Epoch },
+    StaleEpoch {
+        volser: Volser,
+        held: Epoch,
+        current: Epoch,
+    },
     #[error("volume {volser} is owned by {owner}, not {sender}")]
-    NotOwner { volser: Volser, sender: ClusterId, owner: ClusterId },
+    NotOwner {
+        volser: Volser,
+        sender: ClusterId,
+        owner: ClusterId,
+    },
     #[error("category {category} is not defined")]
     UnknownCategory { category: Category },
     #[error("management class {name} is not defined")]
     UnknownManagementClass { name: ConstructName },
     #[error("volume {volser}: version {got} does not follow version {current}")]
-    VersionNotNext { volser: Volser, current: VersionNumber, got: VersionNumber },
+    VersionNotNext {
+        volser: Volser,
+        current: VersionNumber,
+        got: VersionNumber,
+    },
 }
 
 /// The replicated catalog. Ordered maps keep every iteration deterministic.
@@ -117,9 +150,23 @@ impl CatalogState {
     /// Apply one committed command. Accepted commands change the state; rejected ones do not.
     pub fn apply(&mut self, command: &CatalogCommand) -> CatalogResponse {
         match command {
-            CatalogCommand::InsertVolumes { by, range, category } => self.insert(*by, range, *category),
-            CatalogCommand::Transfer { volser, from, to, epoch } => self.transfer(*volser, *from, *to, *epoch),
-            CatalogCommand::UpdateVolume { volser, by, epoch, change } => self.update(*volser, *by, *epoch, change),
+            CatalogCommand::InsertVolumes {
+                by,
+                range,
+                category,
+            } => self.insert(*by, range, *category),
+            CatalogCommand::Transfer {
+                volser,
+                from,
+                to,
+                epoch,
+            } => self.transfer(*volser, *from, *to, *epoch),
+            CatalogCommand::UpdateVolume {
+                volser,
+                by,
+                epoch,
+                change,
+            } => self.update(*volser, *by, *epoch, change),
             CatalogCommand::DefineCategory(def) => {
                 self.categories.insert(def.category, def.clone());
                 Ok(Applied::Defined)
@@ -135,7 +182,12 @@ impl CatalogState {
         self.categories.get(&category).is_some_and(|d| d.fast_ready)
     }
 
-    fn insert(&mut self, by: ClusterId, range: &VolserRange, category: Category) -> CatalogResponse {
+    fn insert(
+        &mut self,
+        by: ClusterId,
+        range: &VolserRange,
+        category: Category,
+    ) -> CatalogResponse {
         self.require_category(category)?;
         if let Some(existing) = range.iter().find(|v| self.volumes.contains_key(v)) {
             return Err(CatalogRejection::DuplicateVolser { volser: existing });
@@ -143,7 +195,10 @@ impl CatalogState {
         for volser in range.iter() {
             let record = VolumeRecord {
                 volser,
-                token: OwnershipToken { owner: by, epoch: Epoch::FIRST },
+                token: OwnershipToken {
+                    owner: by,
+                    epoch: Epoch::FIRST,
+                },
                 category,
                 constructs: Constructs::default(),
                 version: 0,
@@ -156,18 +211,39 @@ impl CatalogState {
         Ok(Applied::Inserted { count: range.len() })
     }
 
-    fn transfer(&mut self, volser: Volser, from: ClusterId, to: ClusterId, epoch: Epoch) -> CatalogResponse {
+    fn transfer(
+        &mut self,
+        volser: Volser,
+        from: ClusterId,
+        to: ClusterId,
+        epoch: Epoch,
+    ) -> CatalogResponse {
         let record = self.fenced(volser, from, epoch)?;
-        record.token = OwnershipToken { owner: to, epoch: epoch.next() };
-        Ok(Applied::Transferred { token: record.token })
+        record.token = OwnershipToken {
+            owner: to,
+            epoch: epoch.next(),
+        };
+        Ok(Applied::Transferred {
+            token: record.token,
+        })
     }
 
-    fn update(&mut self, volser: Volser, by: ClusterId, epoch: Epoch, change: &VolumeChange) -> CatalogResponse {
+    fn update(
+        &mut self,
+        volser: Volser,
+        by: ClusterId,
+        epoch: Epoch,
+        change: &VolumeChange,
+    ) -> CatalogResponse {
         // Check everything before changing anything, so a rejection leaves no trace.
         if let Some(category) = change.category {
             self.require_category(category)?;
         }
-        if let Some(mc) = change.constructs.as_ref().and_then(|c| c.management_class.as_ref()) {
+        if let Some(mc) = change
+            .constructs
+            .as_ref()
+            .and_then(|c| c.management_class.as_ref())
+        {
             if !self.management_classes.contains_key(mc) {
                 return Err(CatalogRejection::UnknownManagementClass { name: mc.clone() });
             }
@@ -175,7 +251,11 @@ impl CatalogState {
         let record = self.fenced(volser, by, epoch)?;
         if let Some(v) = &change.version {
             if v.version != record.version + 1 {
-                return Err(CatalogRejection::VersionNotNext { volser, current: record.version, got: v.version });
+                return Err(CatalogRejection::VersionNotNext {
+                    volser,
+                    current: record.version,
+                    got: v.version,
+                });
             }
         }
         if let Some(category) = change.category {
@@ -190,17 +270,35 @@ impl CatalogState {
             record.digest = v.digest;
             record.consistent_at = BTreeMap::from([(v.written_at, v.version)]);
         }
-        Ok(Applied::Updated { record: Box::new(record.clone()) })
+        Ok(Applied::Updated {
+            record: Box::new(record.clone()),
+        })
     }
 
     /// The record, if `sender` holding `held` is its current owner (epoch fencing).
-    fn fenced(&mut self, volser: Volser, sender: ClusterId, held: Epoch) -> Result<&mut VolumeRecord, CatalogRejection> {
-        let record = self.volumes.get_mut(&volser).ok_or(CatalogRejection::UnknownVolume { volser })?;
+    fn fenced(
+        &mut self,
+        volser: Volser,
+        sender: ClusterId,
+        held: Epoch,
+    ) -> Result<&mut VolumeRecord, CatalogRejection> {
+        let record = self
+            .volumes
+            .get_mut(&volser)
+            .ok_or(CatalogRejection::UnknownVolume { volser })?;
         if record.token.epoch != held {
-            return Err(CatalogRejection::StaleEpoch { volser, held, current: record.token.epoch });
+            return Err(CatalogRejection::StaleEpoch {
+                volser,
+                held,
+                current: record.token.epoch,
+            });
         }
         if record.token.owner != sender {
-            return Err(CatalogRejection::NotOwner { volser, sender, owner: record.token.owner });
+            return Err(CatalogRejection::NotOwner {
+                volser,
+                sender,
+                owner: record.token.owner,
+            });
         }
         Ok(record)
     }
@@ -228,18 +326,35 @@ mod tests {
 
     fn grid() -> CatalogState {
         let mut s = CatalogState::default();
-        let def = CategoryDefinition { category: Category(1), name: "SCRATCH".into(), fast_ready: true };
+        let def = CategoryDefinition {
+            category: Category(1),
+            name: "SCRATCH".into(),
+            fast_ready: true,
+        };
         s.apply(&CatalogCommand::DefineCategory(def)).unwrap();
-        let def = CategoryDefinition { category: Category(0xF), name: "PRIVATE".into(), fast_ready: false };
+        let def = CategoryDefinition {
+            category: Category(0xF),
+            name: "PRIVATE".into(),
+            fast_ready: false,
+        };
         s.apply(&CatalogCommand::DefineCategory(def)).unwrap();
-        s.apply(&CatalogCommand::InsertVolumes { by: c(0), range: "A00000-A00009".parse().unwrap(), category: Category(1) })
-            .unwrap();
+        s.apply(&CatalogCommand::InsertVolumes {
+            by: c(0),
+            range: "A00000-A00009".parse().unwrap(),
+            category: Category(1),
+        })
+        .unwrap();
         s
     }
 
     fn new_version(n: u64, at: ClusterId) -> VolumeChange {
         VolumeChange {
-            version: Some(NewVersion { version: n, size: 10, digest: Digest([n as u8; 32]), written_at: at }),
+            version: Some(NewVersion {
+                version: n,
+                size: 10,
+                digest: Digest([n as u8; 32]),
+                written_at: at,
+            }),
             ..VolumeChange::default()
         }
     }
@@ -248,7 +363,13 @@ mod tests {
     fn b16_insert_gives_ownership_to_the_inserting_cluster_at_epoch_one() {
         let s = grid();
         let r = &s.volumes[&v("A00003")];
-        assert_eq!(r.token, OwnershipToken { owner: c(0), epoch: Epoch::FIRST });
+        assert_eq!(
+            r.token,
+            OwnershipToken {
+                owner: c(0),
+                epoch: Epoch::FIRST
+            }
+        );
         assert_eq!(r.version, 0);
         assert_eq!(s.volumes.len(), 10);
     }
@@ -262,29 +383,72 @@ mod tests {
             range: "A00008-A00020".parse().unwrap(),
             category: Category(1),
         });
-        assert_eq!(got, Err(CatalogRejection::DuplicateVolser { volser: v("A00008") }));
+        assert_eq!(
+            got,
+            Err(CatalogRejection::DuplicateVolser {
+                volser: v("A00008")
+            })
+        );
         assert_eq!(s, before);
     }
 
     #[test]
     fn insert_needs_a_defined_category() {
         let mut s = grid();
-        let got =
-            s.apply(&CatalogCommand::InsertVolumes { by: c(0), range: "B00000".parse().unwrap(), category: Category(7) });
-        assert_eq!(got, Err(CatalogRejection::UnknownCategory { category: Category(7) }));
+        let got = s.apply(&CatalogCommand::InsertVolumes {
+            by: c(0),
+            range: "B00000".parse().unwrap(),
+            category: Category(7),
+        });
+        assert_eq!(
+            got,
+            Err(CatalogRejection::UnknownCategory {
+                category: Category(7)
+            })
+        );
     }
 
     #[test]
     fn transfer_bumps_the_epoch_and_fences_the_old_owner() {
         let mut s = grid();
         let vol = v("A00001");
-        let got = s.apply(&CatalogCommand::Transfer { volser: vol, from: c(0), to: c(1), epoch: Epoch(1) });
-        assert_eq!(got, Ok(Applied::Transferred { token: OwnershipToken { owner: c(1), epoch: Epoch(2) } }));
+        let got = s.apply(&CatalogCommand::Transfer {
+            volser: vol,
+            from: c(0),
+            to: c(1),
+            epoch: Epoch(1),
+        });
+        assert_eq!(
+            got,
+            Ok(Applied::Transferred {
+                token: OwnershipToken {
+                    owner: c(1),
+                    epoch: Epoch(2)
+                }
+            })
+        );
         // The old owner's late update, with the epoch it held, is rejected.
-        let late = s.apply(&CatalogCommand::UpdateVolume { volser: vol, by: c(0), epoch: Epoch(1), change: new_version(1, c(0)) });
-        assert_eq!(late, Err(CatalogRejection::StaleEpoch { volser: vol, held: Epoch(1), current: Epoch(2) }));
+        let late = s.apply(&CatalogCommand::UpdateVolume {
+            volser: vol,
+            by: c(0),
+            epoch: Epoch(1),
+            change: new_version(1, c(0)),
+        });
+        assert_eq!(
+            late,
+            Err(CatalogRejection::StaleEpoch {
+                volser: vol,
+                held: Epoch(1),
+                current: Epoch(2)
+            })
+        );
         // A replayed transfer is rejected too.
-        let again = s.apply(&CatalogCommand::Transfer { volser: vol, from: c(0), to: c(2), epoch: Epoch(1) });
+        let again = s.apply(&CatalogCommand::Transfer {
+            volser: vol,
+            from: c(0),
+            to: c(2),
+            epoch: Epoch(1),
+        });
         assert!(matches!(again, Err(CatalogRejection::StaleEpoch { .. })));
         assert_eq!(s.volumes[&vol].token.owner, c(1));
     }
@@ -293,18 +457,47 @@ mod tests {
     fn only_the_owner_updates() {
         let mut s = grid();
         let vol = v("A00002");
-        let got = s.apply(&CatalogCommand::UpdateVolume { volser: vol, by: c(1), epoch: Epoch(1), change: new_version(1, c(1)) });
-        assert_eq!(got, Err(CatalogRejection::NotOwner { volser: vol, sender: c(1), owner: c(0) }));
+        let got = s.apply(&CatalogCommand::UpdateVolume {
+            volser: vol,
+            by: c(1),
+            epoch: Epoch(1),
+            change: new_version(1, c(1)),
+        });
+        assert_eq!(
+            got,
+            Err(CatalogRejection::NotOwner {
+                volser: vol,
+                sender: c(1),
+                owner: c(0)
+            })
+        );
     }
 
     #[test]
     fn versions_follow_one_another_and_reset_consistency() {
         let mut s = grid();
         let vol = v("A00004");
-        s.apply(&CatalogCommand::UpdateVolume { volser: vol, by: c(0), epoch: Epoch(1), change: new_version(1, c(0)) })
-            .unwrap();
-        let skip = s.apply(&CatalogCommand::UpdateVolume { volser: vol, by: c(0), epoch: Epoch(1), change: new_version(3, c(0)) });
-        assert_eq!(skip, Err(CatalogRejection::VersionNotNext { volser: vol, current: 1, got: 3 }));
+        s.apply(&CatalogCommand::UpdateVolume {
+            volser: vol,
+            by: c(0),
+            epoch: Epoch(1),
+            change: new_version(1, c(0)),
+        })
+        .unwrap();
+        let skip = s.apply(&CatalogCommand::UpdateVolume {
+            volser: vol,
+            by: c(0),
+            epoch: Epoch(1),
+            change: new_version(3, c(0)),
+        });
+        assert_eq!(
+            skip,
+            Err(CatalogRejection::VersionNotNext {
+                volser: vol,
+                current: 1,
+                got: 3
+            })
+        );
         let r = &s.volumes[&vol];
         assert_eq!((r.version, r.size), (1, 10));
         assert_eq!(r.consistent_clusters().collect::<Vec<_>>(), vec![c(0)]);
@@ -316,11 +509,22 @@ mod tests {
         let before = s.clone();
         let change = VolumeChange {
             category: Some(Category(0xF)),
-            constructs: Some(Constructs { management_class: Some("NOPE".parse().unwrap()), ..Constructs::default() }),
+            constructs: Some(Constructs {
+                management_class: Some("NOPE".parse().unwrap()),
+                ..Constructs::default()
+            }),
             version: None,
         };
-        let got = s.apply(&CatalogCommand::UpdateVolume { volser: v("A00005"), by: c(0), epoch: Epoch(1), change });
-        assert!(matches!(got, Err(CatalogRejection::UnknownManagementClass { .. })));
+        let got = s.apply(&CatalogCommand::UpdateVolume {
+            volser: v("A00005"),
+            by: c(0),
+            epoch: Epoch(1),
+            change,
+        });
+        assert!(matches!(
+            got,
+            Err(CatalogRejection::UnknownManagementClass { .. })
+        ));
         assert_eq!(s, before);
     }
 }

@@ -32,10 +32,15 @@ impl FromStr for Category {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+        let t = t
+            .strip_prefix("0x")
+            .or_else(|| t.strip_prefix("0X"))
+            .unwrap_or(t);
         match u16::from_str_radix(t, 16) {
             Ok(n) if n != 0 && !t.is_empty() && t.len() <= 4 => Ok(Category(n)),
-            _ => Err(DomainError::InvalidCategory { input: s.to_string() }),
+            _ => Err(DomainError::InvalidCategory {
+                input: s.to_string(),
+            }),
         }
     }
 }

@@ -19,7 +19,10 @@ pub struct ClusterId(u8);
 impl ClusterId {
     pub fn new(id: u8) -> Result<Self, DomainError> {
         if id >= MAX_VOTERS {
-            return Err(DomainError::InvalidClusterId { input: i64::from(id), max: MAX_VOTERS - 1 });
+            return Err(DomainError::InvalidClusterId {
+                input: i64::from(id),
+                max: MAX_VOTERS - 1,
+            });
         }
         Ok(ClusterId(id))
     }
@@ -38,8 +41,10 @@ impl ClusterId {
     }
 
     pub fn from_raft_id(id: u64) -> Result<Self, DomainError> {
-        let small = u8::try_from(id)
-            .map_err(|_| DomainError::InvalidClusterId { input: id as i64, max: MAX_VOTERS - 1 })?;
+        let small = u8::try_from(id).map_err(|_| DomainError::InvalidClusterId {
+            input: id as i64,
+            max: MAX_VOTERS - 1,
+        })?;
         ClusterId::new(small)
     }
 }

@@ -31,12 +31,15 @@ impl FromStr for ConstructName {
         let national = |c: char| matches!(c, '@' | '#' | '$');
         let ok = !s.is_empty()
             && s.len() <= 8
-            && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || national(c))
+            && s.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || national(c))
             && !s.starts_with(|c: char| c.is_ascii_digit());
         if ok {
             Ok(ConstructName(s.to_string()))
         } else {
-            Err(DomainError::InvalidConstructName { input: s.to_string() })
+            Err(DomainError::InvalidConstructName {
+                input: s.to_string(),
+            })
         }
     }
 }

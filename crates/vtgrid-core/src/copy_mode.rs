@@ -39,7 +39,9 @@ impl CopyMode {
             'D' => Ok(CopyMode::Deferred),
             'S' => Ok(CopyMode::Sync),
             'N' => Ok(CopyMode::NoCopy),
-            _ => Err(DomainError::InvalidCopyMode { input: c.to_string() }),
+            _ => Err(DomainError::InvalidCopyMode {
+                input: c.to_string(),
+            }),
         }
     }
 }
@@ -66,7 +68,10 @@ impl CopyModeVector {
 
     /// The mode for a cluster; clusters beyond the vector get No Copy.
     pub fn mode_for(&self, cluster: ClusterId) -> CopyMode {
-        self.0.get(cluster.index()).copied().unwrap_or(CopyMode::NoCopy)
+        self.0
+            .get(cluster.index())
+            .copied()
+            .unwrap_or(CopyMode::NoCopy)
     }
 }
 
@@ -74,7 +79,10 @@ impl FromStr for CopyModeVector {
     type Err = DomainError;
     /// Accepts `RND`, `R,N,D`, `R-N-D` and `[R,N,D]`, as the seed writes them.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |why| DomainError::InvalidCopyModeVector { input: s.to_string(), why };
+        let bad = |why| DomainError::InvalidCopyModeVector {
+            input: s.to_string(),
+            why,
+        };
         let letters: Vec<char> = s
             .trim()
             .trim_start_matches('[')
@@ -92,7 +100,9 @@ impl FromStr for CopyModeVector {
             .into_iter()
             .map(CopyMode::from_letter)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| DomainError::InvalidCopyMode { input: s.to_string() })?;
+            .map_err(|_| DomainError::InvalidCopyMode {
+                input: s.to_string(),
+            })?;
         let syncs = modes.iter().filter(|m| **m == CopyMode::Sync).count();
         if syncs != 0 && syncs != 2 {
             return Err(bad(VectorProblem::SyncCount));
@@ -148,7 +158,11 @@ mod tests {
     #[test]
     fn vector_spellings_agree() {
         for s in ["RNDN", "R,N,D,N", "R-N-D-N", "[R,N,D,N]", "rndn"] {
-            assert_eq!(s.parse::<CopyModeVector>().unwrap().to_string(), "RNDN", "{s}");
+            assert_eq!(
+                s.parse::<CopyModeVector>().unwrap().to_string(),
+                "RNDN",
+                "{s}"
+            );
         }
     }
 

@@ -31,8 +31,14 @@ impl FromStr for Volser {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = s.as_bytes();
-        if bytes.len() != 6 || !bytes.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
-            return Err(DomainError::InvalidVolser { input: s.to_string() });
+        if bytes.len() != 6
+            || !bytes
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            return Err(DomainError::InvalidVolser {
+                input: s.to_string(),
+            });
         }
         let mut out = [0u8; 6];
         out.copy_from_slice(bytes);
@@ -88,7 +94,11 @@ pub const MAX_RANGE_LEN: u64 = 100_000;
 
 impl VolserRange {
     pub fn single(v: Volser) -> Self {
-        VolserRange { first: v, last: v, prefix_len: 6 }
+        VolserRange {
+            first: v,
+            last: v,
+            prefix_len: 6,
+        }
     }
 
     pub fn first(&self) -> Volser {
@@ -121,7 +131,11 @@ impl VolserRange {
     /// Every VOLSER of the range, in order.
     pub fn iter(&self) -> impl Iterator<Item = Volser> + '_ {
         let p = self.prefix_len as usize;
-        let start = if p == 6 { 0 } else { digits(&self.first, self.prefix_len) };
+        let start = if p == 6 {
+            0
+        } else {
+            digits(&self.first, self.prefix_len)
+        };
         let width = 6 - p;
         (0..self.len()).map(move |i| {
             if p == 6 {
@@ -139,13 +153,18 @@ impl VolserRange {
 }
 
 fn digits(v: &Volser, prefix_len: u8) -> u64 {
-    v.0[prefix_len as usize..].iter().fold(0, |acc, d| acc * 10 + u64::from(d - b'0'))
+    v.0[prefix_len as usize..]
+        .iter()
+        .fold(0, |acc, d| acc * 10 + u64::from(d - b'0'))
 }
 
 impl FromStr for VolserRange {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |why| DomainError::InvalidVolserRange { input: s.to_string(), why };
+        let bad = |why| DomainError::InvalidVolserRange {
+            input: s.to_string(),
+            why,
+        };
         let (a, b) = match s.split_once('-') {
             None => return Ok(VolserRange::single(s.trim().parse()?)),
             Some(pair) => pair,
@@ -156,7 +175,12 @@ impl FromStr for VolserRange {
             return Ok(VolserRange::single(first));
         }
         // The prefix is everything before the trailing digits that differ.
-        let common = first.0.iter().zip(last.0.iter()).take_while(|(x, y)| x == y).count();
+        let common = first
+            .0
+            .iter()
+            .zip(last.0.iter())
+            .take_while(|(x, y)| x == y)
+            .count();
         let mut prefix_len = common;
         while prefix_len > 0 && first.0[prefix_len - 1].is_ascii_digit() {
             prefix_len -= 1;
@@ -168,7 +192,11 @@ impl FromStr for VolserRange {
         if last < first {
             return Err(bad(RangeProblem::Reversed));
         }
-        let range = VolserRange { first, last, prefix_len: prefix_len as u8 };
+        let range = VolserRange {
+            first,
+            last,
+            prefix_len: prefix_len as u8,
+        };
         if range.len() > MAX_RANGE_LEN {
             return Err(bad(RangeProblem::TooLarge));
         }
@@ -202,7 +230,13 @@ mod tests {
             assert!(ok.parse::<Volser>().is_ok(), "{ok}");
         }
         for bad in ["", "A0000", "A000000", "a00000", "A0000-", "A 0000", "ÄÄÄ"] {
-            assert!(matches!(bad.parse::<Volser>(), Err(DomainError::InvalidVolser { .. })), "{bad}");
+            assert!(
+                matches!(
+                    bad.parse::<Volser>(),
+                    Err(DomainError::InvalidVolser { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 

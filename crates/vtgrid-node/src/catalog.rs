@@ -47,41 +47,66 @@ pub struct CatalogHandle {
 
 impl CatalogHandle {
     pub fn new(raft: Raft, view: CatalogView, connector: Arc<dyn Connector>) -> Self {
-        CatalogHandle { raft, view, connector }
+        CatalogHandle {
+            raft,
+            view,
+            connector,
+        }
     }
 
     /// Commit a command and return what the state machine answered. A rejection is an error.
     pub async fn propose(&self, command: CatalogCommand) -> Result<Applied, NodeError> {
         let reply = match timeout(PROPOSE_TIMEOUT, self.propose_here_or_forward(command)).await {
             Ok(r) => r?,
-            Err(_) => return Err(NodeError::CatalogUnavailable(CatalogFailure::Timeout(PROPOSE_TIMEOUT))),
+            Err(_) => {
+                return Err(NodeError::CatalogUnavailable(CatalogFailure::Timeout(
+                    PROPOSE_TIMEOUT,
+                )))
+            }
         };
         Ok(reply?)
     }
 
-    async fn propose_here_or_forward(&self, command: CatalogCommand) -> Result<CatalogResponse, NodeError> {
+    async fn propose_here_or_forward(
+        &self,
+        command: CatalogCommand,
+    ) -> Result<CatalogResponse, NodeError> {
         match self.raft.client_write(command.clone()).await {
             Ok(resp) => Ok(resp.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => match f.leader_node {
                 Some(node) => self.forward(&node.addr, command).await,
                 None => Err(NodeError::CatalogUnavailable(CatalogFailure::NoLeader)),
             },
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(NodeError::CatalogUnavailable(CatalogFailure::Fatal(e.to_string())))
-            }
-            Err(RaftError::Fatal(f)) => Err(NodeError::CatalogUnavailable(CatalogFailure::Fatal(f.to_string()))),
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => Err(
+                NodeError::CatalogUnavailable(CatalogFailure::Fatal(e.to_string())),
+            ),
+            Err(RaftError::Fatal(f)) => Err(NodeError::CatalogUnavailable(CatalogFailure::Fatal(
+                f.to_string(),
+            ))),
         }
     }
 
-    async fn forward(&self, leader_addr: &str, command: CatalogCommand) -> Result<CatalogResponse, NodeError> {
+    async fn forward(
+        &self,
+        leader_addr: &str,
+        command: CatalogCommand,
+    ) -> Result<CatalogResponse, NodeError> {
         let unreachable = |status| {
-            NodeError::CatalogUnavailable(CatalogFailure::LeaderUnreachable { addr: leader_addr.to_string(), status })
+            NodeError::CatalogUnavailable(CatalogFailure::LeaderUnreachable {
+                addr: leader_addr.to_string(),
+                status,
+            })
         };
         let mut client = GridServiceClient::new(self.connector.channel(leader_addr));
-        let json = serde_json::to_vec(&command).map_err(|e| NodeError::CatalogUnavailable(CatalogFailure::BadReply(e)))?;
-        let reply = client.propose(RaftMessage { json: json.into() }).await.map_err(unreachable)?.into_inner();
-        let reply: ProposeReply =
-            serde_json::from_slice(&reply.json).map_err(|e| NodeError::CatalogUnavailable(CatalogFailure::BadReply(e)))?;
+        let json = serde_json::to_vec(&command)
+            .map_err(|e| NodeError::CatalogUnavailable(CatalogFailure::BadReply(e)))?;
+        let reply = client
+            .propose(RaftMessage { json: json.into() })
+            .await
+            .map_err(unreachable)?
+            .into_inner();
+        let reply: ProposeReply = serde_json::from_slice(&reply.json)
+            .map_err(|e| NodeError::CatalogUnavailable(CatalogFailure::BadReply(e)))?;
         // Read-your-writes on this cluster: wait for the local state machine to catch up.
         self.raft
             .wait(Some(PROPOSE_TIMEOUT))
@@ -94,20 +119,31 @@ impl CatalogHandle {
     /// Commit on this node only (the leader side of a forwarded proposal).
     pub async fn propose_local(&self, command: CatalogCommand) -> Result<ProposeReply, NodeError> {
         match timeout(PROPOSE_TIMEOUT, self.raft.client_write(command)).await {
-            Err(_) => Err(NodeError::CatalogUnavailable(CatalogFailure::Timeout(PROPOSE_TIMEOUT))),
-            Ok(Ok(resp)) => Ok(ProposeReply { response: resp.data, log_index: resp.log_id.index }),
+            Err(_) => Err(NodeError::CatalogUnavailable(CatalogFailure::Timeout(
+                PROPOSE_TIMEOUT,
+            ))),
+            Ok(Ok(resp)) => Ok(ProposeReply {
+                response: resp.data,
+                log_index: resp.log_id.index,
+            }),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
                 Err(NodeError::CatalogUnavailable(CatalogFailure::NoLeader))
             }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(NodeError::CatalogUnavailable(CatalogFailure::Fatal(e.to_string())))
-            }
-            Ok(Err(RaftError::Fatal(f))) => Err(NodeError::CatalogUnavailable(CatalogFailure::Fatal(f.to_string()))),
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => Err(
+                NodeError::CatalogUnavailable(CatalogFailure::Fatal(e.to_string())),
+            ),
+            Ok(Err(RaftError::Fatal(f))) => Err(NodeError::CatalogUnavailable(
+                CatalogFailure::Fatal(f.to_string()),
+            )),
         }
     }
 
     /// The current leader, as this cluster sees it.
     pub fn leader(&self) -> Option<ClusterId> {
-        self.raft.metrics().borrow().current_leader.and_then(|id| ClusterId::from_raft_id(id).ok())
+        self.raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .and_then(|id| ClusterId::from_raft_id(id).ok())
     }
 }

@@ -75,12 +75,24 @@ impl Cluster {
         connector: Arc<dyn Connector>,
         incarnation: u64,
     ) -> Result<Arc<Cluster>, StartError> {
-        grid.cluster(id.get()).ok_or(StartError::UnknownCluster(id.get()))?;
-        let (log, sm, view) = open_catalog(engine).map_err(|e| StartError::Catalog(e.to_string()))?;
-        let config = Arc::new(raft_config().validate().map_err(|e| StartError::Raft(e.to_string()))?);
-        let raft = Raft::new(id.raft_id(), config, GridNetwork::new(connector.clone()), log, sm)
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
+        grid.cluster(id.get())
+            .ok_or(StartError::UnknownCluster(id.get()))?;
+        let (log, sm, view) =
+            open_catalog(engine).map_err(|e| StartError::Catalog(e.to_string()))?;
+        let config = Arc::new(
+            raft_config()
+                .validate()
+                .map_err(|e| StartError::Raft(e.to_string()))?,
+        );
+        let raft = Raft::new(
+            id.raft_id(),
+            config,
+            GridNetwork::new(connector.clone()),
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
         let cluster = Arc::new(Cluster {
             id,
             insert_category: grid.insert_category()?,
@@ -104,19 +116,28 @@ impl Cluster {
     async fn form_grid(&self) -> Result<(), StartError> {
         let voters = self.grid.voters();
         let first = voters.keys().next().copied();
-        let initialized = self.catalog.raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
+        let initialized = self
+            .catalog
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
         if initialized || first != Some(self.id.raft_id()) {
             return Ok(());
         }
-        let members: BTreeMap<u64, BasicNode> =
-            voters.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+        let members: BTreeMap<u64, BasicNode> = voters
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect();
         match self.catalog.raft.initialize(members).await {
             Ok(()) => {
                 tracing::info!(cluster = %self.id, "formed the catalog's Raft group");
                 Ok(())
             }
             // Another start raced us to it; the group exists, which is all we wanted.
-            Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => Ok(()),
             Err(e) => Err(StartError::Raft(e.to_string())),
         }
     }
@@ -150,18 +171,34 @@ impl Cluster {
     /// Categories and management classes from the grid file that the catalog lacks or holds
     /// differently are (re)defined. Definitions made later through the admin API are kept.
     async fn define_configured_constructs(&self) -> Result<(), crate::error::NodeError> {
-        let categories = self.grid.category_definitions().map_err(|_| crate::error::NodeError::ShuttingDown)?;
-        let classes = self.grid.management_classes().map_err(|_| crate::error::NodeError::ShuttingDown)?;
+        let categories = self
+            .grid
+            .category_definitions()
+            .map_err(|_| crate::error::NodeError::ShuttingDown)?;
+        let classes = self
+            .grid
+            .management_classes()
+            .map_err(|_| crate::error::NodeError::ShuttingDown)?;
         for def in categories {
-            let same = self.catalog.view.read(|s| s.categories.get(&def.category) == Some(&def));
+            let same = self
+                .catalog
+                .view
+                .read(|s| s.categories.get(&def.category) == Some(&def));
             if !same {
-                self.catalog.propose(CatalogCommand::DefineCategory(def)).await?;
+                self.catalog
+                    .propose(CatalogCommand::DefineCategory(def))
+                    .await?;
             }
         }
         for mc in classes {
-            let same = self.catalog.view.read(|s| s.management_classes.get(&mc.name) == Some(&mc));
+            let same = self
+                .catalog
+                .view
+                .read(|s| s.management_classes.get(&mc.name) == Some(&mc));
             if !same {
-                self.catalog.propose(CatalogCommand::DefineManagementClass(mc)).await?;
+                self.catalog
+                    .propose(CatalogCommand::DefineManagementClass(mc))
+                    .await?;
             }
         }
         Ok(())
@@ -191,7 +228,9 @@ impl Cluster {
             if !keep {
                 match self.tvc.run(move |s| s.remove(volser, version)).await {
                     Ok(()) => removed += 1,
-                    Err(e) => tracing::warn!(%volser, version, error = %e, "removing an orphan version"),
+                    Err(e) => {
+                        tracing::warn!(%volser, version, error = %e, "removing an orphan version")
+                    }
                 }
             }
         }
@@ -212,17 +251,28 @@ impl Cluster {
     /// Bring the gauges up to date (before a metrics scrape or a status answer).
     pub fn refresh_gauges(&self) {
         let m = self.catalog.raft.metrics().borrow().clone();
-        self.metrics.raft_is_leader.set(i64::from(m.current_leader == Some(self.id.raft_id())));
+        self.metrics
+            .raft_is_leader
+            .set(i64::from(m.current_leader == Some(self.id.raft_id())));
         self.metrics.raft_term.set(m.current_term as i64);
-        self.metrics.raft_last_applied.set(m.last_applied.map_or(0, |l| l.index) as i64);
-        let (total, owned) = self
-            .catalog
-            .view
-            .read(|s| (s.volumes.len(), s.volumes.values().filter(|r| r.token.owner == self.id).count()));
+        self.metrics
+            .raft_last_applied
+            .set(m.last_applied.map_or(0, |l| l.index) as i64);
+        let (total, owned) = self.catalog.view.read(|s| {
+            (
+                s.volumes.len(),
+                s.volumes
+                    .values()
+                    .filter(|r| r.token.owner == self.id)
+                    .count(),
+            )
+        });
         self.metrics.volumes.set(total as i64);
         self.metrics.volumes_owned.set(owned as i64);
         self.metrics.mounts_active.set(self.mounts.count() as i64);
-        self.metrics.cache_used_bytes.set(self.tvc.store().usage().used_bytes as i64);
+        self.metrics
+            .cache_used_bytes
+            .set(self.tvc.store().usage().used_bytes as i64);
     }
 
     /// Stop Raft; the caller stops serving first.

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use thiserror::Error;
-use vtgrid_core::{Category, CategoryDefinition, ClusterId, ConstructName, CopyModeVector, ManagementClass};
+use vtgrid_core::{
+    Category, CategoryDefinition, ClusterId, ConstructName, CopyModeVector, ManagementClass,
+};
 
 /// The single-cluster grid `vtgrid grid up` runs when no file is given.
 pub const EMBEDDED_GRID: &str = include_str!("../../../cluster-config/local.toml");
@@ -19,11 +21,21 @@ pub const EMBEDDED_GRID: &str = include_str!("../../../cluster-config/local.toml
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read grid file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("grid file {path}: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
     #[error("grid file {path}: {field}: {problem}")]
-    Invalid { path: PathBuf, field: String, problem: Problem },
+    Invalid {
+        path: PathBuf,
+        field: String,
+        problem: Problem,
+    },
 }
 
 /// What is wrong with a field that parsed.
@@ -51,7 +63,9 @@ pub enum Problem {
     DuplicateCategory(Category),
     #[error("insert category {0} must be Fast Ready (scratch), or inserted volumes cannot be scratch mounted")]
     InsertNotFastReady(Category),
-    #[error("private category {0} must not be Fast Ready, or written volumes would read back blank")]
+    #[error(
+        "private category {0} must not be Fast Ready, or written volumes would read back blank"
+    )]
     PrivateIsFastReady(Category),
     #[error("names cluster C{0}, which the grid does not have")]
     UnknownCluster(u8),
@@ -166,7 +180,9 @@ pub fn is_host_port(text: &str) -> bool {
         Some((host, port)) => {
             port.parse::<u16>().is_ok()
                 && !host.is_empty()
-                && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         }
         None => false,
     }
@@ -175,14 +191,19 @@ pub fn is_host_port(text: &str) -> bool {
 impl GridConfig {
     /// Read, parse and validate a grid file.
     pub fn load(path: &Path) -> Result<GridConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
         GridConfig::parse(&text, path)
     }
 
     /// Parse and validate grid-file text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<GridConfig, ConfigError> {
-        let mut config: GridConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), source: Box::new(e) })?;
+        let mut config: GridConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            source: Box::new(e),
+        })?;
         config.source = path.into();
         config.validate()?;
         Ok(config)
@@ -194,7 +215,11 @@ impl GridConfig {
     }
 
     fn invalid(&self, field: impl Into<String>, problem: Problem) -> ConfigError {
-        ConfigError::Invalid { path: self.source.clone(), field: field.into(), problem }
+        ConfigError::Invalid {
+            path: self.source.clone(),
+            field: field.into(),
+            problem,
+        }
     }
 
     /// Check what serde cannot: addresses, ids, categories, vectors.
@@ -234,7 +259,9 @@ impl GridConfig {
             }
         }
         for (i, w) in self.witnesses.iter().enumerate() {
-            if !(vtgrid_core::cluster::MAX_CLUSTERS..vtgrid_core::cluster::MAX_VOTERS).contains(&w.id) {
+            if !(vtgrid_core::cluster::MAX_CLUSTERS..vtgrid_core::cluster::MAX_VOTERS)
+                .contains(&w.id)
+            {
                 return Err(self.invalid(format!("witness[{i}].id"), Problem::WitnessIdRange));
             }
             if !ids.insert(w.id) {
@@ -247,16 +274,27 @@ impl GridConfig {
         let insert = self.insert_category()?;
         let private = self.private_category()?;
         match categories.iter().find(|d| d.category == insert) {
-            None => return Err(self.invalid("grid.insert_category", Problem::UndefinedCategory(insert))),
+            None => {
+                return Err(self.invalid("grid.insert_category", Problem::UndefinedCategory(insert)))
+            }
             Some(d) if !d.fast_ready => {
-                return Err(self.invalid("grid.insert_category", Problem::InsertNotFastReady(insert)))
+                return Err(
+                    self.invalid("grid.insert_category", Problem::InsertNotFastReady(insert))
+                )
             }
             Some(_) => {}
         }
         match categories.iter().find(|d| d.category == private) {
-            None => return Err(self.invalid("grid.private_category", Problem::UndefinedCategory(private))),
+            None => {
+                return Err(
+                    self.invalid("grid.private_category", Problem::UndefinedCategory(private))
+                )
+            }
             Some(d) if d.fast_ready => {
-                return Err(self.invalid("grid.private_category", Problem::PrivateIsFastReady(private)))
+                return Err(self.invalid(
+                    "grid.private_category",
+                    Problem::PrivateIsFastReady(private),
+                ))
             }
             Some(_) => {}
         }
@@ -265,11 +303,17 @@ impl GridConfig {
     }
 
     pub fn insert_category(&self) -> Result<Category, ConfigError> {
-        self.grid.insert_category.parse().map_err(|e| self.invalid("grid.insert_category", Problem::Domain(e)))
+        self.grid
+            .insert_category
+            .parse()
+            .map_err(|e| self.invalid("grid.insert_category", Problem::Domain(e)))
     }
 
     pub fn private_category(&self) -> Result<Category, ConfigError> {
-        self.grid.private_category.parse().map_err(|e| self.invalid("grid.private_category", Problem::Domain(e)))
+        self.grid
+            .private_category
+            .parse()
+            .map_err(|e| self.invalid("grid.private_category", Problem::Domain(e)))
     }
 
     pub fn category_definitions(&self) -> Result<Vec<CategoryDefinition>, ConfigError> {
@@ -277,11 +321,19 @@ impl GridConfig {
         let mut out = Vec::new();
         for (i, c) in self.categories.iter().enumerate() {
             let category: Category =
-                c.id.parse().map_err(|e| self.invalid(format!("category[{i}].id"), Problem::Domain(e)))?;
+                c.id.parse()
+                    .map_err(|e| self.invalid(format!("category[{i}].id"), Problem::Domain(e)))?;
             if !seen.insert(category) {
-                return Err(self.invalid(format!("category[{i}].id"), Problem::DuplicateCategory(category)));
+                return Err(self.invalid(
+                    format!("category[{i}].id"),
+                    Problem::DuplicateCategory(category),
+                ));
             }
-            out.push(CategoryDefinition { category, name: c.name.clone(), fast_ready: c.fast_ready });
+            out.push(CategoryDefinition {
+                category,
+                name: c.name.clone(),
+                fast_ready: c.fast_ready,
+            });
         }
         Ok(out)
     }
@@ -291,10 +343,14 @@ impl GridConfig {
         let mut out = Vec::new();
         let data_clusters = self.clusters.len();
         for (i, mc) in self.management_classes.iter().enumerate() {
-            let name: ConstructName =
-                mc.name.parse().map_err(|e| self.invalid(format!("management_class[{i}].name"), Problem::Domain(e)))?;
+            let name: ConstructName = mc.name.parse().map_err(|e| {
+                self.invalid(format!("management_class[{i}].name"), Problem::Domain(e))
+            })?;
             if !seen.insert(name.clone()) {
-                return Err(self.invalid(format!("management_class[{i}].name"), Problem::DuplicateClass(mc.name.clone())));
+                return Err(self.invalid(
+                    format!("management_class[{i}].name"),
+                    Problem::DuplicateClass(mc.name.clone()),
+                ));
             }
             let mut vectors = BTreeMap::new();
             for (key, text) in &mc.copy_modes {
@@ -306,18 +362,25 @@ impl GridConfig {
                 if !self.clusters.iter().any(|c| c.id == n) {
                     return Err(self.invalid(&field, Problem::UnknownCluster(n)));
                 }
-                let vector: CopyModeVector = text.parse().map_err(|e| self.invalid(&field, Problem::Domain(e)))?;
+                let vector: CopyModeVector = text
+                    .parse()
+                    .map_err(|e| self.invalid(&field, Problem::Domain(e)))?;
                 if vector.modes().len() != data_clusters {
                     return Err(self.invalid(
                         &field,
-                        Problem::VectorLength { len: vector.modes().len(), clusters: data_clusters },
+                        Problem::VectorLength {
+                            len: vector.modes().len(),
+                            clusters: data_clusters,
+                        },
                     ));
                 }
                 let id = ClusterId::new(n).map_err(|e| self.invalid(&field, Problem::Domain(e)))?;
                 vectors.insert(id, vector);
             }
             if vectors.is_empty() {
-                return Err(self.invalid(format!("management_class[{i}].copy_modes"), Problem::Empty));
+                return Err(
+                    self.invalid(format!("management_class[{i}].copy_modes"), Problem::Empty)
+                );
             }
             out.push(ManagementClass { name, vectors });
         }
@@ -333,7 +396,11 @@ impl GridConfig {
         self.clusters
             .iter()
             .map(|c| (u64::from(c.id), c.grid.clone()))
-            .chain(self.witnesses.iter().map(|w| (u64::from(w.id), w.grid.clone())))
+            .chain(
+                self.witnesses
+                    .iter()
+                    .map(|w| (u64::from(w.id), w.grid.clone())),
+            )
             .collect()
     }
 }

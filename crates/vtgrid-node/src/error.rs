@@ -18,15 +18,24 @@ pub enum NodeError {
     #[error(transparent)]
     Domain(#[from] DomainError),
     #[error("{field}: {problem}")]
-    InvalidArgument { field: &'static str, problem: &'static str },
+    InvalidArgument {
+        field: &'static str,
+        problem: &'static str,
+    },
     #[error("volume {volser} is not in the catalog")]
     UnknownVolume { volser: Volser },
     #[error("volume {volser} is mounted")]
     VolumeInUse { volser: Volser },
     #[error("no scratch volume in category {category} that {cluster} owns is free")]
-    NoScratchAvailable { category: Category, cluster: ClusterId },
+    NoScratchAvailable {
+        category: Category,
+        cluster: ClusterId,
+    },
     #[error("management class {name} is not defined on {cluster}")]
-    UnknownClass { name: ConstructName, cluster: ClusterId },
+    UnknownClass {
+        name: ConstructName,
+        cluster: ClusterId,
+    },
     #[error("category {category} is not defined")]
     UnknownCategory { category: Category },
     #[error("category {category} is not a Fast Ready (scratch) category")]
@@ -36,9 +45,17 @@ pub enum NodeError {
     #[error("write stream for {volser} ended after {received} bytes without its end message; job aborted")]
     StreamEndedEarly { volser: Volser, received: u64 },
     #[error("write stream for {volser} carried {received} bytes but its end message says {declared}; job aborted")]
-    StreamLengthMismatch { volser: Volser, received: u64, declared: u64 },
+    StreamLengthMismatch {
+        volser: Volser,
+        received: u64,
+        declared: u64,
+    },
     #[error("write stream for {volser} broke after {received} bytes: {cause}; job aborted")]
-    StreamBroken { volser: Volser, received: u64, cause: Status },
+    StreamBroken {
+        volser: Volser,
+        received: u64,
+        cause: Status,
+    },
     #[error("a write stream must start with an open message naming the mount")]
     StreamNotOpened,
     #[error("mount {mount_id} of {volser} cannot take data: its job failed")]
@@ -85,7 +102,9 @@ impl NodeError {
                 | DomainError::InvalidConstructName { .. }
                 | DomainError::InvalidCopyMode { .. }
                 | DomainError::InvalidCopyModeVector { .. }
-                | DomainError::InvalidClusterId { .. } => (InvalidArgument, Reason::InvalidArgument),
+                | DomainError::InvalidClusterId { .. } => {
+                    (InvalidArgument, Reason::InvalidArgument)
+                }
             },
             NodeError::InvalidArgument { .. } | NodeError::StreamNotOpened => {
                 (InvalidArgument, Reason::InvalidArgument)
@@ -105,7 +124,9 @@ impl NodeError {
             NodeError::OwnerUnreachable { .. } => (Unavailable, Reason::OwnerUnreachable),
             NodeError::NoValidCopy { .. } => (Unavailable, Reason::NoValidCopy),
             NodeError::Rejected(r) => match r {
-                CatalogRejection::DuplicateVolser { .. } => (AlreadyExists, Reason::DuplicateVolser),
+                CatalogRejection::DuplicateVolser { .. } => {
+                    (AlreadyExists, Reason::DuplicateVolser)
+                }
                 CatalogRejection::UnknownVolume { .. } => (NotFound, Reason::UnknownVolume),
                 CatalogRejection::StaleEpoch { .. } | CatalogRejection::VersionNotNext { .. } => {
                     (Aborted, Reason::StaleEpoch)
@@ -127,18 +148,20 @@ fn tvc_code(e: &TvcError) -> (Code, Reason) {
         TvcError::ChunkCorrupt { .. }
         | TvcError::DigestMismatch { .. }
         | TvcError::Truncated { .. }
-        | TvcError::HeaderMismatch { .. } => {
-            (Code::DataLoss, Reason::ChecksumMismatch)
-        }
+        | TvcError::HeaderMismatch { .. } => (Code::DataLoss, Reason::ChecksumMismatch),
         TvcError::StorageFull { .. } => (Code::ResourceExhausted, Reason::StorageFull),
         TvcError::NotFound { .. } => (Code::Unavailable, Reason::NoValidCopy),
-        TvcError::Io { .. } | TvcError::Crashed { .. } | TvcError::Broken { .. } => (Code::Internal, Reason::Internal),
+        TvcError::Io { .. } | TvcError::Crashed { .. } | TvcError::Broken { .. } => {
+            (Code::Internal, Reason::Internal)
+        }
     }
 }
 
 impl From<NodeError> for Status {
     fn from(e: NodeError) -> Status {
-        if matches!(e, NodeError::Tvc(ref t) if t.is_corruption()) || matches!(e, NodeError::Tvc(TvcError::Io { .. })) {
+        if matches!(e, NodeError::Tvc(ref t) if t.is_corruption())
+            || matches!(e, NodeError::Tvc(TvcError::Io { .. }))
+        {
             tracing::error!(error = %e, "volume store");
         }
         e.to_status()

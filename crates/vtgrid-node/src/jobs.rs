@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use vtgrid_core::catalog::{Applied, CatalogCommand, NewVersion, VolumeChange};
-use vtgrid_core::{Category, Constructs, VolumeRecord, Volser};
+use vtgrid_core::{Category, Constructs, Volser, VolumeRecord};
 use vtgrid_tvc::VersionMeta;
 
 use crate::cluster::Cluster;
@@ -61,32 +61,53 @@ impl Cluster {
         let mount = self.mounts.mount_with(|mounted| {
             self.catalog.view.read(|state| {
                 let record = match opts.target {
-                    MountTarget::Specific(volser) => {
-                        state.volumes.get(&volser).ok_or(NodeError::UnknownVolume { volser })?
-                    }
+                    MountTarget::Specific(volser) => state
+                        .volumes
+                        .get(&volser)
+                        .ok_or(NodeError::UnknownVolume { volser })?,
                     MountTarget::Scratch(category) => {
                         match state.categories.get(&category) {
                             None => return Err(NodeError::UnknownCategory { category }),
-                            Some(d) if !d.fast_ready => return Err(NodeError::NotScratchCategory { category }),
+                            Some(d) if !d.fast_ready => {
+                                return Err(NodeError::NotScratchCategory { category })
+                            }
                             Some(_) => {}
                         }
                         // B8: prefer (here: only) scratch volumes this cluster owns.
                         state
                             .volumes
                             .values()
-                            .find(|r| r.category == category && r.token.owner == self.id && !mounted(&r.volser))
-                            .ok_or(NodeError::NoScratchAvailable { category, cluster: self.id })?
+                            .find(|r| {
+                                r.category == category
+                                    && r.token.owner == self.id
+                                    && !mounted(&r.volser)
+                            })
+                            .ok_or(NodeError::NoScratchAvailable {
+                                category,
+                                cluster: self.id,
+                            })?
                     }
                 };
                 if mounted(&record.volser) {
-                    return Err(NodeError::VolumeInUse { volser: record.volser });
+                    return Err(NodeError::VolumeInUse {
+                        volser: record.volser,
+                    });
                 }
                 if record.token.owner != self.id {
-                    return Err(NodeError::OwnerUnreachable { volser: record.volser, owner: record.token.owner });
+                    return Err(NodeError::OwnerUnreachable {
+                        volser: record.volser,
+                        owner: record.token.owner,
+                    });
                 }
                 let blank = state.is_fast_ready(record.category);
-                if !blank && record.version > 0 && record.consistent_at.get(&self.id) != Some(&record.version) {
-                    return Err(NodeError::NoValidCopy { volser: record.volser, version: record.version });
+                if !blank
+                    && record.version > 0
+                    && record.consistent_at.get(&self.id) != Some(&record.version)
+                {
+                    return Err(NodeError::NoValidCopy {
+                        volser: record.volser,
+                        version: record.version,
+                    });
                 }
                 let scratch = matches!(opts.target, MountTarget::Scratch(_));
                 Ok(Mount {
@@ -112,12 +133,16 @@ impl Cluster {
     /// The host's constructs, with the management class checked against this cluster (B36).
     fn checked_constructs(&self, c: &Constructs) -> Result<Constructs, NodeError> {
         if let Some(name) = &c.management_class {
-            let defined_here = self
-                .catalog
-                .view
-                .read(|s| s.management_classes.get(name).is_some_and(|mc| mc.vector_on(self.id).is_some()));
+            let defined_here = self.catalog.view.read(|s| {
+                s.management_classes
+                    .get(name)
+                    .is_some_and(|mc| mc.vector_on(self.id).is_some())
+            });
             if !defined_here {
-                return Err(NodeError::UnknownClass { name: name.clone(), cluster: self.id });
+                return Err(NodeError::UnknownClass {
+                    name: name.clone(),
+                    cluster: self.id,
+                });
             }
         }
         Ok(c.clone())
@@ -132,7 +157,10 @@ impl Cluster {
     {
         let mut io = mount.io.lock().await;
         if io.failed {
-            return Err(NodeError::NotWritable { mount_id: mount.id.clone(), volser: mount.volser });
+            return Err(NodeError::NotWritable {
+                mount_id: mount.id.clone(),
+                volser: mount.volser,
+            });
         }
         let mut received = 0u64;
         let outcome = loop {
@@ -145,10 +173,25 @@ impl Cluster {
                 }
                 Some(Ok(WriteItem::End { total_bytes })) if total_bytes == received => break Ok(()),
                 Some(Ok(WriteItem::End { total_bytes })) => {
-                    break Err(NodeError::StreamLengthMismatch { volser: mount.volser, received, declared: total_bytes })
+                    break Err(NodeError::StreamLengthMismatch {
+                        volser: mount.volser,
+                        received,
+                        declared: total_bytes,
+                    })
                 }
-                Some(Err(cause)) => break Err(NodeError::StreamBroken { volser: mount.volser, received, cause }),
-                None => break Err(NodeError::StreamEndedEarly { volser: mount.volser, received }),
+                Some(Err(cause)) => {
+                    break Err(NodeError::StreamBroken {
+                        volser: mount.volser,
+                        received,
+                        cause,
+                    })
+                }
+                None => {
+                    break Err(NodeError::StreamEndedEarly {
+                        volser: mount.volser,
+                        received,
+                    })
+                }
             }
         };
         match outcome {
@@ -164,13 +207,20 @@ impl Cluster {
         }
     }
 
-    async fn write_chunk(&self, mount: &Mount, io: &mut JobIo, data: Bytes) -> Result<(), NodeError> {
+    async fn write_chunk(
+        &self,
+        mount: &Mount,
+        io: &mut JobIo,
+        data: Bytes,
+    ) -> Result<(), NodeError> {
         let mut writer = match io.writer.take() {
             Some(w) => w,
             None => {
                 let (volser, version) = (mount.volser, mount.base_version + 1);
                 let base = (mount.append && mount.base_version > 0).then_some(mount.base_version);
-                self.tvc.run(move |s| s.begin(volser, version, base)).await?
+                self.tvc
+                    .run(move |s| s.begin(volser, version, base))
+                    .await?
             }
         };
         let (writer, result) = self
@@ -197,7 +247,9 @@ impl Cluster {
     /// A durable point for the job: every byte written so far is fsynced.
     pub async fn sync(&self, mount: &Mount) -> Result<u64, NodeError> {
         let mut io = mount.io.lock().await;
-        let Some(mut writer) = io.writer.take() else { return Ok(0) };
+        let Some(mut writer) = io.writer.take() else {
+            return Ok(0);
+        };
         let (writer, result) = self
             .tvc
             .offload(move || {
@@ -216,7 +268,10 @@ impl Cluster {
     }
 
     /// The bytes the job sees: the committed version it mounted, or nothing for a blank mount.
-    pub async fn read(&self, mount: &Mount) -> Result<impl Stream<Item = Result<Bytes, NodeError>> + use<>, NodeError> {
+    pub async fn read(
+        &self,
+        mount: &Mount,
+    ) -> Result<impl Stream<Item = Result<Bytes, NodeError>> + use<>, NodeError> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, NodeError>>(4);
         if mount.blank || mount.base_version == 0 {
             drop(tx);
@@ -263,13 +318,18 @@ impl Cluster {
     pub async fn rewind_unload(&self, mount: &Mount) -> Result<Unloaded, NodeError> {
         let mut io = mount.io.lock().await;
         if io.failed {
-            return Err(NodeError::UnknownMount { mount_id: mount.id.clone() });
+            return Err(NodeError::UnknownMount {
+                mount_id: mount.id.clone(),
+            });
         }
         let Some(writer) = io.writer.take() else {
             // Nothing written: no new version, nothing changes (a scratch volume stays scratch).
             self.mounts.demount(&mount.id);
             let record = self.volume(&mount.volser)?;
-            return Ok(Unloaded { record, written: false });
+            return Ok(Unloaded {
+                record,
+                written: false,
+            });
         };
         let meta = match self.tvc.offload(move || writer.commit()).await {
             Ok(meta) => meta,
@@ -289,7 +349,10 @@ impl Cluster {
                     }
                 }
                 tracing::info!(%volser, version = meta.version, size = meta.size, "rewind-unload committed");
-                Ok(Unloaded { record, written: true })
+                Ok(Unloaded {
+                    record,
+                    written: true,
+                })
             }
             Err(e) => {
                 // Not in the catalog: the version does not exist. Remove the file and fail the job.
@@ -304,14 +367,27 @@ impl Cluster {
         }
     }
 
-    async fn record_version(&self, mount: &Mount, meta: &VersionMeta) -> Result<VolumeRecord, NodeError> {
+    async fn record_version(
+        &self,
+        mount: &Mount,
+        meta: &VersionMeta,
+    ) -> Result<VolumeRecord, NodeError> {
         let change = VolumeChange {
             category: mount.category_on_commit,
             constructs: mount.constructs_on_commit.clone(),
-            version: Some(NewVersion { version: meta.version, size: meta.size, digest: meta.digest, written_at: self.id }),
+            version: Some(NewVersion {
+                version: meta.version,
+                size: meta.size,
+                digest: meta.digest,
+                written_at: self.id,
+            }),
         };
-        let cmd =
-            CatalogCommand::UpdateVolume { volser: mount.volser, by: self.id, epoch: mount.token.epoch, change };
+        let cmd = CatalogCommand::UpdateVolume {
+            volser: mount.volser,
+            by: self.id,
+            epoch: mount.token.epoch,
+            change,
+        };
         match self.catalog.propose(cmd).await? {
             Applied::Updated { record } => Ok(*record),
             _ => self.volume(&mount.volser),
@@ -319,19 +395,38 @@ impl Cluster {
     }
 
     /// Change a volume's category (B13: by the owner, not while mounted).
-    pub async fn change_category(&self, volser: Volser, category: Category) -> Result<VolumeRecord, NodeError> {
+    pub async fn change_category(
+        &self,
+        volser: Volser,
+        category: Category,
+    ) -> Result<VolumeRecord, NodeError> {
         if self.mounts.is_mounted(&volser) {
             return Err(NodeError::VolumeInUse { volser });
         }
         let record = self.volume(&volser)?;
-        if !self.catalog.view.read(|s| s.categories.contains_key(&category)) {
+        if !self
+            .catalog
+            .view
+            .read(|s| s.categories.contains_key(&category))
+        {
             return Err(NodeError::UnknownCategory { category });
         }
         if record.token.owner != self.id {
-            return Err(NodeError::OwnerUnreachable { volser, owner: record.token.owner });
+            return Err(NodeError::OwnerUnreachable {
+                volser,
+                owner: record.token.owner,
+            });
         }
-        let change = VolumeChange { category: Some(category), ..VolumeChange::default() };
-        let cmd = CatalogCommand::UpdateVolume { volser, by: self.id, epoch: record.token.epoch, change };
+        let change = VolumeChange {
+            category: Some(category),
+            ..VolumeChange::default()
+        };
+        let cmd = CatalogCommand::UpdateVolume {
+            volser,
+            by: self.id,
+            epoch: record.token.epoch,
+            change,
+        };
         match self.catalog.propose(cmd).await? {
             Applied::Updated { record } => Ok(*record),
             _ => self.volume(&volser),
@@ -339,16 +434,31 @@ impl Cluster {
     }
 
     pub fn volume(&self, volser: &Volser) -> Result<VolumeRecord, NodeError> {
-        self.catalog.view.read(|s| s.volumes.get(volser).cloned()).ok_or(NodeError::UnknownVolume { volser: *volser })
+        self.catalog
+            .view
+            .read(|s| s.volumes.get(volser).cloned())
+            .ok_or(NodeError::UnknownVolume { volser: *volser })
     }
 }
 
 /// Names the host gave replace the volume's; names it left empty keep the volume's.
 fn merge_constructs(current: &Constructs, given: &Constructs) -> Constructs {
     Constructs {
-        management_class: given.management_class.clone().or_else(|| current.management_class.clone()),
-        storage_class: given.storage_class.clone().or_else(|| current.storage_class.clone()),
-        data_class: given.data_class.clone().or_else(|| current.data_class.clone()),
-        storage_group: given.storage_group.clone().or_else(|| current.storage_group.clone()),
+        management_class: given
+            .management_class
+            .clone()
+            .or_else(|| current.management_class.clone()),
+        storage_class: given
+            .storage_class
+            .clone()
+            .or_else(|| current.storage_class.clone()),
+        data_class: given
+            .data_class
+            .clone()
+            .or_else(|| current.data_class.clone()),
+        storage_group: given
+            .storage_group
+            .clone()
+            .or_else(|| current.storage_group.clone()),
     }
 }

@@ -34,17 +34,53 @@ impl Metrics {
     fn registry(&self) -> Registry {
         let mut r = Registry::with_prefix("vtgrid");
         r.register("mounts", "Host mounts served", self.mounts.clone());
-        r.register("unloads", "Rewind-unloads that committed a version", self.unloads.clone());
-        r.register("host_written_bytes", "Bytes written by hosts", self.bytes_written.clone());
-        r.register("host_read_bytes", "Bytes read by hosts", self.bytes_read.clone());
-        r.register("checksum_errors", "Reads that found a corrupt chunk or digest", self.checksum_errors.clone());
-        r.register("mounts_active", "Volumes mounted now", self.mounts_active.clone());
+        r.register(
+            "unloads",
+            "Rewind-unloads that committed a version",
+            self.unloads.clone(),
+        );
+        r.register(
+            "host_written_bytes",
+            "Bytes written by hosts",
+            self.bytes_written.clone(),
+        );
+        r.register(
+            "host_read_bytes",
+            "Bytes read by hosts",
+            self.bytes_read.clone(),
+        );
+        r.register(
+            "checksum_errors",
+            "Reads that found a corrupt chunk or digest",
+            self.checksum_errors.clone(),
+        );
+        r.register(
+            "mounts_active",
+            "Volumes mounted now",
+            self.mounts_active.clone(),
+        );
         r.register("volumes", "Volumes in the catalog", self.volumes.clone());
-        r.register("volumes_owned", "Volumes this cluster owns", self.volumes_owned.clone());
-        r.register("cache_used_bytes", "Bytes of volume data in the cache", self.cache_used_bytes.clone());
-        r.register("raft_is_leader", "1 when this cluster leads the catalog", self.raft_is_leader.clone());
+        r.register(
+            "volumes_owned",
+            "Volumes this cluster owns",
+            self.volumes_owned.clone(),
+        );
+        r.register(
+            "cache_used_bytes",
+            "Bytes of volume data in the cache",
+            self.cache_used_bytes.clone(),
+        );
+        r.register(
+            "raft_is_leader",
+            "1 when this cluster leads the catalog",
+            self.raft_is_leader.clone(),
+        );
         r.register("raft_term", "Current Raft term", self.raft_term.clone());
-        r.register("raft_last_applied", "Last catalog log index applied", self.raft_last_applied.clone());
+        r.register(
+            "raft_last_applied",
+            "Last catalog log index applied",
+            self.raft_last_applied.clone(),
+        );
         r
     }
 
@@ -88,12 +124,17 @@ pub async fn serve_metrics(
                         Some(text) => Response::builder()
                             .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
                             .body(Full::new(Bytes::from(text))),
-                        None => Response::builder().status(StatusCode::NOT_FOUND).body(Full::new(Bytes::new())),
+                        None => Response::builder()
+                            .status(StatusCode::NOT_FOUND)
+                            .body(Full::new(Bytes::new())),
                     };
                     Ok::<_, Infallible>(response.expect("static response parts are valid"))
                 }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(error = %e, "metrics connection");
             }
         });

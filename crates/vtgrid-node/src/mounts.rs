@@ -57,7 +57,9 @@ struct Inner {
 impl MountTable {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding this lock leaves only two consistent maps behind; keep serving.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn is_mounted(&self, volser: &Volser) -> bool {
@@ -80,7 +82,9 @@ impl MountTable {
             choose(&mounted)?
         };
         if inner.by_volser.contains_key(&mount.volser) {
-            return Err(NodeError::VolumeInUse { volser: mount.volser });
+            return Err(NodeError::VolumeInUse {
+                volser: mount.volser,
+            });
         }
         let mount = Arc::new(mount);
         inner.by_volser.insert(mount.volser, mount.id.clone());
@@ -89,7 +93,13 @@ impl MountTable {
     }
 
     pub fn get(&self, mount_id: &str) -> Result<Arc<Mount>, NodeError> {
-        self.lock().by_id.get(mount_id).cloned().ok_or_else(|| NodeError::UnknownMount { mount_id: mount_id.to_string() })
+        self.lock()
+            .by_id
+            .get(mount_id)
+            .cloned()
+            .ok_or_else(|| NodeError::UnknownMount {
+                mount_id: mount_id.to_string(),
+            })
     }
 
     /// End a job. Returns false when it had already ended.

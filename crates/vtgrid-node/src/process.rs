@@ -22,45 +22,87 @@ pub enum NodeProcessError {
     #[error("cluster C{0} is not in the grid file")]
     UnknownCluster(u8),
     #[error("creating data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("opening the catalog store in {path}: {source}")]
-    Catalog { path: PathBuf, source: vtgrid_catalog::EngineError },
+    Catalog {
+        path: PathBuf,
+        source: vtgrid_catalog::EngineError,
+    },
     #[error("opening the volume store in {path}: {source}")]
-    Tvc { path: PathBuf, source: vtgrid_tvc::TvcError },
+    Tvc {
+        path: PathBuf,
+        source: vtgrid_tvc::TvcError,
+    },
     #[error("listening on {addr} ({network} network): {source}")]
-    Bind { addr: String, network: &'static str, source: std::io::Error },
+    Bind {
+        addr: String,
+        network: &'static str,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Start(#[from] StartError),
     #[error(transparent)]
     Telemetry(#[from] telemetry::TelemetryError),
     #[error("serving the {network} network: {source}")]
-    Serve { network: &'static str, source: tonic::transport::Error },
+    Serve {
+        network: &'static str,
+        source: tonic::transport::Error,
+    },
 }
 
 /// Run cluster `id` of the grid in `config_path` until SIGINT or SIGTERM.
 pub async fn run_node(config_path: &Path, id: u8) -> Result<(), NodeProcessError> {
     let grid = Arc::new(GridConfig::load(config_path)?);
-    let me = grid.cluster(id).ok_or(NodeProcessError::UnknownCluster(id))?.clone();
-    let _telemetry = telemetry::init(&grid.telemetry, &format!("vtgrid-{}", me.name))?;
+    let me = grid
+        .cluster(id)
+        .ok_or(NodeProcessError::UnknownCluster(id))?
+        .clone();
+    let telemetry = telemetry::init(&grid.telemetry, &format!("vtgrid-{}", me.name))?;
 
     let data_dir = me.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| NodeProcessError::DataDir { path: data_dir.clone(), source })?;
+    std::fs::create_dir_all(&data_dir).map_err(|source| NodeProcessError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
     let catalog_dir = data_dir.join("catalog");
-    let engine = RocksEngine::open(&catalog_dir).map_err(|source| NodeProcessError::Catalog { path: catalog_dir, source })?;
+    let engine = RocksEngine::open(&catalog_dir).map_err(|source| NodeProcessError::Catalog {
+        path: catalog_dir,
+        source,
+    })?;
     let tvc_dir = data_dir.join("tvc");
-    let volumes = FileVolumeStore::open(&tvc_dir, me.cache_quota_bytes)
-        .map_err(|source| NodeProcessError::Tvc { path: tvc_dir, source })?;
+    let volumes = FileVolumeStore::open(&tvc_dir, me.cache_quota_bytes).map_err(|source| {
+        NodeProcessError::Tvc {
+            path: tvc_dir,
+            source,
+        }
+    })?;
 
     let bind = |addr: String, network: &'static str| async move {
-        tokio::net::TcpListener::bind(&addr).await.map_err(|source| NodeProcessError::Bind { addr, network, source })
+        tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| NodeProcessError::Bind {
+                addr,
+                network,
+                source,
+            })
     };
     let host_listener = bind(me.host.clone(), "host").await?;
     let grid_listener = bind(me.grid.clone(), "grid").await?;
 
     let incarnation = rand::random::<u64>();
     let cluster_id = ClusterId::new(id).map_err(|_| NodeProcessError::UnknownCluster(id))?;
-    let cluster =
-        Cluster::start(grid.clone(), cluster_id, engine, Arc::new(volumes), Arc::new(TcpConnector), incarnation).await?;
+    let cluster = Cluster::start(
+        grid.clone(),
+        cluster_id,
+        engine,
+        Arc::new(volumes),
+        Arc::new(TcpConnector),
+        incarnation,
+    )
+    .await?;
 
     if let Some(metrics_addr) = me.metrics.clone() {
         let c = cluster.clone();
@@ -80,7 +122,10 @@ pub async fn run_node(config_path: &Path, id: u8) -> Result<(), NodeProcessError
     let host = Server::builder()
         .tcp_nodelay(true)
         .add_routes(host_routes(cluster.clone()).await)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(host_listener), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(host_listener),
+            stopped(stop_rx.clone()),
+        );
     let grid_server = Server::builder()
         .tcp_nodelay(true)
         .add_routes(grid_routes(cluster.clone()))
@@ -103,6 +148,7 @@ pub async fn run_node(config_path: &Path, id: u8) -> Result<(), NodeProcessError
         }
     }
     tracing::info!("stopped");
+    telemetry.shutdown().await;
     Ok(())
 }
 

@@ -7,11 +7,13 @@
 
 use std::sync::Arc;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
@@ -44,7 +46,11 @@ impl RaftNetworkFactory<TypeConfig> for GridNetwork {
                 .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(crate::services::MAX_MESSAGE_BYTES)
         });
-        GridLink { target, addr: node.addr.clone(), client }
+        GridLink {
+            target,
+            addr: node.addr.clone(),
+            client,
+        }
     }
 }
 
@@ -66,10 +72,11 @@ enum LinkError {
     Json(#[from] serde_json::Error),
 }
 
-type Rpc = fn(
-    &mut GridServiceClient<Channel>,
-    tonic::Request<RaftMessage>,
-) -> futures::future::BoxFuture<'_, Result<tonic::Response<RaftMessage>, tonic::Status>>;
+type Rpc =
+    fn(
+        &mut GridServiceClient<Channel>,
+        tonic::Request<RaftMessage>,
+    ) -> futures::future::BoxFuture<'_, Result<tonic::Response<RaftMessage>, tonic::Status>>;
 
 impl GridLink {
     /// Send one request and decode the peer's `Result<Resp, RaftError<E>>`.
@@ -86,9 +93,14 @@ impl GridLink {
     {
         let client = match self.client.as_mut() {
             Some(c) => c,
-            None => return Err(RPCError::Unreachable(Unreachable::new(&LinkError::BadAddress(self.addr.clone())))),
+            None => {
+                return Err(RPCError::Unreachable(Unreachable::new(
+                    &LinkError::BadAddress(self.addr.clone()),
+                )))
+            }
         };
-        let json = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&LinkError::Json(e))))?;
+        let json = serde_json::to_vec(req)
+            .map_err(|e| RPCError::Network(NetworkError::new(&LinkError::Json(e))))?;
         let mut request = tonic::Request::new(RaftMessage { json: json.into() });
         request.set_timeout(option.hard_ttl());
         let reply = match rpc(client, request).await {
@@ -98,8 +110,8 @@ impl GridLink {
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
             }
         };
-        let decoded: Result<Resp, RaftError<u64, E>> =
-            serde_json::from_slice(&reply.json).map_err(|e| RPCError::Network(NetworkError::new(&LinkError::Json(e))))?;
+        let decoded: Result<Resp, RaftError<u64, E>> = serde_json::from_slice(&reply.json)
+            .map_err(|e| RPCError::Network(NetworkError::new(&LinkError::Json(e))))?;
         decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -110,15 +122,20 @@ impl RaftNetwork<TypeConfig> for GridLink {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call(|c, r| Box::pin(c.append_entries(r)), &rpc, &option).await
+        self.call(|c, r| Box::pin(c.append_entries(r)), &rpc, &option)
+            .await
     }
 
     async fn install_snapshot(
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>> {
-        self.call(|c, r| Box::pin(c.install_snapshot(r)), &rpc, &option).await
+    ) -> Result<
+        InstallSnapshotResponse<u64>,
+        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
+    > {
+        self.call(|c, r| Box::pin(c.install_snapshot(r)), &rpc, &option)
+            .await
     }
 
     async fn vote(

@@ -10,17 +10,36 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::TelemetryConfig;
 
-/// Keeps the exporter alive; dropping it flushes the spans still buffered.
+/// Keeps the exporter alive. Call [`TelemetryGuard::shutdown`] before the process exits to
+/// flush the spans still buffered.
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
 }
 
+impl TelemetryGuard {
+    /// Flush and stop the exporter. The flush blocks until the collector answers, and the export
+    /// itself runs on the async runtime, so it must not block a runtime thread: it runs on the
+    /// blocking pool while the runtime keeps serving the export.
+    pub async fn shutdown(mut self) {
+        if let Some(p) = self.provider.take() {
+            let flushed = tokio::task::spawn_blocking(move || p.shutdown()).await;
+            match flushed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => eprintln!("telemetry: flushing spans failed: {e}"),
+                Err(e) => eprintln!("telemetry: flushing spans failed: {e}"),
+            }
+        }
+    }
+}
+
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
+        // Reached only on an early error exit: flush on a plain thread rather than block the
+        // runtime, and do not wait for it.
         if let Some(p) = self.provider.take() {
-            if let Err(e) = p.shutdown() {
-                eprintln!("telemetry: flushing spans failed: {e}");
-            }
+            std::thread::spawn(move || {
+                let _ = p.shutdown();
+            });
         }
     }
 }
@@ -28,7 +47,10 @@ impl Drop for TelemetryGuard {
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     #[error("OTLP exporter for {endpoint}: {source}")]
-    Exporter { endpoint: String, source: opentelemetry_otlp::ExporterBuildError },
+    Exporter {
+        endpoint: String,
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
 }
 
 /// Install the global subscriber. `service` names this process in traces (`vtgrid-C0`).
@@ -47,15 +69,29 @@ pub fn init(config: &TelemetryConfig, service: &str) -> Result<TelemetryGuard, T
                 .with_tonic()
                 .with_endpoint(endpoint)
                 .build()
-                .map_err(|source| TelemetryError::Exporter { endpoint: endpoint.clone(), source })?;
-            let resource = opentelemetry_sdk::Resource::builder().with_service_name(service.to_string()).build();
-            Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+                .map_err(|source| TelemetryError::Exporter {
+                    endpoint: endpoint.clone(),
+                    source,
+                })?;
+            let resource = opentelemetry_sdk::Resource::builder()
+                .with_service_name(service.to_string())
+                .build();
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(resource)
+                    .build(),
+            )
         }
     };
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service.to_string())));
     // A second init (tests starting several nodes in one process) keeps the first subscriber.
-    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
     Ok(TelemetryGuard { provider })
 }

@@ -21,6 +21,7 @@ pub mod pb {
 }
 
 /// The encoded file descriptor set, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vtgrid_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/vtgrid_descriptor.bin"));
 
 pub use reason::{reason_of, status_with_reason};

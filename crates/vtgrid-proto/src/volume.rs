@@ -15,7 +15,11 @@ pub fn volume_to_pb(r: &VolumeRecord, mounted: bool) -> pb::Volume {
         version: r.version,
         size: r.size,
         digest: r.digest.to_hex(),
-        consistent_at: r.consistent_at.iter().map(|(c, v)| (u32::from(c.get()), *v)).collect(),
+        consistent_at: r
+            .consistent_at
+            .iter()
+            .map(|(c, v)| (u32::from(c.get()), *v))
+            .collect(),
         mounted,
     }
 }
@@ -32,7 +36,13 @@ pub fn constructs_to_pb(c: &Constructs) -> pb::Constructs {
 
 /// Empty fields mean "not given".
 pub fn constructs_from_pb(c: &pb::Constructs) -> Result<Constructs, DomainError> {
-    let name = |s: &str| if s.is_empty() { Ok(None) } else { s.parse().map(Some) };
+    let name = |s: &str| {
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            s.parse().map(Some)
+        }
+    };
     Ok(Constructs {
         management_class: name(&c.management_class)?,
         storage_class: name(&c.storage_class)?,

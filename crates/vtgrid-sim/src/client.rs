@@ -34,7 +34,9 @@ pub fn admin(id: u8) -> AdminServiceClient<Channel> {
 }
 
 /// Run `call` with [`RPC_DEADLINE`]; a timeout is a `DEADLINE_EXCEEDED` status.
-pub async fn deadline<T>(call: impl Future<Output = Result<T, tonic::Status>>) -> Result<T, tonic::Status> {
+pub async fn deadline<T>(
+    call: impl Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
     match tokio::time::timeout(RPC_DEADLINE, call).await {
         Ok(r) => r,
         Err(_) => Err(tonic::Status::deadline_exceeded("simulated RPC deadline")),

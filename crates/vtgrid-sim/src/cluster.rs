@@ -63,7 +63,10 @@ pub fn sim_grid(n: u8) -> GridConfig {
             format!("C{id} = \"{v}\"")
         })
         .collect();
-    toml += &format!("[[management_class]]\nname = \"STANDARD\"\ncopy_modes = {{ {} }}\n", vectors.join(", "));
+    toml += &format!(
+        "[[management_class]]\nname = \"STANDARD\"\ncopy_modes = {{ {} }}\n",
+        vectors.join(", ")
+    );
     GridConfig::parse(&toml, Path::new("<sim grid>")).expect("the simulated grid file is valid")
 }
 
@@ -86,8 +89,12 @@ pub async fn run_cluster(
         life,
     )
     .await?;
-    let host = Server::builder().add_routes(host_routes(cluster.clone()).await).serve_with_incoming(incoming(host_listener));
-    let grid = Server::builder().add_routes(grid_routes(cluster)).serve_with_incoming(incoming(grid_listener));
+    let host = Server::builder()
+        .add_routes(host_routes(cluster.clone()).await)
+        .serve_with_incoming(incoming(host_listener));
+    let grid = Server::builder()
+        .add_routes(grid_routes(cluster))
+        .serve_with_incoming(incoming(grid_listener));
     tokio::try_join!(host, grid)?;
     Ok(())
 }

@@ -20,12 +20,14 @@ impl Connector for SimConnector {
     fn channel(&self, addr: &str) -> Channel {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .unwrap_or_else(|_| Endpoint::from_static("http://invalid-address.invalid:1"));
-        endpoint.connect_timeout(Duration::from_secs(1)).connect_with_connector_lazy(tower::service_fn(|uri: Uri| async move {
-            let host = uri.host().unwrap_or_default().to_string();
-            let port = uri.port_u16().unwrap_or(80);
-            let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
-            Ok::<_, io::Error>(TokioIo::new(stream))
-        }))
+        endpoint
+            .connect_timeout(Duration::from_secs(1))
+            .connect_with_connector_lazy(tower::service_fn(|uri: Uri| async move {
+                let host = uri.host().unwrap_or_default().to_string();
+                let port = uri.port_u16().unwrap_or(80);
+                let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
+                Ok::<_, io::Error>(TokioIo::new(stream))
+            }))
     }
 }
 
@@ -38,13 +40,21 @@ impl Connected for SimStream {
 }
 
 impl AsyncRead for SimStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for SimStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -7,10 +7,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The seeds a test runs: the replayed one, a sweep, or the test's own fixed list.
 pub fn seeds(fixed: &[u64]) -> Vec<u64> {
-    if let Some(one) = std::env::var("VTGRID_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+    if let Some(one) = std::env::var("VTGRID_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         return vec![one];
     }
-    if let Some(n) = std::env::var("VTGRID_SIM_SEEDS").ok().and_then(|s| s.parse::<u64>().ok()) {
+    if let Some(n) = std::env::var("VTGRID_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
         return (0..n).collect();
     }
     fixed.to_vec()

@@ -26,21 +26,31 @@ const MID_WRITE: u8 = 1;
 const RESTARTED: u8 = 2;
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 11) as u8).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 11) as u8)
+        .collect()
 }
 
 fn chunk_msgs(data: &[u8]) -> Vec<pb::WriteRequest> {
     data.chunks(1 << 20)
-        .map(|c| pb::WriteRequest { msg: Some(write_request::Msg::Chunk(Bytes::copy_from_slice(c))) })
+        .map(|c| pb::WriteRequest {
+            msg: Some(write_request::Msg::Chunk(Bytes::copy_from_slice(c))),
+        })
         .collect()
 }
 
 fn open(mount_id: &str) -> pb::WriteRequest {
-    pb::WriteRequest { msg: Some(write_request::Msg::Open(pb::WriteOpen { mount_id: mount_id.into() })) }
+    pb::WriteRequest {
+        msg: Some(write_request::Msg::Open(pb::WriteOpen {
+            mount_id: mount_id.into(),
+        })),
+    }
 }
 
 fn end(total: u64) -> pb::WriteRequest {
-    pb::WriteRequest { msg: Some(write_request::Msg::End(pb::WriteEnd { total_bytes: total })) }
+    pb::WriteRequest {
+        msg: Some(write_request::Msg::End(pb::WriteEnd { total_bytes: total })),
+    }
 }
 
 fn specific(volser: &str) -> pb::MountRequest {
@@ -55,17 +65,27 @@ fn specific(volser: &str) -> pb::MountRequest {
 /// Mount, write `data` in one stream, unload; returns the digest unload reported.
 async fn write_volume(volser: &str, data: &[u8]) -> Result<String, String> {
     let mut host = client::host(0);
-    let m = deadline(host.mount(specific(volser))).await.map_err(|e| format!("mount {volser}: {e}"))?.into_inner();
+    let m = deadline(host.mount(specific(volser)))
+        .await
+        .map_err(|e| format!("mount {volser}: {e}"))?
+        .into_inner();
     let mut msgs = vec![open(&m.mount_id)];
     msgs.extend(chunk_msgs(data));
     msgs.push(end(data.len() as u64));
-    deadline(host.write(futures::stream::iter(msgs))).await.map_err(|e| format!("write {volser}: {e}"))?;
-    let done = deadline(host.rewind_unload(pb::RewindUnloadRequest { mount_id: m.mount_id }))
+    deadline(host.write(futures::stream::iter(msgs)))
         .await
-        .map_err(|e| format!("unload {volser}: {e}"))?
-        .into_inner();
+        .map_err(|e| format!("write {volser}: {e}"))?;
+    let done = deadline(host.rewind_unload(pb::RewindUnloadRequest {
+        mount_id: m.mount_id,
+    }))
+    .await
+    .map_err(|e| format!("unload {volser}: {e}"))?
+    .into_inner();
     if done.version != 1 || done.size != data.len() as u64 {
-        return Err(format!("unload of {volser} reported version {} size {}", done.version, done.size));
+        return Err(format!(
+            "unload of {volser} reported version {} size {}",
+            done.version, done.size
+        ));
     }
     Ok(done.digest)
 }
@@ -73,16 +93,28 @@ async fn write_volume(volser: &str, data: &[u8]) -> Result<String, String> {
 /// Mount and read the whole volume, then unload.
 async fn read_volume(volser: &str) -> Result<Vec<u8>, String> {
     let mut host = client::host(0);
-    let m = deadline(host.mount(specific(volser))).await.map_err(|e| format!("mount {volser}: {e}"))?.into_inner();
-    let mut stream = deadline(host.read(pb::ReadRequest { mount_id: m.mount_id.clone() }))
+    let m = deadline(host.mount(specific(volser)))
         .await
-        .map_err(|e| format!("read {volser}: {e}"))?
+        .map_err(|e| format!("mount {volser}: {e}"))?
         .into_inner();
+    let mut stream = deadline(host.read(pb::ReadRequest {
+        mount_id: m.mount_id.clone(),
+    }))
+    .await
+    .map_err(|e| format!("read {volser}: {e}"))?
+    .into_inner();
     let mut out = Vec::new();
-    while let Some(chunk) = deadline(async { Ok(stream.next().await) }).await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = deadline(async { Ok(stream.next().await) })
+        .await
+        .map_err(|e| e.to_string())?
+    {
         out.extend_from_slice(&chunk.map_err(|e| format!("read {volser}: {e}"))?.data);
     }
-    deadline(host.rewind_unload(pb::RewindUnloadRequest { mount_id: m.mount_id })).await.map_err(|e| e.to_string())?;
+    deadline(host.rewind_unload(pb::RewindUnloadRequest {
+        mount_id: m.mount_id,
+    }))
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(out)
 }
 
@@ -105,8 +137,11 @@ fn run(seed: u64) -> Result<(), String> {
         sim.client("tape-host", async move {
             client::wait_ready(0, Duration::from_secs(30)).await?;
             let mut admin = client::admin(0);
-            deadline(admin.insert_volumes(pb::InsertVolumesRequest { range: "A00000-A00004".into(), category: "000F".into() }))
-                .await?;
+            deadline(admin.insert_volumes(pb::InsertVolumesRequest {
+                range: "A00000-A00004".into(),
+                category: "000F".into(),
+            }))
+            .await?;
             let digest = write_volume("A00001", &v1).await?;
             write_volume("A00002", &other).await?;
 
@@ -118,7 +153,10 @@ fn run(seed: u64) -> Result<(), String> {
             for msg in chunk_msgs(&pattern(2 << 20, 9)) {
                 tx.send(msg).await?;
             }
-            let writer = tokio::spawn(async move { host.write(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+            let writer = tokio::spawn(async move {
+                host.write(tokio_stream::wrappers::ReceiverStream::new(rx))
+                    .await
+            });
             tokio::time::sleep(Duration::from_millis(500)).await; // pacing: let the chunks arrive
             phase.store(MID_WRITE, Ordering::SeqCst);
 
@@ -135,9 +173,17 @@ fn run(seed: u64) -> Result<(), String> {
             client::wait_ready(0, Duration::from_secs(60)).await?;
 
             let mut admin = client::admin(0);
-            let a = deadline(admin.get_volume(pb::GetVolumeRequest { volser: "A00001".into() })).await?.into_inner();
+            let a = deadline(admin.get_volume(pb::GetVolumeRequest {
+                volser: "A00001".into(),
+            }))
+            .await?
+            .into_inner();
             if (a.version, a.size, a.digest.as_str()) != (1, v1.len() as u64, digest.as_str()) {
-                return Err(format!("A00001 after the crash: version {} size {} digest {}", a.version, a.size, a.digest).into());
+                return Err(format!(
+                    "A00001 after the crash: version {} size {} digest {}",
+                    a.version, a.size, a.digest
+                )
+                .into());
             }
             if read_volume("A00001").await? != v1 {
                 return Err("A00001 does not read back as its committed version".into());

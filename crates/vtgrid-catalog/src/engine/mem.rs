@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::{Cf, KvEngine, KvOp};
+use super::{Cf, KvEngine, KvOp, KvPair};
 use crate::error::EngineError;
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -124,7 +124,7 @@ impl KvEngine for MemEngine {
         from: &[u8],
         to: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, EngineError> {
+    ) -> Result<Vec<KvPair>, EngineError> {
         let state = self.lock();
         let pairs = state
             .visible
@@ -137,7 +137,7 @@ impl KvEngine for MemEngine {
         Ok(pairs)
     }
 
-    fn last(&self, cf: Cf) -> Result<Option<(Vec<u8>, Vec<u8>)>, EngineError> {
+    fn last(&self, cf: Cf) -> Result<Option<KvPair>, EngineError> {
         Ok(self
             .lock()
             .visible

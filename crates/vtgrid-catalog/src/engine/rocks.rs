@@ -7,7 +7,7 @@ use rocksdb::{
     ColumnFamily, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
-use super::{batch_cf, Cf, KvEngine, KvOp};
+use super::{batch_cf, Cf, KvEngine, KvOp, KvPair};
 use crate::error::{EngineError, EngineFailure, EngineOp};
 
 /// A RocksDB database with one column family per [`Cf`].
@@ -92,7 +92,7 @@ impl KvEngine for RocksEngine {
         from: &[u8],
         to: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, EngineError> {
+    ) -> Result<Vec<KvPair>, EngineError> {
         let handle = self.handle(cf, EngineOp::Scan)?;
         let mut read_opts = ReadOptions::default();
         if let Some(to) = to {
@@ -111,7 +111,7 @@ impl KvEngine for RocksEngine {
             .collect()
     }
 
-    fn last(&self, cf: Cf) -> Result<Option<(Vec<u8>, Vec<u8>)>, EngineError> {
+    fn last(&self, cf: Cf) -> Result<Option<KvPair>, EngineError> {
         let handle = self.handle(cf, EngineOp::Scan)?;
         match self.db.iterator_cf(handle, IteratorMode::End).next() {
             None => Ok(None),

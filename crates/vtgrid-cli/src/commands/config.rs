@@ -31,7 +31,10 @@ fn check(file: &Path) -> Result<(), CliError> {
     if voters == 2 {
         println!("warning: 2 voters: no catalog change (insert, takeover) can commit while either is down; add a witness");
     } else if voters % 2 == 0 {
-        println!("warning: {voters} voters: an even count tolerates no more failures than {} voters", voters - 1);
+        println!(
+            "warning: {voters} voters: an even count tolerates no more failures than {} voters",
+            voters - 1
+        );
     }
     Ok(())
 }

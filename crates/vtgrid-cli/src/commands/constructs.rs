@@ -10,13 +10,29 @@ use crate::client::{self, print_json, CliError};
 pub async fn run_category(global: &Global, cmd: CategoryCommand) -> Result<(), CliError> {
     let mut admin = client::admin(&global.endpoint).await?;
     match cmd {
-        CategoryCommand::Define { id, name, fast_ready } => {
-            let definition = pb::CategoryDefinition { category: id.clone(), name, fast_ready };
-            admin.define_category(pb::DefineCategoryRequest { definition: Some(definition) }).await?;
+        CategoryCommand::Define {
+            id,
+            name,
+            fast_ready,
+        } => {
+            let definition = pb::CategoryDefinition {
+                category: id.clone(),
+                name,
+                fast_ready,
+            };
+            admin
+                .define_category(pb::DefineCategoryRequest {
+                    definition: Some(definition),
+                })
+                .await?;
             println!("category {id} defined");
         }
         CategoryCommand::List => {
-            let list = admin.list_categories(pb::ListCategoriesRequest {}).await?.into_inner().categories;
+            let list = admin
+                .list_categories(pb::ListCategoriesRequest {})
+                .await?
+                .into_inner()
+                .categories;
             if global.json {
                 let v: Vec<_> = list
                     .iter()
@@ -25,7 +41,16 @@ pub async fn run_category(global: &Global, cmd: CategoryCommand) -> Result<(), C
                 print_json(&serde_json::Value::Array(v));
             } else {
                 for c in list {
-                    println!("{}  {:<10} {}", c.category, c.name, if c.fast_ready { "fast-ready" } else { "private" });
+                    println!(
+                        "{}  {:<10} {}",
+                        c.category,
+                        c.name,
+                        if c.fast_ready {
+                            "fast-ready"
+                        } else {
+                            "private"
+                        }
+                    );
                 }
             }
         }
@@ -39,29 +64,46 @@ pub async fn run_class(global: &Global, cmd: ClassCommand) -> Result<(), CliErro
         ClassCommand::Define { name, copy_modes } => {
             let mut modes = HashMap::new();
             for item in &copy_modes {
-                let (cluster, vector) = item
-                    .split_once('=')
-                    .ok_or_else(|| CliError::Usage(format!("--copy-modes {item:?}: write CLUSTER=VECTOR, e.g. C0=RND")))?;
+                let (cluster, vector) = item.split_once('=').ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "--copy-modes {item:?}: write CLUSTER=VECTOR, e.g. C0=RND"
+                    ))
+                })?;
                 let n: u32 = cluster
                     .trim_start_matches(['C', 'c'])
                     .parse()
-                    .map_err(|_| CliError::Usage(format!("--copy-modes {item:?}: cluster must be C0..C7")))?;
+                    .map_err(|_| {
+                        CliError::Usage(format!("--copy-modes {item:?}: cluster must be C0..C7"))
+                    })?;
                 modes.insert(n, vector.to_string());
             }
-            let class = pb::ManagementClass { name: name.clone(), copy_modes: modes };
-            admin.define_management_class(pb::DefineManagementClassRequest { class: Some(class) }).await?;
+            let class = pb::ManagementClass {
+                name: name.clone(),
+                copy_modes: modes,
+            };
+            admin
+                .define_management_class(pb::DefineManagementClassRequest { class: Some(class) })
+                .await?;
             println!("management class {name} defined");
         }
         ClassCommand::List => {
-            let list = admin.list_management_classes(pb::ListManagementClassesRequest {}).await?.into_inner().classes;
+            let list = admin
+                .list_management_classes(pb::ListManagementClassesRequest {})
+                .await?
+                .into_inner()
+                .classes;
             if global.json {
-                let v: Vec<_> = list.iter().map(|c| serde_json::json!({"name": c.name, "copy_modes": c.copy_modes})).collect();
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|c| serde_json::json!({"name": c.name, "copy_modes": c.copy_modes}))
+                    .collect();
                 print_json(&serde_json::Value::Array(v));
             } else {
                 for c in list {
                     let mut modes: Vec<_> = c.copy_modes.iter().collect();
                     modes.sort();
-                    let modes: Vec<String> = modes.iter().map(|(k, v)| format!("C{k}={v}")).collect();
+                    let modes: Vec<String> =
+                        modes.iter().map(|(k, v)| format!("C{k}={v}")).collect();
                     println!("{:<8}  {}", c.name, modes.join(" "));
                 }
             }

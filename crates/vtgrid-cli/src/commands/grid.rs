@@ -35,9 +35,15 @@ fn grid_file(file: Option<PathBuf>) -> Result<PathBuf, CliError> {
         return Ok(f);
     }
     let dir = Path::new("vtgrid-data");
-    std::fs::create_dir_all(dir).map_err(|source| CliError::Io { what: "creating ./vtgrid-data", source })?;
+    std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
+        what: "creating ./vtgrid-data",
+        source,
+    })?;
     let path = dir.join("grid.toml");
-    std::fs::write(&path, EMBEDDED_GRID).map_err(|source| CliError::Io { what: "writing ./vtgrid-data/grid.toml", source })?;
+    std::fs::write(&path, EMBEDDED_GRID).map_err(|source| CliError::Io {
+        what: "writing ./vtgrid-data/grid.toml",
+        source,
+    })?;
     Ok(path)
 }
 
@@ -51,9 +57,15 @@ async fn up(file: Option<PathBuf>) -> Result<(), CliError> {
     let path = grid_file(file)?;
     let grid = GridConfig::load(&path)?;
     if !grid.witnesses.is_empty() {
-        eprintln!("note: witnesses in {} are not started: this release runs data clusters only", path.display());
+        eprintln!(
+            "note: witnesses in {} are not started: this release runs data clusters only",
+            path.display()
+        );
     }
-    let exe = std::env::current_exe().map_err(|source| CliError::Io { what: "finding the vtgrid binary", source })?;
+    let exe = std::env::current_exe().map_err(|source| CliError::Io {
+        what: "finding the vtgrid binary",
+        source,
+    })?;
     let mut running = Vec::new();
     for c in &grid.clusters {
         let child = Command::new(&exe)
@@ -65,8 +77,15 @@ async fn up(file: Option<PathBuf>) -> Result<(), CliError> {
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| CliError::Io { what: "starting a cluster process", source })?;
-        running.push(Running { name: c.name.clone(), id: c.id, child });
+            .map_err(|source| CliError::Io {
+                what: "starting a cluster process",
+                source,
+            })?;
+        running.push(Running {
+            name: c.name.clone(),
+            id: c.id,
+            child,
+        });
     }
     let started = wait_ready(&grid, &mut running);
     let outcome = tokio::select! {
@@ -77,10 +96,26 @@ async fn up(file: Option<PathBuf>) -> Result<(), CliError> {
         stop_all(&mut running).await;
         return Err(e);
     }
-    println!("grid {:?} is up ({} cluster(s)); Ctrl-C stops it", grid.grid.name, running.len());
+    println!(
+        "grid {:?} is up ({} cluster(s)); Ctrl-C stops it",
+        grid.grid.name,
+        running.len()
+    );
     for c in &grid.clusters {
-        let metrics = c.metrics.as_deref().map(|m| format!(", metrics http://{m}/metrics")).unwrap_or_default();
-        println!("  {} (C{}): host {}, grid {}{}, data {}", c.name, c.id, c.host, c.grid, metrics, c.data_dir.display());
+        let metrics = c
+            .metrics
+            .as_deref()
+            .map(|m| format!(", metrics http://{m}/metrics"))
+            .unwrap_or_default();
+        println!(
+            "  {} (C{}): host {}, grid {}{}, data {}",
+            c.name,
+            c.id,
+            c.host,
+            c.grid,
+            metrics,
+            c.data_dir.display()
+        );
     }
     watch(&mut running).await;
     stop_all(&mut running).await;
@@ -95,18 +130,28 @@ async fn wait_ready(grid: &GridConfig, running: &mut [Running]) -> Result<(), Cl
         loop {
             if let Some(r) = running.iter_mut().find(|r| r.id == c.id) {
                 if let Ok(Some(status)) = r.child.try_wait() {
-                    return Err(CliError::Grid(format!("{} exited during start-up ({status})", r.name)));
+                    return Err(CliError::Grid(format!(
+                        "{} exited during start-up ({status})",
+                        r.name
+                    )));
                 }
             }
             let ready = match client::status(&endpoint).await {
-                Ok(mut s) => s.get_status(GetStatusRequest {}).await.map(|r| r.into_inner().ready).unwrap_or(false),
+                Ok(mut s) => s
+                    .get_status(GetStatusRequest {})
+                    .await
+                    .map(|r| r.into_inner().ready)
+                    .unwrap_or(false),
                 Err(_) => false,
             };
             if ready {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(CliError::Grid(format!("{} did not become ready within {READY_TIMEOUT:?}", c.name)));
+                return Err(CliError::Grid(format!(
+                    "{} did not become ready within {READY_TIMEOUT:?}",
+                    c.name
+                )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -127,7 +172,10 @@ async fn watch(running: &mut [Running]) {
             match r.child.try_wait() {
                 Ok(None) => alive += 1,
                 Ok(Some(status)) if r.id != u8::MAX => {
-                    eprintln!("{} (C{}) exited: {status}; the rest of the grid keeps running", r.name, r.id);
+                    eprintln!(
+                        "{} (C{}) exited: {status}; the rest of the grid keeps running",
+                        r.name, r.id
+                    );
                     r.id = u8::MAX;
                 }
                 _ => {}

@@ -6,7 +6,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tonic::transport::Channel;
-use vtgrid_proto::pb::{self, host_service_client::HostServiceClient, mount_request, write_request};
+use vtgrid_proto::pb::{
+    self, host_service_client::HostServiceClient, mount_request, write_request,
+};
 
 use crate::args::{Global, VolumeCommand};
 use crate::client::{self, print_json, CliError};
@@ -18,19 +20,37 @@ pub async fn run(global: &Global, cmd: VolumeCommand) -> Result<(), CliError> {
     match cmd {
         VolumeCommand::Insert { range, category } => {
             let mut admin = client::admin(&global.endpoint).await?;
-            let req = pb::InsertVolumesRequest { range: range.clone(), category: category.unwrap_or_default() };
+            let req = pb::InsertVolumesRequest {
+                range: range.clone(),
+                category: category.unwrap_or_default(),
+            };
             let r = admin.insert_volumes(req).await?.into_inner();
             if global.json {
-                print_json(&serde_json::json!({"range": range, "count": r.count, "owner": r.owner}));
+                print_json(
+                    &serde_json::json!({"range": range, "count": r.count, "owner": r.owner}),
+                );
             } else {
-                println!("inserted {} volume(s) {range}, owned by C{}", r.count, r.owner);
+                println!(
+                    "inserted {} volume(s) {range}, owned by C{}",
+                    r.count, r.owner
+                );
             }
             Ok(())
         }
-        VolumeCommand::Write { volser, scratch, category, mc, sc, dc, append } => {
+        VolumeCommand::Write {
+            volser,
+            scratch,
+            category,
+            mc,
+            sc,
+            dc,
+            append,
+        } => {
             let target = match (volser, scratch) {
                 (Some(v), false) => mount_request::Target::Volser(v),
-                (None, true) => mount_request::Target::ScratchCategory(category.unwrap_or_else(|| "0001".into())),
+                (None, true) => mount_request::Target::ScratchCategory(
+                    category.unwrap_or_else(|| "0001".into()),
+                ),
                 _ => return Err(CliError::Usage("name a VOLSER or pass --scratch".into())),
             };
             let constructs = pb::Constructs {
@@ -39,13 +59,27 @@ pub async fn run(global: &Global, cmd: VolumeCommand) -> Result<(), CliError> {
                 data_class: dc.unwrap_or_default(),
                 storage_group: String::new(),
             };
-            let mount = pb::MountRequest { target: Some(target), append, constructs: Some(constructs), private_category: String::new() };
+            let mount = pb::MountRequest {
+                target: Some(target),
+                append,
+                constructs: Some(constructs),
+                private_category: String::new(),
+            };
             write(global, mount).await
         }
         VolumeCommand::Read { volser } => read(global, volser).await,
-        VolumeCommand::List { category, owner, prefix, limit } => list(global, category, owner, prefix, limit).await,
+        VolumeCommand::List {
+            category,
+            owner,
+            prefix,
+            limit,
+        } => list(global, category, owner, prefix, limit).await,
         VolumeCommand::Show { volser } => {
-            let v = client::admin(&global.endpoint).await?.get_volume(pb::GetVolumeRequest { volser }).await?.into_inner();
+            let v = client::admin(&global.endpoint)
+                .await?
+                .get_volume(pb::GetVolumeRequest { volser })
+                .await?
+                .into_inner();
             if global.json {
                 print_json(&volume_json(&v));
             } else {
@@ -53,8 +87,12 @@ pub async fn run(global: &Global, cmd: VolumeCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
-        VolumeCommand::Scratch { volser, category } => change_category(global, volser, category.unwrap_or_else(|| "0001".into())).await,
-        VolumeCommand::Category { volser, category } => change_category(global, volser, category).await,
+        VolumeCommand::Scratch { volser, category } => {
+            change_category(global, volser, category.unwrap_or_else(|| "0001".into())).await
+        }
+        VolumeCommand::Category { volser, category } => {
+            change_category(global, volser, category).await
+        }
     }
 }
 
@@ -80,7 +118,11 @@ async fn write(global: &Global, mount: pb::MountRequest) -> Result<(), CliError>
     // stdin is read on a blocking thread and fed to the gRPC stream through a small channel, so at
     // most a few chunks are in memory whatever the volume's size.
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::WriteRequest>(4);
-    let open = pb::WriteRequest { msg: Some(write_request::Msg::Open(pb::WriteOpen { mount_id: m.mount_id.clone() })) };
+    let open = pb::WriteRequest {
+        msg: Some(write_request::Msg::Open(pb::WriteOpen {
+            mount_id: m.mount_id.clone(),
+        })),
+    };
     let bar2 = bar.clone();
     let reader = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
         if tx.blocking_send(open).is_err() {
@@ -106,7 +148,9 @@ async fn write(global: &Global, mount: pb::MountRequest) -> Result<(), CliError>
             buf.truncate(filled);
             total += filled as u64;
             bar2.inc(filled as u64);
-            let chunk = pb::WriteRequest { msg: Some(write_request::Msg::Chunk(Bytes::from(buf))) };
+            let chunk = pb::WriteRequest {
+                msg: Some(write_request::Msg::Chunk(Bytes::from(buf))),
+            };
             if tx.blocking_send(chunk).is_err() {
                 return Ok(total);
             }
@@ -114,22 +158,37 @@ async fn write(global: &Global, mount: pb::MountRequest) -> Result<(), CliError>
                 break;
             }
         }
-        let end = pb::WriteRequest { msg: Some(write_request::Msg::End(pb::WriteEnd { total_bytes: total })) };
+        let end = pb::WriteRequest {
+            msg: Some(write_request::Msg::End(pb::WriteEnd { total_bytes: total })),
+        };
         let _ = tx.blocking_send(end);
         Ok(total)
     });
-    let written = host.write(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
+    let written = host
+        .write(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await;
     // A refused write ends the command now; the stdin thread may be blocked on a read and is left
     // to die with the process.
     let written = written?.into_inner();
     let total = reader
         .await
         .map_err(|e| CliError::Grid(format!("stdin reader: {e}")))?
-        .map_err(|source| CliError::Io { what: "reading stdin", source })?;
+        .map_err(|source| CliError::Io {
+            what: "reading stdin",
+            source,
+        })?;
     if written.bytes != total {
-        return Err(CliError::Grid(format!("the cluster took {} of {total} bytes", written.bytes)));
+        return Err(CliError::Grid(format!(
+            "the cluster took {} of {total} bytes",
+            written.bytes
+        )));
     }
-    let done = host.rewind_unload(pb::RewindUnloadRequest { mount_id: m.mount_id }).await?.into_inner();
+    let done = host
+        .rewind_unload(pb::RewindUnloadRequest {
+            mount_id: m.mount_id,
+        })
+        .await?
+        .into_inner();
     bar.finish_and_clear();
     if global.json {
         print_json(&serde_json::json!({
@@ -154,23 +213,41 @@ async fn read(global: &Global, volser: String) -> Result<(), CliError> {
     let m = host.mount(mount).await?.into_inner();
     let result = copy_to_stdout(&mut host, &m).await;
     // Demount whatever happened, so the volume is free for the next job.
-    let unload = host.rewind_unload(pb::RewindUnloadRequest { mount_id: m.mount_id.clone() }).await;
+    let unload = host
+        .rewind_unload(pb::RewindUnloadRequest {
+            mount_id: m.mount_id.clone(),
+        })
+        .await;
     result?;
     unload?;
     Ok(())
 }
 
-async fn copy_to_stdout(host: &mut HostServiceClient<Channel>, m: &pb::MountResponse) -> Result<(), CliError> {
+async fn copy_to_stdout(
+    host: &mut HostServiceClient<Channel>,
+    m: &pb::MountResponse,
+) -> Result<(), CliError> {
     let bar = progress(&format!("reading {}", m.volser));
     bar.set_length(m.size);
-    let mut stream = host.read(pb::ReadRequest { mount_id: m.mount_id.clone() }).await?.into_inner();
+    let mut stream = host
+        .read(pb::ReadRequest {
+            mount_id: m.mount_id.clone(),
+        })
+        .await?
+        .into_inner();
     let mut out = std::io::stdout().lock();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        out.write_all(&chunk.data).map_err(|source| CliError::Io { what: "writing stdout", source })?;
+        out.write_all(&chunk.data).map_err(|source| CliError::Io {
+            what: "writing stdout",
+            source,
+        })?;
         bar.inc(chunk.data.len() as u64);
     }
-    out.flush().map_err(|source| CliError::Io { what: "writing stdout", source })?;
+    out.flush().map_err(|source| CliError::Io {
+        what: "writing stdout",
+        source,
+    })?;
     bar.finish_and_clear();
     Ok(())
 }
@@ -186,7 +263,11 @@ async fn list(
     let mut token = String::new();
     let mut all = Vec::new();
     loop {
-        let want = if limit == 0 { 1000 } else { (limit - all.len()).min(1000) };
+        let want = if limit == 0 {
+            1000
+        } else {
+            (limit - all.len()).min(1000)
+        };
         let req = pb::ListVolumesRequest {
             category: category.clone().unwrap_or_default(),
             owner,
@@ -202,11 +283,17 @@ async fn list(
         }
     }
     if global.json {
-        print_json(&serde_json::Value::Array(all.iter().map(volume_json).collect()));
+        print_json(&serde_json::Value::Array(
+            all.iter().map(volume_json).collect(),
+        ));
     } else {
-        println!("{:<6}  {:<4}  {:<5}  {:>7}  {:>12}  {:<8}  {}", "VOLSER", "CAT", "OWNER", "VERSION", "SIZE", "MC", "STATE");
+        println!("VOLSER  CAT   OWNER  VERSION          SIZE  MC        STATE");
         for v in &all {
-            let mc = v.constructs.as_ref().map(|c| c.management_class.as_str()).unwrap_or("");
+            let mc = v
+                .constructs
+                .as_ref()
+                .map(|c| c.management_class.as_str())
+                .unwrap_or("");
             let state = if v.mounted { "mounted" } else { "" };
             println!(
                 "{:<6}  {:<4}  C{:<4}  {:>7}  {:>12}  {:<8}  {}",
@@ -220,9 +307,16 @@ async fn list(
     Ok(())
 }
 
-async fn change_category(global: &Global, volser: String, category: String) -> Result<(), CliError> {
+async fn change_category(
+    global: &Global,
+    volser: String,
+    category: String,
+) -> Result<(), CliError> {
     let mut host = client::host(&global.endpoint).await?;
-    let r = host.change_category(pb::ChangeCategoryRequest { volser, category }).await?.into_inner();
+    let r = host
+        .change_category(pb::ChangeCategoryRequest { volser, category })
+        .await?
+        .into_inner();
     let v = r.volume.unwrap_or_default();
     if global.json {
         print_json(&volume_json(&v));
@@ -245,7 +339,11 @@ fn volume_json(v: &pb::Volume) -> serde_json::Value {
 
 fn print_volume(v: &pb::Volume) {
     let c = v.constructs.clone().unwrap_or_default();
-    let mut at: Vec<_> = v.consistent_at.iter().map(|(c, ver)| format!("C{c}@{ver}")).collect();
+    let mut at: Vec<_> = v
+        .consistent_at
+        .iter()
+        .map(|(c, ver)| format!("C{c}@{ver}"))
+        .collect();
     at.sort();
     println!("volser      {}", v.volser);
     println!("owner       C{} (epoch {})", v.owner, v.epoch);
@@ -253,6 +351,9 @@ fn print_volume(v: &pb::Volume) {
     println!("version     {} ({} bytes)", v.version, v.size);
     println!("digest      {}", v.digest);
     println!("consistent  {}", at.join(" "));
-    println!("constructs  mc={} sc={} dc={}", c.management_class, c.storage_class, c.data_class);
+    println!(
+        "constructs  mc={} sc={} dc={}",
+        c.management_class, c.storage_class, c.data_class
+    );
     println!("mounted     {}", v.mounted);
 }

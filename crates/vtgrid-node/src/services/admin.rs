@@ -41,25 +41,38 @@ impl AdminService for AdminApi {
             req.category.parse().map_err(NodeError::from)?
         };
         // B16: insert commits through Raft, and the inserting cluster owns the volumes.
-        let cmd = CatalogCommand::InsertVolumes { by: self.cluster.id, range, category };
+        let cmd = CatalogCommand::InsertVolumes {
+            by: self.cluster.id,
+            range,
+            category,
+        };
         let count = match self.cluster.catalog.propose(cmd).await? {
             Applied::Inserted { count } => count,
             _ => range.len(),
         };
         tracing::info!(%range, %category, count, "inserted");
-        Ok(Response::new(pb::InsertVolumesResponse { count, owner: u32::from(self.cluster.id.get()) }))
+        Ok(Response::new(pb::InsertVolumesResponse {
+            count,
+            owner: u32::from(self.cluster.id.get()),
+        }))
     }
 
     async fn define_category(
         &self,
         request: Request<pb::DefineCategoryRequest>,
     ) -> Result<Response<pb::DefineCategoryResponse>, Status> {
-        let def = request.into_inner().definition.ok_or(NodeError::InvalidArgument {
-            field: "definition",
-            problem: "missing",
-        })?;
+        let def = request
+            .into_inner()
+            .definition
+            .ok_or(NodeError::InvalidArgument {
+                field: "definition",
+                problem: "missing",
+            })?;
         let def = category_from_pb(&def).map_err(NodeError::from)?;
-        self.cluster.catalog.propose(CatalogCommand::DefineCategory(def)).await?;
+        self.cluster
+            .catalog
+            .propose(CatalogCommand::DefineCategory(def))
+            .await?;
         Ok(Response::new(pb::DefineCategoryResponse {}))
     }
 
@@ -67,12 +80,25 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::DefineManagementClassRequest>,
     ) -> Result<Response<pb::DefineManagementClassResponse>, Status> {
-        let mc = request.into_inner().class.ok_or(NodeError::InvalidArgument { field: "class", problem: "missing" })?;
+        let mc = request
+            .into_inner()
+            .class
+            .ok_or(NodeError::InvalidArgument {
+                field: "class",
+                problem: "missing",
+            })?;
         let mc = class_from_pb(&mc).map_err(NodeError::from)?;
         if mc.vectors.is_empty() {
-            return Err(NodeError::InvalidArgument { field: "class.copy_modes", problem: "define at least one cluster" }.into());
+            return Err(NodeError::InvalidArgument {
+                field: "class.copy_modes",
+                problem: "define at least one cluster",
+            }
+            .into());
         }
-        self.cluster.catalog.propose(CatalogCommand::DefineManagementClass(mc)).await?;
+        self.cluster
+            .catalog
+            .propose(CatalogCommand::DefineManagementClass(mc))
+            .await?;
         Ok(Response::new(pb::DefineManagementClassResponse {}))
     }
 
@@ -81,9 +107,16 @@ impl AdminService for AdminApi {
         request: Request<pb::ListVolumesRequest>,
     ) -> Result<Response<pb::ListVolumesResponse>, Status> {
         let req = request.into_inner();
-        let category = if req.category.is_empty() { None } else { Some(req.category.parse().map_err(NodeError::from)?) };
-        let after: Option<Volser> =
-            if req.page_token.is_empty() { None } else { Some(req.page_token.parse().map_err(NodeError::from)?) };
+        let category = if req.category.is_empty() {
+            None
+        } else {
+            Some(req.category.parse().map_err(NodeError::from)?)
+        };
+        let after: Option<Volser> = if req.page_token.is_empty() {
+            None
+        } else {
+            Some(req.page_token.parse().map_err(NodeError::from)?)
+        };
         let page = match req.page_size as usize {
             0 => DEFAULT_PAGE,
             n => n.min(MAX_PAGE),
@@ -100,28 +133,55 @@ impl AdminService for AdminApi {
                 .range((start, std::ops::Bound::Unbounded))
                 .map(|(_, r)| r)
                 .filter(|r| category.is_none_or(|c| r.category == c))
-                .filter(|r| req.owner.is_none_or(|o| u32::from(r.token.owner.get()) == o))
+                .filter(|r| {
+                    req.owner
+                        .is_none_or(|o| u32::from(r.token.owner.get()) == o)
+                })
                 .filter(|r| r.volser.as_str().starts_with(&prefix));
-            let volumes: Vec<pb::Volume> =
-                hits.by_ref().take(page).map(|r| volume_to_pb(r, mounts.is_mounted(&r.volser))).collect();
+            let volumes: Vec<pb::Volume> = hits
+                .by_ref()
+                .take(page)
+                .map(|r| volume_to_pb(r, mounts.is_mounted(&r.volser)))
+                .collect();
             let more = hits.next().is_some();
             (volumes, more)
         });
-        let next_page_token = if more { volumes.last().map(|v| v.volser.clone()).unwrap_or_default() } else { String::new() };
-        Ok(Response::new(pb::ListVolumesResponse { volumes, next_page_token }))
+        let next_page_token = if more {
+            volumes.last().map(|v| v.volser.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListVolumesResponse {
+            volumes,
+            next_page_token,
+        }))
     }
 
-    async fn get_volume(&self, request: Request<pb::GetVolumeRequest>) -> Result<Response<pb::Volume>, Status> {
-        let volser: Volser = request.into_inner().volser.parse().map_err(NodeError::from)?;
+    async fn get_volume(
+        &self,
+        request: Request<pb::GetVolumeRequest>,
+    ) -> Result<Response<pb::Volume>, Status> {
+        let volser: Volser = request
+            .into_inner()
+            .volser
+            .parse()
+            .map_err(NodeError::from)?;
         let record = self.cluster.volume(&volser)?;
-        Ok(Response::new(volume_to_pb(&record, self.cluster.mounts.is_mounted(&volser))))
+        Ok(Response::new(volume_to_pb(
+            &record,
+            self.cluster.mounts.is_mounted(&volser),
+        )))
     }
 
     async fn list_categories(
         &self,
         _request: Request<pb::ListCategoriesRequest>,
     ) -> Result<Response<pb::ListCategoriesResponse>, Status> {
-        let categories = self.cluster.catalog.view.read(|s| s.categories.values().map(category_to_pb).collect());
+        let categories = self
+            .cluster
+            .catalog
+            .view
+            .read(|s| s.categories.values().map(category_to_pb).collect());
         Ok(Response::new(pb::ListCategoriesResponse { categories }))
     }
 
@@ -129,7 +189,11 @@ impl AdminService for AdminApi {
         &self,
         _request: Request<pb::ListManagementClassesRequest>,
     ) -> Result<Response<pb::ListManagementClassesResponse>, Status> {
-        let classes = self.cluster.catalog.view.read(|s| s.management_classes.values().map(class_to_pb).collect());
+        let classes = self
+            .cluster
+            .catalog
+            .view
+            .read(|s| s.management_classes.values().map(class_to_pb).collect());
         Ok(Response::new(pb::ListManagementClassesResponse { classes }))
     }
 }

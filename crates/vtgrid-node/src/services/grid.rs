@@ -22,17 +22,22 @@ impl GridApi {
 }
 
 fn decode<T: DeserializeOwned>(m: &RaftMessage) -> Result<T, Status> {
-    serde_json::from_slice(&m.json).map_err(|e| Status::invalid_argument(format!("malformed grid message: {e}")))
+    serde_json::from_slice(&m.json)
+        .map_err(|e| Status::invalid_argument(format!("malformed grid message: {e}")))
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Response<RaftMessage>, Status> {
-    let json = serde_json::to_vec(v).map_err(|e| Status::internal(format!("encoding grid message: {e}")))?;
+    let json = serde_json::to_vec(v)
+        .map_err(|e| Status::internal(format!("encoding grid message: {e}")))?;
     Ok(Response::new(RaftMessage { json: json.into() }))
 }
 
 #[tonic::async_trait]
 impl GridService for GridApi {
-    async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn append_entries(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let rpc = decode(request.get_ref())?;
         encode(&self.cluster.catalog.raft.append_entries(rpc).await)
     }
@@ -42,12 +47,18 @@ impl GridService for GridApi {
         encode(&self.cluster.catalog.raft.vote(rpc).await)
     }
 
-    async fn install_snapshot(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let rpc = decode(request.get_ref())?;
         encode(&self.cluster.catalog.raft.install_snapshot(rpc).await)
     }
 
-    async fn propose(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn propose(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let command: CatalogCommand = decode(request.get_ref())?;
         let reply = self.cluster.catalog.propose_local(command).await?;
         encode(&reply)

@@ -33,14 +33,24 @@ fn parse_opt_category(s: &str) -> Result<Option<vtgrid_core::Category>, NodeErro
 #[tonic::async_trait]
 impl HostService for HostApi {
     #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
-    async fn mount(&self, request: Request<pb::MountRequest>) -> Result<Response<pb::MountResponse>, Status> {
+    async fn mount(
+        &self,
+        request: Request<pb::MountRequest>,
+    ) -> Result<Response<pb::MountResponse>, Status> {
         let req = request.into_inner();
         let target = match req.target {
-            Some(mount_request::Target::Volser(v)) => MountTarget::Specific(v.parse().map_err(NodeError::from)?),
-            Some(mount_request::Target::ScratchCategory(c)) => MountTarget::Scratch(c.parse().map_err(NodeError::from)?),
+            Some(mount_request::Target::Volser(v)) => {
+                MountTarget::Specific(v.parse().map_err(NodeError::from)?)
+            }
+            Some(mount_request::Target::ScratchCategory(c)) => {
+                MountTarget::Scratch(c.parse().map_err(NodeError::from)?)
+            }
             None => {
-                return Err(NodeError::InvalidArgument { field: "target", problem: "name a volser or a scratch category" }
-                    .into())
+                return Err(NodeError::InvalidArgument {
+                    field: "target",
+                    problem: "name a volser or a scratch category",
+                }
+                .into())
             }
         };
         let constructs = match &req.constructs {
@@ -63,36 +73,56 @@ impl HostService for HostApi {
         }))
     }
 
-    async fn write(&self, request: Request<Streaming<pb::WriteRequest>>) -> Result<Response<pb::WriteResponse>, Status> {
+    async fn write(
+        &self,
+        request: Request<Streaming<pb::WriteRequest>>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
         let mut stream = request.into_inner();
         let mount_id = match stream.next().await {
-            Some(Ok(pb::WriteRequest { msg: Some(write_request::Msg::Open(open)) })) => open.mount_id,
+            Some(Ok(pb::WriteRequest {
+                msg: Some(write_request::Msg::Open(open)),
+            })) => open.mount_id,
             Some(Err(status)) => return Err(status),
             _ => return Err(NodeError::StreamNotOpened.into()),
         };
         let mount = self.cluster.mounts.get(&mount_id)?;
         let items = stream.map(|item| match item {
-            Ok(pb::WriteRequest { msg: Some(write_request::Msg::Chunk(data)) }) => Ok(WriteItem::Chunk(data)),
-            Ok(pb::WriteRequest { msg: Some(write_request::Msg::End(end)) }) => {
-                Ok(WriteItem::End { total_bytes: end.total_bytes })
-            }
-            Ok(_) => Err(Status::invalid_argument("a write stream opens once, then carries chunks and one end")),
+            Ok(pb::WriteRequest {
+                msg: Some(write_request::Msg::Chunk(data)),
+            }) => Ok(WriteItem::Chunk(data)),
+            Ok(pb::WriteRequest {
+                msg: Some(write_request::Msg::End(end)),
+            }) => Ok(WriteItem::End {
+                total_bytes: end.total_bytes,
+            }),
+            Ok(_) => Err(Status::invalid_argument(
+                "a write stream opens once, then carries chunks and one end",
+            )),
             Err(status) => Err(status),
         });
         let (bytes, volume_bytes) = self.cluster.write(mount, Box::pin(items)).await?;
-        Ok(Response::new(pb::WriteResponse { bytes, volume_bytes }))
+        Ok(Response::new(pb::WriteResponse {
+            bytes,
+            volume_bytes,
+        }))
     }
 
     type ReadStream = Pin<Box<dyn Stream<Item = Result<pb::ReadChunk, Status>> + Send>>;
 
-    async fn read(&self, request: Request<pb::ReadRequest>) -> Result<Response<Self::ReadStream>, Status> {
+    async fn read(
+        &self,
+        request: Request<pb::ReadRequest>,
+    ) -> Result<Response<Self::ReadStream>, Status> {
         let mount = self.cluster.mounts.get(&request.into_inner().mount_id)?;
         let chunks = self.cluster.read(&mount).await?;
         let out = chunks.map(|c| c.map(|data| pb::ReadChunk { data }).map_err(Status::from));
         Ok(Response::new(Box::pin(out)))
     }
 
-    async fn sync(&self, request: Request<pb::SyncRequest>) -> Result<Response<pb::SyncResponse>, Status> {
+    async fn sync(
+        &self,
+        request: Request<pb::SyncRequest>,
+    ) -> Result<Response<pb::SyncResponse>, Status> {
         let mount = self.cluster.mounts.get(&request.into_inner().mount_id)?;
         let durable_bytes = self.cluster.sync(&mount).await?;
         Ok(Response::new(pb::SyncResponse { durable_bytes }))
@@ -124,6 +154,8 @@ impl HostService for HostApi {
         let volser = req.volser.parse().map_err(NodeError::from)?;
         let category = req.category.parse().map_err(NodeError::from)?;
         let record = self.cluster.change_category(volser, category).await?;
-        Ok(Response::new(pb::ChangeCategoryResponse { volume: Some(volume_to_pb(&record, false)) }))
+        Ok(Response::new(pb::ChangeCategoryResponse {
+            volume: Some(volume_to_pb(&record, false)),
+        }))
     }
 }

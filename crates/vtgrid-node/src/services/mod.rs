@@ -34,7 +34,10 @@ pub async fn host_routes(cluster: Arc<Cluster>) -> Routes {
         .expect("the descriptor set compiled into vtgrid-proto is valid");
     let mut routes = Routes::default();
     routes = routes
-        .add_service(HostServiceServer::new(HostApi::new(cluster.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(
+            HostServiceServer::new(HostApi::new(cluster.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .add_service(AdminServiceServer::new(AdminApi::new(cluster.clone())))
         .add_service(StatusServiceServer::new(StatusApi::new(cluster)))
         .add_service(health_service)

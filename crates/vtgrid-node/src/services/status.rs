@@ -20,7 +20,10 @@ impl StatusApi {
 
 #[tonic::async_trait]
 impl StatusService for StatusApi {
-    async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> Result<Response<pb::ClusterStatus>, Status> {
+    async fn get_status(
+        &self,
+        _request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatus>, Status> {
         let c = &self.cluster;
         c.refresh_gauges();
         let m = c.catalog.raft.metrics().borrow().clone();
@@ -31,9 +34,18 @@ impl StatusService for StatusApi {
             ServerState::Learner => "learner",
             ServerState::Shutdown => "shutdown",
         };
-        let voters = m.membership_config.membership().voter_ids().map(|id| id as u32).collect();
+        let voters = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .map(|id| id as u32)
+            .collect();
         let usage = c.tvc.store().usage();
-        let name = c.grid.cluster(c.id.get()).map(|cc| cc.name.clone()).unwrap_or_default();
+        let name = c
+            .grid
+            .cluster(c.id.get())
+            .map(|cc| cc.name.clone())
+            .unwrap_or_default();
         Ok(Response::new(pb::ClusterStatus {
             grid: c.grid.grid.name.clone(),
             cluster: u32::from(c.id.get()),

@@ -1,0 +1,266 @@
+//! Host job semantics on one simulated cluster.
+//!
+//! Sequence: c0 starts → insert A00000-A00009 into scratch 0001 → scratch mount (B8) gets the
+//! lowest free volume this cluster owns, A00000; while it is mounted a second scratch mount gets
+//! A00001 → the first job writes 10 bytes, syncs (durable point reports 10), writes 5 more and
+//! unloads: version 1, 15 bytes, moved to private 000F → the second job unloads without writing:
+//! nothing changes, A00001 stays scratch → an append mount of A00000 adds 7 bytes: version 2 holds
+//! the 15 old bytes then the 7 new → ListVolumes pages 3 at a time through the 10 volumes in
+//! order and filters by category and prefix → scratch mounts take the remaining 9 scratch volumes,
+//! then fail with NO_SCRATCH_AVAILABLE (B8).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use vtgrid_proto::pb::{self, mount_request, write_request, Reason};
+use vtgrid_proto::reason_of;
+use vtgrid_sim::client::{self, deadline};
+use vtgrid_sim::cluster::{run_cluster, sim_grid, SimDisks};
+use vtgrid_sim::seed::for_each_seed;
+
+const SEEDS: &[u64] = &[3, 11];
+
+type Host = vtgrid_proto::pb::host_service_client::HostServiceClient<tonic::transport::Channel>;
+
+fn mount_req(target: mount_request::Target, append: bool) -> pb::MountRequest {
+    pb::MountRequest {
+        target: Some(target),
+        append,
+        constructs: None,
+        private_category: String::new(),
+    }
+}
+
+fn scratch() -> pb::MountRequest {
+    mount_req(mount_request::Target::ScratchCategory("0001".into()), false)
+}
+
+async fn write(
+    host: &mut Host,
+    mount_id: &str,
+    data: &[u8],
+) -> Result<pb::WriteResponse, tonic::Status> {
+    let msgs = vec![
+        pb::WriteRequest {
+            msg: Some(write_request::Msg::Open(pb::WriteOpen {
+                mount_id: mount_id.into(),
+            })),
+        },
+        pb::WriteRequest {
+            msg: Some(write_request::Msg::Chunk(Bytes::copy_from_slice(data))),
+        },
+        pb::WriteRequest {
+            msg: Some(write_request::Msg::End(pb::WriteEnd {
+                total_bytes: data.len() as u64,
+            })),
+        },
+    ];
+    Ok(deadline(host.write(futures::stream::iter(msgs)))
+        .await?
+        .into_inner())
+}
+
+async fn read_all(host: &mut Host, mount_id: &str) -> Result<Vec<u8>, tonic::Status> {
+    let mut stream = deadline(host.read(pb::ReadRequest {
+        mount_id: mount_id.into(),
+    }))
+    .await?
+    .into_inner();
+    let mut out = Vec::new();
+    while let Some(c) = stream.next().await {
+        out.extend_from_slice(&c?.data);
+    }
+    Ok(out)
+}
+
+fn check(cond: bool, what: &str) -> Result<(), Box<dyn std::error::Error>> {
+    if cond {
+        Ok(())
+    } else {
+        Err(what.to_string().into())
+    }
+}
+
+async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
+    client::wait_ready(0, Duration::from_secs(30)).await?;
+    let mut admin = client::admin(0);
+    let mut host = client::host(0);
+    deadline(admin.insert_volumes(pb::InsertVolumesRequest {
+        range: "A00000-A00009".into(),
+        category: String::new(),
+    }))
+    .await?;
+
+    // B8: scratch mounts pick the lowest free volume this cluster owns.
+    let first = deadline(host.mount(scratch())).await?.into_inner();
+    let second = deadline(host.mount(scratch())).await?.into_inner();
+    check(
+        first.volser == "A00000" && first.blank,
+        "first scratch mount is blank A00000",
+    )?;
+    check(
+        second.volser == "A00001",
+        "second scratch mount skips the mounted A00000",
+    )?;
+
+    // A sync point reports the durable bytes; the version appears only at unload.
+    write(&mut host, &first.mount_id, b"0123456789").await?;
+    let synced = deadline(host.sync(pb::SyncRequest {
+        mount_id: first.mount_id.clone(),
+    }))
+    .await?
+    .into_inner();
+    check(
+        synced.durable_bytes == 10,
+        "sync point covers the 10 bytes written",
+    )?;
+    let before = deadline(admin.get_volume(pb::GetVolumeRequest {
+        volser: "A00000".into(),
+    }))
+    .await?
+    .into_inner();
+    check(
+        before.version == 0 && before.mounted,
+        "no version before unload; the volume shows mounted",
+    )?;
+    write(&mut host, &first.mount_id, b"abcde").await?;
+    let done = deadline(host.rewind_unload(pb::RewindUnloadRequest {
+        mount_id: first.mount_id,
+    }))
+    .await?
+    .into_inner();
+    check(
+        done.written && done.version == 1 && done.size == 15,
+        "unload commits version 1 of 15 bytes",
+    )?;
+    check(
+        done.category == "000F",
+        "a scratch-mounted volume moves to the private category at commit",
+    )?;
+
+    let idle = deadline(host.rewind_unload(pb::RewindUnloadRequest {
+        mount_id: second.mount_id,
+    }))
+    .await?
+    .into_inner();
+    check(
+        !idle.written && idle.version == 0 && idle.category == "0001",
+        "an unwritten scratch job changes nothing",
+    )?;
+
+    // Append mount: the new version is the old bytes followed by the new ones.
+    let app = deadline(host.mount(mount_req(
+        mount_request::Target::Volser("A00000".into()),
+        true,
+    )))
+    .await?
+    .into_inner();
+    check(
+        !app.blank && app.size == 15,
+        "append mount sees the 15 committed bytes",
+    )?;
+    let w = write(&mut host, &app.mount_id, b"APPENDS").await?;
+    check(
+        w.bytes == 7 && w.volume_bytes == 22,
+        "append write reports 7 new of 22 bytes",
+    )?;
+    deadline(host.rewind_unload(pb::RewindUnloadRequest {
+        mount_id: app.mount_id,
+    }))
+    .await?;
+    let rd = deadline(host.mount(mount_req(
+        mount_request::Target::Volser("A00000".into()),
+        false,
+    )))
+    .await?
+    .into_inner();
+    check(rd.version == 2, "append committed version 2")?;
+    let bytes = read_all(&mut host, &rd.mount_id).await?;
+    check(
+        bytes == b"0123456789abcdeAPPENDS",
+        "version 2 = version 1 + appended bytes",
+    )?;
+    deadline(host.rewind_unload(pb::RewindUnloadRequest {
+        mount_id: rd.mount_id,
+    }))
+    .await?;
+
+    // Paging and filters.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = deadline(admin.list_volumes(pb::ListVolumesRequest {
+            page_size: 3,
+            page_token: token.clone(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+        check(
+            page.volumes.len() <= 3,
+            "a page holds at most page_size volumes",
+        )?;
+        seen.extend(page.volumes.into_iter().map(|v| v.volser));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    let all: Vec<String> = (0..10).map(|i| format!("A0000{i}")).collect();
+    check(seen == all, "paging returns every volume once, in order")?;
+    let private = deadline(admin.list_volumes(pb::ListVolumesRequest {
+        category: "000F".into(),
+        ..Default::default()
+    }))
+    .await?
+    .into_inner();
+    check(
+        private.volumes.len() == 1 && private.volumes[0].volser == "A00000",
+        "category filter",
+    )?;
+    let prefixed = deadline(admin.list_volumes(pb::ListVolumesRequest {
+        volser_prefix: "a0000".into(),
+        ..Default::default()
+    }))
+    .await?
+    .into_inner();
+    check(prefixed.volumes.len() == 10, "prefix filter ignores case")?;
+
+    // B8: when this cluster's scratch volumes are all taken, scratch mounts fail.
+    let mut held = Vec::new();
+    for _ in 0..9 {
+        held.push(deadline(host.mount(scratch())).await?.into_inner().volser);
+    }
+    check(
+        held.len() == 9 && !held.contains(&"A00000".to_string()),
+        "nine scratch mounts take the nine scratch volumes",
+    )?;
+    match deadline(host.mount(scratch())).await {
+        Err(s) if reason_of(&s) == Some(Reason::NoScratchAvailable) => {}
+        other => {
+            return Err(format!(
+                "tenth scratch mount: expected NO_SCRATCH_AVAILABLE, got {other:?}"
+            )
+            .into())
+        }
+    }
+    Ok(())
+}
+
+fn run(seed: u64) -> Result<(), String> {
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .simulation_duration(Duration::from_secs(120))
+        .build();
+    let grid = std::sync::Arc::new(sim_grid(1));
+    let disks = SimDisks::new();
+    sim.host("c0", move || run_cluster(grid.clone(), 0, disks.clone()));
+    sim.client("tape-host", scenario());
+    sim.run().map_err(|e| e.to_string())
+}
+
+#[test]
+fn b8_scratch_selection_append_sync_and_listing() {
+    for_each_seed("b8_scratch_selection_append_sync_and_listing", SEEDS, run);
+}
