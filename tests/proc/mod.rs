@@ -9,9 +9,11 @@
 //! - `corruption`: a flipped byte on disk is CHECKSUM_MISMATCH, never data.
 //! - `bad_input`: one refusal per reason, malformed grid files, B84, `--json`.
 //! - `telemetry`: OTLP span export and Prometheus metrics.
+//! - `services`: gRPC health and reflection.
 
 mod bad_input;
 mod corruption;
 mod durability;
 mod roundtrip;
+mod services;
 mod telemetry;
