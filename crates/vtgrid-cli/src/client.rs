@@ -13,7 +13,7 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub enum CliError {
     /// The grid answered no: printed with its stable reason, exit status 2.
     #[error("{}: {}", reason_name(.0), .0.message())]
-    Refused(tonic::Status),
+    Refused(Box<tonic::Status>),
     #[error("cannot reach {endpoint}: {source}")]
     Connect {
         endpoint: String,
@@ -27,9 +27,9 @@ pub enum CliError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Node(#[from] vtgrid_node::process::NodeProcessError),
+    Node(Box<vtgrid_node::process::NodeProcessError>),
     #[error(transparent)]
-    Config(#[from] vtgrid_node::config::ConfigError),
+    Config(Box<vtgrid_node::config::ConfigError>),
     #[error("{0}")]
     Grid(String),
 }
@@ -50,9 +50,21 @@ impl CliError {
     }
 }
 
+impl From<vtgrid_node::process::NodeProcessError> for CliError {
+    fn from(e: vtgrid_node::process::NodeProcessError) -> Self {
+        CliError::Node(Box::new(e))
+    }
+}
+
+impl From<vtgrid_node::config::ConfigError> for CliError {
+    fn from(e: vtgrid_node::config::ConfigError) -> Self {
+        CliError::Config(Box::new(e))
+    }
+}
+
 impl From<tonic::Status> for CliError {
     fn from(s: tonic::Status) -> Self {
-        CliError::Refused(s)
+        CliError::Refused(Box::new(s))
     }
 }
 

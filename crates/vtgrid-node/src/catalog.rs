@@ -58,11 +58,7 @@ impl CatalogHandle {
     pub async fn propose(&self, command: CatalogCommand) -> Result<Applied, NodeError> {
         let reply = match timeout(PROPOSE_TIMEOUT, self.propose_here_or_forward(command)).await {
             Ok(r) => r?,
-            Err(_) => {
-                return Err(NodeError::CatalogUnavailable(CatalogFailure::Timeout(
-                    PROPOSE_TIMEOUT,
-                )))
-            }
+            Err(_) => return Err(NodeError::catalog(CatalogFailure::Timeout(PROPOSE_TIMEOUT))),
         };
         Ok(reply?)
     }
@@ -75,14 +71,12 @@ impl CatalogHandle {
             Ok(resp) => Ok(resp.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => match f.leader_node {
                 Some(node) => self.forward(&node.addr, command).await,
-                None => Err(NodeError::CatalogUnavailable(CatalogFailure::NoLeader)),
+                None => Err(NodeError::catalog(CatalogFailure::NoLeader)),
             },
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => Err(
-                NodeError::CatalogUnavailable(CatalogFailure::Fatal(e.to_string())),
-            ),
-            Err(RaftError::Fatal(f)) => Err(NodeError::CatalogUnavailable(CatalogFailure::Fatal(
-                f.to_string(),
-            ))),
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(NodeError::catalog(CatalogFailure::MembershipChange(e)))
+            }
+            Err(RaftError::Fatal(f)) => Err(NodeError::catalog(CatalogFailure::Fatal(f))),
         }
     }
 
@@ -92,49 +86,45 @@ impl CatalogHandle {
         command: CatalogCommand,
     ) -> Result<CatalogResponse, NodeError> {
         let unreachable = |status| {
-            NodeError::CatalogUnavailable(CatalogFailure::LeaderUnreachable {
+            NodeError::catalog(CatalogFailure::LeaderUnreachable {
                 addr: leader_addr.to_string(),
                 status,
             })
         };
         let mut client = GridServiceClient::new(self.connector.channel(leader_addr));
         let json = serde_json::to_vec(&command)
-            .map_err(|e| NodeError::CatalogUnavailable(CatalogFailure::BadReply(e)))?;
+            .map_err(|e| NodeError::catalog(CatalogFailure::BadReply(e)))?;
         let reply = client
             .propose(RaftMessage { json: json.into() })
             .await
             .map_err(unreachable)?
             .into_inner();
         let reply: ProposeReply = serde_json::from_slice(&reply.json)
-            .map_err(|e| NodeError::CatalogUnavailable(CatalogFailure::BadReply(e)))?;
+            .map_err(|e| NodeError::catalog(CatalogFailure::BadReply(e)))?;
         // Read-your-writes on this cluster: wait for the local state machine to catch up.
         self.raft
             .wait(Some(PROPOSE_TIMEOUT))
             .applied_index_at_least(Some(reply.log_index), "forwarded proposal applied locally")
             .await
-            .map_err(|_| NodeError::CatalogUnavailable(CatalogFailure::Timeout(PROPOSE_TIMEOUT)))?;
+            .map_err(|_| NodeError::catalog(CatalogFailure::Timeout(PROPOSE_TIMEOUT)))?;
         Ok(reply.response)
     }
 
     /// Commit on this node only (the leader side of a forwarded proposal).
     pub async fn propose_local(&self, command: CatalogCommand) -> Result<ProposeReply, NodeError> {
         match timeout(PROPOSE_TIMEOUT, self.raft.client_write(command)).await {
-            Err(_) => Err(NodeError::CatalogUnavailable(CatalogFailure::Timeout(
-                PROPOSE_TIMEOUT,
-            ))),
+            Err(_) => Err(NodeError::catalog(CatalogFailure::Timeout(PROPOSE_TIMEOUT))),
             Ok(Ok(resp)) => Ok(ProposeReply {
                 response: resp.data,
                 log_index: resp.log_id.index,
             }),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(NodeError::CatalogUnavailable(CatalogFailure::NoLeader))
+                Err(NodeError::catalog(CatalogFailure::NoLeader))
             }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => Err(
-                NodeError::CatalogUnavailable(CatalogFailure::Fatal(e.to_string())),
-            ),
-            Ok(Err(RaftError::Fatal(f))) => Err(NodeError::CatalogUnavailable(
-                CatalogFailure::Fatal(f.to_string()),
-            )),
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                Err(NodeError::catalog(CatalogFailure::MembershipChange(e)))
+            }
+            Ok(Err(RaftError::Fatal(f))) => Err(NodeError::catalog(CatalogFailure::Fatal(f))),
         }
     }
 

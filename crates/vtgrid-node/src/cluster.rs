@@ -12,7 +12,7 @@ use std::time::Duration;
 use openraft::BasicNode;
 use vtgrid_catalog::{open_catalog, KvEngine, Raft};
 use vtgrid_core::catalog::CatalogCommand;
-use vtgrid_core::{Category, ClusterId};
+use vtgrid_core::{Category, CategoryDefinition, ClusterId, ManagementClass};
 use vtgrid_tvc::VolumeStore;
 
 use crate::catalog::CatalogHandle;
@@ -32,6 +32,9 @@ pub struct Cluster {
     pub metrics: Metrics,
     pub insert_category: Category,
     pub private_category: Category,
+    /// The grid file's constructs, defined in the catalog at start when missing or different.
+    configured_categories: Vec<CategoryDefinition>,
+    configured_classes: Vec<ManagementClass>,
     /// Distinguishes this run's mount ids from an earlier run's, so a host holding a mount id
     /// from before a restart gets `UNKNOWN_MOUNT`, never someone else's job.
     incarnation: u64,
@@ -45,9 +48,15 @@ pub enum StartError {
     #[error("cluster C{0} is not in the grid file")]
     UnknownCluster(u8),
     #[error("catalog storage: {0}")]
-    Catalog(String),
-    #[error("Raft: {0}")]
-    Raft(String),
+    Catalog(#[from] vtgrid_catalog::CatalogStorageError),
+    #[error("Raft configuration: {0}")]
+    RaftConfig(#[from] openraft::ConfigError),
+    #[error("Raft stopped: {0}")]
+    RaftFatal(#[from] openraft::error::Fatal<u64>),
+    #[error("forming the catalog's Raft group: {0}")]
+    RaftInit(
+        #[from] openraft::error::RaftError<u64, openraft::error::InitializeError<u64, BasicNode>>,
+    ),
     #[error("grid file: {0}")]
     Config(#[from] crate::config::ConfigError),
 }
@@ -77,13 +86,8 @@ impl Cluster {
     ) -> Result<Arc<Cluster>, StartError> {
         grid.cluster(id.get())
             .ok_or(StartError::UnknownCluster(id.get()))?;
-        let (log, sm, view) =
-            open_catalog(engine).map_err(|e| StartError::Catalog(e.to_string()))?;
-        let config = Arc::new(
-            raft_config()
-                .validate()
-                .map_err(|e| StartError::Raft(e.to_string()))?,
-        );
+        let (log, sm, view) = open_catalog(engine)?;
+        let config = Arc::new(raft_config().validate()?);
         let raft = Raft::new(
             id.raft_id(),
             config,
@@ -91,12 +95,13 @@ impl Cluster {
             log,
             sm,
         )
-        .await
-        .map_err(|e| StartError::Raft(e.to_string()))?;
+        .await?;
         let cluster = Arc::new(Cluster {
             id,
             insert_category: grid.insert_category()?,
             private_category: grid.private_category()?,
+            configured_categories: grid.category_definitions()?,
+            configured_classes: grid.management_classes()?,
             grid: grid.clone(),
             catalog: CatalogHandle::new(raft, view, connector),
             tvc: Tvc::new(volumes),
@@ -116,12 +121,7 @@ impl Cluster {
     async fn form_grid(&self) -> Result<(), StartError> {
         let voters = self.grid.voters();
         let first = voters.keys().next().copied();
-        let initialized = self
-            .catalog
-            .raft
-            .is_initialized()
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
+        let initialized = self.catalog.raft.is_initialized().await?;
         if initialized || first != Some(self.id.raft_id()) {
             return Ok(());
         }
@@ -138,7 +138,7 @@ impl Cluster {
             Err(openraft::error::RaftError::APIError(
                 openraft::error::InitializeError::NotAllowed(_),
             )) => Ok(()),
-            Err(e) => Err(StartError::Raft(e.to_string())),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -171,15 +171,7 @@ impl Cluster {
     /// Categories and management classes from the grid file that the catalog lacks or holds
     /// differently are (re)defined. Definitions made later through the admin API are kept.
     async fn define_configured_constructs(&self) -> Result<(), crate::error::NodeError> {
-        let categories = self
-            .grid
-            .category_definitions()
-            .map_err(|_| crate::error::NodeError::ShuttingDown)?;
-        let classes = self
-            .grid
-            .management_classes()
-            .map_err(|_| crate::error::NodeError::ShuttingDown)?;
-        for def in categories {
+        for def in self.configured_categories.iter().cloned() {
             let same = self
                 .catalog
                 .view
@@ -190,7 +182,7 @@ impl Cluster {
                     .await?;
             }
         }
-        for mc in classes {
+        for mc in self.configured_classes.iter().cloned() {
             let same = self
                 .catalog
                 .view

@@ -54,7 +54,7 @@ pub enum NodeError {
     StreamBroken {
         volser: Volser,
         received: u64,
-        cause: Status,
+        cause: Box<Status>,
     },
     #[error("a write stream must start with an open message naming the mount")]
     StreamNotOpened,
@@ -67,7 +67,7 @@ pub enum NodeError {
     #[error("catalog rejected the change: {0}")]
     Rejected(#[from] CatalogRejection),
     #[error("catalog unavailable: {0}")]
-    CatalogUnavailable(CatalogFailure),
+    CatalogUnavailable(Box<CatalogFailure>),
     #[error(transparent)]
     Tvc(#[from] TvcError),
     #[error("the node is shutting down")]
@@ -84,12 +84,19 @@ pub enum CatalogFailure {
     #[error("the leader at {addr} could not be reached: {status}")]
     LeaderUnreachable { addr: String, status: Status },
     #[error("Raft stopped: {0}")]
-    Fatal(String),
+    Fatal(#[from] openraft::error::Fatal<u64>),
+    #[error("a membership change is in progress: {0}")]
+    MembershipChange(#[from] openraft::error::ChangeMembershipError<u64>),
     #[error("malformed reply from the leader: {0}")]
     BadReply(serde_json::Error),
 }
 
 impl NodeError {
+    /// The catalog could not commit: `CATALOG_UNAVAILABLE`.
+    pub fn catalog(failure: impl Into<CatalogFailure>) -> NodeError {
+        NodeError::CatalogUnavailable(Box::new(failure.into()))
+    }
+
     /// The gRPC status for this error, with its stable reason.
     pub fn to_status(&self) -> Status {
         use Code::*;

@@ -183,7 +183,7 @@ impl Cluster {
                     break Err(NodeError::StreamBroken {
                         volser: mount.volser,
                         received,
-                        cause,
+                        cause: Box::new(cause),
                     })
                 }
                 None => {
