@@ -31,6 +31,7 @@
 mod codec;
 pub mod engine;
 pub mod error;
+pub mod journal;
 pub mod log_store;
 pub mod snapshot;
 pub mod state_machine;
@@ -44,6 +45,7 @@ mod suite_tests;
 
 pub use engine::{Cf, KvEngine, KvOp, MemEngine, RocksEngine};
 pub use error::{CatalogStorageError, EngineError, EngineFailure, EngineOp};
+pub use journal::{JournalEntry, KvJournal, OwnerJournal, QuarantineRecord};
 pub use log_store::LogStore;
 pub use snapshot::CatalogSnapshotBuilder;
 pub use state_machine::StateMachineStore;

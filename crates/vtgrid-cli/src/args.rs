@@ -34,10 +34,19 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run one cluster of a grid file as this process.
+    /// Run one data cluster of a grid file as this process.
     Node {
         #[arg(long)]
         config: PathBuf,
+        /// The data cluster's id (0..7).
+        #[arg(long)]
+        id: u8,
+    },
+    /// Run one witness of a grid file as this process: a Raft voter that keeps the catalog only.
+    Witness {
+        #[arg(long)]
+        config: PathBuf,
+        /// The witness's id (8..15).
         #[arg(long)]
         id: u8,
     },
@@ -62,8 +71,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum GridCommand {
-    /// Start every cluster of a grid file as a local process; Ctrl-C stops them. Without a file,
-    /// runs the embedded single-cluster grid with its data under ./vtgrid-data.
+    /// Start every data cluster and witness of a grid file as a local process; Ctrl-C stops
+    /// them. Without a file, runs the embedded single-cluster grid with its data under
+    /// ./vtgrid-data.
     Up { file: Option<PathBuf> },
 }
 

@@ -1,5 +1,5 @@
-//! The `vtgrid` command line: run clusters (`node`, `grid up`) and talk to them (`volume`,
-//! `category`, `class`, `status`).
+//! The `vtgrid` command line: run clusters and witnesses (`node`, `witness`, `grid up`) and talk
+//! to them (`volume`, `category`, `class`, `status`).
 //!
 //! # Layout
 //! - [`args`]: the clap definitions, one enum per command group.
@@ -44,6 +44,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let global = cli.global;
     match cli.command {
         Command::Node { config, id } => commands::node::run(&config, id).await,
+        Command::Witness { config, id } => commands::node::run_witness(&config, id).await,
         Command::Grid(cmd) => commands::grid::run(cmd).await,
         Command::Config(cmd) => commands::config::run(cmd),
         Command::Volume(cmd) => commands::volume::run(&global, cmd).await,

@@ -54,6 +54,9 @@ pub enum CatalogCommand {
     DefineCategory(CategoryDefinition),
     /// Create or replace a management class (all its per-cluster vectors at once).
     DefineManagementClass(ManagementClass),
+    /// Changes nothing. A cluster that commits one and waits until it has applied it knows its
+    /// view holds everything committed before: a read barrier for a view that may trail.
+    Barrier,
 }
 
 impl CatalogCommand {
@@ -65,7 +68,9 @@ impl CatalogCommand {
             | CatalogCommand::UpdateVolume { volser, .. } => {
                 vec![*volser]
             }
-            CatalogCommand::DefineCategory(_) | CatalogCommand::DefineManagementClass(_) => vec![],
+            CatalogCommand::DefineCategory(_)
+            | CatalogCommand::DefineManagementClass(_)
+            | CatalogCommand::Barrier => vec![],
         }
     }
 }
@@ -175,6 +180,7 @@ impl CatalogState {
                 self.management_classes.insert(mc.name.clone(), mc.clone());
                 Ok(Applied::Defined)
             }
+            CatalogCommand::Barrier => Ok(Applied::Nothing),
         }
     }
 

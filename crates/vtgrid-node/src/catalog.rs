@@ -56,19 +56,38 @@ impl CatalogHandle {
 
     /// Commit a command and return what the state machine answered. A rejection is an error.
     pub async fn propose(&self, command: CatalogCommand) -> Result<Applied, NodeError> {
-        let reply = match timeout(PROPOSE_TIMEOUT, self.propose_here_or_forward(command)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(NodeError::catalog(CatalogFailure::Timeout(PROPOSE_TIMEOUT))),
-        };
-        Ok(reply?)
+        Ok(self.propose_indexed(command).await?.0)
+    }
+
+    /// [`CatalogHandle::propose`], also returning the log index the command committed at.
+    pub async fn propose_indexed(
+        &self,
+        command: CatalogCommand,
+    ) -> Result<(Applied, u64), NodeError> {
+        let (response, index) =
+            match timeout(PROPOSE_TIMEOUT, self.propose_here_or_forward(command)).await {
+                Ok(r) => r?,
+                Err(_) => return Err(NodeError::catalog(CatalogFailure::Timeout(PROPOSE_TIMEOUT))),
+            };
+        Ok((response?, index))
+    }
+
+    /// Wait until this cluster's catalog view has applied `index` (read-your-writes).
+    pub async fn wait_applied(&self, index: u64) -> Result<(), NodeError> {
+        self.raft
+            .wait(Some(PROPOSE_TIMEOUT))
+            .applied_index_at_least(Some(index), "catalog entry applied locally")
+            .await
+            .map(|_| ())
+            .map_err(|_| NodeError::catalog(CatalogFailure::Timeout(PROPOSE_TIMEOUT)))
     }
 
     async fn propose_here_or_forward(
         &self,
         command: CatalogCommand,
-    ) -> Result<CatalogResponse, NodeError> {
+    ) -> Result<(CatalogResponse, u64), NodeError> {
         match self.raft.client_write(command.clone()).await {
-            Ok(resp) => Ok(resp.data),
+            Ok(resp) => Ok((resp.data, resp.log_id.index)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => match f.leader_node {
                 Some(node) => self.forward(&node.addr, command).await,
                 None => Err(NodeError::catalog(CatalogFailure::NoLeader)),
@@ -84,11 +103,11 @@ impl CatalogHandle {
         &self,
         leader_addr: &str,
         command: CatalogCommand,
-    ) -> Result<CatalogResponse, NodeError> {
+    ) -> Result<(CatalogResponse, u64), NodeError> {
         let unreachable = |status| {
             NodeError::catalog(CatalogFailure::LeaderUnreachable {
                 addr: leader_addr.to_string(),
-                status,
+                status: Box::new(status),
             })
         };
         let mut client = GridServiceClient::new(self.connector.channel(leader_addr));
@@ -102,12 +121,8 @@ impl CatalogHandle {
         let reply: ProposeReply = serde_json::from_slice(&reply.json)
             .map_err(|e| NodeError::catalog(CatalogFailure::BadReply(e)))?;
         // Read-your-writes on this cluster: wait for the local state machine to catch up.
-        self.raft
-            .wait(Some(PROPOSE_TIMEOUT))
-            .applied_index_at_least(Some(reply.log_index), "forwarded proposal applied locally")
-            .await
-            .map_err(|_| NodeError::catalog(CatalogFailure::Timeout(PROPOSE_TIMEOUT)))?;
-        Ok(reply.response)
+        self.wait_applied(reply.log_index).await?;
+        Ok((reply.response, reply.log_index))
     }
 
     /// Commit on this node only (the leader side of a forwarded proposal).

@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::BasicNode;
-use vtgrid_catalog::{open_catalog, KvEngine, Raft};
+use vtgrid_catalog::{open_catalog, KvEngine, KvJournal, Raft};
 use vtgrid_core::catalog::CatalogCommand;
 use vtgrid_core::{Category, CategoryDefinition, ClusterId, ManagementClass};
 use vtgrid_tvc::VolumeStore;
 
 use crate::catalog::CatalogHandle;
-use crate::config::GridConfig;
+use crate::config::{GridConfig, Role};
+use crate::events::EventLog;
+use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::mounts::MountTable;
 use crate::raft_network::GridNetwork;
@@ -25,11 +27,18 @@ use crate::tvc_io::Tvc;
 
 pub struct Cluster {
     pub id: ClusterId,
+    /// A data cluster, or a witness that keeps the catalog only.
+    pub role: Role,
     pub grid: Arc<GridConfig>,
     pub catalog: CatalogHandle,
     pub tvc: Tvc,
     pub mounts: MountTable,
     pub metrics: Metrics,
+    /// This cluster's changes to its own volumes, on their way to the catalog (B15).
+    pub journal: Journal,
+    pub events: EventLog,
+    /// Dials peers' grid listeners (ownership handshakes, remote reads, forwarded proposals).
+    pub connector: Arc<dyn Connector>,
     pub insert_category: Category,
     pub private_category: Category,
     /// The grid file's constructs, defined in the catalog at start when missing or different.
@@ -45,7 +54,7 @@ pub struct Cluster {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cluster C{0} is not in the grid file")]
+    #[error("voter {0} is neither a cluster nor a witness of the grid file")]
     UnknownCluster(u8),
     #[error("catalog storage: {0}")]
     Catalog(#[from] vtgrid_catalog::CatalogStorageError),
@@ -84,8 +93,10 @@ impl Cluster {
         connector: Arc<dyn Connector>,
         incarnation: u64,
     ) -> Result<Arc<Cluster>, StartError> {
-        grid.cluster(id.get())
+        let role = grid
+            .role_of(id.get())
             .ok_or(StartError::UnknownCluster(id.get()))?;
+        let engine_for_journal = engine.clone();
         let (log, sm, view) = open_catalog(engine)?;
         let config = Arc::new(raft_config().validate()?);
         let raft = Raft::new(
@@ -98,12 +109,16 @@ impl Cluster {
         .await?;
         let cluster = Arc::new(Cluster {
             id,
+            role,
             insert_category: grid.insert_category()?,
             private_category: grid.private_category()?,
             configured_categories: grid.category_definitions()?,
             configured_classes: grid.management_classes()?,
             grid: grid.clone(),
-            catalog: CatalogHandle::new(raft, view, connector),
+            catalog: CatalogHandle::new(raft, view, connector.clone()),
+            journal: Journal::open(Arc::new(KvJournal::open(engine_for_journal)?))?,
+            events: EventLog::default(),
+            connector,
             tvc: Tvc::new(volumes),
             mounts: MountTable::default(),
             metrics: Metrics::default(),
@@ -113,6 +128,9 @@ impl Cluster {
         });
         cluster.form_grid().await?;
         tokio::spawn(cluster.clone().settle());
+        if role == Role::Data {
+            tokio::spawn(cluster.clone().publish_journal());
+        }
         Ok(cluster)
     }
 
@@ -163,7 +181,9 @@ impl Cluster {
                 }
             }
         }
-        self.reconcile_tvc().await;
+        if self.role == Role::Data {
+            self.reconcile_tvc().await;
+        }
         self.ready.store(true, Ordering::Release);
         tracing::info!(cluster = %self.id, "ready");
     }
@@ -209,8 +229,27 @@ impl Cluster {
                 return;
             }
         };
+        let pending = self.journal.pending_versions();
+        let store = self.journal.store().clone();
+        let quarantined = match crate::tvc_io::offload(store.is_blocking(), move || {
+            store.quarantined()
+        })
+        .await
+        {
+            Ok(q) => q
+                .into_iter()
+                .map(|r| (r.volser, r.version))
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the quarantine; keeping every volume file");
+                return;
+            }
+        };
         let mut removed = 0;
         for (volser, version) in held {
+            if pending.contains(&(volser, version)) || quarantined.contains(&(volser, version)) {
+                continue;
+            }
             let keep = self.catalog.view.read(|s| match s.volumes.get(&volser) {
                 Some(r) if version == r.version => true,
                 Some(r) if version > r.version => !caught_up,

@@ -188,6 +188,15 @@ pub fn is_host_port(text: &str) -> bool {
     }
 }
 
+/// What a Raft voter does in the grid (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A data cluster: hosts, volumes, catalog.
+    Data,
+    /// A witness: the catalog only; no volume data, no hosts.
+    Witness,
+}
+
 impl GridConfig {
     /// Read, parse and validate a grid file.
     pub fn load(path: &Path) -> Result<GridConfig, ConfigError> {
@@ -389,6 +398,28 @@ impl GridConfig {
 
     pub fn cluster(&self, id: u8) -> Option<&ClusterConfig> {
         self.clusters.iter().find(|c| c.id == id)
+    }
+
+    pub fn witness(&self, id: u8) -> Option<&WitnessConfig> {
+        self.witnesses.iter().find(|w| w.id == id)
+    }
+
+    /// The role of Raft voter `id`, if the grid has it.
+    pub fn role_of(&self, id: u8) -> Option<Role> {
+        if self.cluster(id).is_some() {
+            Some(Role::Data)
+        } else if self.witness(id).is_some() {
+            Some(Role::Witness)
+        } else {
+            None
+        }
+    }
+
+    /// The name operators know voter `id` by.
+    pub fn name_of(&self, id: u8) -> Option<&str> {
+        self.cluster(id)
+            .map(|c| c.name.as_str())
+            .or_else(|| self.witness(id).map(|w| w.name.as_str()))
     }
 
     /// Every Raft voter (data clusters and witnesses) with its grid address.

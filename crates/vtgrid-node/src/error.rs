@@ -72,6 +72,19 @@ pub enum NodeError {
     Tvc(#[from] TvcError),
     #[error("the node is shutting down")]
     ShuttingDown,
+    #[error("owner journal: {0}")]
+    Journal(vtgrid_catalog::CatalogStorageError),
+    #[error("{peer} refused: {message}")]
+    PeerRefused {
+        peer: ClusterId,
+        code: Code,
+        reason: Reason,
+        message: String,
+    },
+    #[error("no quarantined version {version} of {volser} on this cluster")]
+    NotQuarantined { volser: Volser, version: u64 },
+    #[error("a witness serves no volumes")]
+    Witness,
 }
 
 /// Why a catalog command could not be committed.
@@ -82,7 +95,7 @@ pub enum CatalogFailure {
     #[error("not committed within {0:?}")]
     Timeout(std::time::Duration),
     #[error("the leader at {addr} could not be reached: {status}")]
-    LeaderUnreachable { addr: String, status: Status },
+    LeaderUnreachable { addr: String, status: Box<Status> },
     #[error("Raft stopped: {0}")]
     Fatal(#[from] openraft::error::Fatal<u64>),
     #[error("a membership change is in progress: {0}")]
@@ -145,6 +158,10 @@ impl NodeError {
             NodeError::CatalogUnavailable(_) => (Unavailable, Reason::CatalogUnavailable),
             NodeError::Tvc(t) => tvc_code(t),
             NodeError::ShuttingDown => (Unavailable, Reason::ShuttingDown),
+            NodeError::Journal(_) => (Internal, Reason::Internal),
+            NodeError::PeerRefused { code, reason, .. } => (*code, *reason),
+            NodeError::NotQuarantined { .. } => (NotFound, Reason::UnknownVolume),
+            NodeError::Witness => (FailedPrecondition, Reason::InvalidArgument),
         };
         status_with_reason(code, reason, self.to_string())
     }

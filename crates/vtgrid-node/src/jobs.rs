@@ -2,27 +2,28 @@
 //!
 //! The rules, in the order a mount checks them:
 //! 1. the VOLSER is valid and in the catalog (`INVALID_VOLSER`, `UNKNOWN_VOLUME`);
-//! 2. it is not mounted anywhere on this cluster (`VOLUME_IN_USE`);
-//! 3. this cluster owns it (ownership transfer between clusters arrives with the grid issue; until
-//!    then a volume owned elsewhere fails with `OWNER_UNREACHABLE`, B14);
+//! 2. it is not mounted here (`VOLUME_IN_USE`);
+//! 3. this cluster owns it, or obtains it from its owner (B11); an owner that refuses because the
+//!    volume is mounted there gives `VOLUME_IN_USE` (one mount grid-wide), one that does not
+//!    answer gives `OWNER_UNREACHABLE` (B14);
 //! 4. the management class the host names is defined on this cluster (`UNKNOWN_CLASS`, B36);
-//! 5. a volume in a Fast Ready category mounts blank (B84); otherwise this cluster must hold the
-//!    committed version (`NO_VALID_COPY`).
+//! 5. a volume in a Fast Ready category mounts blank (B84); otherwise the committed version is
+//!    read from this cluster's TVC if it holds it, else from a cluster that does (B3, B4).
 //!
-//! A job's bytes become a version only at rewind-unload: the writer commits the file (fsync,
-//! rename, fsync dir), then the catalog records the version. If the catalog step fails the file is
-//! removed again and the host hears the error, so an acknowledged unload is always both on disk
-//! and in the catalog, and an unacknowledged one leaves the previous version as it was.
+//! A job's bytes become a version at rewind-unload: the writer commits the file (fsync, rename,
+//! fsync dir), then the change goes into the owner journal (fsync) and the host is answered. The
+//! journal publisher carries it into the catalog, at once when the grid is whole, later when this
+//! cluster is cut off from the majority (B15).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use vtgrid_core::catalog::{Applied, CatalogCommand, NewVersion, VolumeChange};
-use vtgrid_core::{Category, Constructs, Volser, VolumeRecord};
-use vtgrid_tvc::VersionMeta;
+use vtgrid_core::catalog::{CatalogCommand, NewVersion, VolumeChange};
+use vtgrid_core::{Category, ClusterId, Constructs, Volser, VolumeRecord};
 
 use crate::cluster::Cluster;
+use crate::config::Role;
 use crate::error::NodeError;
 use crate::mounts::{JobIo, Mount};
 
@@ -54,80 +55,141 @@ pub struct Unloaded {
     pub written: bool,
 }
 
+/// How many other owners a scratch mount asks before giving up (B8).
+const SCRATCH_ATTEMPTS: usize = 4;
+
+type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, NodeError>> + Send>>;
+
 impl Cluster {
     pub async fn mount(&self, opts: MountOptions) -> Result<Arc<Mount>, NodeError> {
+        if self.role == Role::Witness {
+            return Err(NodeError::Witness);
+        }
         let constructs = self.checked_constructs(&opts.constructs)?;
         let private = opts.private_category.unwrap_or(self.private_category);
-        let mount = self.mounts.mount_with(|mounted| {
-            self.catalog.view.read(|state| {
-                let record = match opts.target {
-                    MountTarget::Specific(volser) => state
-                        .volumes
-                        .get(&volser)
-                        .ok_or(NodeError::UnknownVolume { volser })?,
-                    MountTarget::Scratch(category) => {
-                        match state.categories.get(&category) {
-                            None => return Err(NodeError::UnknownCategory { category }),
-                            Some(d) if !d.fast_ready => {
-                                return Err(NodeError::NotScratchCategory { category })
-                            }
-                            Some(_) => {}
-                        }
-                        // B8: prefer (here: only) scratch volumes this cluster owns.
-                        state
-                            .volumes
-                            .values()
-                            .find(|r| {
-                                r.category == category
-                                    && r.token.owner == self.id
-                                    && !mounted(&r.volser)
-                            })
-                            .ok_or(NodeError::NoScratchAvailable {
-                                category,
-                                cluster: self.id,
-                            })?
-                    }
-                };
-                if mounted(&record.volser) {
-                    return Err(NodeError::VolumeInUse {
-                        volser: record.volser,
-                    });
+        let mount = match opts.target {
+            MountTarget::Specific(volser) => {
+                if self.mounts.is_mounted(&volser) {
+                    return Err(NodeError::VolumeInUse { volser });
                 }
-                if record.token.owner != self.id {
-                    return Err(NodeError::OwnerUnreachable {
-                        volser: record.volser,
-                        owner: record.token.owner,
-                    });
-                }
-                let blank = state.is_fast_ready(record.category);
-                if !blank
-                    && record.version > 0
-                    && record.consistent_at.get(&self.id) != Some(&record.version)
-                {
-                    return Err(NodeError::NoValidCopy {
-                        volser: record.volser,
-                        version: record.version,
-                    });
-                }
-                let scratch = matches!(opts.target, MountTarget::Scratch(_));
-                Ok(Mount {
-                    id: self.next_mount_id(),
-                    volser: record.volser,
-                    token: record.token,
-                    base_version: record.version,
-                    base_size: if blank { 0 } else { record.size },
-                    blank,
-                    append: opts.append && !blank,
-                    category_on_commit: scratch.then_some(private),
-                    constructs_on_commit: (constructs != Constructs::default())
-                        .then(|| merge_constructs(&record.constructs, &constructs)),
-                    io: tokio::sync::Mutex::new(JobIo::default()),
-                })
-            })
-        })?;
+                self.obtain(volser).await?;
+                self.register_mount(volser, &opts, &constructs, None)?
+            }
+            MountTarget::Scratch(category) => {
+                self.scratch_mount(category, &opts, &constructs, private)
+                    .await?
+            }
+        };
         self.metrics.mounts.inc();
         tracing::info!(volser = %mount.volser, mount = %mount.id, blank = mount.blank, "mounted");
         Ok(mount)
+    }
+
+    /// B8: a free scratch volume this cluster owns, else one whose owner surrenders it.
+    async fn scratch_mount(
+        &self,
+        category: Category,
+        opts: &MountOptions,
+        constructs: &Constructs,
+        private: Category,
+    ) -> Result<Arc<Mount>, NodeError> {
+        match self
+            .catalog
+            .view
+            .read(|s| s.categories.get(&category).map(|d| d.fast_ready))
+        {
+            None => return Err(NodeError::UnknownCategory { category }),
+            Some(false) => return Err(NodeError::NotScratchCategory { category }),
+            Some(true) => {}
+        }
+        let candidates: Vec<VolumeRecord> = self.catalog.view.read(|s| {
+            s.volumes
+                .values()
+                .filter(|r| !self.mounts.is_mounted(&r.volser))
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+        let candidates: Vec<VolumeRecord> = candidates
+            .into_iter()
+            .map(|r| self.journal.overlay(r))
+            .filter(|r| r.category == category)
+            .collect();
+        // Ours first: no handshake, and it works cut off from every peer.
+        for r in candidates.iter().filter(|r| r.token.owner == self.id) {
+            match self.register_mount(r.volser, opts, constructs, Some(private)) {
+                Ok(m) => return Ok(m),
+                Err(NodeError::VolumeInUse { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        for r in candidates
+            .iter()
+            .filter(|r| r.token.owner != self.id)
+            .take(SCRATCH_ATTEMPTS)
+        {
+            if self.obtain(r.volser).await.is_ok() {
+                match self.register_mount(r.volser, opts, constructs, Some(private)) {
+                    Ok(m) => return Ok(m),
+                    Err(NodeError::VolumeInUse { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(NodeError::NoScratchAvailable {
+            category,
+            cluster: self.id,
+        })
+    }
+
+    /// Register the mount of a volume this cluster owns, atomically with the "not mounted" check.
+    fn register_mount(
+        &self,
+        volser: Volser,
+        opts: &MountOptions,
+        constructs: &Constructs,
+        category_on_commit: Option<Category>,
+    ) -> Result<Arc<Mount>, NodeError> {
+        self.mounts.mount_with(|mounted| {
+            if mounted(&volser) {
+                return Err(NodeError::VolumeInUse { volser });
+            }
+            let record = self.effective(&volser)?;
+            if record.token.owner != self.id {
+                return Err(NodeError::OwnerUnreachable {
+                    volser,
+                    owner: record.token.owner,
+                });
+            }
+            if let Some(category) = category_on_commit {
+                // Another job may have taken it out of scratch since we looked.
+                if !self.catalog.view.read(|s| s.is_fast_ready(record.category)) {
+                    return Err(NodeError::VolumeInUse { volser });
+                }
+                let _ = category;
+            }
+            let blank = self.catalog.view.read(|s| s.is_fast_ready(record.category));
+            if !blank && record.version > 0 && record.consistent_clusters().next().is_none() {
+                return Err(NodeError::NoValidCopy {
+                    volser,
+                    version: record.version,
+                });
+            }
+            Ok(Mount {
+                id: self.next_mount_id(),
+                volser,
+                token: record.token,
+                base_version: record.version,
+                base_size: if blank { 0 } else { record.size },
+                base_digest: record.digest,
+                base_sources: record.consistent_clusters().collect(),
+                blank,
+                append: opts.append && !blank,
+                category_on_commit,
+                constructs_on_commit: (*constructs != Constructs::default())
+                    .then(|| merge_constructs(&record.constructs, constructs)),
+                io: tokio::sync::Mutex::new(JobIo::default()),
+            })
+        })
     }
 
     /// The host's constructs, with the management class checked against this cluster (B36).
@@ -213,25 +275,53 @@ impl Cluster {
         io: &mut JobIo,
         data: Bytes,
     ) -> Result<(), NodeError> {
-        let mut writer = match io.writer.take() {
+        let writer = match io.writer.take() {
             Some(w) => w,
-            None => {
-                let (volser, version) = (mount.volser, mount.base_version + 1);
-                let base = (mount.append && mount.base_version > 0).then_some(mount.base_version);
-                self.tvc
-                    .run(move |s| s.begin(volser, version, base))
-                    .await?
-            }
+            None => self.open_writer(mount).await?,
         };
         let (writer, result) = self
             .tvc
             .offload(move || {
+                let mut writer = writer;
                 let r = writer.write(&data);
                 (writer, r)
             })
             .await;
         io.writer = Some(writer);
         Ok(result?)
+    }
+
+    /// The writer of the job's new version; for an append, it starts with the base version's
+    /// bytes, copied locally or pulled from a cluster that holds them.
+    async fn open_writer(
+        &self,
+        mount: &Mount,
+    ) -> Result<Box<dyn vtgrid_tvc::VersionWriter>, NodeError> {
+        let (volser, version) = (mount.volser, mount.base_version + 1);
+        let appending = mount.append && mount.base_version > 0;
+        let local_base = appending && mount.base_sources.contains(&self.id);
+        let base = local_base.then_some(mount.base_version);
+        let mut writer = self
+            .tvc
+            .run(move |s| s.begin(volser, version, base))
+            .await?;
+        if appending && !local_base {
+            let mut bytes = self.version_stream(mount).await?;
+            while let Some(chunk) = bytes.next().await {
+                let chunk = chunk?;
+                let (w, r) = self
+                    .tvc
+                    .offload(move || {
+                        let mut w = writer;
+                        let r = w.write(&chunk);
+                        (w, r)
+                    })
+                    .await;
+                writer = w;
+                r?;
+            }
+        }
+        Ok(writer)
     }
 
     /// Drop the job's partial version and demount (the host's job abends).
@@ -247,12 +337,13 @@ impl Cluster {
     /// A durable point for the job: every byte written so far is fsynced.
     pub async fn sync(&self, mount: &Mount) -> Result<u64, NodeError> {
         let mut io = mount.io.lock().await;
-        let Some(mut writer) = io.writer.take() else {
+        let Some(writer) = io.writer.take() else {
             return Ok(0);
         };
         let (writer, result) = self
             .tvc
             .offload(move || {
+                let mut writer = writer;
                 let r = writer.sync();
                 (writer, r)
             })
@@ -268,50 +359,44 @@ impl Cluster {
     }
 
     /// The bytes the job sees: the committed version it mounted, or nothing for a blank mount.
-    pub async fn read(
-        &self,
-        mount: &Mount,
-    ) -> Result<impl Stream<Item = Result<Bytes, NodeError>> + use<>, NodeError> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, NodeError>>(4);
+    pub async fn read(&self, mount: &Mount) -> Result<ByteStream, NodeError> {
         if mount.blank || mount.base_version == 0 {
-            drop(tx);
-            return Ok(tokio_stream::wrappers::ReceiverStream::new(rx));
+            return Ok(Box::pin(futures::stream::empty()));
         }
-        let (volser, version) = (mount.volser, mount.base_version);
-        let reader = self.tvc.run(move |s| s.open(volser, version)).await?;
-        let tvc = self.tvc.clone();
         let metrics = self.metrics.clone();
-        tokio::spawn(async move {
-            let mut reader = Some(reader);
-            loop {
-                let Some(mut r) = reader.take() else { break };
-                let (r, chunk) = tvc
-                    .offload(move || {
-                        let c = r.next_chunk();
-                        (r, c)
-                    })
-                    .await;
-                reader = Some(r);
-                let item = match chunk {
-                    Ok(Some(data)) => {
-                        metrics.bytes_read.inc_by(data.len() as u64);
-                        Ok(data)
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        if e.is_corruption() {
-                            metrics.checksum_errors.inc();
-                        }
-                        Err(NodeError::Tvc(e))
-                    }
-                };
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
-                    break;
+        let bytes = self.version_stream(mount).await?;
+        Ok(Box::pin(bytes.inspect(move |c| {
+            if let Ok(data) = c {
+                metrics.bytes_read.inc_by(data.len() as u64);
+            }
+        })))
+    }
+
+    /// The mounted base version's bytes: from this cluster's TVC when it holds them (B3), else
+    /// from the first cluster holding them that answers (B4).
+    async fn version_stream(&self, mount: &Mount) -> Result<ByteStream, NodeError> {
+        let (volser, version) = (mount.volser, mount.base_version);
+        if mount.base_sources.contains(&self.id) {
+            return Ok(Box::pin(self.stream_local(volser, version).await?));
+        }
+        let remote: Vec<ClusterId> = mount
+            .base_sources
+            .iter()
+            .copied()
+            .filter(|c| *c != self.id)
+            .collect();
+        for source in remote {
+            match self
+                .stream_remote(source, volser, version, mount.base_digest)
+                .await
+            {
+                Ok(s) => return Ok(Box::pin(s)),
+                Err(e) => {
+                    tracing::warn!(%volser, %source, error = %e, "remote TVC unavailable; trying another")
                 }
             }
-        });
-        Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
+        }
+        Err(NodeError::NoValidCopy { volser, version })
     }
 
     /// Close the job: commit what it wrote as the next version and demount.
@@ -325,7 +410,7 @@ impl Cluster {
         let Some(writer) = io.writer.take() else {
             // Nothing written: no new version, nothing changes (a scratch volume stays scratch).
             self.mounts.demount(&mount.id);
-            let record = self.volume(&mount.volser)?;
+            let record = self.effective(&mount.volser)?;
             return Ok(Unloaded {
                 record,
                 written: false,
@@ -338,40 +423,6 @@ impl Cluster {
                 return Err(e.into());
             }
         };
-        match self.record_version(mount, &meta).await {
-            Ok(record) => {
-                self.mounts.demount(&mount.id);
-                self.metrics.unloads.inc();
-                let (volser, old) = (mount.volser, mount.base_version);
-                if old > 0 {
-                    if let Err(e) = self.tvc.run(move |s| s.remove(volser, old)).await {
-                        tracing::warn!(%volser, version = old, error = %e, "could not remove the superseded version");
-                    }
-                }
-                tracing::info!(%volser, version = meta.version, size = meta.size, "rewind-unload committed");
-                Ok(Unloaded {
-                    record,
-                    written: true,
-                })
-            }
-            Err(e) => {
-                // Not in the catalog: the version does not exist. Remove the file and fail the job.
-                let (volser, version) = (meta.volser, meta.version);
-                if let Err(rm) = self.tvc.run(move |s| s.remove(volser, version)).await {
-                    tracing::error!(%volser, version, error = %rm, "could not remove an uncatalogued version");
-                }
-                io.failed = true;
-                self.mounts.demount(&mount.id);
-                Err(e)
-            }
-        }
-    }
-
-    async fn record_version(
-        &self,
-        mount: &Mount,
-        meta: &VersionMeta,
-    ) -> Result<VolumeRecord, NodeError> {
         let change = VolumeChange {
             category: mount.category_on_commit,
             constructs: mount.constructs_on_commit.clone(),
@@ -388,22 +439,38 @@ impl Cluster {
             epoch: mount.token.epoch,
             change,
         };
-        match self.catalog.propose(cmd).await? {
-            Applied::Updated { record } => Ok(*record),
-            _ => self.volume(&mount.volser),
+        if let Err(e) = self.journal.append(cmd).await {
+            // Not journalled: the version does not exist. Remove the file and fail the job.
+            let (volser, version) = (meta.volser, meta.version);
+            if let Err(rm) = self.tvc.run(move |s| s.remove(volser, version)).await {
+                tracing::error!(%volser, version, error = %rm, "could not remove an unjournalled version");
+            }
+            io.failed = true;
+            self.mounts.demount(&mount.id);
+            return Err(e);
         }
+        self.mounts.demount(&mount.id);
+        self.metrics.unloads.inc();
+        tracing::info!(volser = %mount.volser, version = meta.version, size = meta.size, "rewind-unload committed");
+        Ok(Unloaded {
+            record: self.effective(&mount.volser)?,
+            written: true,
+        })
     }
 
-    /// Change a volume's category (B13: by the owner, not while mounted).
+    /// Change a volume's category (B13: by the owner, ownership obtained first; not while mounted).
     pub async fn change_category(
         &self,
         volser: Volser,
         category: Category,
     ) -> Result<VolumeRecord, NodeError> {
+        if self.role == Role::Witness {
+            return Err(NodeError::Witness);
+        }
         if self.mounts.is_mounted(&volser) {
             return Err(NodeError::VolumeInUse { volser });
         }
-        let record = self.volume(&volser)?;
+        self.effective(&volser)?;
         if !self
             .catalog
             .view
@@ -411,12 +478,8 @@ impl Cluster {
         {
             return Err(NodeError::UnknownCategory { category });
         }
-        if record.token.owner != self.id {
-            return Err(NodeError::OwnerUnreachable {
-                volser,
-                owner: record.token.owner,
-            });
-        }
+        let token = self.obtain(volser).await?;
+        let _hold = self.mounts.hold(volser)?;
         let change = VolumeChange {
             category: Some(category),
             ..VolumeChange::default()
@@ -424,20 +487,16 @@ impl Cluster {
         let cmd = CatalogCommand::UpdateVolume {
             volser,
             by: self.id,
-            epoch: record.token.epoch,
+            epoch: token.epoch,
             change,
         };
-        match self.catalog.propose(cmd).await? {
-            Applied::Updated { record } => Ok(*record),
-            _ => self.volume(&volser),
-        }
+        self.journal.append(cmd).await?;
+        self.effective(&volser)
     }
 
+    /// The volume as this cluster sees it (catalog plus its own unpublished changes).
     pub fn volume(&self, volser: &Volser) -> Result<VolumeRecord, NodeError> {
-        self.catalog
-            .view
-            .read(|s| s.volumes.get(volser).cloned())
-            .ok_or(NodeError::UnknownVolume { volser: *volser })
+        self.effective(volser)
     }
 }
 

@@ -7,6 +7,10 @@
 //!   define configured constructs, reconcile the volume store with the catalog).
 //! - [`jobs`]: host jobs: mount, write, read, sync, rewind-unload, category change.
 //! - [`mounts`]: the table of mounted volumes (one mount of a volume at a time).
+//! - [`ownership`]: the surrender/transfer handshake between clusters, remote version reads.
+//! - [`journal`], [`publisher`]: the owner journal (local autonomy, B15) and its way into Raft,
+//!   with quarantine of refused versions.
+//! - [`events`]: events raised for operators (`OWNERSHIP_CONFLICT`, ...).
 //! - [`catalog`]: reading the local catalog view and proposing commands (forwarded to the leader).
 //! - [`raft_network`]: openraft's network over `GridService`.
 //! - [`services`]: the tonic services and the host/grid routers.
@@ -23,10 +27,14 @@ pub mod catalog;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod jobs;
+pub mod journal;
 pub mod metrics;
 pub mod mounts;
+pub mod ownership;
 pub mod process;
+pub mod publisher;
 pub mod raft_network;
 pub mod services;
 pub mod telemetry;

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub bytes_written: Counter,
     pub bytes_read: Counter,
     pub checksum_errors: Counter,
+    pub ownership_transfers_in: Counter,
+    pub ownership_transfers_out: Counter,
     pub mounts_active: Gauge,
     pub volumes: Gauge,
     pub volumes_owned: Gauge,

@@ -22,6 +22,9 @@ pub struct Mount {
     /// The committed version the job started from.
     pub base_version: VersionNumber,
     pub base_size: u64,
+    pub base_digest: vtgrid_core::Digest,
+    /// Clusters holding the base version (this one first if it does).
+    pub base_sources: Vec<vtgrid_core::ClusterId>,
     /// Fast Ready mount: the host sees an empty volume (B84).
     pub blank: bool,
     /// Keep the base version's bytes and write after them.
@@ -46,6 +49,28 @@ pub struct JobIo {
 #[derive(Default)]
 pub struct MountTable {
     inner: Mutex<Inner>,
+}
+
+/// The mount-id slot of a held volume; no real mount id looks like it.
+const HOLD: &str = "<held>";
+
+/// A volume held against mounts; released on drop.
+pub struct Hold<'a> {
+    table: &'a MountTable,
+    volser: Volser,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.table.lock();
+        if inner
+            .by_volser
+            .get(&self.volser)
+            .is_some_and(|id| id == HOLD)
+        {
+            inner.by_volser.remove(&self.volser);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -100,6 +125,20 @@ impl MountTable {
             .ok_or_else(|| NodeError::UnknownMount {
                 mount_id: mount_id.to_string(),
             })
+    }
+
+    /// Keep `volser` from being mounted here while the guard lives (an ownership surrender in
+    /// progress). Fails with `VOLUME_IN_USE` when it is mounted or held already.
+    pub fn hold(&self, volser: Volser) -> Result<Hold<'_>, NodeError> {
+        let mut inner = self.lock();
+        if inner.by_volser.contains_key(&volser) {
+            return Err(NodeError::VolumeInUse { volser });
+        }
+        inner.by_volser.insert(volser, HOLD.to_string());
+        Ok(Hold {
+            table: self,
+            volser,
+        })
     }
 
     /// End a job. Returns false when it had already ended.

@@ -1,26 +1,61 @@
-//! `vtgrid node`: one cluster as a real process on RocksDB, volume files and TCP.
+//! `vtgrid node` and `vtgrid witness`: one Raft voter of a grid file as a real process, on
+//! RocksDB and TCP (DESIGN §2).
+//!
+//! Both kinds of voter start and stop the same way; only what they store and serve differs:
+//!
+//! ```text
+//!   load the grid file, check the id's role ──> telemetry ──> RocksDB at data_dir/catalog
+//!     ──> bind listeners ──> Cluster::start (form or rejoin the catalog's Raft group)
+//!     ──> serve until SIGINT/SIGTERM ──> stop accepting, finish requests in flight ──> stop Raft
+//!
+//!   data cluster (node)                      witness
+//!   volumes: FileVolumeStore at data_dir/tvc volumes: none (an empty memory store, quota 0)
+//!   host:  host router (HostService, ...)    host: none; it serves no hosts
+//!   grid:  grid router                       grid: grid router + StatusService + gRPC health
+//!   metrics: Prometheus when configured      metrics: none
+//! ```
+//!
+//! The stop signals are watched from the first line of a run ([`StopSignal::watch`]), so a
+//! SIGTERM that arrives during start-up ends the run cleanly once it is up, instead of killing
+//! the process with the signal's default action.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
 use tonic::transport::Server;
 use vtgrid_catalog::RocksEngine;
 use vtgrid_core::ClusterId;
-use vtgrid_tvc::FileVolumeStore;
+use vtgrid_proto::pb::grid_service_server::GridServiceServer;
+use vtgrid_proto::pb::status_service_server::StatusServiceServer;
+use vtgrid_tvc::{FileVolumeStore, MemVolumeStore, VolumeStore};
 
 use crate::cluster::{Cluster, StartError};
-use crate::config::{ConfigError, GridConfig};
-use crate::services::{grid_routes, host_routes};
-use crate::telemetry;
+use crate::config::{ClusterConfig, ConfigError, GridConfig, Role, WitnessConfig};
+use crate::services::{grid_routes, host_routes, GridApi, StatusApi};
+use crate::telemetry::{self, TelemetryGuard};
 use crate::transport::TcpConnector;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeProcessError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cluster C{0} is not in the grid file")]
+    #[error("voter {0} is neither a cluster nor a witness of the grid file")]
     UnknownCluster(u8),
+    #[error(
+        "{name} (id {id}) is a witness of the grid file, not a data cluster: \
+         run it with `vtgrid witness --config FILE --id {id}`"
+    )]
+    WitnessIsNotANode { id: u8, name: String },
+    #[error(
+        "{name} (C{id}) is a data cluster of the grid file, not a witness: \
+         run it with `vtgrid node --config FILE --id {id}`"
+    )]
+    ClusterIsNotAWitness { id: u8, name: String },
+    #[error("watching for SIGINT and SIGTERM: {0}")]
+    Signal(std::io::Error),
     #[error("creating data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -42,8 +77,9 @@ pub enum NodeProcessError {
         network: &'static str,
         source: std::io::Error,
     },
+    /// Boxed: a start error carries openraft's large error types.
     #[error(transparent)]
-    Start(#[from] StartError),
+    Start(Box<StartError>),
     #[error(transparent)]
     Telemetry(#[from] telemetry::TelemetryError),
     #[error("serving the {network} network: {source}")]
@@ -53,56 +89,30 @@ pub enum NodeProcessError {
     },
 }
 
-/// Run cluster `id` of the grid in `config_path` until SIGINT or SIGTERM.
+impl From<StartError> for NodeProcessError {
+    fn from(e: StartError) -> Self {
+        NodeProcessError::Start(Box::new(e))
+    }
+}
+
+/// Run data cluster `id` of the grid in `config_path` until SIGINT or SIGTERM.
 pub async fn run_node(config_path: &Path, id: u8) -> Result<(), NodeProcessError> {
+    let mut signals = StopSignal::watch().map_err(NodeProcessError::Signal)?;
     let grid = Arc::new(GridConfig::load(config_path)?);
-    let me = grid
-        .cluster(id)
-        .ok_or(NodeProcessError::UnknownCluster(id))?
-        .clone();
+    let me = data_cluster(&grid, id)?.clone();
     let telemetry = telemetry::init(&grid.telemetry, &format!("vtgrid-{}", me.name))?;
 
-    let data_dir = me.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| NodeProcessError::DataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
-    let catalog_dir = data_dir.join("catalog");
-    let engine = RocksEngine::open(&catalog_dir).map_err(|source| NodeProcessError::Catalog {
-        path: catalog_dir,
-        source,
-    })?;
-    let tvc_dir = data_dir.join("tvc");
+    let engine = open_catalog_engine(&me.data_dir)?;
+    let tvc_dir = me.data_dir.join("tvc");
     let volumes = FileVolumeStore::open(&tvc_dir, me.cache_quota_bytes).map_err(|source| {
         NodeProcessError::Tvc {
             path: tvc_dir,
             source,
         }
     })?;
-
-    let bind = |addr: String, network: &'static str| async move {
-        tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|source| NodeProcessError::Bind {
-                addr,
-                network,
-                source,
-            })
-    };
-    let host_listener = bind(me.host.clone(), "host").await?;
-    let grid_listener = bind(me.grid.clone(), "grid").await?;
-
-    let incarnation = rand::random::<u64>();
-    let cluster_id = ClusterId::new(id).map_err(|_| NodeProcessError::UnknownCluster(id))?;
-    let cluster = Cluster::start(
-        grid.clone(),
-        cluster_id,
-        engine,
-        Arc::new(volumes),
-        Arc::new(TcpConnector),
-        incarnation,
-    )
-    .await?;
+    let host_listener = bind(&me.host, "host").await?;
+    let grid_listener = bind(&me.grid, "grid").await?;
+    let cluster = start_voter(grid.clone(), id, engine, Arc::new(volumes)).await?;
 
     if let Some(metrics_addr) = me.metrics.clone() {
         let c = cluster.clone();
@@ -115,55 +125,223 @@ pub async fn run_node(config_path: &Path, id: u8) -> Result<(), NodeProcessError
         });
     }
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let host = Server::builder()
-        .tcp_nodelay(true)
-        .add_routes(host_routes(cluster.clone()).await)
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(host_listener),
-            stopped(stop_rx.clone()),
-        );
-    let grid_server = Server::builder()
-        .tcp_nodelay(true)
-        .add_routes(grid_routes(cluster.clone()))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grid_listener), stopped(stop_rx));
-    tracing::info!(cluster = %cluster_id, host = %me.host, grid = %me.grid, "serving");
+    tracing::info!(cluster = %cluster.id, host = %me.host, grid = %me.grid, "serving");
+    let networks = vec![
+        Network {
+            name: "host",
+            listener: host_listener,
+            routes: host_routes(cluster.clone()).await,
+        },
+        Network {
+            name: "grid",
+            listener: grid_listener,
+            routes: grid_routes(cluster.clone()),
+        },
+    ];
+    let served = serve_until_stopped(&cluster, networks, &mut signals).await;
+    telemetry_shutdown(telemetry, served).await
+}
 
-    let host_task = tokio::spawn(host);
-    let grid_task = tokio::spawn(grid_server);
-    wait_for_signal().await;
+/// Run witness `id` of the grid in `config_path` until SIGINT or SIGTERM.
+///
+/// A witness is a Raft voter that keeps the catalog and nothing else (DESIGN §2): it holds no
+/// volume data, so its volume store is an empty memory store with a quota of zero bytes, which
+/// refuses any write should one ever be routed to it. It serves no hosts: its one listener is
+/// the grid address, with the grid router (Raft, forwarded proposals), `StatusService` (so tools
+/// can ask a witness what it sees) and gRPC health.
+pub async fn run_witness(config_path: &Path, id: u8) -> Result<(), NodeProcessError> {
+    let mut signals = StopSignal::watch().map_err(NodeProcessError::Signal)?;
+    let grid = Arc::new(GridConfig::load(config_path)?);
+    let me = witness(&grid, id)?.clone();
+    let telemetry = telemetry::init(&grid.telemetry, &format!("vtgrid-{}", me.name))?;
+
+    let engine = open_catalog_engine(&me.data_dir)?;
+    let grid_listener = bind(&me.grid, "grid").await?;
+    let no_volumes = Arc::new(MemVolumeStore::new(Some(0)));
+    let cluster = start_voter(grid.clone(), id, engine, no_volumes).await?;
+
+    tracing::info!(witness = %cluster.id, grid = %me.grid, "serving");
+    let networks = vec![Network {
+        name: "grid",
+        listener: grid_listener,
+        routes: witness_routes(cluster.clone()).await,
+    }];
+    let served = serve_until_stopped(&cluster, networks, &mut signals).await;
+    telemetry_shutdown(telemetry, served).await
+}
+
+/// The grid file's data cluster `id`; a witness id or an unknown one is an error that says
+/// which command to use.
+fn data_cluster(grid: &GridConfig, id: u8) -> Result<&ClusterConfig, NodeProcessError> {
+    match (grid.role_of(id), grid.cluster(id)) {
+        (Some(Role::Data), Some(c)) => Ok(c),
+        (Some(Role::Witness), _) => Err(NodeProcessError::WitnessIsNotANode {
+            id,
+            name: grid.name_of(id).unwrap_or_default().to_string(),
+        }),
+        _ => Err(NodeProcessError::UnknownCluster(id)),
+    }
+}
+
+/// The grid file's witness `id`; a data cluster id or an unknown one is an error.
+fn witness(grid: &GridConfig, id: u8) -> Result<&WitnessConfig, NodeProcessError> {
+    match (grid.role_of(id), grid.witness(id)) {
+        (Some(Role::Witness), Some(w)) => Ok(w),
+        (Some(Role::Data), _) => Err(NodeProcessError::ClusterIsNotAWitness {
+            id,
+            name: grid.name_of(id).unwrap_or_default().to_string(),
+        }),
+        _ => Err(NodeProcessError::UnknownCluster(id)),
+    }
+}
+
+/// Create `data_dir` if needed and open the catalog's RocksDB in `data_dir/catalog`.
+fn open_catalog_engine(data_dir: &Path) -> Result<RocksEngine, NodeProcessError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| NodeProcessError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    let catalog_dir = data_dir.join("catalog");
+    RocksEngine::open(&catalog_dir).map_err(|source| NodeProcessError::Catalog {
+        path: catalog_dir,
+        source,
+    })
+}
+
+async fn bind(addr: &str, network: &'static str) -> Result<TcpListener, NodeProcessError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeProcessError::Bind {
+            addr: addr.to_string(),
+            network,
+            source,
+        })
+}
+
+/// Start voter `id` (data cluster or witness) over TCP with a fresh random incarnation.
+async fn start_voter(
+    grid: Arc<GridConfig>,
+    id: u8,
+    engine: RocksEngine,
+    volumes: Arc<dyn VolumeStore>,
+) -> Result<Arc<Cluster>, NodeProcessError> {
+    let cluster_id = ClusterId::new(id).map_err(|_| NodeProcessError::UnknownCluster(id))?;
+    let incarnation = rand::random::<u64>();
+    Ok(Cluster::start(
+        grid,
+        cluster_id,
+        engine,
+        volumes,
+        Arc::new(TcpConnector),
+        incarnation,
+    )
+    .await?)
+}
+
+/// What a witness serves on its grid address: GridService, StatusService and gRPC health.
+async fn witness_routes(cluster: Arc<Cluster>) -> Routes {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<GridServiceServer<GridApi>>().await;
+    health.set_serving::<StatusServiceServer<StatusApi>>().await;
+    grid_routes(cluster.clone())
+        .add_service(StatusServiceServer::new(StatusApi::new(cluster)))
+        .add_service(health_service)
+}
+
+/// One listener and the router served on it.
+struct Network {
+    /// `host` or `grid`, for logs and errors.
+    name: &'static str,
+    listener: TcpListener,
+    routes: Routes,
+}
+
+/// Serve every network until a stop signal, then stop accepting, let the requests in flight
+/// finish, and stop Raft. The first server that failed is the error.
+async fn serve_until_stopped(
+    cluster: &Arc<Cluster>,
+    networks: Vec<Network>,
+    signals: &mut StopSignal,
+) -> Result<(), NodeProcessError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tasks: Vec<_> = networks
+        .into_iter()
+        .map(|n| {
+            let mut stop = stop_rx.clone();
+            let server = Server::builder()
+                .tcp_nodelay(true)
+                .add_routes(n.routes)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(n.listener), async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                });
+            (n.name, tokio::spawn(server))
+        })
+        .collect();
+    signals.recv().await;
     tracing::info!("stopping: no new requests; finishing the ones in flight");
     let _ = stop_tx.send(true);
-    let host_result = host_task.await;
-    let grid_result = grid_task.await;
-    cluster.shutdown().await;
-    for (network, result) in [("host", host_result), ("grid", grid_result)] {
-        match result {
+    let mut outcome = Ok(());
+    for (network, task) in tasks {
+        match task.await {
             Ok(Ok(())) => {}
-            Ok(Err(source)) => return Err(NodeProcessError::Serve { network, source }),
+            Ok(Err(source)) => {
+                if outcome.is_ok() {
+                    outcome = Err(NodeProcessError::Serve { network, source });
+                }
+            }
             Err(join) => tracing::error!(network, error = %join, "server task"),
         }
     }
-    tracing::info!("stopped");
-    telemetry.shutdown().await;
-    Ok(())
+    cluster.shutdown().await;
+    outcome
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM.
+/// Flush telemetry whatever the run's outcome, then return it.
+async fn telemetry_shutdown(
+    telemetry: TelemetryGuard,
+    served: Result<(), NodeProcessError>,
+) -> Result<(), NodeProcessError> {
+    if served.is_ok() {
+        tracing::info!("stopped");
+    }
+    telemetry.shutdown().await;
+    served
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, watched from the moment [`StopSignal::watch`] returns: a signal
+/// that arrives before anyone waits is kept, and the next [`StopSignal::recv`] returns at once.
+pub struct StopSignal {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    /// Install the handlers (this replaces the signals' default action, which kills the
+    /// process). Needs a tokio runtime.
+    pub fn watch() -> std::io::Result<StopSignal> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignal {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Until SIGINT or SIGTERM.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM, from now on.
 pub async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
+    match StopSignal::watch() {
+        Ok(mut signals) => signals.recv().await,
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
             let _ = tokio::signal::ctrl_c().await;
-            return;
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

@@ -41,16 +41,14 @@ impl RaftNetworkFactory<TypeConfig> for GridNetwork {
     type Network = GridLink;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> GridLink {
-        let client = crate::config::is_host_port(&node.addr).then(|| {
-            GridServiceClient::new(self.connector.channel(&node.addr))
-                .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(crate::services::MAX_MESSAGE_BYTES)
-        });
-        GridLink {
+        let mut link = GridLink {
             target,
             addr: node.addr.clone(),
-            client,
-        }
+            client: None,
+            connector: self.connector.clone(),
+        };
+        link.reconnect();
+        link
     }
 }
 
@@ -60,6 +58,7 @@ pub struct GridLink {
     addr: String,
     /// None when the peer's address does not parse; every RPC then reports it unreachable.
     client: Option<GridServiceClient<Channel>>,
+    connector: Arc<dyn Connector>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +78,16 @@ type Rpc =
     ) -> futures::future::BoxFuture<'_, Result<tonic::Response<RaftMessage>, tonic::Status>>;
 
 impl GridLink {
+    /// A fresh channel. After a failed call the old connection may be wedged (a partition can
+    /// leave an HTTP/2 connection that never recovers after the network heals), so it is dropped.
+    fn reconnect(&mut self) {
+        self.client = crate::config::is_host_port(&self.addr).then(|| {
+            GridServiceClient::new(self.connector.channel(&self.addr))
+                .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::services::MAX_MESSAGE_BYTES)
+        });
+    }
+
     /// Send one request and decode the peer's `Result<Resp, RaftError<E>>`.
     async fn call<Req, Resp, E>(
         &mut self,
@@ -106,6 +115,7 @@ impl GridLink {
         let reply = match rpc(client, request).await {
             Ok(r) => r.into_inner(),
             Err(status) => {
+                self.reconnect();
                 let e = LinkError::Status(status);
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
             }

@@ -44,7 +44,8 @@ impl Tvc {
     }
 }
 
-async fn offload<T, F>(blocking: bool, f: F) -> T
+/// Run `f` on the blocking pool when `blocking`, inline otherwise (see the module doc).
+pub async fn offload<T, F>(blocking: bool, f: F) -> T
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,

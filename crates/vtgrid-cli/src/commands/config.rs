@@ -29,7 +29,10 @@ fn check(file: &Path) -> Result<(), CliError> {
         voters
     );
     if voters == 2 {
-        println!("warning: 2 voters: no catalog change (insert, takeover) can commit while either is down; add a witness");
+        println!(
+            "warning: 2 voters: while either one is down, no catalog change (insert, takeover) \
+             can commit; add a witness at a third place"
+        );
     } else if voters % 2 == 0 {
         println!(
             "warning: {voters} voters: an even count tolerates no more failures than {} voters",

@@ -1,25 +1,34 @@
-//! `vtgrid grid up [FILE]`: every cluster of a grid file as a local child process.
+//! `vtgrid grid up [FILE]`: every data cluster and witness of a grid file as a local child
+//! process.
 //!
-//! The children are `vtgrid node --config FILE --id N` (this same binary). `grid up` waits until
-//! each reports ready, prints where to reach it, and then watches: a child that dies is reported
-//! and the rest keep running (a grid survives a cluster's loss). SIGINT or SIGTERM stops every
-//! child with SIGTERM (a clean shutdown), and SIGKILL after a grace period.
+//! The children are `vtgrid node --config FILE --id N` for each `[[cluster]]` and
+//! `vtgrid witness --config FILE --id N` for each `[[witness]]` (this same binary). `grid up`
+//! waits until each reports ready (a data cluster on its host address, a witness on its grid
+//! address, where it serves `StatusService`), prints a table of where to reach them, and then
+//! watches: a child that dies is reported and the rest keep running (a grid survives a cluster's
+//! loss). SIGINT or SIGTERM stops every child with SIGTERM (a clean shutdown), and SIGKILL after
+//! a grace period.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
-use vtgrid_node::config::{GridConfig, EMBEDDED_GRID};
+use vtgrid_node::config::{GridConfig, Role, EMBEDDED_GRID};
+use vtgrid_node::process::StopSignal;
 use vtgrid_proto::pb::GetStatusRequest;
 
 use crate::args::GridCommand;
 use crate::client::{self, CliError};
 
-/// How long a cluster may take to become ready before `grid up` gives up.
+/// How long the grid may take to become ready before `grid up` gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one status probe of a starting child may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause between two rounds of status probes, and between two looks at the children.
+const POLL: Duration = Duration::from_millis(200);
 /// How long a stopping child may take before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -47,142 +56,252 @@ fn grid_file(file: Option<PathBuf>) -> Result<PathBuf, CliError> {
     Ok(path)
 }
 
-struct Running {
+/// One voter of the grid file, as `grid up` runs it.
+struct Member {
     name: String,
     id: u8,
+    role: Role,
+    /// Host address (data cluster) or none (witness).
+    host: Option<String>,
+    grid: String,
+    metrics: Option<String>,
+    data_dir: PathBuf,
+}
+
+impl Member {
+    fn of(grid: &GridConfig) -> Vec<Member> {
+        let clusters = grid.clusters.iter().map(|c| Member {
+            name: c.name.clone(),
+            id: c.id,
+            role: Role::Data,
+            host: Some(c.host.clone()),
+            grid: c.grid.clone(),
+            metrics: c.metrics.clone(),
+            data_dir: c.data_dir.clone(),
+        });
+        let witnesses = grid.witnesses.iter().map(|w| Member {
+            name: w.name.clone(),
+            id: w.id,
+            role: Role::Witness,
+            host: None,
+            grid: w.grid.clone(),
+            metrics: None,
+            data_dir: w.data_dir.clone(),
+        });
+        clusters.chain(witnesses).collect()
+    }
+
+    /// The `vtgrid` subcommand that runs it.
+    fn command(&self) -> &'static str {
+        match self.role {
+            Role::Data => "node",
+            Role::Witness => "witness",
+        }
+    }
+
+    fn role_name(&self) -> &'static str {
+        match self.role {
+            Role::Data => "data",
+            Role::Witness => "witness",
+        }
+    }
+
+    /// Where its `StatusService` answers: a witness serves it on its grid address.
+    fn status_endpoint(&self) -> String {
+        format!("http://{}", self.host.as_deref().unwrap_or(&self.grid))
+    }
+}
+
+/// A started member and its process.
+struct Running {
+    member: Member,
     child: Child,
+    /// Set once its exit has been seen (and reported).
+    exited: Option<ExitStatus>,
+}
+
+impl Running {
+    /// Whether the process has exited; the first time it has, the status is kept.
+    fn check_exit(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exited = Some(status);
+            }
+        }
+        self.exited
+    }
 }
 
 async fn up(file: Option<PathBuf>) -> Result<(), CliError> {
+    // Watch the stop signals before the first child starts, so none is lost.
+    let mut signals = StopSignal::watch().map_err(|source| CliError::Io {
+        what: "watching for SIGINT and SIGTERM",
+        source,
+    })?;
     let path = grid_file(file)?;
     let grid = GridConfig::load(&path)?;
-    if !grid.witnesses.is_empty() {
-        eprintln!(
-            "note: witnesses in {} are not started: this release runs data clusters only",
-            path.display()
-        );
-    }
     let exe = std::env::current_exe().map_err(|source| CliError::Io {
         what: "finding the vtgrid binary",
         source,
     })?;
     let mut running = Vec::new();
-    for c in &grid.clusters {
-        let child = Command::new(&exe)
-            .arg("node")
+    for member in Member::of(&grid) {
+        let spawned = Command::new(&exe)
+            .arg(member.command())
             .arg("--config")
             .arg(&path)
             .arg("--id")
-            .arg(c.id.to_string())
+            .arg(member.id.to_string())
             .stdin(Stdio::null())
             .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| CliError::Io {
-                what: "starting a cluster process",
-                source,
-            })?;
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(source) => {
+                stop_all(&mut running).await;
+                return Err(CliError::Io {
+                    what: "starting a cluster process",
+                    source,
+                });
+            }
+        };
         running.push(Running {
-            name: c.name.clone(),
-            id: c.id,
+            member,
             child,
+            exited: None,
         });
     }
-    let started = wait_ready(&grid, &mut running);
     let outcome = tokio::select! {
-        r = started => r,
-        _ = vtgrid_node::process::wait_for_signal() => Err(CliError::Grid("interrupted while starting".into())),
+        r = wait_ready(&mut running) => r,
+        _ = signals.recv() => Err(CliError::Grid("interrupted while starting".into())),
     };
     if let Err(e) = outcome {
         stop_all(&mut running).await;
         return Err(e);
     }
     println!(
-        "grid {:?} is up ({} cluster(s)); Ctrl-C stops it",
+        "grid {:?} is up: {} data cluster(s), {} witness(es); Ctrl-C stops it",
         grid.grid.name,
-        running.len()
+        grid.clusters.len(),
+        grid.witnesses.len()
     );
-    for c in &grid.clusters {
-        let metrics = c
-            .metrics
-            .as_deref()
-            .map(|m| format!(", metrics http://{m}/metrics"))
-            .unwrap_or_default();
-        println!(
-            "  {} (C{}): host {}, grid {}{}, data {}",
-            c.name,
-            c.id,
-            c.host,
-            c.grid,
-            metrics,
-            c.data_dir.display()
-        );
-    }
-    watch(&mut running).await;
+    print!("{}", table(running.iter().map(|r| &r.member)));
+    watch(&mut running, &mut signals).await;
     stop_all(&mut running).await;
     println!("grid stopped");
     Ok(())
 }
 
-async fn wait_ready(grid: &GridConfig, running: &mut [Running]) -> Result<(), CliError> {
+/// Until every member reports ready; a member that exits first, or the deadline, is an error.
+async fn wait_ready(running: &mut [Running]) -> Result<(), CliError> {
     let deadline = Instant::now() + READY_TIMEOUT;
-    for c in &grid.clusters {
-        let endpoint = format!("http://{}", c.host);
-        loop {
-            if let Some(r) = running.iter_mut().find(|r| r.id == c.id) {
-                if let Ok(Some(status)) = r.child.try_wait() {
-                    return Err(CliError::Grid(format!(
-                        "{} exited during start-up ({status})",
-                        r.name
-                    )));
-                }
-            }
-            let ready = match client::status(&endpoint).await {
-                Ok(mut s) => s
-                    .get_status(GetStatusRequest {})
-                    .await
-                    .map(|r| r.into_inner().ready)
-                    .unwrap_or(false),
-                Err(_) => false,
-            };
-            if ready {
-                break;
-            }
-            if Instant::now() > deadline {
+    let mut ready = vec![false; running.len()];
+    loop {
+        for (r, ready) in running.iter_mut().zip(ready.iter_mut()) {
+            if let Some(status) = r.check_exit() {
                 return Err(CliError::Grid(format!(
-                    "{} did not become ready within {READY_TIMEOUT:?}",
-                    c.name
+                    "{} ({} {}) exited during start-up ({status})",
+                    r.member.name,
+                    r.member.role_name(),
+                    r.member.id
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            if !*ready {
+                *ready = is_ready(&r.member.status_endpoint()).await;
+            }
+        }
+        if ready.iter().all(|r| *r) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let waiting: Vec<&str> = running
+                .iter()
+                .zip(&ready)
+                .filter(|(_, ready)| !**ready)
+                .map(|(r, _)| r.member.name.as_str())
+                .collect();
+            return Err(CliError::Grid(format!(
+                "not ready within {READY_TIMEOUT:?}: {}",
+                waiting.join(", ")
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `GetStatus.ready` at `endpoint`; false while it cannot answer.
+async fn is_ready(endpoint: &str) -> bool {
+    let probe = async {
+        let mut status = client::status(endpoint).await.ok()?;
+        let reply = status.get_status(GetStatusRequest {}).await.ok()?;
+        Some(reply.into_inner().ready)
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, probe).await,
+        Ok(Some(true))
+    )
+}
+
+/// The members as an aligned table: name, id, role, addresses, data dir.
+fn table<'a>(members: impl Iterator<Item = &'a Member>) -> String {
+    let header = ["NAME", "ID", "ROLE", "HOST", "GRID", "METRICS", "DATA"].map(String::from);
+    let mut rows = vec![header];
+    for m in members {
+        rows.push([
+            m.name.clone(),
+            m.id.to_string(),
+            m.role_name().to_string(),
+            m.host.clone().unwrap_or_else(|| "-".into()),
+            m.grid.clone(),
+            m.metrics
+                .as_deref()
+                .map_or_else(|| "-".into(), |a| format!("http://{a}/metrics")),
+            m.data_dir.display().to_string(),
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
         }
     }
-    Ok(())
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str("  ");
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// Until a signal or until every child has exited.
-async fn watch(running: &mut [Running]) {
-    let mut signal = Box::pin(vtgrid_node::process::wait_for_signal());
+async fn watch(running: &mut [Running], signals: &mut StopSignal) {
     loop {
         tokio::select! {
-            _ = &mut signal => return,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = signals.recv() => return,
+            _ = tokio::time::sleep(POLL) => {}
         }
         let mut alive = 0;
         for r in running.iter_mut() {
-            match r.child.try_wait() {
-                Ok(None) => alive += 1,
-                Ok(Some(status)) if r.id != u8::MAX => {
-                    eprintln!(
-                        "{} (C{}) exited: {status}; the rest of the grid keeps running",
-                        r.name, r.id
-                    );
-                    r.id = u8::MAX;
-                }
-                _ => {}
+            let seen = r.exited.is_some();
+            match r.check_exit() {
+                None => alive += 1,
+                Some(status) if !seen => eprintln!(
+                    "{} ({} {}) exited: {status}; the rest of the grid keeps running",
+                    r.member.name,
+                    r.member.role_name(),
+                    r.member.id
+                ),
+                Some(_) => {}
             }
         }
         if alive == 0 {
-            eprintln!("every cluster has exited");
+            eprintln!("every cluster and witness has exited");
             return;
         }
     }
@@ -190,17 +309,65 @@ async fn watch(running: &mut [Running]) {
 
 async fn stop_all(running: &mut [Running]) {
     for r in running.iter_mut() {
-        if let Some(pid) = r.child.id() {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        if r.check_exit().is_none() {
+            if let Some(pid) = r.child.id() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
         }
     }
     for r in running.iter_mut() {
-        match tokio::time::timeout(STOP_GRACE, r.child.wait()).await {
-            Ok(_) => {}
-            Err(_) => {
-                eprintln!("{} did not stop within {STOP_GRACE:?}; killing it", r.name);
-                let _ = r.child.kill().await;
-            }
+        if tokio::time::timeout(STOP_GRACE, r.child.wait())
+            .await
+            .is_err()
+        {
+            eprintln!(
+                "{} did not stop within {STOP_GRACE:?}; killing it",
+                r.member.name
+            );
+            let _ = r.child.kill().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_aligns_its_columns_and_marks_what_a_witness_lacks() {
+        let members = [
+            Member {
+                name: "duo-c0".into(),
+                id: 0,
+                role: Role::Data,
+                host: Some("127.0.0.1:7500".into()),
+                grid: "127.0.0.1:7501".into(),
+                metrics: Some("127.0.0.1:7503".into()),
+                data_dir: "vtgrid-data/duo-c0".into(),
+            },
+            Member {
+                name: "duo-w8".into(),
+                id: 8,
+                role: Role::Witness,
+                host: None,
+                grid: "127.0.0.1:7581".into(),
+                metrics: None,
+                data_dir: "vtgrid-data/duo-w8".into(),
+            },
+        ];
+        let text = table(members.iter());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[0].contains("NAME") && lines[0].contains("ROLE"),
+            "{text}"
+        );
+        let grid_column = lines[0].find("GRID").expect("a GRID column");
+        assert_eq!(lines[1].find("127.0.0.1:7501"), Some(grid_column), "{text}");
+        assert_eq!(lines[2].find("127.0.0.1:7581"), Some(grid_column), "{text}");
+        assert!(
+            lines[2].contains("witness") && lines[2].contains(" - "),
+            "{text}"
+        );
     }
 }

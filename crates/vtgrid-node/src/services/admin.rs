@@ -1,6 +1,9 @@
 //! `AdminService`: what operators call (the MI analogue).
 
+use std::pin::Pin;
 use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
 
 use tonic::{Request, Response, Status};
 use vtgrid_core::catalog::{Applied, CatalogCommand};
@@ -28,6 +31,56 @@ const MAX_PAGE: usize = 1000;
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    async fn list_quarantine(
+        &self,
+        _request: Request<pb::ListQuarantineRequest>,
+    ) -> Result<Response<pb::ListQuarantineResponse>, Status> {
+        let versions = self
+            .cluster
+            .quarantine()
+            .await?
+            .into_iter()
+            .map(|q| pb::QuarantinedVersion {
+                volser: q.volser.to_string(),
+                version: q.version,
+                size: q.size,
+                digest: q.digest.to_hex(),
+                epoch: q.epoch.0,
+                reason: q.rejection.to_string(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListQuarantineResponse { versions }))
+    }
+
+    type ReadQuarantinedStream = Pin<Box<dyn Stream<Item = Result<pb::ReadChunk, Status>> + Send>>;
+
+    async fn read_quarantined(
+        &self,
+        request: Request<pb::ReadQuarantinedRequest>,
+    ) -> Result<Response<Self::ReadQuarantinedStream>, Status> {
+        let req = request.into_inner();
+        let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
+        let record = self.cluster.quarantined(volser, req.version).await?;
+        let bytes = self
+            .cluster
+            .stream_local(record.volser, record.version)
+            .await?;
+        let out = bytes.map(|c| c.map(|data| pb::ReadChunk { data }).map_err(Status::from));
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn discard_quarantined(
+        &self,
+        request: Request<pb::DiscardQuarantinedRequest>,
+    ) -> Result<Response<pb::DiscardQuarantinedResponse>, Status> {
+        let req = request.into_inner();
+        let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
+        self.cluster
+            .discard_quarantined(volser, req.version)
+            .await?;
+        Ok(Response::new(pb::DiscardQuarantinedResponse {}))
+    }
+
     #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
     async fn insert_volumes(
         &self,

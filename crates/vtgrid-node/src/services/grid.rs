@@ -5,9 +5,15 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::pin::Pin;
 use tonic::{Request, Response, Status};
 use vtgrid_core::catalog::CatalogCommand;
-use vtgrid_proto::pb::{grid_service_server::GridService, RaftMessage};
+
+use futures::{Stream, StreamExt};
+use vtgrid_core::{ClusterId, Volser};
+use vtgrid_proto::pb::{self, grid_service_server::GridService, RaftMessage};
+
+use crate::error::NodeError;
 
 use crate::cluster::Cluster;
 
@@ -34,6 +40,41 @@ fn encode<T: Serialize>(v: &T) -> Result<Response<RaftMessage>, Status> {
 
 #[tonic::async_trait]
 impl GridService for GridApi {
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
+    async fn surrender(
+        &self,
+        request: Request<pb::SurrenderRequest>,
+    ) -> Result<Response<pb::SurrenderResponse>, Status> {
+        let req = request.into_inner();
+        let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
+        let to = u8::try_from(req.to)
+            .ok()
+            .and_then(|n| ClusterId::new(n).ok())
+            .ok_or(NodeError::InvalidArgument {
+                field: "to",
+                problem: "not a cluster id",
+            })?;
+        let (token, log_index) = self.cluster.surrender(volser, to).await?;
+        Ok(Response::new(pb::SurrenderResponse {
+            owner: u32::from(token.owner.get()),
+            epoch: token.epoch.0,
+            log_index,
+        }))
+    }
+
+    type ReadVersionStream = Pin<Box<dyn Stream<Item = Result<pb::ReadChunk, Status>> + Send>>;
+
+    async fn read_version(
+        &self,
+        request: Request<pb::ReadVersionRequest>,
+    ) -> Result<Response<Self::ReadVersionStream>, Status> {
+        let req = request.into_inner();
+        let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
+        let bytes = self.cluster.stream_local(volser, req.version).await?;
+        let out = bytes.map(|c| c.map(|data| pb::ReadChunk { data }).map_err(Status::from));
+        Ok(Response::new(Box::pin(out)))
+    }
+
     async fn append_entries(
         &self,
         request: Request<RaftMessage>,

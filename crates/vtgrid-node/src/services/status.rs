@@ -20,6 +20,25 @@ impl StatusApi {
 
 #[tonic::async_trait]
 impl StatusService for StatusApi {
+    async fn list_events(
+        &self,
+        _request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let events = self
+            .cluster
+            .events
+            .recent()
+            .into_iter()
+            .map(|e| pb::Event {
+                code: e.code.to_string(),
+                message: e.message,
+                volser: e.volser.map(|v| v.to_string()).unwrap_or_default(),
+                at_ms: e.at_ms,
+            })
+            .collect();
+        Ok(Response::new(pb::ListEventsResponse { events }))
+    }
+
     async fn get_status(
         &self,
         _request: Request<pb::GetStatusRequest>,
@@ -41,11 +60,7 @@ impl StatusService for StatusApi {
             .map(|id| id as u32)
             .collect();
         let usage = c.tvc.store().usage();
-        let name = c
-            .grid
-            .cluster(c.id.get())
-            .map(|cc| cc.name.clone())
-            .unwrap_or_default();
+        let name = c.grid.name_of(c.id.get()).unwrap_or_default().to_string();
         Ok(Response::new(pb::ClusterStatus {
             grid: c.grid.grid.name.clone(),
             cluster: u32::from(c.id.get()),
@@ -62,6 +77,8 @@ impl StatusService for StatusApi {
             cache_quota_bytes: usage.quota_bytes,
             version: env!("CARGO_PKG_VERSION").into(),
             ready: c.is_ready(),
+            journal_pending: c.journal.pending_count() as u64,
+            quarantined: c.quarantine().await.map(|q| q.len() as u64).unwrap_or(0),
         }))
     }
 }

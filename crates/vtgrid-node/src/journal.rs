@@ -1,0 +1,128 @@
+//! The owner journal as the node uses it: durable entries plus an in-memory overlay, so this
+//! cluster sees its own unpublished changes at once (local autonomy, B15; DESIGN §3).
+//!
+//! ```text
+//!   rewind-unload ──append (fsync)──> OwnerJournal ──JournalPublisher──> Raft ──> catalog
+//!        │                                 │                      │
+//!        └── host acknowledged             └── overlay: effective └── committed: entry removed
+//!                                              record = catalog       refused (stale epoch):
+//!                                              + pending changes      quarantined + event
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use vtgrid_catalog::{JournalEntry, OwnerJournal};
+use vtgrid_core::catalog::{CatalogCommand, VolumeChange};
+use vtgrid_core::{Volser, VolumeRecord};
+
+use crate::error::NodeError;
+use crate::tvc_io::offload;
+
+/// The journal and its overlay of pending changes by volume.
+pub struct Journal {
+    store: Arc<dyn OwnerJournal>,
+    pending: Mutex<BTreeMap<Volser, Vec<(u64, VolumeChange)>>>,
+    /// Wakes the publisher when an entry is appended.
+    pub appended: tokio::sync::Notify,
+    /// Wakes waiters (a surrender flushing one volume) after each publishing round.
+    pub published: tokio::sync::Notify,
+}
+
+impl Journal {
+    /// Load the entries a previous run left unpublished.
+    pub fn open(
+        store: Arc<dyn OwnerJournal>,
+    ) -> Result<Journal, vtgrid_catalog::CatalogStorageError> {
+        let mut pending: BTreeMap<Volser, Vec<(u64, VolumeChange)>> = BTreeMap::new();
+        for JournalEntry { seq, command } in store.entries()? {
+            if let CatalogCommand::UpdateVolume { volser, change, .. } = command {
+                pending.entry(volser).or_default().push((seq, change));
+            }
+        }
+        Ok(Journal {
+            store,
+            pending: Mutex::new(pending),
+            appended: tokio::sync::Notify::new(),
+            published: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Volser, Vec<(u64, VolumeChange)>>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn store(&self) -> &Arc<dyn OwnerJournal> {
+        &self.store
+    }
+
+    /// Record an owner's change durably; it is visible through [`Journal::overlay`] at once.
+    pub async fn append(&self, command: CatalogCommand) -> Result<u64, NodeError> {
+        let store = self.store.clone();
+        let cmd = command.clone();
+        let seq = offload(self.store.is_blocking(), move || store.append(&cmd))
+            .await
+            .map_err(NodeError::Journal)?;
+        if let CatalogCommand::UpdateVolume { volser, change, .. } = command {
+            self.lock().entry(volser).or_default().push((seq, change));
+        }
+        self.appended.notify_one();
+        Ok(seq)
+    }
+
+    /// The entry left the journal (committed or quarantined).
+    pub fn forget(&self, volser: Volser, seq: u64) {
+        let mut pending = self.lock();
+        if let Some(list) = pending.get_mut(&volser) {
+            list.retain(|(s, _)| *s != seq);
+            if list.is_empty() {
+                pending.remove(&volser);
+            }
+        }
+    }
+
+    pub fn has_pending(&self, volser: &Volser) -> bool {
+        self.lock().contains_key(volser)
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    /// The catalog's record with this cluster's unpublished changes applied, in order.
+    pub fn overlay(&self, mut record: VolumeRecord) -> VolumeRecord {
+        if let Some(changes) = self.lock().get(&record.volser) {
+            for (_, change) in changes {
+                apply_change(&mut record, change);
+            }
+        }
+        record
+    }
+
+    /// Versions still only in the journal, per volume (kept by TVC reconciliation).
+    pub fn pending_versions(&self) -> Vec<(Volser, u64)> {
+        self.lock()
+            .iter()
+            .flat_map(|(v, list)| {
+                list.iter()
+                    .filter_map(move |(_, c)| c.version.as_ref().map(|n| (*v, n.version)))
+            })
+            .collect()
+    }
+}
+
+/// What the catalog will do with an accepted change, done to a copy of the record.
+pub fn apply_change(record: &mut VolumeRecord, change: &VolumeChange) {
+    if let Some(c) = change.category {
+        record.category = c;
+    }
+    if let Some(c) = &change.constructs {
+        record.constructs = c.clone();
+    }
+    if let Some(v) = &change.version {
+        record.version = v.version;
+        record.size = v.size;
+        record.digest = v.digest;
+        record.consistent_at = BTreeMap::from([(v.written_at, v.version)]);
+    }
+}

@@ -1,0 +1,324 @@
+//! Volume ownership between clusters (DESIGN §3; B10, B11, B13, B14).
+//!
+//! A cluster may mount or re-categorise a volume only while it holds the volume's ownership token.
+//! Getting the token from its owner is a two-party handshake over the grid network:
+//!
+//! ```text
+//!   Ci (wants V)                                   Cj (owns V)
+//!   obtain(V) ──GridService.Surrender{V, to: i}──> surrender(V, i)
+//!                                                  ├─ V mounted here?  -> VOLUME_IN_USE
+//!                                                  ├─ hold V (no new mounts here)
+//!                                                  ├─ publish journal entries of V
+//!                                                  └─ commit Transfer{V, j -> i, epoch e} (epoch e+1)
+//!             <──────────── {owner i, epoch e+1, log index n}
+//!   wait until applied n; Ci now owns V
+//! ```
+//!
+//! Nobody takes a live owner's volume: if Cj does not answer within [`SURRENDER_TIMEOUT`], the
+//! mount fails with `OWNER_UNREACHABLE` (B14), even when Ci has a copy of the data.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio_stream::wrappers::ReceiverStream;
+use vtgrid_core::catalog::{Applied, CatalogCommand};
+use vtgrid_core::{ClusterId, OwnershipToken, VersionNumber, Volser, VolumeRecord};
+use vtgrid_proto::pb::grid_service_client::GridServiceClient;
+use vtgrid_proto::pb::{ReadVersionRequest, SurrenderRequest};
+use vtgrid_proto::reason_of;
+
+use crate::cluster::Cluster;
+use crate::error::NodeError;
+
+/// How long a requester waits for an owner's answer: long enough for the owner to publish its
+/// pending journal entries and commit the transfer, short enough for a host to see
+/// `OWNER_UNREACHABLE` promptly.
+pub const SURRENDER_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// How long the owner may spend publishing a volume's journal entries before surrendering it.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Cluster {
+    /// The volume as this cluster sees it: the catalog's record plus its own unpublished changes.
+    pub fn effective(&self, volser: &Volser) -> Result<VolumeRecord, NodeError> {
+        let record = self
+            .catalog
+            .view
+            .read(|s| s.volumes.get(volser).cloned())
+            .ok_or(NodeError::UnknownVolume { volser: *volser })?;
+        Ok(self.journal.overlay(record))
+    }
+
+    /// [`Cluster::effective`], but a volume this cluster's view does not know yet (the view may
+    /// trail the leader by the entries in flight) is looked up again after a read barrier.
+    pub async fn effective_fresh(&self, volser: &Volser) -> Result<VolumeRecord, NodeError> {
+        match self.effective(volser) {
+            Err(NodeError::UnknownVolume { .. }) => {
+                self.catalog.propose(CatalogCommand::Barrier).await?;
+                self.effective(volser)
+            }
+            other => other,
+        }
+    }
+
+    /// Is this cluster the one that may write `volser` now? (The invariant B10 checks this across
+    /// the grid: at most one cluster answers yes for each volume.)
+    pub fn may_write(&self, volser: &Volser) -> bool {
+        self.effective(volser)
+            .is_ok_and(|r| r.token.owner == self.id)
+    }
+
+    /// Make this cluster the owner of `volser`, asking the current owner if needed.
+    pub async fn obtain(&self, volser: Volser) -> Result<OwnershipToken, NodeError> {
+        let record = self.effective_fresh(&volser).await?;
+        if record.token.owner == self.id {
+            return Ok(record.token);
+        }
+        let owner = record.token.owner;
+        let addr = self
+            .grid
+            .voters()
+            .get(&owner.raft_id())
+            .cloned()
+            .ok_or(NodeError::OwnerUnreachable { volser, owner })?;
+        let mut client = GridServiceClient::new(self.connector.channel(&addr));
+        let mut request = tonic::Request::new(SurrenderRequest {
+            volser: volser.to_string(),
+            to: u32::from(self.id.get()),
+        });
+        request.set_timeout(SURRENDER_TIMEOUT);
+        let reply = match tokio::time::timeout(SURRENDER_TIMEOUT, client.surrender(request)).await {
+            Err(_) => return Err(NodeError::OwnerUnreachable { volser, owner }),
+            Ok(Err(status)) => return Err(refusal(volser, owner, status)),
+            Ok(Ok(reply)) => reply.into_inner(),
+        };
+        self.catalog.wait_applied(reply.log_index).await?;
+        self.metrics.ownership_transfers_in.inc();
+        let record = self.effective(&volser)?;
+        if record.token.owner != self.id {
+            // Someone else got it between the transfer and now: the next attempt asks them.
+            return Err(NodeError::OwnerUnreachable {
+                volser,
+                owner: record.token.owner,
+            });
+        }
+        tracing::info!(%volser, from = %owner, epoch = %record.token.epoch, "ownership obtained");
+        Ok(record.token)
+    }
+
+    /// The owner's side of the handshake.
+    pub async fn surrender(
+        &self,
+        volser: Volser,
+        to: ClusterId,
+    ) -> Result<(OwnershipToken, u64), NodeError> {
+        let _hold = self.mounts.hold(volser)?;
+        let record = self.effective(&volser)?;
+        if record.token.owner != self.id {
+            return Err(vtgrid_core::catalog::CatalogRejection::NotOwner {
+                volser,
+                sender: self.id,
+                owner: record.token.owner,
+            }
+            .into());
+        }
+        self.flush_journal(volser).await?;
+        // Publishing may have been refused (the volume was taken over): re-read the token.
+        let record = self.effective(&volser)?;
+        if record.token.owner != self.id {
+            return Err(vtgrid_core::catalog::CatalogRejection::NotOwner {
+                volser,
+                sender: self.id,
+                owner: record.token.owner,
+            }
+            .into());
+        }
+        let cmd = CatalogCommand::Transfer {
+            volser,
+            from: self.id,
+            to,
+            epoch: record.token.epoch,
+        };
+        let (applied, index) = self.catalog.propose_indexed(cmd).await?;
+        let token = match applied {
+            Applied::Transferred { token } => token,
+            _ => OwnershipToken {
+                owner: to,
+                epoch: record.token.epoch.next(),
+            },
+        };
+        self.metrics.ownership_transfers_out.inc();
+        tracing::info!(%volser, %to, epoch = %token.epoch, "ownership surrendered");
+        Ok((token, index))
+    }
+
+    /// Wait until the journal holds nothing more for `volser`.
+    async fn flush_journal(&self, volser: Volser) -> Result<(), NodeError> {
+        let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
+        while self.journal.has_pending(&volser) {
+            self.journal.appended.notify_one();
+            let published = self.journal.published.notified();
+            if tokio::time::timeout_at(deadline, published).await.is_err() {
+                return Err(NodeError::catalog(crate::error::CatalogFailure::Timeout(
+                    FLUSH_TIMEOUT,
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stream a committed version held by this cluster's TVC, verifying as it goes.
+    pub async fn stream_local(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+    ) -> Result<ReceiverStream<Result<Bytes, NodeError>>, NodeError> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, NodeError>>(4);
+        let reader = self.tvc.run(move |s| s.open(volser, version)).await?;
+        let tvc = self.tvc.clone();
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let mut reader = Some(reader);
+            while let Some(mut r) = reader.take() {
+                let (r, chunk) = tvc
+                    .offload(move || {
+                        let c = r.next_chunk();
+                        (r, c)
+                    })
+                    .await;
+                reader = Some(r);
+                let item = match chunk {
+                    Ok(Some(data)) => Ok(data),
+                    Ok(None) => break,
+                    Err(e) => {
+                        if e.is_corruption() {
+                            metrics.checksum_errors.inc();
+                        }
+                        Err(NodeError::Tvc(e))
+                    }
+                };
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Ok(ReceiverStream::new(rx))
+    }
+
+    /// Stream a version from another cluster's TVC over the grid network (remote TVC, B4). The
+    /// BLAKE3 digest of what arrives is checked against `digest` at the end.
+    pub async fn stream_remote(
+        &self,
+        from: ClusterId,
+        volser: Volser,
+        version: VersionNumber,
+        digest: vtgrid_core::Digest,
+    ) -> Result<impl Stream<Item = Result<Bytes, NodeError>> + Send + use<>, NodeError> {
+        let addr = self
+            .grid
+            .voters()
+            .get(&from.raft_id())
+            .cloned()
+            .ok_or(NodeError::NoValidCopy { volser, version })?;
+        let mut client = GridServiceClient::new(self.connector.channel(&addr))
+            .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES);
+        let request = ReadVersionRequest {
+            volser: volser.to_string(),
+            version,
+        };
+        let stream =
+            match tokio::time::timeout(SURRENDER_TIMEOUT, client.read_version(request)).await {
+                Ok(Ok(s)) => s.into_inner(),
+                Ok(Err(status)) if reason_of(&status).is_some() => {
+                    return Err(refusal(volser, from, status))
+                }
+                _ => return Err(NodeError::NoValidCopy { volser, version }),
+            };
+        // Each chunk was CRC-checked at the source; the whole version is checked here, so bytes
+        // damaged on the way are CHECKSUM_MISMATCH at the end of the stream, never a good read.
+        let verified = futures::stream::unfold(
+            Some((stream, blake3::Hasher::new())),
+            move |state| async move {
+                let (mut stream, mut hasher) = state?;
+                match stream.next().await {
+                    Some(Ok(chunk)) => {
+                        hasher.update(&chunk.data);
+                        Some((Ok(chunk.data), Some((stream, hasher))))
+                    }
+                    Some(Err(status)) => Some((Err(refusal(volser, from, status)), None)),
+                    None if hasher.finalize().as_bytes() == &digest.0 => None,
+                    None => Some((
+                        Err(NodeError::Tvc(vtgrid_tvc::TvcError::DigestMismatch {
+                            volser,
+                            version,
+                        })),
+                        None,
+                    )),
+                }
+            },
+        );
+        Ok(verified)
+    }
+}
+
+/// What a peer's refusal means here.
+fn refusal(volser: Volser, peer: ClusterId, status: tonic::Status) -> NodeError {
+    match reason_of(&status) {
+        Some(reason) => NodeError::PeerRefused {
+            peer,
+            code: status.code(),
+            reason,
+            message: status.message().to_string(),
+        },
+        None => NodeError::OwnerUnreachable {
+            volser,
+            owner: peer,
+        },
+    }
+}
+
+impl Cluster {
+    /// Versions the catalog refused, kept here (DESIGN §3).
+    pub async fn quarantine(&self) -> Result<Vec<vtgrid_catalog::QuarantineRecord>, NodeError> {
+        let store = self.journal.store().clone();
+        crate::tvc_io::offload(store.is_blocking(), move || store.quarantined())
+            .await
+            .map_err(NodeError::Journal)
+    }
+
+    pub async fn quarantined(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+    ) -> Result<vtgrid_catalog::QuarantineRecord, NodeError> {
+        self.quarantine()
+            .await?
+            .into_iter()
+            .find(|q| q.volser == volser && q.version == version)
+            .ok_or(NodeError::NotQuarantined { volser, version })
+    }
+
+    /// The operator gave up a quarantined version: forget it and free its file (unless the
+    /// catalog's current version of the volume here happens to be the same number).
+    pub async fn discard_quarantined(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+    ) -> Result<(), NodeError> {
+        self.quarantined(volser, version).await?;
+        let store = self.journal.store().clone();
+        crate::tvc_io::offload(store.is_blocking(), move || store.discard(volser, version))
+            .await
+            .map_err(NodeError::Journal)?;
+        let current = self
+            .effective(&volser)
+            .map(|r| r.version == version && r.consistent_at.contains_key(&self.id));
+        if !current.unwrap_or(false) {
+            self.tvc.run(move |s| s.remove(volser, version)).await?;
+        }
+        tracing::info!(%volser, version, "quarantined version discarded");
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! The journal publisher: moves the owner journal into the catalog, in order (DESIGN §3).
+//!
+//! One task per cluster. Each round it proposes the pending entries oldest first and stops at the
+//! first one the catalog cannot take *now* (no quorum, no leader), so entries of one volume never
+//! overtake each other; it retries with a growing pause. An entry the catalog *refuses* because the
+//! volume's ownership moved on (stale epoch, not the owner) is quarantined with an
+//! `OWNERSHIP_CONFLICT` event. An entry the catalog already holds (a crash after the commit and
+//! before the removal replays it) is simply removed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vtgrid_catalog::{JournalEntry, QuarantineRecord};
+use vtgrid_core::catalog::{CatalogCommand, CatalogRejection};
+
+use crate::cluster::Cluster;
+use crate::error::NodeError;
+use crate::events::OWNERSHIP_CONFLICT;
+use crate::tvc_io::offload;
+
+/// The longest pause between attempts while the catalog is unavailable.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Even with no new entries, look again this often.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+
+/// What happened to one entry.
+enum Outcome {
+    /// In the catalog (now or before): drop it from the journal.
+    Published,
+    /// Refused for good: quarantine it.
+    Refused(CatalogRejection),
+    /// The catalog cannot take it now: stop this round.
+    Later,
+}
+
+impl Cluster {
+    /// Run the publisher until the task is dropped.
+    pub async fn publish_journal(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let appended = self.journal.appended.notified();
+            let complete = self.publish_round().await;
+            self.journal.published.notify_waiters();
+            if complete {
+                backoff = Duration::from_millis(50);
+                let _ = tokio::time::timeout(IDLE_RECHECK, appended).await;
+            } else {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+
+    /// One pass over the journal; true when it is empty afterwards.
+    async fn publish_round(&self) -> bool {
+        let store = self.journal.store().clone();
+        let entries = match offload(store.is_blocking(), move || store.entries()).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the owner journal");
+                return false;
+            }
+        };
+        for entry in entries {
+            match self.publish_entry(&entry).await {
+                Outcome::Published => self.retire(&entry, None).await,
+                Outcome::Refused(rejection) => self.retire(&entry, Some(rejection)).await,
+                Outcome::Later => return false,
+            }
+        }
+        true
+    }
+
+    async fn publish_entry(&self, entry: &JournalEntry) -> Outcome {
+        match self.catalog.propose(entry.command.clone()).await {
+            Ok(_) => Outcome::Published,
+            // The same version committed before a crash: the journal entry is a replay.
+            Err(NodeError::Rejected(CatalogRejection::VersionNotNext { current, got, .. }))
+                if current >= got =>
+            {
+                Outcome::Published
+            }
+            Err(NodeError::Rejected(r)) => Outcome::Refused(r),
+            Err(e) => {
+                tracing::debug!(seq = entry.seq, error = %e, "journal entry not published yet");
+                Outcome::Later
+            }
+        }
+    }
+
+    /// Remove a published or refused entry from the journal (and quarantine a refused version).
+    async fn retire(&self, entry: &JournalEntry, refused: Option<CatalogRejection>) {
+        let CatalogCommand::UpdateVolume {
+            volser,
+            epoch,
+            change,
+            ..
+        } = &entry.command
+        else {
+            self.remove_entry(entry).await;
+            return;
+        };
+        let volser = *volser;
+        match (refused, &change.version) {
+            (None, Some(v)) => {
+                self.remove_entry(entry).await;
+                self.journal.forget(volser, entry.seq);
+                // The version is in the catalog: the one before it is superseded here.
+                if v.version > 1 {
+                    let old = v.version - 1;
+                    if let Err(e) = self.tvc.run(move |s| s.remove(volser, old)).await {
+                        tracing::warn!(%volser, version = old, error = %e, "removing a superseded version");
+                    }
+                }
+            }
+            (None, None) => {
+                self.remove_entry(entry).await;
+                self.journal.forget(volser, entry.seq);
+            }
+            (Some(rejection), Some(v)) => {
+                let record = QuarantineRecord {
+                    volser,
+                    version: v.version,
+                    size: v.size,
+                    digest: v.digest,
+                    epoch: *epoch,
+                    rejection: rejection.clone(),
+                };
+                let store = self.journal.store().clone();
+                let seq = entry.seq;
+                let r = record.clone();
+                match offload(store.is_blocking(), move || store.quarantine(seq, &r)).await {
+                    Ok(()) => {
+                        self.journal.forget(volser, entry.seq);
+                        self.events.raise(
+                            OWNERSHIP_CONFLICT,
+                            Some(volser),
+                            format!(
+                                "version {} of {volser}, written here under epoch {epoch}, was refused by the catalog ({rejection}); it is quarantined",
+                                v.version
+                            ),
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(%volser, error = %e, "quarantining a refused version")
+                    }
+                }
+            }
+            (Some(rejection), None) => {
+                // A refused category or construct change carries no data to keep; say so loudly.
+                self.remove_entry(entry).await;
+                self.journal.forget(volser, entry.seq);
+                self.events.raise(
+                    OWNERSHIP_CONFLICT,
+                    Some(volser),
+                    format!("a change of {volser} made here under epoch {epoch} was refused by the catalog ({rejection})"),
+                );
+            }
+        }
+    }
+
+    async fn remove_entry(&self, entry: &JournalEntry) {
+        let store = self.journal.store().clone();
+        let seq = entry.seq;
+        if let Err(e) = offload(store.is_blocking(), move || store.remove(seq)).await {
+            tracing::error!(seq, error = %e, "removing a published journal entry");
+        }
+    }
+}
