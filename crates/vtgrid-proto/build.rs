@@ -1,7 +1,9 @@
 //! Compile `proto/vtgrid/v1/*.proto` with protox (pure Rust, so no `protoc` on the machine).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto").canonicalize()?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../proto")
+        .canonicalize()?;
     println!("cargo:rerun-if-changed={}", root.display());
     let files = ["common", "host", "admin", "status", "grid"]
         .map(|f| root.join(format!("vtgrid/v1/{f}.proto")));

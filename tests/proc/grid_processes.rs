@@ -202,8 +202,8 @@ async fn kill9_of_the_raft_leader_elects_a_new_leader_within_seconds() {
 /// on a leader → the catalogs are equal to each other and to the one before → A00000 reads back
 /// → only the very first start formed the Raft group.
 ///
-/// "Equal to the one before" is waited for, not just "equal to each other": restarted clusters
-/// can agree for a moment on an older catalog (see `ProcessGrid::wait_for_equal_catalogs`).
+/// The catalog before the stop is taken once A00000's version is published from C0's journal
+/// to the catalog (see `ProcessGrid::wait_for_equal_catalogs`).
 #[tokio::test(flavor = "multi_thread")]
 async fn whole_grid_restart_keeps_the_catalog() {
     let mut grid = ProcessGrid::start(3, 0).await;

@@ -396,11 +396,9 @@ impl ProcessGrid {
     /// Wait until every data cluster among `ids` lists the same volumes and those volumes are
     /// `settled` (for instance: a version the owner wrote is in the catalog), and return them.
     ///
-    /// Equal alone is not caught up. An owner records a new version in its journal and publishes
-    /// it to the catalog a moment later (DESIGN §3, local autonomy), so the clusters can agree on
-    /// the catalog before the publication. And a cluster that has just started applies the log
-    /// up to the commit index it last saved, the rest only once the leader's first entry of the
-    /// new term commits, so restarted clusters can agree for a moment on an older catalog.
+    /// Equal alone is not caught up: an owner records a new version in its journal, and
+    /// rewind-unload returns, before the version is published to the catalog (DESIGN §3, local
+    /// autonomy), so the clusters can agree on the catalog as it was before the publication.
     pub async fn wait_for_equal_catalogs(
         &self,
         ids: &[u8],

@@ -67,6 +67,23 @@ pub enum Command {
     Class(ClassCommand),
     /// What the cluster at --endpoint sees.
     Status,
+    /// Benchmarks on a grid this command starts on loopback.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Ownership transfers per second and their latency (p50/p99) at 1 and at 64 concurrent
+    /// clients, on a three-cluster grid of real processes on loopback.
+    Ownership {
+        /// How long each concurrency level runs, in seconds.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Concurrency levels to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,64")]
+        clients: Vec<usize>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -51,5 +51,6 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Category(cmd) => commands::constructs::run_category(&global, cmd).await,
         Command::Class(cmd) => commands::constructs::run_class(&global, cmd).await,
         Command::Status => commands::status::run(&global).await,
+        Command::Bench(cmd) => commands::bench::run(cmd).await,
     }
 }

@@ -39,6 +39,9 @@ pub const SURRENDER_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long the owner may spend publishing a volume's journal entries before surrendering it.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often a requester whose view named the wrong owner catches up and asks again.
+const OBTAIN_ATTEMPTS: usize = 3;
+
 impl Cluster {
     /// The volume as this cluster sees it: the catalog's record plus its own unpublished changes.
     pub fn effective(&self, volser: &Volser) -> Result<VolumeRecord, NodeError> {
@@ -70,7 +73,27 @@ impl Cluster {
     }
 
     /// Make this cluster the owner of `volser`, asking the current owner if needed.
+    ///
+    /// This cluster's view may trail the catalog: the cluster it asks may answer that it no longer
+    /// owns the volume. Then the view catches up (a read barrier) and the real owner is asked, a
+    /// bounded number of times.
     pub async fn obtain(&self, volser: Volser) -> Result<OwnershipToken, NodeError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.obtain_once(volser).await {
+                Err(NodeError::PeerRefused {
+                    reason: vtgrid_proto::pb::Reason::NotOwner,
+                    ..
+                }) if attempt < OBTAIN_ATTEMPTS => {
+                    self.catalog.propose(CatalogCommand::Barrier).await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn obtain_once(&self, volser: Volser) -> Result<OwnershipToken, NodeError> {
         let record = self.effective_fresh(&volser).await?;
         if record.token.owner == self.id {
             return Ok(record.token);

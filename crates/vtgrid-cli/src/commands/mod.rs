@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod bench;
 pub mod config;
 pub mod constructs;
 pub mod grid;
