@@ -73,7 +73,7 @@ impl Cluster {
                     return Err(NodeError::VolumeInUse { volser });
                 }
                 self.obtain(volser).await?;
-                self.register_mount(volser, &opts, &constructs, None)?
+                self.register_mount(volser, &opts, &constructs, private, false)?
             }
             MountTarget::Scratch(category) => {
                 self.scratch_mount(category, &opts, &constructs, private)
@@ -116,7 +116,7 @@ impl Cluster {
             .collect();
         // Ours first: no handshake, and it works cut off from every peer.
         for r in candidates.iter().filter(|r| r.token.owner == self.id) {
-            match self.register_mount(r.volser, opts, constructs, Some(private)) {
+            match self.register_mount(r.volser, opts, constructs, private, true) {
                 Ok(m) => return Ok(m),
                 Err(NodeError::VolumeInUse { .. }) => continue,
                 Err(e) => return Err(e),
@@ -128,7 +128,7 @@ impl Cluster {
             .take(SCRATCH_ATTEMPTS)
         {
             if self.obtain(r.volser).await.is_ok() {
-                match self.register_mount(r.volser, opts, constructs, Some(private)) {
+                match self.register_mount(r.volser, opts, constructs, private, true) {
                     Ok(m) => return Ok(m),
                     Err(NodeError::VolumeInUse { .. }) => continue,
                     Err(e) => return Err(e),
@@ -142,12 +142,15 @@ impl Cluster {
     }
 
     /// Register the mount of a volume this cluster owns, atomically with the "not mounted" check.
+    /// A job that writes a volume it mounted blank (a Fast Ready category) moves it to `private`
+    /// when it commits, whether it was a scratch or a specific mount: written data is private.
     fn register_mount(
         &self,
         volser: Volser,
         opts: &MountOptions,
         constructs: &Constructs,
-        category_on_commit: Option<Category>,
+        private: Category,
+        scratch: bool,
     ) -> Result<Arc<Mount>, NodeError> {
         self.mounts.mount_with(|mounted| {
             if mounted(&volser) {
@@ -160,14 +163,11 @@ impl Cluster {
                     owner: record.token.owner,
                 });
             }
-            if let Some(category) = category_on_commit {
-                // Another job may have taken it out of scratch since we looked.
-                if !self.catalog.view.read(|s| s.is_fast_ready(record.category)) {
-                    return Err(NodeError::VolumeInUse { volser });
-                }
-                let _ = category;
-            }
             let blank = self.catalog.view.read(|s| s.is_fast_ready(record.category));
+            if scratch && !blank {
+                // Another job took it out of scratch since we looked.
+                return Err(NodeError::VolumeInUse { volser });
+            }
             if !blank && record.version > 0 && record.consistent_clusters().next().is_none() {
                 return Err(NodeError::NoValidCopy {
                     volser,
@@ -184,7 +184,7 @@ impl Cluster {
                 base_sources: record.consistent_clusters().collect(),
                 blank,
                 append: opts.append && !blank,
-                category_on_commit,
+                category_on_commit: blank.then_some(private),
                 constructs_on_commit: (*constructs != Constructs::default())
                     .then(|| merge_constructs(&record.constructs, constructs)),
                 io: tokio::sync::Mutex::new(JobIo::default()),
