@@ -67,6 +67,11 @@ pub enum Command {
     Class(ClassCommand),
     /// What the cluster at --endpoint sees.
     Status,
+    /// Versions this cluster wrote while cut off that the catalog refused (kept, never dropped).
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+    /// Events the cluster at --endpoint raised since it started (e.g. OWNERSHIP_CONFLICT).
+    Events,
     /// Benchmarks on a grid this command starts on loopback.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -184,4 +189,14 @@ pub enum ClassCommand {
         copy_modes: Vec<String>,
     },
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List quarantined versions.
+    List,
+    /// Write a quarantined version's bytes to stdout.
+    Read { volser: String, version: u64 },
+    /// Forget a quarantined version and free its space.
+    Discard { volser: String, version: u64 },
 }

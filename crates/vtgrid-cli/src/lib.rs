@@ -52,5 +52,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Class(cmd) => commands::constructs::run_class(&global, cmd).await,
         Command::Status => commands::status::run(&global).await,
         Command::Bench(cmd) => commands::bench::run(cmd).await,
+        Command::Quarantine(cmd) => commands::quarantine::run(&global, cmd).await,
+        Command::Events => commands::quarantine::events(&global).await,
     }
 }

@@ -137,26 +137,10 @@ impl Cluster {
         to: ClusterId,
     ) -> Result<(OwnershipToken, u64), NodeError> {
         let _hold = self.mounts.hold(volser)?;
-        let record = self.effective(&volser)?;
-        if record.token.owner != self.id {
-            return Err(vtgrid_core::catalog::CatalogRejection::NotOwner {
-                volser,
-                sender: self.id,
-                owner: record.token.owner,
-            }
-            .into());
-        }
+        self.owned(volser)?;
         self.flush_journal(volser).await?;
-        // Publishing may have been refused (the volume was taken over): re-read the token.
-        let record = self.effective(&volser)?;
-        if record.token.owner != self.id {
-            return Err(vtgrid_core::catalog::CatalogRejection::NotOwner {
-                volser,
-                sender: self.id,
-                owner: record.token.owner,
-            }
-            .into());
-        }
+        // Publishing may have been refused (the volume was taken over): check the token again.
+        let record = self.owned(volser)?;
         let cmd = CatalogCommand::Transfer {
             volser,
             from: self.id,
@@ -174,6 +158,21 @@ impl Cluster {
         self.metrics.ownership_transfers_out.inc();
         tracing::info!(%volser, %to, epoch = %token.epoch, "ownership surrendered");
         Ok((token, index))
+    }
+
+    /// The volume's record, if this cluster owns it; `NOT_OWNER` naming the owner otherwise.
+    fn owned(&self, volser: Volser) -> Result<VolumeRecord, NodeError> {
+        let record = self.effective(&volser)?;
+        if record.token.owner != self.id {
+            let owner = record.token.owner;
+            return Err(vtgrid_core::catalog::CatalogRejection::NotOwner {
+                volser,
+                sender: self.id,
+                owner,
+            }
+            .into());
+        }
+        Ok(record)
     }
 
     /// Wait until the journal holds nothing more for `volser`.

@@ -5,5 +5,6 @@ pub mod config;
 pub mod constructs;
 pub mod grid;
 pub mod node;
+pub mod quarantine;
 pub mod status;
 pub mod volume;
