@@ -286,3 +286,51 @@ async fn grid_up_starts_witnesses() {
         }
     }
 }
+
+/// B11 + B4 on real processes (issue "The grid, part 1", done-when): a volume written at C0 is
+/// mounted at C1; ownership moves to C1 (epoch 2) and C1 serves C0's bytes over the grid network.
+///
+/// Sequence: three clusters → insert through C0 → write 3 MiB + 5 bytes to A00000 at C0 → read it
+/// through C1 (specific mount at C1, remote read from C0's TVC) → identical bytes → C1's view says
+/// C1 owns A00000 at epoch 2 → a second mount at C0 moves it back (epoch 3) and reads the same bytes.
+#[tokio::test]
+async fn b11_volume_written_at_c0_is_mounted_and_read_at_c1() {
+    let grid = ProcessGrid::start(3, 0).await;
+    grid.wait_for_leader(&[0, 1, 2], AGREE).await;
+    grid.insert(0, "A00000-A00009", PRIVATE_CATEGORY).await;
+    let payload = Payload::new(11, 3 * 1024 * 1024 + 5);
+    write_volume(&mut grid.host(0).await, "A00000", payload).await;
+
+    let at_c1 = read_volume(&mut grid.host(1).await, "A00000").await;
+    assert!(
+        at_c1 == payload.to_vec(),
+        "C1 read different bytes than C0 wrote"
+    );
+    let seen = grid
+        .admin(1)
+        .await
+        .get_volume(pb::GetVolumeRequest {
+            volser: "A00000".into(),
+        })
+        .await;
+    let seen = seen.expect("get A00000 at C1").into_inner();
+    assert_eq!(
+        (seen.owner, seen.epoch),
+        (1, 2),
+        "ownership moved to C1 with the next epoch"
+    );
+
+    let back = read_volume(&mut grid.host(0).await, "A00000").await;
+    assert!(
+        back == payload.to_vec(),
+        "C0 reads its own bytes after taking the volume back"
+    );
+    let seen = grid
+        .admin(0)
+        .await
+        .get_volume(pb::GetVolumeRequest {
+            volser: "A00000".into(),
+        })
+        .await;
+    assert_eq!(seen.expect("get A00000 at C0").into_inner().epoch, 3);
+}

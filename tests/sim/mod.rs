@@ -4,3 +4,5 @@
 mod durability;
 mod host;
 mod ownership;
+mod partitions;
+mod random;

@@ -107,12 +107,20 @@ log = "info"
 /// Another process may take one before the node binds it; [`super::TestGrid`] then starts again
 /// on fresh ports.
 pub fn free_loopback_ports<const N: usize>() -> [SocketAddr; N] {
-    let listeners: Vec<TcpListener> = (0..N)
+    free_loopback_addrs(N)
+        .try_into()
+        .expect("N listeners give N addresses")
+}
+
+/// `n` distinct free ports on 127.0.0.1, all bound at once so the kernel cannot hand out one
+/// twice. Everything a grid needs must come from one call: ports from separate calls may repeat,
+/// because a port let go by one call is free again for the next.
+pub fn free_loopback_addrs(n: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 for a free port"))
         .collect();
-    let addrs: Vec<SocketAddr> = listeners
+    listeners
         .iter()
         .map(|l| l.local_addr().expect("a bound listener has an address"))
-        .collect();
-    addrs.try_into().expect("N listeners give N addresses")
+        .collect()
 }

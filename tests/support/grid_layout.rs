@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use vtgrid_node::config::Role;
 
-use super::grid_file::{free_loopback_ports, PRIVATE_CATEGORY, SCRATCH_CATEGORY, STANDARD_CLASS};
+use super::grid_file::{free_loopback_addrs, PRIVATE_CATEGORY, SCRATCH_CATEGORY, STANDARD_CLASS};
 
 /// Witness ids start here (DESIGN §2: data clusters are 0..7, witnesses 8..15).
 pub const FIRST_WITNESS_ID: u8 = vtgrid_core::cluster::MAX_CLUSTERS;
@@ -69,10 +69,13 @@ impl GridLayout {
             let id = FIRST_WITNESS_ID + i;
             (id, Role::Witness, format!("w{id}"))
         });
-        let voters = data
-            .chain(witness)
+        let members: Vec<_> = data.chain(witness).collect();
+        let mut ports = free_loopback_addrs(members.len() * 4).into_iter();
+        let mut next = || ports.next().expect("four ports per voter were taken");
+        let voters = members
+            .into_iter()
             .map(|(id, role, name)| {
-                let [host, grid, heartbeat, metrics] = free_loopback_ports::<4>();
+                let [host, grid, heartbeat, metrics] = [next(), next(), next(), next()];
                 let data_role = role == Role::Data;
                 Voter {
                     id,
@@ -94,8 +97,10 @@ impl GridLayout {
 
     /// New free ports for every voter (after another process took one before we bound it).
     pub fn reassign_ports(&mut self) {
+        let mut ports = free_loopback_addrs(self.voters.len() * 4).into_iter();
+        let mut next = || ports.next().expect("four ports per voter were taken");
         for v in &mut self.voters {
-            let [host, grid, heartbeat, metrics] = free_loopback_ports::<4>();
+            let [host, grid, heartbeat, metrics] = [next(), next(), next(), next()];
             v.host = v.host.map(|_| host);
             v.grid = grid;
             v.heartbeat = heartbeat;

@@ -100,6 +100,7 @@ async fn catalog_survives_restart_from_snapshot_plus_log<E: KvEngine>(
             size: 4096,
             digest: Digest([7; 32]),
             written_at: cluster(1),
+            copy_modes: None,
         }),
         ..VolumeChange::default()
     };

@@ -54,6 +54,13 @@ pub enum CatalogCommand {
     DefineCategory(CategoryDefinition),
     /// Create or replace a management class (all its per-cluster vectors at once).
     DefineManagementClass(ManagementClass),
+    /// `cluster` holds a verified copy of `version` (DESIGN §4). Not fenced by epoch: any cluster
+    /// reports its own copies. A report for a version that is no longer current is refused.
+    CopyDone {
+        volser: Volser,
+        version: VersionNumber,
+        cluster: ClusterId,
+    },
     /// Changes nothing. A cluster that commits one and waits until it has applied it knows its
     /// view holds everything committed before: a read barrier for a view that may trail.
     Barrier,
@@ -65,9 +72,8 @@ impl CatalogCommand {
         match self {
             CatalogCommand::InsertVolumes { range, .. } => range.iter().collect(),
             CatalogCommand::Transfer { volser, .. }
-            | CatalogCommand::UpdateVolume { volser, .. } => {
-                vec![*volser]
-            }
+            | CatalogCommand::UpdateVolume { volser, .. }
+            | CatalogCommand::CopyDone { volser, .. } => vec![*volser],
             CatalogCommand::DefineCategory(_)
             | CatalogCommand::DefineManagementClass(_)
             | CatalogCommand::Barrier => vec![],
@@ -90,6 +96,9 @@ pub struct NewVersion {
     pub size: u64,
     pub digest: Digest,
     pub written_at: ClusterId,
+    /// The management class's vector on `written_at` (B36), if the volume has a class.
+    #[serde(default)]
+    pub copy_modes: Option<crate::copy_mode::CopyModeVector>,
 }
 
 /// The result of applying one command.
@@ -141,6 +150,12 @@ pub enum CatalogRejection {
         current: VersionNumber,
         got: VersionNumber,
     },
+    #[error("volume {volser}: version {got} is not the current version {current}")]
+    VersionNotCurrent {
+        volser: Volser,
+        current: VersionNumber,
+        got: VersionNumber,
+    },
 }
 
 /// The replicated catalog. Ordered maps keep every iteration deterministic.
@@ -180,6 +195,11 @@ impl CatalogState {
                 self.management_classes.insert(mc.name.clone(), mc.clone());
                 Ok(Applied::Defined)
             }
+            CatalogCommand::CopyDone {
+                volser,
+                version,
+                cluster,
+            } => self.copy_done(*volser, *version, *cluster),
             CatalogCommand::Barrier => Ok(Applied::Nothing),
         }
     }
@@ -211,6 +231,7 @@ impl CatalogState {
                 size: 0,
                 digest: Digest::EMPTY,
                 consistent_at: BTreeMap::from([(by, 0)]),
+                copy_modes: None,
             };
             self.volumes.insert(volser, record);
         }
@@ -275,7 +296,31 @@ impl CatalogState {
             record.size = v.size;
             record.digest = v.digest;
             record.consistent_at = BTreeMap::from([(v.written_at, v.version)]);
+            record.copy_modes = v.copy_modes.clone();
         }
+        Ok(Applied::Updated {
+            record: Box::new(record.clone()),
+        })
+    }
+
+    fn copy_done(
+        &mut self,
+        volser: Volser,
+        version: VersionNumber,
+        cluster: ClusterId,
+    ) -> CatalogResponse {
+        let record = self
+            .volumes
+            .get_mut(&volser)
+            .ok_or(CatalogRejection::UnknownVolume { volser })?;
+        if record.version != version {
+            return Err(CatalogRejection::VersionNotCurrent {
+                volser,
+                current: record.version,
+                got: version,
+            });
+        }
+        record.consistent_at.insert(cluster, version);
         Ok(Applied::Updated {
             record: Box::new(record.clone()),
         })
@@ -360,6 +405,7 @@ mod tests {
                 size: 10,
                 digest: Digest([n as u8; 32]),
                 written_at: at,
+                copy_modes: Some("RD".parse().unwrap()),
             }),
             ..VolumeChange::default()
         }
@@ -507,6 +553,62 @@ mod tests {
         let r = &s.volumes[&vol];
         assert_eq!((r.version, r.size), (1, 10));
         assert_eq!(r.consistent_clusters().collect::<Vec<_>>(), vec![c(0)]);
+    }
+
+    #[test]
+    fn copy_done_marks_the_current_version_only() {
+        let mut s = grid();
+        let vol = v("A00006");
+        s.apply(&CatalogCommand::UpdateVolume {
+            volser: vol,
+            by: c(0),
+            epoch: Epoch(1),
+            change: new_version(1, c(0)),
+        })
+        .unwrap();
+        s.apply(&CatalogCommand::CopyDone {
+            volser: vol,
+            version: 1,
+            cluster: c(1),
+        })
+        .unwrap();
+        assert_eq!(
+            s.volumes[&vol].consistent_clusters().collect::<Vec<_>>(),
+            vec![c(0), c(1)]
+        );
+        let stale = s.apply(&CatalogCommand::CopyDone {
+            volser: vol,
+            version: 0,
+            cluster: c(2),
+        });
+        assert_eq!(
+            stale,
+            Err(CatalogRejection::VersionNotCurrent {
+                volser: vol,
+                current: 1,
+                got: 0
+            })
+        );
+        s.apply(&CatalogCommand::UpdateVolume {
+            volser: vol,
+            by: c(0),
+            epoch: Epoch(1),
+            change: new_version(2, c(0)),
+        })
+        .unwrap();
+        assert_eq!(
+            s.volumes[&vol].consistent_clusters().collect::<Vec<_>>(),
+            vec![c(0)],
+            "a new version resets copies"
+        );
+        assert_eq!(
+            s.volumes[&vol]
+                .copy_modes
+                .as_ref()
+                .map(|v| v.to_string())
+                .as_deref(),
+            Some("RD")
+        );
     }
 
     #[test]

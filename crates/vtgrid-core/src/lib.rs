@@ -10,6 +10,7 @@
 //! - [`category`]: `Category(u16)` and its grid-wide definition (scratch / Fast Ready or private).
 //! - [`construct`]: storage construct names (≤ 8 chars) and the set a volume carries.
 //! - [`copy_mode`]: `CopyMode`, copy-mode vectors (`"RND"`, `"S,S,D"`) and `ManagementClass`.
+//! - [`copy`]: who owes a copy of a version and in which order copies are pulled.
 //! - [`volume`]: the catalog record of one volume and its committed version.
 //! - [`catalog`]: the catalog state machine: commands, the rules that accept or reject them
 //!   (epoch fencing, owner-only updates, grid-unique VOLSERs) and their responses.
@@ -22,6 +23,7 @@ pub mod catalog;
 pub mod category;
 pub mod cluster;
 pub mod construct;
+pub mod copy;
 pub mod copy_mode;
 pub mod error;
 pub mod volser;

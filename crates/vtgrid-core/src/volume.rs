@@ -56,6 +56,10 @@ pub struct VolumeRecord {
     pub digest: Digest,
     /// Which clusters hold a verified copy, and of which version.
     pub consistent_at: BTreeMap<ClusterId, VersionNumber>,
+    /// The copy-mode vector of the version's management class as defined on the cluster that
+    /// wrote it (B36); none when the job named no class.
+    #[serde(default)]
+    pub copy_modes: Option<crate::copy_mode::CopyModeVector>,
 }
 
 impl VolumeRecord {

@@ -148,9 +148,9 @@ impl NodeError {
                     (AlreadyExists, Reason::DuplicateVolser)
                 }
                 CatalogRejection::UnknownVolume { .. } => (NotFound, Reason::UnknownVolume),
-                CatalogRejection::StaleEpoch { .. } | CatalogRejection::VersionNotNext { .. } => {
-                    (Aborted, Reason::StaleEpoch)
-                }
+                CatalogRejection::StaleEpoch { .. }
+                | CatalogRejection::VersionNotNext { .. }
+                | CatalogRejection::VersionNotCurrent { .. } => (Aborted, Reason::StaleEpoch),
                 CatalogRejection::NotOwner { .. } => (FailedPrecondition, Reason::NotOwner),
                 CatalogRejection::UnknownCategory { .. } => (NotFound, Reason::UnknownCategory),
                 CatalogRejection::UnknownManagementClass { .. } => (NotFound, Reason::UnknownClass),

@@ -431,6 +431,7 @@ impl Cluster {
                 size: meta.size,
                 digest: meta.digest,
                 written_at: self.id,
+                copy_modes: self.copy_modes_for(mount),
             }),
         };
         let cmd = CatalogCommand::UpdateVolume {
@@ -455,6 +456,23 @@ impl Cluster {
         Ok(Unloaded {
             record: self.effective(&mount.volser)?,
             written: true,
+        })
+    }
+
+    /// The copy-mode vector of the management class the version carries, as defined on this
+    /// cluster, the writer (B36).
+    fn copy_modes_for(&self, mount: &Mount) -> Option<vtgrid_core::CopyModeVector> {
+        let class = match &mount.constructs_on_commit {
+            Some(c) => c.management_class.clone(),
+            None => self
+                .effective(&mount.volser)
+                .ok()
+                .and_then(|r| r.constructs.management_class),
+        }?;
+        self.catalog.view.read(|s| {
+            s.management_classes
+                .get(&class)
+                .and_then(|mc| mc.vector_on(self.id).cloned())
         })
     }
 

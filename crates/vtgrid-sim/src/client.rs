@@ -1,4 +1,6 @@
-//! The tape host's side of a simulation: gRPC clients on the simulated network.
+//! The tape host's side of a simulation: gRPC clients on the simulated network, and the host
+//! jobs tests run (write, read, category change, insert), which record what was acknowledged in
+//! a [`Ledger`].
 //!
 //! turmoil drops segments silently on a partition and nothing retransmits, so every call made
 //! through these helpers has a deadline (openraft tests-turmoil README, "Determinism").
@@ -6,14 +8,21 @@
 use std::future::Future;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures::StreamExt;
 use tonic::transport::Channel;
+use vtgrid_core::Volser;
 use vtgrid_node::transport::Connector;
 use vtgrid_proto::pb::admin_service_client::AdminServiceClient;
 use vtgrid_proto::pb::host_service_client::HostServiceClient;
 use vtgrid_proto::pb::status_service_client::StatusServiceClient;
-use vtgrid_proto::pb::GetStatusRequest;
+use vtgrid_proto::pb::{self, mount_request, write_request, GetStatusRequest, Reason};
+use vtgrid_proto::reason_of;
 
 use crate::cluster::{host_name, HOST_PORT};
+use crate::grid::GridControl;
+use crate::invariants;
+use crate::ledger::Ledger;
 use crate::net::SimConnector;
 
 /// The deadline of one simulated RPC.
@@ -58,4 +67,249 @@ pub async fn wait_ready(id: u8, within: Duration) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Poll `condition` every 50 ms of simulated time until it holds, or fail after `within` with
+/// `what` (STYLE: wait for a condition, not for time).
+pub async fn wait_for(
+    what: &str,
+    within: Duration,
+    mut condition: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        if condition() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > until {
+            return Err(format!("{what}: not within {within:?} of simulated time"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Wait until every voter runs, all journals are empty and every catalog is the same (the end
+/// state of B15 catch-up), within `within`. The caller heals the network first.
+pub async fn wait_quiescent(control: &GridControl, within: Duration) -> Result<(), String> {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let last;
+        let running: Vec<_> = control
+            .voters()
+            .into_iter()
+            .filter_map(|id| control.cluster(id))
+            .collect();
+        if running.len() == control.voters().len() {
+            match invariants::b15_catalogs_converge(&running) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+        } else {
+            last = "not every voter runs".into();
+        }
+        if tokio::time::Instant::now() > until {
+            return Err(format!(
+                "the grid did not quiesce within {within:?} of simulated time: {last}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A specific mount of `volser`, writing from the start.
+pub fn specific(volser: &str) -> pb::MountRequest {
+    pb::MountRequest {
+        target: Some(mount_request::Target::Volser(volser.into())),
+        append: false,
+        constructs: None,
+        private_category: String::new(),
+    }
+}
+
+/// A scratch mount from Fast Ready category `category` (B8).
+pub fn scratch(category: &str) -> pb::MountRequest {
+    pb::MountRequest {
+        target: Some(mount_request::Target::ScratchCategory(category.into())),
+        append: false,
+        constructs: None,
+        private_category: String::new(),
+    }
+}
+
+type Host = HostServiceClient<Channel>;
+
+/// Write `data` on a mounted volume in one stream: open, one chunk, end.
+pub async fn write(
+    host: &mut Host,
+    mount_id: &str,
+    data: &[u8],
+) -> Result<pb::WriteResponse, tonic::Status> {
+    let msgs = vec![
+        pb::WriteRequest {
+            msg: Some(write_request::Msg::Open(pb::WriteOpen {
+                mount_id: mount_id.into(),
+            })),
+        },
+        pb::WriteRequest {
+            msg: Some(write_request::Msg::Chunk(Bytes::copy_from_slice(data))),
+        },
+        pb::WriteRequest {
+            msg: Some(write_request::Msg::End(pb::WriteEnd {
+                total_bytes: data.len() as u64,
+            })),
+        },
+    ];
+    Ok(deadline(host.write(futures::stream::iter(msgs)))
+        .await?
+        .into_inner())
+}
+
+/// Read a mounted volume to its end (every chunk under the deadline).
+pub async fn read_all(host: &mut Host, mount_id: &str) -> Result<Vec<u8>, tonic::Status> {
+    let mut stream = deadline(host.read(pb::ReadRequest {
+        mount_id: mount_id.into(),
+    }))
+    .await?
+    .into_inner();
+    let mut out = Vec::new();
+    while let Some(chunk) = deadline(async { Ok(stream.next().await) }).await? {
+        out.extend_from_slice(&chunk?.data);
+    }
+    Ok(out)
+}
+
+pub async fn unload(
+    host: &mut Host,
+    mount_id: &str,
+) -> Result<pb::RewindUnloadResponse, tonic::Status> {
+    Ok(deadline(host.rewind_unload(pb::RewindUnloadRequest {
+        mount_id: mount_id.into(),
+    }))
+    .await?
+    .into_inner())
+}
+
+/// The BLAKE3 digest of `data`, hex, as the grid reports digests.
+pub fn digest_hex(data: &[u8]) -> String {
+    blake3::hash(data).to_hex().to_string()
+}
+
+/// One write job at cluster `at`: mount `request`, write `data` from the start, rewind-unload.
+/// A successful unload that committed a version goes into `ledger` as acknowledged; an unload
+/// whose outcome the host never learned puts the digest in doubt. A failed mount or write
+/// commits nothing (the job abends), so it is only returned.
+pub async fn write_job(
+    at: u8,
+    request: pb::MountRequest,
+    data: &[u8],
+    ledger: &Ledger,
+) -> Result<pb::RewindUnloadResponse, tonic::Status> {
+    let mut host = self::host(at);
+    let m = deadline(host.mount(request)).await?.into_inner();
+    if let Err(e) = write(&mut host, &m.mount_id, data).await {
+        // Free the mount if the job is still registered (the write may have timed out here only).
+        let _ = unload(&mut host, &m.mount_id).await;
+        return Err(e);
+    }
+    let volser: Volser = m
+        .volser
+        .parse()
+        .map_err(|_| tonic::Status::internal(format!("mount returned VOLSER {:?}", m.volser)))?;
+    match unload(&mut host, &m.mount_id).await {
+        Ok(done) => {
+            if done.written {
+                ledger.acknowledge(volser, done.version, &done.digest, at);
+            }
+            Ok(done)
+        }
+        Err(e) => {
+            ledger.in_doubt(volser, &digest_hex(data));
+            Err(e)
+        }
+    }
+}
+
+/// Mount `volser` at cluster `at`, read it whole, unload; returns the mount and the bytes.
+pub async fn read_job(at: u8, volser: &str) -> Result<(pb::MountResponse, Vec<u8>), tonic::Status> {
+    let mut host = self::host(at);
+    let m = deadline(host.mount(specific(volser))).await?.into_inner();
+    let read = read_all(&mut host, &m.mount_id).await;
+    let unloaded = unload(&mut host, &m.mount_id).await;
+    let bytes = read?;
+    unloaded?;
+    Ok((m, bytes))
+}
+
+/// Change `volser`'s category through cluster `at` (B13).
+pub async fn change_category(
+    at: u8,
+    volser: &str,
+    category: &str,
+) -> Result<pb::Volume, tonic::Status> {
+    let reply = deadline(host(at).change_category(pb::ChangeCategoryRequest {
+        volser: volser.into(),
+        category: category.into(),
+    }))
+    .await?
+    .into_inner();
+    reply
+        .volume
+        .ok_or_else(|| tonic::Status::internal("ChangeCategory answered no volume"))
+}
+
+/// Insert `range` into `category` through cluster `at`'s admin API (B16).
+pub async fn insert(
+    at: u8,
+    range: &str,
+    category: &str,
+) -> Result<pb::InsertVolumesResponse, tonic::Status> {
+    Ok(deadline(admin(at).insert_volumes(pb::InsertVolumesRequest {
+        range: range.into(),
+        category: category.into(),
+    }))
+    .await?
+    .into_inner())
+}
+
+/// The volume as cluster `at` sees it.
+pub async fn volume(at: u8, volser: &str) -> Result<pb::Volume, tonic::Status> {
+    Ok(deadline(admin(at).get_volume(pb::GetVolumeRequest {
+        volser: volser.into(),
+    }))
+    .await?
+    .into_inner())
+}
+
+/// `Ok(())` when `result` failed with `reason`; otherwise a message naming `what`.
+pub fn expect_reason<T: std::fmt::Debug>(
+    what: &str,
+    result: Result<T, tonic::Status>,
+    reason: Reason,
+) -> Result<(), String> {
+    match result {
+        Err(s) if reason_of(&s) == Some(reason) => Ok(()),
+        Err(s) => Err(format!(
+            "{what}: expected {}, got {:?} ({:?}: {})",
+            reason.as_str_name(),
+            reason_of(&s),
+            s.code(),
+            s.message()
+        )),
+        Ok(v) => Err(format!(
+            "{what}: expected {}, but it succeeded: {v:?}",
+            reason.as_str_name()
+        )),
+    }
+}
+
+/// Wait until every voter of the grid (data clusters and witnesses) runs and reports ready,
+/// looked up through the handles (a witness serves no host API).
+pub async fn wait_grid_ready(control: &GridControl, within: Duration) -> Result<(), String> {
+    wait_for("every voter ready", within, || {
+        control
+            .voters()
+            .into_iter()
+            .all(|id| control.cluster(id).is_some_and(|c| c.is_ready()))
+    })
+    .await
 }

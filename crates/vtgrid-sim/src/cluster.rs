@@ -1,15 +1,16 @@
-//! A vtgrid cluster as a turmoil host.
+//! A vtgrid cluster (or witness) as a turmoil host.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tonic::transport::Server;
 use vtgrid_catalog::MemEngine;
 use vtgrid_core::ClusterId;
-use vtgrid_node::config::GridConfig;
-use vtgrid_node::services::{grid_routes, host_routes};
+use vtgrid_node::config::{GridConfig, Role};
+use vtgrid_node::services::{grid_routes, host_routes, StatusApi};
 use vtgrid_node::Cluster;
+use vtgrid_proto::pb::status_service_server::StatusServiceServer;
 use vtgrid_tvc::MemVolumeStore;
 
 use crate::net::{incoming, SimConnector};
@@ -17,9 +18,37 @@ use crate::net::{incoming, SimConnector};
 pub const HOST_PORT: u16 = 7400;
 pub const GRID_PORT: u16 = 7401;
 
-/// The turmoil host name of cluster `id`.
+/// The first witness id (DESIGN §2: witnesses are voters 8..15).
+pub const FIRST_WITNESS: u8 = 8;
+
+/// The turmoil host name of voter `id`: `c0`.. for data clusters, `w8`.. for witnesses.
 pub fn host_name(id: u8) -> String {
-    format!("c{id}")
+    if id >= FIRST_WITNESS {
+        format!("w{id}")
+    } else {
+        format!("c{id}")
+    }
+}
+
+/// Where the running cluster of a host can be found by the test driver, which runs outside the
+/// simulated hosts, between `sim.step()`s. `run_cluster` fills it once the cluster has started
+/// and empties it at the next start; the driver empties it when it crashes the host.
+#[derive(Clone, Default)]
+pub struct ClusterSlot(Arc<Mutex<Option<Arc<Cluster>>>>);
+
+impl ClusterSlot {
+    /// The cluster running now, if any.
+    pub fn get(&self) -> Option<Arc<Cluster>> {
+        self.lock().clone()
+    }
+
+    pub fn set(&self, cluster: Option<Arc<Cluster>>) {
+        *self.lock() = cluster;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Cluster>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The storage of one simulated cluster: what survives `sim.crash`. Clone it into the host's
@@ -28,6 +57,8 @@ pub fn host_name(id: u8) -> String {
 pub struct SimDisks {
     pub engine: MemEngine,
     pub volumes: MemVolumeStore,
+    /// The cluster started on these disks, while it runs (not storage: a handle for the driver).
+    pub slot: ClusterSlot,
     /// Counts starts, so each life gets its own mount-id incarnation.
     lives: Arc<AtomicU64>,
 }
@@ -42,24 +73,39 @@ impl SimDisks {
         self.engine.crash();
         self.volumes.crash();
     }
+
+    /// The cluster running on these disks now, if any.
+    pub fn running(&self) -> Option<Arc<Cluster>> {
+        self.slot.get()
+    }
 }
 
-/// A grid file for `n` simulated clusters `c0..c{n-1}`, with the usual categories and a
-/// management class `STANDARD` whose vector on each cluster is RUN there and No Copy elsewhere.
-pub fn sim_grid(n: u8) -> GridConfig {
+/// A grid file for `clusters` simulated data clusters `c0..` and `witnesses` witnesses `w8..`,
+/// with the usual categories and a management class `STANDARD` whose vector on each cluster is
+/// RUN there and No Copy elsewhere.
+pub fn sim_grid(clusters: u8, witnesses: u8) -> GridConfig {
     let mut toml = String::from("[grid]\nname = \"sim\"\n");
-    for id in 0..n {
+    for id in 0..clusters {
         let h = host_name(id);
         toml += &format!(
             "[[cluster]]\nid = {id}\nname = \"C{id}\"\nhost = \"{h}:{HOST_PORT}\"\ngrid = \"{h}:{GRID_PORT}\"\n\
              heartbeat = \"{h}:7402\"\ndata_dir = \"/sim/{h}\"\n"
         );
     }
+    for id in (FIRST_WITNESS..).take(usize::from(witnesses)) {
+        let h = host_name(id);
+        toml += &format!(
+            "[[witness]]\nid = {id}\nname = \"W{id}\"\ngrid = \"{h}:{GRID_PORT}\"\n\
+             heartbeat = \"{h}:7402\"\ndata_dir = \"/sim/{h}\"\n"
+        );
+    }
     toml += "[[category]]\nid = \"0001\"\nname = \"SCRATCH\"\nfast_ready = true\n";
     toml += "[[category]]\nid = \"000F\"\nname = \"PRIVATE\"\n";
-    let vectors: Vec<String> = (0..n)
+    let vectors: Vec<String> = (0..clusters)
         .map(|id| {
-            let v: String = (0..n).map(|j| if j == id { 'R' } else { 'N' }).collect();
+            let v: String = (0..clusters)
+                .map(|j| if j == id { 'R' } else { 'N' })
+                .collect();
             format!("C{id} = \"{v}\"")
         })
         .collect();
@@ -70,31 +116,56 @@ pub fn sim_grid(n: u8) -> GridConfig {
     GridConfig::parse(&toml, Path::new("<sim grid>")).expect("the simulated grid file is valid")
 }
 
-/// The body of cluster `id`'s turmoil host: recover from the disks, start, serve until crashed.
+/// The body of voter `id`'s turmoil host: recover from the disks, start, serve until crashed.
+///
+/// A data cluster serves the host network and the grid network; a witness only the grid network
+/// (GridService plus StatusService, as `vtgrid witness` does) and keeps no volume data.
 pub async fn run_cluster(
     grid: Arc<GridConfig>,
     id: u8,
     disks: SimDisks,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    disks.slot.set(None);
     disks.crash();
     let life = disks.lives.fetch_add(1, Ordering::Relaxed);
-    let host_listener = turmoil::net::TcpListener::bind(("0.0.0.0", HOST_PORT)).await?;
+    let witness = grid.role_of(id) == Some(Role::Witness);
+    let volumes = if witness {
+        MemVolumeStore::new(Some(0))
+    } else {
+        disks.volumes.clone()
+    };
+    let host_listener = if witness {
+        None
+    } else {
+        Some(turmoil::net::TcpListener::bind(("0.0.0.0", HOST_PORT)).await?)
+    };
     let grid_listener = turmoil::net::TcpListener::bind(("0.0.0.0", GRID_PORT)).await?;
     let cluster = Cluster::start(
         grid,
         ClusterId::new(id)?,
         disks.engine.clone(),
-        Arc::new(disks.volumes.clone()),
+        Arc::new(volumes),
         Arc::new(SimConnector),
         life,
     )
     .await?;
-    let host = Server::builder()
-        .add_routes(host_routes(cluster.clone()).await)
-        .serve_with_incoming(incoming(host_listener));
+    disks.slot.set(Some(cluster.clone()));
+    let mut grid_side = grid_routes(cluster.clone());
+    if witness {
+        grid_side =
+            grid_side.add_service(StatusServiceServer::new(StatusApi::new(cluster.clone())));
+    }
     let grid = Server::builder()
-        .add_routes(grid_routes(cluster))
+        .add_routes(grid_side)
         .serve_with_incoming(incoming(grid_listener));
-    tokio::try_join!(host, grid)?;
+    match host_listener {
+        Some(listener) => {
+            let host = Server::builder()
+                .add_routes(host_routes(cluster).await)
+                .serve_with_incoming(incoming(listener));
+            tokio::try_join!(host, grid)?;
+        }
+        None => grid.await?,
+    }
     Ok(())
 }

@@ -4,17 +4,33 @@
 //! # Layout
 //! - [`net`]: tonic over turmoil: a [`net::SimConnector`] for clients and Raft peers, and the
 //!   incoming-connection stream servers use.
-//! - [`cluster`]: [`cluster::SimDisks`] (the storage that outlives a crash) and
-//!   [`cluster::run_cluster`], the body of a cluster host; a grid file for N simulated clusters.
-//! - [`client`]: host-side gRPC clients with deadlines, and waiting for a cluster to be ready.
+//! - [`cluster`]: [`cluster::SimDisks`] (the storage that outlives a crash, and the slot where
+//!   the driver finds the running cluster) and [`cluster::run_cluster`], the body of a cluster or
+//!   witness host; a grid file for N simulated clusters and W witnesses.
+//! - [`grid`]: [`grid::SimGrid`], a whole grid and the driver loop (faults between steps,
+//!   invariants after each), and [`grid::GridControl`], the same faults from inside a client.
+//! - [`invariants`]: B10 single writable owner, no acknowledged version lost (B15/B37), catalogs
+//!   converge after repair; one function each.
+//! - [`ledger`]: what the tape host was told (acknowledged and in-doubt versions).
+//! - [`client`]: host-side gRPC clients with deadlines, host jobs, waiting for a condition.
 //! - [`seed`]: fixed seeds, seed sweeps from the environment, and printing the failing seed.
 //!
 //! Why memory storage: RocksDB and file fsyncs block the thread, and turmoil runs every host on
 //! one thread with a simulated clock, so one blocking call would stall the whole grid. The memory
 //! stores keep only what was made durable, so `sim.crash` + `sim.bounce` loses exactly what a real
 //! crash would (DESIGN §8).
+//!
+//! Determinism: turmoil's network and the tests' schedules are seeded, but openraft draws its
+//! election timeouts from the OS's randomness, so a replayed seed takes the same faults and jobs
+//! in the same order but Raft elections (and so leaders) may differ between runs.
 
 pub mod client;
 pub mod cluster;
+pub mod grid;
+pub mod invariants;
+pub mod ledger;
 pub mod net;
 pub mod seed;
+
+/// The seeded RNG the randomized schedules use (re-exported so tests need no extra dependency).
+pub use rand;

@@ -123,7 +123,7 @@ fn run(seed: u64) -> Result<(), String> {
         .rng_seed(seed)
         .simulation_duration(Duration::from_secs(300))
         .build();
-    let grid = Arc::new(sim_grid(1));
+    let grid = Arc::new(sim_grid(1, 0));
     let disks = SimDisks::new();
     {
         let (grid, disks) = (grid.clone(), disks.clone());

@@ -253,7 +253,7 @@ fn run(seed: u64) -> Result<(), String> {
         .rng_seed(seed)
         .simulation_duration(Duration::from_secs(120))
         .build();
-    let grid = std::sync::Arc::new(sim_grid(1));
+    let grid = std::sync::Arc::new(sim_grid(1, 0));
     let disks = SimDisks::new();
     sim.host("c0", move || run_cluster(grid.clone(), 0, disks.clone()));
     sim.client("tape-host", scenario());

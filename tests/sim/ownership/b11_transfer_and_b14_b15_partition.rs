@@ -166,7 +166,7 @@ fn run(seed: u64) -> Result<(), String> {
         .rng_seed(seed)
         .simulation_duration(Duration::from_secs(600))
         .build();
-    let grid = std::sync::Arc::new(sim_grid(3));
+    let grid = std::sync::Arc::new(sim_grid(3, 0));
     for id in 0..3u8 {
         let (grid, disks) = (grid.clone(), SimDisks::new());
         sim.host(format!("c{id}"), move || {

@@ -1,0 +1,319 @@
+//! A whole simulated grid: voters as turmoil hosts, the faults a test injects, and the driver loop
+//! that checks invariants after every `sim.step()`.
+//!
+//! ```text
+//!   test driver (outside the hosts)              simulated hosts
+//!   SimGrid::run ── sim.step() ──────────────>  c0, c1, .., w8 (run_cluster), tape host (client)
+//!        │  apply queued crash/restart  <──────  GridControl::crash(id).await (from the client)
+//!        │  check(&SimGrid): invariants over the running clusters' Arc<Cluster> (ClusterSlot)
+//!        └─ error: "seed S, step N (T simulated): <violation>"
+//! ```
+//!
+//! Partitions need no driver: turmoil's `partition`/`repair` work from inside the simulation, so
+//! [`GridControl`] applies them at once. Crashes and restarts need `Sim`, which only the driver
+//! holds: the client queues them and waits (in simulated time) until the driver has applied them,
+//! which happens right after the step that queued them.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use turmoil::Sim;
+use vtgrid_node::config::GridConfig;
+use vtgrid_node::Cluster;
+
+use crate::cluster::{host_name, run_cluster, sim_grid, SimDisks, FIRST_WITNESS};
+
+/// How long a simulation may run before turmoil fails it, unless the test says otherwise.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(600);
+
+/// turmoil's default: one step is one millisecond of simulated time.
+pub const DEFAULT_TICK: Duration = Duration::from_millis(1);
+
+/// A fault only the driver can apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostFault {
+    Crash(u8),
+    Restart(u8),
+}
+
+#[derive(Default)]
+struct ControlState {
+    queue: VecDeque<HostFault>,
+    /// Faults queued so far, and how many of them the driver has applied.
+    requested: u64,
+    applied: u64,
+    /// Voters crashed and not restarted.
+    down: BTreeSet<u8>,
+    /// Bumped at each crash and restart of a voter, so a job can tell whether its cluster went
+    /// away while it ran (a reasonless transport error is then expected).
+    lives: BTreeMap<u8, u64>,
+}
+
+/// The test's handle on the grid from inside the simulation (the tape host's side): faults, and
+/// the running clusters' handles for conditions a test waits for (Raft metrics, journals).
+#[derive(Clone)]
+pub struct GridControl {
+    state: Arc<Mutex<ControlState>>,
+    voters: Arc<BTreeMap<u8, SimDisks>>,
+}
+
+impl GridControl {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ControlState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every voter id: data clusters then witnesses.
+    pub fn voters(&self) -> Vec<u8> {
+        self.voters.keys().copied().collect()
+    }
+
+    /// The data clusters' ids.
+    pub fn data_clusters(&self) -> Vec<u8> {
+        self.voters
+            .keys()
+            .copied()
+            .filter(|id| *id < FIRST_WITNESS)
+            .collect()
+    }
+
+    /// Voter `id`'s running cluster, if it runs.
+    pub fn cluster(&self, id: u8) -> Option<Arc<Cluster>> {
+        self.voters.get(&id).and_then(SimDisks::running)
+    }
+
+    pub fn is_down(&self, id: u8) -> bool {
+        self.lock().down.contains(&id)
+    }
+
+    /// How many times voter `id` was crashed or restarted so far.
+    pub fn life(&self, id: u8) -> u64 {
+        self.lock().lives.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Cut the grid link between voters `a` and `b` (both directions).
+    pub fn partition(&self, a: u8, b: u8) {
+        turmoil::partition(host_name(a), host_name(b));
+    }
+
+    pub fn repair(&self, a: u8, b: u8) {
+        turmoil::repair(host_name(a), host_name(b));
+    }
+
+    /// Cut voter `id` off from every other voter. Hosts (the tape host) still reach it.
+    pub fn isolate(&self, id: u8) {
+        for other in self.voters() {
+            if other != id {
+                self.partition(id, other);
+            }
+        }
+    }
+
+    /// Repair every link between voters.
+    pub fn heal(&self) {
+        let ids = self.voters();
+        for (i, a) in ids.iter().enumerate() {
+            for b in &ids[i + 1..] {
+                self.repair(*a, *b);
+            }
+        }
+    }
+
+    /// Crash voter `id` (power cut: unsynced writes are lost); returns once the driver did it.
+    pub async fn crash(&self, id: u8) {
+        self.request(HostFault::Crash(id)).await;
+    }
+
+    /// Start crashed voter `id` again on its disks; returns once the driver did it.
+    pub async fn restart(&self, id: u8) {
+        self.request(HostFault::Restart(id)).await;
+    }
+
+    async fn request(&self, fault: HostFault) {
+        let ticket = {
+            let mut s = self.lock();
+            s.queue.push_back(fault);
+            s.requested += 1;
+            s.requested
+        };
+        // The driver applies it right after the current step; this waits in simulated time.
+        while self.lock().applied < ticket {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// A simulated grid and its driver. See the module doc.
+pub struct SimGrid {
+    pub sim: Sim<'static>,
+    pub seed: u64,
+    pub grid: Arc<GridConfig>,
+    control: GridControl,
+    steps: u64,
+}
+
+impl SimGrid {
+    /// `clusters` data clusters `c0..` and `witnesses` witnesses `w8..`, each a turmoil host
+    /// started at once, with [`DEFAULT_DURATION`].
+    pub fn new(seed: u64, clusters: u8, witnesses: u8) -> SimGrid {
+        SimGrid::with_duration(seed, clusters, witnesses, DEFAULT_DURATION)
+    }
+
+    /// [`SimGrid::new`] with a bound on simulated time.
+    pub fn with_duration(seed: u64, clusters: u8, witnesses: u8, duration: Duration) -> SimGrid {
+        SimGrid::with_timing(seed, clusters, witnesses, duration, DEFAULT_TICK)
+    }
+
+    /// [`SimGrid::new`] with a bound on simulated time and the simulated time one step covers.
+    /// A longer tick means fewer steps (and invariant checks) per simulated second; timers and
+    /// message deliveries then happen at that granularity. Raft's timing (100 ms heartbeats,
+    /// 400-800 ms elections) is unaffected by ticks up to about 10 ms.
+    pub fn with_timing(
+        seed: u64,
+        clusters: u8,
+        witnesses: u8,
+        duration: Duration,
+        tick: Duration,
+    ) -> SimGrid {
+        let sim = turmoil::Builder::new()
+            .rng_seed(seed)
+            .simulation_duration(duration)
+            .tick_duration(tick)
+            .build();
+        let grid = Arc::new(sim_grid(clusters, witnesses));
+        let ids = (0..clusters).chain((FIRST_WITNESS..).take(usize::from(witnesses)));
+        let voters: BTreeMap<u8, SimDisks> = ids.map(|id| (id, SimDisks::new())).collect();
+        let mut sim_grid = SimGrid {
+            sim,
+            seed,
+            grid,
+            control: GridControl {
+                state: Arc::default(),
+                voters: Arc::new(voters),
+            },
+            steps: 0,
+        };
+        for id in sim_grid.control.voters() {
+            let (grid, disks) = (sim_grid.grid.clone(), sim_grid.control.voters[&id].clone());
+            sim_grid.sim.host(host_name(id), move || {
+                run_cluster(grid.clone(), id, disks.clone())
+            });
+        }
+        sim_grid
+    }
+
+    /// The handle a client (the tape host) uses for faults and cluster handles.
+    pub fn control(&self) -> GridControl {
+        self.control.clone()
+    }
+
+    /// Add a client host, e.g. the tape host running the test's sequence.
+    pub fn client<F>(&mut self, name: &str, body: F)
+    where
+        F: Future<Output = Result<(), Box<dyn std::error::Error>>> + 'static,
+    {
+        self.sim.client(name, body);
+    }
+
+    pub fn voters(&self) -> Vec<u8> {
+        self.control.voters()
+    }
+
+    /// Voter `id`'s running cluster, if it runs.
+    pub fn cluster(&self, id: u8) -> Option<Arc<Cluster>> {
+        self.control.cluster(id)
+    }
+
+    /// The running (not crashed) clusters and witnesses, by id.
+    pub fn running(&self) -> Vec<Arc<Cluster>> {
+        self.voters()
+            .into_iter()
+            .filter(|id| !self.control.is_down(*id))
+            .filter_map(|id| self.cluster(id))
+            .collect()
+    }
+
+    /// The disks of voter `id` (what survives its crashes).
+    pub fn disks(&self, id: u8) -> &SimDisks {
+        &self.control.voters[&id]
+    }
+
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Crash voter `id` now (power cut).
+    pub fn crash(&mut self, id: u8) {
+        self.sim.crash(host_name(id));
+        self.control.voters[&id].slot.set(None);
+        let mut s = self.control.lock();
+        s.down.insert(id);
+        *s.lives.entry(id).or_default() += 1;
+    }
+
+    /// Start voter `id` again (turmoil's bounce: crash if running, then start the host anew).
+    pub fn restart(&mut self, id: u8) {
+        self.sim.bounce(host_name(id));
+        self.control.voters[&id].slot.set(None);
+        let mut s = self.control.lock();
+        s.down.remove(&id);
+        *s.lives.entry(id).or_default() += 1;
+    }
+
+    pub fn partition(&self, a: u8, b: u8) {
+        self.sim.partition(host_name(a), host_name(b));
+    }
+
+    pub fn repair(&self, a: u8, b: u8) {
+        self.sim.repair(host_name(a), host_name(b));
+    }
+
+    /// Cut voter `id` off from every other voter.
+    pub fn isolate(&self, id: u8) {
+        for other in self.voters() {
+            if other != id {
+                self.partition(id, other);
+            }
+        }
+    }
+
+    fn apply_requested_faults(&mut self) {
+        loop {
+            let next = self.control.lock().queue.pop_front();
+            let Some(fault) = next else { break };
+            match fault {
+                HostFault::Crash(id) => self.crash(id),
+                HostFault::Restart(id) => self.restart(id),
+            }
+            self.control.lock().applied += 1;
+        }
+    }
+
+    /// Step until every client is done, applying the faults clients queue and calling `check`
+    /// after every step. A failure names the seed, the step and the simulated time.
+    pub fn run(
+        &mut self,
+        mut check: impl FnMut(&SimGrid) -> Result<(), String>,
+    ) -> Result<(), String> {
+        loop {
+            let done = self.sim.step().map_err(|e| self.failure(&e.to_string()))?;
+            self.steps += 1;
+            self.apply_requested_faults();
+            check(self).map_err(|e| self.failure(&e))?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// "seed S, step N (T simulated): what".
+    pub fn failure(&self, what: &str) -> String {
+        format!(
+            "seed {}, step {} ({:?} simulated): {what}",
+            self.seed,
+            self.steps,
+            self.sim.elapsed()
+        )
+    }
+}

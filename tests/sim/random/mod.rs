@@ -1,0 +1,4 @@
+//! Randomized fault schedules, seeded (DESIGN §8: "Seeds are fixed in CI and swept in longer
+//! runs").
+
+mod fault_schedule;
