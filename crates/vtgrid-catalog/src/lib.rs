@@ -16,6 +16,8 @@
 //! - [`state_machine`]: [`StateMachineStore`], applying committed commands to the catalog.
 //! - [`snapshot`]: building, storing and loading snapshots of the applied catalog.
 //! - [`view`]: [`CatalogView`], the node's read handle, and [`AppliedCatalog`].
+//! - [`journal`]: the owner journal and the quarantine (local autonomy).
+//! - [`copy_queue`]: the copies this cluster owes, in pull order.
 //! - [`error`]: [`CatalogStorageError`] and [`EngineError`].
 //!
 //! What it leaves out on purpose: networking (Raft RPCs are `vtgrid-node`'s), the rules of the
@@ -29,6 +31,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod codec;
+pub mod copy_queue;
 pub mod engine;
 pub mod error;
 pub mod journal;
@@ -43,6 +46,7 @@ mod restart_tests;
 #[cfg(test)]
 mod suite_tests;
 
+pub use copy_queue::{CopyQueue, KvCopyQueue, QueuedCopy};
 pub use engine::{Cf, KvEngine, KvOp, MemEngine, RocksEngine};
 pub use error::{CatalogStorageError, EngineError, EngineFailure, EngineOp};
 pub use journal::{JournalEntry, KvJournal, OwnerJournal, QuarantineRecord};
