@@ -11,6 +11,7 @@
 //! ```text
 //!   b'j' + seq (u64 BE)              -> JournalEntry      (order = publish order)
 //!   b'q' + VOLSER + version (u64 BE) -> QuarantineRecord
+//!   b'd' + VOLSER                    -> (empty): a surrender whose outcome is unknown
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,7 @@ use crate::codec::{decode, encode};
 use crate::engine::{Cf, KvEngine, KvOp};
 use crate::error::CatalogStorageError;
 
+const DOUBT: u8 = b'd';
 const ENTRY: u8 = b'j';
 const QUARANTINE: u8 = b'q';
 
@@ -60,6 +62,12 @@ pub trait OwnerJournal: Send + Sync + 'static {
     fn quarantined(&self) -> Result<Vec<QuarantineRecord>, CatalogStorageError>;
     /// Forget a quarantined version (the operator decided). False when there was none.
     fn discard(&self, volser: Volser, version: VersionNumber) -> Result<bool, CatalogStorageError>;
+    /// Record that a transfer of `volser` away from this cluster may have committed, before
+    /// proposing it, so that a crash cannot make the cluster forget it (B10).
+    fn mark_doubt(&self, volser: Volser) -> Result<(), CatalogStorageError>;
+    /// The transfer's outcome is known.
+    fn clear_doubt(&self, volser: Volser) -> Result<(), CatalogStorageError>;
+    fn doubts(&self) -> Result<Vec<Volser>, CatalogStorageError>;
     /// Blocking backend: async callers use `spawn_blocking`.
     fn is_blocking(&self) -> bool;
 }
@@ -189,9 +197,53 @@ impl<E: KvEngine> OwnerJournal for KvJournal<E> {
         Ok(true)
     }
 
+    fn mark_doubt(&self, volser: Volser) -> Result<(), CatalogStorageError> {
+        let op = KvOp::Put {
+            cf: Cf::Journal,
+            key: doubt_key(volser),
+            value: Vec::new(),
+        };
+        self.engine.write(vec![op], true)?;
+        Ok(())
+    }
+
+    fn clear_doubt(&self, volser: Volser) -> Result<(), CatalogStorageError> {
+        self.engine.write(
+            vec![KvOp::Delete {
+                cf: Cf::Journal,
+                key: doubt_key(volser),
+            }],
+            true,
+        )?;
+        Ok(())
+    }
+
+    fn doubts(&self) -> Result<Vec<Volser>, CatalogStorageError> {
+        let pairs = self
+            .engine
+            .scan(Cf::Journal, &[DOUBT], Some(&[DOUBT + 1]), usize::MAX)?;
+        pairs
+            .iter()
+            .map(|(k, _)| {
+                let text = String::from_utf8_lossy(&k[1..]).into_owned();
+                text.parse().map_err(|_| CatalogStorageError::Corrupt {
+                    cf: Cf::Journal,
+                    key: k.clone(),
+                    source: <serde_json::Error as serde::de::Error>::custom("not a VOLSER"),
+                })
+            })
+            .collect()
+    }
+
     fn is_blocking(&self) -> bool {
         self.engine.is_blocking()
     }
+}
+
+fn doubt_key(volser: Volser) -> Vec<u8> {
+    let mut k = vec![DOUBT];
+    k.extend_from_slice(volser.as_str().as_bytes());
+    k
 }
 
 #[cfg(test)]
@@ -261,6 +313,25 @@ mod tests {
         assert!(j.discard("A00001".parse().unwrap(), 4).unwrap());
         assert!(!j.discard("A00001".parse().unwrap(), 4).unwrap());
         assert!(j.quarantined().unwrap().is_empty());
+    }
+
+    #[test]
+    fn doubts_survive_a_crash_until_cleared() {
+        let engine = MemEngine::new();
+        let j = KvJournal::open(engine.clone()).unwrap();
+        j.mark_doubt("A00001".parse().unwrap()).unwrap();
+        j.mark_doubt("A00002".parse().unwrap()).unwrap();
+        j.clear_doubt("A00001".parse().unwrap()).unwrap();
+        engine.crash();
+        let j = KvJournal::open(engine).unwrap();
+        assert_eq!(
+            j.doubts().unwrap(),
+            vec!["A00002".parse::<Volser>().unwrap()]
+        );
+        assert!(
+            j.entries().unwrap().is_empty(),
+            "doubts are not journal entries"
+        );
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub struct Cluster {
     pub metrics: Metrics,
     /// This cluster's changes to its own volumes, on their way to the catalog (B15).
     pub journal: Journal,
+    /// The copies this cluster owes, pulled by the copy engine (DESIGN §4).
+    pub copy_queue: Arc<dyn vtgrid_catalog::CopyQueue>,
+    /// Wakes the copy engine (a version it may owe a copy of was committed).
+    pub copies_owed: tokio::sync::Notify,
     pub events: EventLog,
     /// Dials peers' grid listeners (ownership handshakes, remote reads, forwarded proposals).
     pub connector: Arc<dyn Connector>,
@@ -116,7 +120,9 @@ impl Cluster {
             configured_classes: grid.management_classes()?,
             grid: grid.clone(),
             catalog: CatalogHandle::new(raft, view, connector.clone()),
-            journal: Journal::open(Arc::new(KvJournal::open(engine_for_journal)?))?,
+            journal: Journal::open(Arc::new(KvJournal::open(engine_for_journal.clone())?))?,
+            copy_queue: Arc::new(vtgrid_catalog::KvCopyQueue::open(engine_for_journal)?),
+            copies_owed: tokio::sync::Notify::new(),
             events: EventLog::default(),
             connector,
             tvc: Tvc::new(volumes),
@@ -130,6 +136,7 @@ impl Cluster {
         tokio::spawn(cluster.clone().settle());
         if role == Role::Data {
             tokio::spawn(cluster.clone().publish_journal());
+            tokio::spawn(cluster.clone().run_copy_engine());
         }
         Ok(cluster)
     }

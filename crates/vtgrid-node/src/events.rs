@@ -11,6 +11,10 @@ use vtgrid_core::Volser;
 /// A version written while cut off was refused by the catalog and quarantined (DESIGN §3).
 pub const OWNERSHIP_CONFLICT: &str = "OWNERSHIP_CONFLICT";
 
+/// A RUN copy could not be made before rewind-unload returned; it is queued as immediate-deferred
+/// (B39; the seed's "Immediate Mode Copy Completion's Deferred").
+pub const IMMEDIATE_COPY_DEFERRED: &str = "IMMEDIATE_COPY_DEFERRED";
+
 /// How many events a cluster remembers.
 pub const EVENT_LOG_LEN: usize = 1000;
 

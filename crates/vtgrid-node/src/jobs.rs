@@ -53,6 +53,10 @@ pub enum WriteItem {
 pub struct Unloaded {
     pub record: VolumeRecord,
     pub written: bool,
+    /// Clusters holding the version durably when the unload returned.
+    pub copies: Vec<ClusterId>,
+    /// A RUN copy could not be made in time and was deferred (B39).
+    pub immediate_copy_deferred: bool,
 }
 
 /// How many other owners a scratch mount asks before giving up (B8).
@@ -115,7 +119,10 @@ impl Cluster {
             .filter(|r| r.category == category)
             .collect();
         // Ours first: no handshake, and it works cut off from every peer.
-        for r in candidates.iter().filter(|r| r.token.owner == self.id) {
+        for r in candidates
+            .iter()
+            .filter(|r| r.token.owner == self.id && !self.in_doubt(&r.volser))
+        {
             match self.register_mount(r.volser, opts, constructs, private, true) {
                 Ok(m) => return Ok(m),
                 Err(NodeError::VolumeInUse { .. }) => continue,
@@ -411,9 +418,12 @@ impl Cluster {
             // Nothing written: no new version, nothing changes (a scratch volume stays scratch).
             self.mounts.demount(&mount.id);
             let record = self.effective(&mount.volser)?;
+            let copies = record.consistent_clusters().collect();
             return Ok(Unloaded {
                 record,
                 written: false,
+                copies,
+                immediate_copy_deferred: false,
             });
         };
         let meta = match self.tvc.offload(move || writer.commit()).await {
@@ -450,12 +460,26 @@ impl Cluster {
             self.mounts.demount(&mount.id);
             return Err(e);
         }
+        // RUN (B37): the version is durable here; every reachable RUN cluster pulls it before
+        // the host hears back. The volume stays mounted meanwhile, so nobody can change it.
+        let vector = self.copy_modes_for(mount);
+        let (copies, immediate_copy_deferred) = self
+            .make_run_copies(
+                vector.as_ref(),
+                mount.volser,
+                meta.version,
+                meta.size,
+                meta.digest,
+            )
+            .await;
         self.mounts.demount(&mount.id);
         self.metrics.unloads.inc();
         tracing::info!(volser = %mount.volser, version = meta.version, size = meta.size, "rewind-unload committed");
         Ok(Unloaded {
             record: self.effective(&mount.volser)?,
             written: true,
+            copies,
+            immediate_copy_deferred,
         })
     }
 

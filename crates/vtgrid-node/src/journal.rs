@@ -23,6 +23,8 @@ use crate::tvc_io::offload;
 pub struct Journal {
     store: Arc<dyn OwnerJournal>,
     pending: Mutex<BTreeMap<Volser, Vec<(u64, VolumeChange)>>>,
+    /// Volumes whose surrender outcome is unknown (see `Cluster::in_doubt`); durable.
+    doubtful: Mutex<std::collections::BTreeSet<Volser>>,
     /// Wakes the publisher when an entry is appended.
     pub appended: tokio::sync::Notify,
     /// Wakes waiters (a surrender flushing one volume) after each publishing round.
@@ -40,9 +42,11 @@ impl Journal {
                 pending.entry(volser).or_default().push((seq, change));
             }
         }
+        let doubtful = Mutex::new(store.doubts()?.into_iter().collect());
         Ok(Journal {
             store,
             pending: Mutex::new(pending),
+            doubtful,
             appended: tokio::sync::Notify::new(),
             published: tokio::sync::Notify::new(),
         })
@@ -79,6 +83,39 @@ impl Journal {
                 pending.remove(&volser);
             }
         }
+    }
+
+    pub fn in_doubt(&self, volser: &Volser) -> bool {
+        self.doubtful
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(volser)
+    }
+
+    /// Durably mark `volser` in doubt (before proposing its transfer away).
+    pub async fn mark_doubt(&self, volser: Volser) -> Result<(), NodeError> {
+        let store = self.store.clone();
+        offload(self.store.is_blocking(), move || store.mark_doubt(volser))
+            .await
+            .map_err(NodeError::Journal)?;
+        self.doubtful
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(volser);
+        Ok(())
+    }
+
+    /// The outcome is known: forget the doubt.
+    pub async fn clear_doubt(&self, volser: Volser) -> Result<(), NodeError> {
+        let store = self.store.clone();
+        offload(self.store.is_blocking(), move || store.clear_doubt(volser))
+            .await
+            .map_err(NodeError::Journal)?;
+        self.doubtful
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&volser);
+        Ok(())
     }
 
     pub fn has_pending(&self, volser: &Volser) -> bool {

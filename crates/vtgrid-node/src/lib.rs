@@ -11,6 +11,7 @@
 //! - [`journal`], [`publisher`]: the owner journal (local autonomy, B15) and its way into Raft,
 //!   with quarantine of refused versions.
 //! - [`events`]: events raised for operators (`OWNERSHIP_CONFLICT`, ...).
+//! - [`copies`]: the copy engine: the copies this cluster owes, pulled by priority; RUN copies.
 //! - [`catalog`]: reading the local catalog view and proposing commands (forwarded to the leader).
 //! - [`raft_network`]: openraft's network over `GridService`.
 //! - [`services`]: the tonic services and the host/grid routers.
@@ -26,6 +27,7 @@
 pub mod catalog;
 pub mod cluster;
 pub mod config;
+pub mod copies;
 pub mod error;
 pub mod events;
 pub mod jobs;

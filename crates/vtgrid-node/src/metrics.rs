@@ -22,6 +22,8 @@ pub struct Metrics {
     pub bytes_read: Counter,
     pub checksum_errors: Counter,
     pub ownership_transfers_in: Counter,
+    pub copies: Counter,
+    pub bytes_copied: Counter,
     pub ownership_transfers_out: Counter,
     pub mounts_active: Gauge,
     pub volumes: Gauge,

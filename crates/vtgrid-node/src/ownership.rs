@@ -65,11 +65,32 @@ impl Cluster {
         }
     }
 
+    /// A volume whose surrender outcome is unknown (the Transfer proposal timed out: it may or may
+    /// not have committed). Until a read barrier through Raft shows which, this cluster must not use
+    /// the token, or two clusters could write the volume (B10).
+    pub fn in_doubt(&self, volser: &Volser) -> bool {
+        self.journal.in_doubt(volser)
+    }
+
+    /// Settle a volume in doubt: after a committed barrier the view holds the transfer if it
+    /// happened. Fails (`CATALOG_UNAVAILABLE`) while the catalog cannot commit.
+    async fn settle_doubt(&self, volser: Volser) -> Result<(), NodeError> {
+        if !self.in_doubt(&volser) {
+            return Ok(());
+        }
+        self.catalog.propose(CatalogCommand::Barrier).await?;
+        self.journal.clear_doubt(volser).await?;
+        tracing::info!(%volser, "ownership doubt settled");
+        Ok(())
+    }
+
     /// Is this cluster the one that may write `volser` now? (The invariant B10 checks this across
     /// the grid: at most one cluster answers yes for each volume.)
     pub fn may_write(&self, volser: &Volser) -> bool {
-        self.effective(volser)
-            .is_ok_and(|r| r.token.owner == self.id)
+        !self.in_doubt(volser)
+            && self
+                .effective(volser)
+                .is_ok_and(|r| r.token.owner == self.id)
     }
 
     /// Make this cluster the owner of `volser`, asking the current owner if needed.
@@ -94,6 +115,7 @@ impl Cluster {
     }
 
     async fn obtain_once(&self, volser: Volser) -> Result<OwnershipToken, NodeError> {
+        self.settle_doubt(volser).await?;
         let record = self.effective_fresh(&volser).await?;
         if record.token.owner == self.id {
             return Ok(record.token);
@@ -137,6 +159,7 @@ impl Cluster {
         to: ClusterId,
     ) -> Result<(OwnershipToken, u64), NodeError> {
         let _hold = self.mounts.hold(volser)?;
+        self.settle_doubt(volser).await?;
         self.owned(volser)?;
         self.flush_journal(volser).await?;
         // Publishing may have been refused (the volume was taken over): check the token again.
@@ -147,7 +170,18 @@ impl Cluster {
             to,
             epoch: record.token.epoch,
         };
-        let (applied, index) = self.catalog.propose_indexed(cmd).await?;
+        // In doubt from before the proposal until its outcome is known: if this handler is dropped
+        // (the requester gave up and cancelled the call), the transfer may still commit, and this
+        // cluster must not go on using the token meanwhile (B10).
+        self.journal.mark_doubt(volser).await?;
+        let outcome = self.catalog.propose_indexed(cmd).await;
+        if matches!(outcome, Ok(_) | Err(NodeError::Rejected(_))) {
+            // Committed (and applied here: this view now names the new owner) or refused.
+            self.journal.clear_doubt(volser).await?;
+        } else {
+            tracing::warn!(%volser, %to, "transfer outcome unknown; volume in doubt");
+        }
+        let (applied, index) = outcome?;
         let token = match applied {
             Applied::Transferred { token } => token,
             _ => OwnershipToken {

@@ -31,6 +31,9 @@ enum Outcome {
     Refused(CatalogRejection),
     /// The catalog cannot take it now: stop this round.
     Later,
+    /// The catalog cannot take it yet (a copy reported before the writer's version arrived):
+    /// skip this volume's entries for this round, go on with the others.
+    NotYet,
 }
 
 impl Cluster {
@@ -61,14 +64,21 @@ impl Cluster {
                 return false;
             }
         };
+        let mut waiting = std::collections::BTreeSet::new();
         for entry in entries {
+            let volser = entry.command.volume_keys().first().copied();
+            if volser.is_some_and(|v| waiting.contains(&v)) {
+                continue; // an earlier entry of this volume waits: keep their order
+            }
             match self.publish_entry(&entry).await {
                 Outcome::Published => self.retire(&entry, None).await,
                 Outcome::Refused(rejection) => self.retire(&entry, Some(rejection)).await,
                 Outcome::Later => return false,
+                Outcome::NotYet => waiting.extend(volser),
             }
         }
-        true
+        self.copies_owed.notify_one();
+        waiting.is_empty()
     }
 
     async fn publish_entry(&self, entry: &JournalEntry) -> Outcome {
@@ -80,6 +90,10 @@ impl Cluster {
             {
                 Outcome::Published
             }
+            // A copy of a version the catalog has not seen yet: the writer's entry is on its way.
+            Err(NodeError::Rejected(CatalogRejection::VersionNotCurrent {
+                current, got, ..
+            })) if got > current => Outcome::NotYet,
             Err(NodeError::Rejected(r)) => Outcome::Refused(r),
             Err(e) => {
                 tracing::debug!(seq = entry.seq, error = %e, "journal entry not published yet");

@@ -111,6 +111,17 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         "c1's catalog says c1 owns A00001 at epoch 2",
     )?;
 
+    // c2's view may still lack the insert: without it, its mount needs a read barrier through
+    // the leader, which may be c0 (then CATALOG_UNAVAILABLE, not the B14 answer this tests).
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    while volume(2, "A00002").await.is_err() {
+        check(
+            tokio::time::Instant::now() < until,
+            "c2's catalog learns of the insert",
+        )?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // B14 / B15: c0 cut off from c1 and c2.
     turmoil::partition("c0", "c1");
     turmoil::partition("c0", "c2");

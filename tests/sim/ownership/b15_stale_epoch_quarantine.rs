@@ -174,6 +174,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
             status.quarantined, status.journal_pending
         ),
     )?;
+    client::wait_quiescent(&control, Duration::from_secs(60)).await?;
     Ok(())
 }
 

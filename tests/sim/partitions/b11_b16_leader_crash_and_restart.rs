@@ -10,7 +10,8 @@
 //! survivor T's first volume (transfer T→S, epoch 2) and reads T's bytes → a mount at S of L's
 //! first volume fails with OWNER_UNREACHABLE → L restarts, is ready, and once the grid is quiet
 //! every catalog (L's too) is the same and holds N00000 → S now mounts L's first volume (transfer
-//! L→S) and reads L's bytes. B10 and B37 are checked after every step, the crash included.
+//! L→S) and reads L's bytes → the grid is quiet again. B10 and B37 are checked after every step,
+//! the crash included.
 
 use std::time::Duration;
 
@@ -139,6 +140,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
             first_volume(old)
         ),
     )?;
+    client::wait_quiescent(&control, Duration::from_secs(60)).await?;
     Ok(())
 }
 

@@ -368,9 +368,57 @@ fn check_read(
     }
 }
 
+/// What may still fail for a moment in a healed, quiet grid (see [`read_settled`]).
+fn transient(e: &tonic::Status) -> bool {
+    matches!(
+        reason_of(e),
+        Some(Reason::VolumeInUse | Reason::CatalogUnavailable)
+    )
+}
+
+/// Read `volser` through `owner` once the grid has settled. Right after the heal a surrender may
+/// still hold the volume (its proposal times out after 5 s) and a restarted voter may still be
+/// electing: VOLUME_IN_USE and CATALOG_UNAVAILABLE are retried for 20 s. A volume still mounted
+/// then is held by a mount whose answer the host never got (its deadline passed first), which
+/// lasts until the cluster restarts (docs/decisions.md, "Mount ids die with the process"): the
+/// owner is restarted, as an operator would, and the read tried once more.
+async fn read_settled(
+    control: &GridControl,
+    owner: u8,
+    volser: &str,
+    history: &History,
+) -> Result<Vec<u8>, String> {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        match client::read_job(owner, volser).await {
+            Ok((_, bytes)) => return Ok(bytes),
+            Err(e) if transient(&e) && Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) if reason_of(&e) == Some(Reason::VolumeInUse) => {
+                history.note(format!(
+                    "{volser} still mounted at C{owner}: restart C{owner}"
+                ));
+                control.restart(owner).await;
+                client::wait_grid_ready(control, Duration::from_secs(60)).await?;
+                client::wait_quiescent(control, Duration::from_secs(60)).await?;
+                return client::read_job(owner, volser)
+                    .await
+                    .map(|(_, bytes)| bytes)
+                    .map_err(|e| format!("reading {volser} back through C{owner}: {e}"));
+            }
+            Err(e) => return Err(format!("reading {volser} back through C{owner}: {e}")),
+        }
+    }
+}
+
 /// After the heal: every volume the host wrote holds a version the host wrote, at least the last
 /// acknowledged one, and reads back through its owner with the catalog's digest.
-async fn read_back(ledger: &Ledger, history: &History) -> Result<(), String> {
+async fn read_back(
+    control: &GridControl,
+    ledger: &Ledger,
+    history: &History,
+) -> Result<(), String> {
     let latest = ledger.latest();
     for v in ledger.volumes() {
         let volser = v.to_string();
@@ -400,13 +448,18 @@ async fn read_back(ledger: &Ledger, history: &History) -> Result<(), String> {
         let owner = u8::try_from(seen.owner).map_err(|e| e.to_string())?;
         if seen.category == "0001" {
             // A Fast Ready volume mounts blank (B84): make it private to read its data.
-            client::change_category(owner, &volser, "000F")
-                .await
-                .map_err(|e| format!("making {volser} private to read it: {e}"))?;
+            let until = Instant::now() + Duration::from_secs(20);
+            loop {
+                match client::change_category(owner, &volser, "000F").await {
+                    Ok(_) => break,
+                    Err(e) if transient(&e) && Instant::now() < until => {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => return Err(format!("making {volser} private to read it: {e}")),
+                }
+            }
         }
-        let (_, bytes) = client::read_job(owner, &volser)
-            .await
-            .map_err(|e| format!("reading {volser} back through C{owner}: {e}"))?;
+        let bytes = read_settled(control, owner, &volser, history).await?;
         if digest_hex(&bytes) != seen.digest {
             return Err(format!(
                 "{volser} v{} reads back as {}, the catalog says {}",
@@ -431,11 +484,18 @@ async fn scenario(
     history: Arc<Mutex<Option<History>>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     client::wait_grid_ready(&control, Duration::from_secs(60)).await?;
-    for i in 0..DATA_CLUSTERS {
-        client::insert(i, &format!("P{i}0000-P{i}0002"), "000F").await?;
-        let last = mix.scratch_per_cluster() - 1;
-        client::insert(i, &format!("S{i}0000-S{i}{last:04}"), "0001").await?;
-    }
+    let last = mix.scratch_per_cluster() - 1;
+    let inserts = (0..DATA_CLUSTERS).flat_map(|i| {
+        [
+            (i, format!("P{i}0000-P{i}0002"), "000F"),
+            (i, format!("S{i}0000-S{i}{last:04}"), "0001"),
+        ]
+    });
+    futures::future::try_join_all(
+        inserts
+            .map(|(i, range, category)| async move { client::insert(i, &range, category).await }),
+    )
+    .await?;
     client::wait_quiescent(&control, Duration::from_secs(30)).await?;
 
     let plan = plan(seed, mix);
@@ -462,7 +522,7 @@ async fn scenario(
     client::wait_grid_ready(&control, Duration::from_secs(120)).await?;
     client::wait_quiescent(&control, Duration::from_secs(120)).await?;
     h.note("quiet".into());
-    read_back(&ledger, &h).await?;
+    read_back(&control, &ledger, &h).await?;
     // Making scratch volumes private to read them journalled category changes: let them land.
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;
     Ok(())

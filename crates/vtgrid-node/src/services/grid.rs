@@ -62,6 +62,31 @@ impl GridService for GridApi {
         }))
     }
 
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
+    async fn pull_copy(
+        &self,
+        request: Request<pb::PullCopyRequest>,
+    ) -> Result<Response<pb::PullCopyResponse>, Status> {
+        let req = request.into_inner();
+        let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
+        let digest =
+            crate::copies::digest_from_hex(&req.digest).ok_or(NodeError::InvalidArgument {
+                field: "digest",
+                problem: "not 64 hex digits",
+            })?;
+        let source = u8::try_from(req.source)
+            .ok()
+            .and_then(|n| ClusterId::new(n).ok())
+            .ok_or(NodeError::InvalidArgument {
+                field: "source",
+                problem: "not a cluster id",
+            })?;
+        self.cluster
+            .pull_from(source, volser, req.version, digest)
+            .await?;
+        Ok(Response::new(pb::PullCopyResponse {}))
+    }
+
     type ReadVersionStream = Pin<Box<dyn Stream<Item = Result<pb::ReadChunk, Status>> + Send>>;
 
     async fn read_version(

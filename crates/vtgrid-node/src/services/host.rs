@@ -143,6 +143,8 @@ impl HostService for HostApi {
             digest: r.digest.to_hex(),
             written: done.written,
             category: r.category.to_string(),
+            immediate_copy_deferred: done.immediate_copy_deferred,
+            copies: done.copies.iter().map(|c| u32::from(c.get())).collect(),
         }))
     }
 

@@ -1,0 +1,297 @@
+//! The copy engine: each cluster pulls the copies it owes (DESIGN §4; B36-B45).
+//!
+//! ```text
+//!   catalog (any cluster's view)      this cluster
+//!   version v of V, vector "RRD"  ──> copy_duty(V, me)? ──enqueue──> copy queue (durable, by priority)
+//!                                                                        │ pull_copy
+//!   a cluster consistent at v  <──────── GridService.ReadVersion ────────┘
+//!                                        verify BLAKE3, fsync, rename ──> journal CopyDone{V, v, me}
+//!                                                                         ──publisher──> catalog
+//! ```
+//!
+//! RUN: the writer's rewind-unload asks each RUN cluster to pull at once (`PullCopy`) and returns
+//! when all that answer hold the version durably. A RUN cluster that cannot be reached gets the copy
+//! later from its own queue (immediate-deferred), and the host hears `immediate_copy_deferred` (B39).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use vtgrid_catalog::QueuedCopy;
+use vtgrid_core::catalog::CatalogCommand;
+use vtgrid_core::copy::{copy_duty, copy_plan, CopyPriority};
+use vtgrid_core::{ClusterId, CopyModeVector, Digest, VersionNumber, Volser};
+use vtgrid_proto::pb::grid_service_client::GridServiceClient;
+use vtgrid_proto::pb::PullCopyRequest;
+
+use crate::cluster::Cluster;
+use crate::error::NodeError;
+use crate::events::IMMEDIATE_COPY_DEFERRED;
+use crate::tvc_io::offload;
+
+/// How often the scheduler looks at the catalog for copies owed when nothing woke it.
+const RESCAN: Duration = Duration::from_secs(1);
+/// How long a failed copy waits before the queue is tried again.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// How long a writer waits for one RUN copy: a base plus time for the bytes at a modest rate.
+pub fn run_copy_timeout(size: u64) -> Duration {
+    Duration::from_secs(10) + Duration::from_secs(size / (20 * 1024 * 1024))
+}
+
+impl Cluster {
+    /// Schedule and pull copies until the task is dropped.
+    pub async fn run_copy_engine(self: Arc<Self>) {
+        loop {
+            self.schedule_copies().await;
+            let next = {
+                let q = self.copy_queue.clone();
+                offload(q.is_blocking(), move || q.next(1)).await
+            };
+            match next {
+                Ok(mut copies) if !copies.is_empty() => {
+                    let copy = copies.remove(0);
+                    if let Err(e) = self.pull_queued(&copy).await {
+                        tracing::warn!(volser = %copy.volser, version = copy.version, error = %e, "copy not made; will retry");
+                        tokio::time::sleep(RETRY).await;
+                    }
+                }
+                Ok(_) => {
+                    let _ = tokio::time::timeout(RESCAN, self.copies_owed.notified()).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the copy queue");
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+
+    /// Queue every copy the catalog says this cluster owes and has not queued yet.
+    async fn schedule_copies(&self) {
+        let owed: Vec<(CopyPriority, Volser, VersionNumber, u64, Digest)> =
+            self.catalog.view.read(|s| {
+                s.volumes
+                    .values()
+                    .filter_map(|r| {
+                        copy_duty(r, self.id).map(|p| (p, r.volser, r.version, r.size, r.digest))
+                    })
+                    .collect()
+            });
+        for (priority, volser, version, size, digest) in owed {
+            if self.tvc_holds(volser, version).await {
+                continue; // made, CopyDone on its way through the journal
+            }
+            let q = self.copy_queue.clone();
+            let queued = offload(q.is_blocking(), move || {
+                q.enqueue(priority, volser, version, size, digest)
+            })
+            .await;
+            if let Err(e) = queued {
+                tracing::error!(%volser, error = %e, "queueing a copy");
+            }
+        }
+    }
+
+    async fn tvc_holds(&self, volser: Volser, version: VersionNumber) -> bool {
+        self.tvc
+            .run(move |s| s.versions())
+            .await
+            .is_ok_and(|v| v.contains(&(volser, version)))
+    }
+
+    /// Make one queued copy if it is still owed, from any cluster consistent at its version.
+    async fn pull_queued(&self, copy: &QueuedCopy) -> Result<(), NodeError> {
+        let record = self
+            .catalog
+            .view
+            .read(|s| s.volumes.get(&copy.volser).cloned());
+        let still_owed = record
+            .as_ref()
+            .is_some_and(|r| r.version == copy.version && copy_duty(r, self.id).is_some());
+        if still_owed && !self.tvc_holds(copy.volser, copy.version).await {
+            let sources: Vec<ClusterId> = record
+                .iter()
+                .flat_map(|r| r.consistent_clusters())
+                .filter(|c| *c != self.id)
+                .collect();
+            let mut last = NodeError::NoValidCopy {
+                volser: copy.volser,
+                version: copy.version,
+            };
+            let mut done = false;
+            for source in sources {
+                match self
+                    .pull_from(source, copy.volser, copy.version, copy.digest)
+                    .await
+                {
+                    Ok(()) => {
+                        done = true;
+                        break;
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            if !done {
+                return Err(last);
+            }
+        }
+        let q = self.copy_queue.clone();
+        let c = copy.clone();
+        offload(q.is_blocking(), move || q.remove(&c))
+            .await
+            .map_err(NodeError::Journal)?;
+        Ok(())
+    }
+
+    /// Copy `version` of `volser` from `source` into this cluster's TVC, verified, and journal
+    /// the CopyDone.
+    pub async fn pull_from(
+        &self,
+        source: ClusterId,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> Result<(), NodeError> {
+        let bytes = self.stream_remote(source, volser, version, digest).await?;
+        let meta = self.store_stream(volser, version, Box::pin(bytes)).await?;
+        if meta.digest != digest {
+            let _ = self.tvc.run(move |s| s.remove(volser, version)).await;
+            return Err(NodeError::Tvc(vtgrid_tvc::TvcError::DigestMismatch {
+                volser,
+                version,
+            }));
+        }
+        self.metrics.copies.inc();
+        self.metrics.bytes_copied.inc_by(meta.size);
+        self.journal
+            .append(CatalogCommand::CopyDone {
+                volser,
+                version,
+                cluster: self.id,
+            })
+            .await?;
+        tracing::info!(%volser, version, from = %source, size = meta.size, "copy made");
+        Ok(())
+    }
+
+    async fn store_stream(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        mut bytes: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, NodeError>> + Send>>,
+    ) -> Result<vtgrid_tvc::VersionMeta, NodeError> {
+        let mut writer = self
+            .tvc
+            .run(move |s| s.begin(volser, version, None))
+            .await?;
+        while let Some(chunk) = bytes.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    self.tvc.offload(move || writer.abort()).await;
+                    return Err(e);
+                }
+            };
+            let (w, r) = self
+                .tvc
+                .offload(move || {
+                    let mut w = writer;
+                    let r = w.write(&chunk);
+                    (w, r)
+                })
+                .await;
+            writer = w;
+            if let Err(e) = r {
+                self.tvc.offload(move || writer.abort()).await;
+                return Err(e.into());
+            }
+        }
+        Ok(self.tvc.offload(move || writer.commit()).await?)
+    }
+
+    /// The RUN copies of a version this cluster just closed (B37, B39): ask each RUN cluster to
+    /// pull it now; returns the clusters holding it and whether any RUN copy was deferred.
+    pub async fn make_run_copies(
+        &self,
+        vector: Option<&CopyModeVector>,
+        volser: Volser,
+        version: VersionNumber,
+        size: u64,
+        digest: Digest,
+    ) -> (Vec<ClusterId>, bool) {
+        let mut holders = vec![self.id];
+        let Some(vector) = vector else {
+            return (holders, false);
+        };
+        let clusters = self
+            .grid
+            .clusters
+            .iter()
+            .filter_map(|c| ClusterId::new(c.id).ok());
+        let plan = copy_plan(vector, self.id, clusters);
+        let asks = plan
+            .run
+            .iter()
+            .map(|target| self.ask_run_copy(*target, volser, version, size, digest));
+        let answers = futures::future::join_all(asks).await;
+        let mut deferred = false;
+        for (target, ok) in plan.run.iter().zip(answers) {
+            if ok {
+                holders.push(*target);
+            } else {
+                deferred = true;
+                self.events.raise(
+                    IMMEDIATE_COPY_DEFERRED,
+                    Some(volser),
+                    format!("RUN copy of {volser} version {version} to {target} deferred: {target} did not answer"),
+                );
+            }
+        }
+        (holders, deferred)
+    }
+
+    async fn ask_run_copy(
+        &self,
+        target: ClusterId,
+        volser: Volser,
+        version: VersionNumber,
+        size: u64,
+        digest: Digest,
+    ) -> bool {
+        let Some(addr) = self.grid.voters().get(&target.raft_id()).cloned() else {
+            return false;
+        };
+        let mut client = GridServiceClient::new(self.connector.channel(&addr));
+        let timeout = run_copy_timeout(size);
+        let mut request = tonic::Request::new(PullCopyRequest {
+            volser: volser.to_string(),
+            version,
+            size,
+            digest: digest.to_hex(),
+            source: u32::from(self.id.get()),
+        });
+        request.set_timeout(timeout);
+        match tokio::time::timeout(timeout, client.pull_copy(request)).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(status)) => {
+                tracing::warn!(%volser, %target, %status, "RUN copy refused");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Parse a hex BLAKE3 digest from the wire.
+pub fn digest_from_hex(hex: &str) -> Option<Digest> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(Digest(out))
+}

@@ -1,0 +1,4 @@
+//! The copy engine: RUN and Deferred copies, and what happens when a RUN cluster is cut off
+//! (DESIGN §4; B37, B39, B40).
+
+mod b37_b39_run_and_deferred;
