@@ -25,6 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use vtgrid_core::catalog::{Applied, CatalogCommand};
 use vtgrid_core::{ClusterId, OwnershipToken, VersionNumber, Volser, VolumeRecord};
 use vtgrid_proto::pb::grid_service_client::GridServiceClient;
+use vtgrid_proto::pb::Reason;
 use vtgrid_proto::pb::{ReadVersionRequest, SurrenderRequest};
 use vtgrid_proto::reason_of;
 
@@ -103,10 +104,20 @@ impl Cluster {
         loop {
             attempt += 1;
             match self.obtain_once(volser).await {
+                // The cluster we asked does not (or no longer) hold the token as we knew it: one of
+                // the two views trails the catalog. Catch ours up and ask whoever it names then.
                 Err(NodeError::PeerRefused {
-                    reason: vtgrid_proto::pb::Reason::NotOwner,
+                    peer,
+                    reason: Reason::NotOwner | Reason::StaleEpoch,
                     ..
-                }) if attempt < OBTAIN_ATTEMPTS => {
+                }) => {
+                    if attempt >= OBTAIN_ATTEMPTS {
+                        // Still unsettled: retryable for the host, as an unanswered owner is (B14).
+                        return Err(NodeError::OwnerUnreachable {
+                            volser,
+                            owner: peer,
+                        });
+                    }
                     self.catalog.propose(CatalogCommand::Barrier).await?;
                 }
                 other => return other,
@@ -160,6 +171,11 @@ impl Cluster {
     ) -> Result<(OwnershipToken, u64), NodeError> {
         let _hold = self.mounts.hold(volser)?;
         self.settle_doubt(volser).await?;
+        if self.owned(volser).is_err() {
+            // Before saying "not the owner", make sure this view is not merely behind (a transfer
+            // to this cluster may have committed without it having applied it yet).
+            self.catalog.propose(CatalogCommand::Barrier).await?;
+        }
         self.owned(volser)?;
         self.flush_journal(volser).await?;
         // Publishing may have been refused (the volume was taken over): check the token again.

@@ -317,3 +317,60 @@ impl SimGrid {
         )
     }
 }
+
+#[derive(Default)]
+struct TripState {
+    /// Watch this voter's Raft log; fire once it grows past `baseline`.
+    armed: Option<(u8, u64)>,
+    /// The grid links to cut when it fires.
+    cut: Vec<(u8, u8)>,
+    fired: bool,
+}
+
+/// Cuts grid links at an exact point of a Raft exchange: in the gap after the step in which a
+/// voter's Raft log grows past a baseline (an entry arrived, not yet committed: the followers'
+/// acknowledgements come in a later step). A client arms it; the driver calls
+/// [`LogTripwire::check`] after every step. turmoil drops what is sent after a cut, so the answers
+/// to that entry, and the commit that follows, never cross the cut links.
+#[derive(Clone, Default)]
+pub struct LogTripwire(Arc<Mutex<TripState>>);
+
+impl LogTripwire {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TripState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fire when voter `watch`'s Raft log grows past its current last index, cutting `cut`.
+    pub fn arm(&self, control: &GridControl, watch: u8, cut: Vec<(u8, u8)>) {
+        let baseline = control
+            .cluster(watch)
+            .and_then(|c| c.catalog.raft.metrics().borrow().last_log_index)
+            .unwrap_or(0);
+        let mut s = self.lock();
+        s.armed = Some((watch, baseline));
+        s.cut = cut;
+        s.fired = false;
+    }
+
+    pub fn fired(&self) -> bool {
+        self.lock().fired
+    }
+
+    /// The driver's part: fire if armed and the watched log grew.
+    pub fn check(&self, grid: &SimGrid) {
+        let mut s = self.lock();
+        let Some((watch, baseline)) = s.armed else {
+            return;
+        };
+        let grown = grid
+            .cluster(watch)
+            .is_some_and(|c| c.catalog.raft.metrics().borrow().last_log_index > Some(baseline));
+        if grown {
+            for (a, b) in &s.cut {
+                grid.partition(*a, *b);
+            }
+            s.armed = None;
+            s.fired = true;
+        }
+    }
+}

@@ -8,7 +8,8 @@
 //!   the driver finds the running cluster) and [`cluster::run_cluster`], the body of a cluster or
 //!   witness host; a grid file for N simulated clusters and W witnesses.
 //! - [`grid`]: [`grid::SimGrid`], a whole grid and the driver loop (faults between steps,
-//!   invariants after each), and [`grid::GridControl`], the same faults from inside a client.
+//!   invariants after each), [`grid::GridControl`], the same faults from inside a client, and
+//!   [`grid::LogTripwire`], a link cut timed to a Raft log entry.
 //! - [`invariants`]: B10 single writable owner, no acknowledged version lost (B15/B37), catalogs
 //!   converge after repair; one function each.
 //! - [`ledger`]: what the tape host was told (acknowledged and in-doubt versions).

@@ -115,9 +115,10 @@ fn b11_transfer_on_mount_between_every_pair() {
 }
 
 /// The same sequence, checking `Cluster::may_write` strictly after every step: its doc promises
-/// that at most one cluster answers yes for each volume, but the surrendering owner answers yes
-/// until it has applied its own `Transfer`, which the new owner may apply first (the hold keeps
-/// hosts off the volume meanwhile, so [`Invariants`] allows that window).
+/// that at most one cluster answers yes for each volume. Before commit 062e320 the surrendering
+/// owner answered yes until it had applied its own `Transfer`, which the new owner may apply
+/// first ([`Invariants`] allows that window when the old owner holds the volume); now a volume
+/// is in doubt at the old owner from before the proposal until its outcome is known.
 fn run_strict(seed: u64) -> Result<(), String> {
     let mut grid = SimGrid::new(seed, 3, 0);
     let ledger = Ledger::new();
@@ -131,8 +132,6 @@ fn run_strict(seed: u64) -> Result<(), String> {
 }
 
 #[test]
-#[ignore = "product bug (B10, minor): may_write answers true at the surrendering owner while it \
-            holds the volume, until it applies its own Transfer"]
 fn b10_may_write_is_exclusive_during_transfers() {
     for_each_seed(
         "b10_may_write_is_exclusive_during_transfers",
