@@ -76,6 +76,7 @@ impl Cluster {
                 if self.mounts.is_mounted(&volser) {
                     return Err(NodeError::VolumeInUse { volser });
                 }
+                self.require_reachable_copy(volser).await?;
                 self.obtain(volser).await?;
                 self.register_mount(volser, &opts, &constructs, private, false)?
             }
@@ -145,6 +146,36 @@ impl Cluster {
         Err(NodeError::NoScratchAvailable {
             category,
             cluster: self.id,
+        })
+    }
+
+    /// B6: a volume with data that neither this cluster nor its owner holds mounts only if a
+    /// cluster holding its version answers; otherwise `NO_VALID_COPY`, before ownership moves.
+    async fn require_reachable_copy(&self, volser: Volser) -> Result<(), NodeError> {
+        let record = self.effective_fresh(&volser).await?;
+        let blank = self.catalog.view.read(|s| s.is_fast_ready(record.category));
+        if blank
+            || record.version == 0
+            || record.consistent_at.get(&self.id) == Some(&record.version)
+        {
+            return Ok(());
+        }
+        // When the owner holds a copy, the handshake answers for both: an owner that answers can
+        // serve its copy, and one that does not is OWNER_UNREACHABLE (B14 comes before B6).
+        if record
+            .consistent_clusters()
+            .any(|c| c == record.token.owner)
+        {
+            return Ok(());
+        }
+        for source in record.consistent_clusters().filter(|c| *c != self.id) {
+            if self.probe_copy(source, volser, record.version).await {
+                return Ok(());
+            }
+        }
+        Err(NodeError::NoValidCopy {
+            volser,
+            version: record.version,
         })
     }
 

@@ -40,6 +40,9 @@ pub const SURRENDER_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long the owner may spend publishing a volume's journal entries before surrendering it.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a cluster holding a copy has to answer a probe before it counts as unreachable (B6).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// How often a requester whose view named the wrong owner catches up and asks again.
 const OBTAIN_ATTEMPTS: usize = 3;
 
@@ -277,6 +280,39 @@ impl Cluster {
             }
         });
         Ok(ReceiverStream::new(rx))
+    }
+
+    /// Does `source` answer with the first bytes of `version`? (Used before a mount that will read
+    /// remotely: B6.) Costs at most one chunk.
+    pub async fn probe_copy(
+        &self,
+        source: ClusterId,
+        volser: Volser,
+        version: VersionNumber,
+    ) -> bool {
+        let Some(addr) = self.grid.voters().get(&source.raft_id()).cloned() else {
+            return false;
+        };
+        let mut client = GridServiceClient::new(self.connector.channel(&addr))
+            .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES);
+        let probe = async {
+            let mut stream = client
+                .read_version(ReadVersionRequest {
+                    volser: volser.to_string(),
+                    version,
+                })
+                .await
+                .ok()?
+                .into_inner();
+            match stream.next().await {
+                Some(Ok(_)) | None => Some(()),
+                Some(Err(_)) => None,
+            }
+        };
+        matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, probe).await,
+            Ok(Some(()))
+        )
     }
 
     /// Stream a version from another cluster's TVC over the grid network (remote TVC, B4). The

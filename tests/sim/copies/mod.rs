@@ -2,3 +2,4 @@
 //! (DESIGN §4; B37, B39, B40).
 
 mod b37_b39_run_and_deferred;
+mod b6_no_valid_copy;

@@ -11,8 +11,9 @@
 //! L appends it, the driver cuts Cw off from every voter → L and Cr commit the Transfer (Cr owns V
 //! at epoch 2); Cw's proposal times out → once Cw no longer holds V: at most one of Cw, Cr may
 //! write V (B10) → the host mounts V at Cw and writes v2: Cw must refuse (its token's fate is
-//! unknown to it) → the host writes v2 at Cr → heal, quiet → no acknowledged version is in a
-//! quarantine, and V's catalog version is the last one acknowledged.
+//! unknown to it) → a write at Cr fails with NO_VALID_COPY (B6: v1's only copy is on Cw) → heal,
+//! quiet → the host writes v2 at Cr → no acknowledged version is in a quarantine, and V's catalog
+//! version is the last one acknowledged.
 //!
 //! Found by the randomized suite (about one seed in six) and pinned down here: before commit
 //! 062e320 (ownership doubt), Cw answered `may_write` for V beside Cr, served the mount and
@@ -27,6 +28,7 @@
 use std::time::Duration;
 
 use vtgrid_core::Volser;
+use vtgrid_proto::pb::Reason;
 use vtgrid_sim::client::{self, wait_for};
 use vtgrid_sim::grid::{GridControl, LogTripwire, SimGrid};
 use vtgrid_sim::invariants::Invariants;
@@ -113,9 +115,19 @@ async fn scenario(
             done.version
         ));
     }
-    client::write_job(r, client::specific(V), b"V v2, written at Cr", &ledger).await?;
+    // B6: the only copy of v1 is on the cut-off Cw, so Cr cannot mount V until Cw is back.
+    let at_r = client::write_job(r, client::specific(V), b"V v2, written at Cr", &ledger).await;
+    if let Err(e) = client::expect_reason(
+        "a write of V at Cr while Cw is cut off",
+        at_r,
+        Reason::NoValidCopy,
+    ) {
+        problems.push(e);
+    }
 
     control.heal();
+    client::wait_quiescent(&control, Duration::from_secs(60)).await?;
+    client::write_job(r, client::specific(V), b"V v2, written at Cr", &ledger).await?;
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;
     let quarantined = cw.journal.store().quarantined()?;
     if !quarantined.is_empty() {

@@ -219,7 +219,7 @@ impl AdminService for AdminApi {
             .volser
             .parse()
             .map_err(NodeError::from)?;
-        let record = self.cluster.volume(&volser)?;
+        let record = self.cluster.effective_fresh(&volser).await?;
         Ok(Response::new(volume_to_pb(
             &record,
             self.cluster.mounts.is_mounted(&volser),
