@@ -32,6 +32,10 @@ pub struct QueuedCopy {
     pub version: VersionNumber,
     pub size: u64,
     pub digest: Digest,
+    /// When it was queued, in milliseconds since the Unix epoch (for the queue's age; the pull
+    /// order does not depend on it).
+    #[serde(default)]
+    pub queued_at_ms: u64,
 }
 
 /// The copy queue's storage. Object-safe; every write is synced (a queued copy survives restarts,
@@ -46,6 +50,7 @@ pub trait CopyQueue: Send + Sync + 'static {
         version: VersionNumber,
         size: u64,
         digest: Digest,
+        queued_at_ms: u64,
     ) -> Result<bool, CatalogStorageError>;
     /// Queued copies in pull order (highest priority, then oldest), at most `limit`.
     fn next(&self, limit: usize) -> Result<Vec<QueuedCopy>, CatalogStorageError>;
@@ -114,6 +119,7 @@ impl<E: KvEngine> CopyQueue for KvCopyQueue<E> {
         version: VersionNumber,
         size: u64,
         digest: Digest,
+        queued_at_ms: u64,
     ) -> Result<bool, CatalogStorageError> {
         let mut ops = Vec::new();
         if let Some(old) = self.queued_for(volser)? {
@@ -133,6 +139,7 @@ impl<E: KvEngine> CopyQueue for KvCopyQueue<E> {
             version,
             size,
             digest,
+            queued_at_ms,
         };
         let key = entry_key(priority, seq);
         ops.push(KvOp::Put {
@@ -197,7 +204,7 @@ mod tests {
 
     fn copy_queue_pops_run_before_deferred<E: KvEngine>(engine: E) {
         let q = KvCopyQueue::open(engine).unwrap();
-        q.enqueue(CopyPriority::Deferred, v("A00001"), 1, 10, Digest::EMPTY)
+        q.enqueue(CopyPriority::Deferred, v("A00001"), 1, 10, Digest::EMPTY, 0)
             .unwrap();
         q.enqueue(
             CopyPriority::ImmediateDeferred,
@@ -205,19 +212,28 @@ mod tests {
             1,
             10,
             Digest::EMPTY,
+            0,
         )
         .unwrap();
-        q.enqueue(CopyPriority::Immediate, v("A00003"), 1, 10, Digest::EMPTY)
-            .unwrap();
+        q.enqueue(
+            CopyPriority::Immediate,
+            v("A00003"),
+            1,
+            10,
+            Digest::EMPTY,
+            0,
+        )
+        .unwrap();
         q.enqueue(
             CopyPriority::SyncDeferred,
             v("A00004"),
             1,
             10,
             Digest::EMPTY,
+            0,
         )
         .unwrap();
-        q.enqueue(CopyPriority::Deferred, v("A00005"), 1, 10, Digest::EMPTY)
+        q.enqueue(CopyPriority::Deferred, v("A00005"), 1, 10, Digest::EMPTY, 0)
             .unwrap();
         let order: Vec<String> = q
             .next(10)
@@ -231,15 +247,15 @@ mod tests {
     fn newer_version_replaces_the_queued_one<E: KvEngine>(engine: E) {
         let q = KvCopyQueue::open(engine).unwrap();
         assert!(q
-            .enqueue(CopyPriority::Deferred, v("A00001"), 1, 10, Digest::EMPTY)
+            .enqueue(CopyPriority::Deferred, v("A00001"), 1, 10, Digest::EMPTY, 0)
             .unwrap());
         assert!(
-            !q.enqueue(CopyPriority::Deferred, v("A00001"), 1, 10, Digest::EMPTY)
+            !q.enqueue(CopyPriority::Deferred, v("A00001"), 1, 10, Digest::EMPTY, 0)
                 .unwrap(),
             "same copy twice"
         );
         assert!(q
-            .enqueue(CopyPriority::Deferred, v("A00001"), 2, 20, Digest::EMPTY)
+            .enqueue(CopyPriority::Deferred, v("A00001"), 2, 20, Digest::EMPTY, 0)
             .unwrap());
         let all = q.next(10).unwrap();
         assert_eq!(all.len(), 1);
@@ -247,7 +263,7 @@ mod tests {
         q.remove(&all[0]).unwrap();
         assert!(q.next(10).unwrap().is_empty());
         assert!(
-            q.enqueue(CopyPriority::Deferred, v("A00001"), 2, 20, Digest::EMPTY)
+            q.enqueue(CopyPriority::Deferred, v("A00001"), 2, 20, Digest::EMPTY, 0)
                 .unwrap(),
             "owed again"
         );
@@ -279,10 +295,17 @@ mod tests {
     fn queued_copies_survive_a_crash_and_keep_their_order() {
         let engine = MemEngine::new();
         let q = KvCopyQueue::open(engine.clone()).unwrap();
-        q.enqueue(CopyPriority::Deferred, v("A00001"), 1, 10, Digest::EMPTY)
+        q.enqueue(CopyPriority::Deferred, v("A00001"), 1, 10, Digest::EMPTY, 0)
             .unwrap();
-        q.enqueue(CopyPriority::Immediate, v("A00002"), 1, 10, Digest::EMPTY)
-            .unwrap();
+        q.enqueue(
+            CopyPriority::Immediate,
+            v("A00002"),
+            1,
+            10,
+            Digest::EMPTY,
+            0,
+        )
+        .unwrap();
         engine.crash();
         let q = KvCopyQueue::open(engine).unwrap();
         let order: Vec<String> = q
@@ -293,7 +316,7 @@ mod tests {
             .collect();
         assert_eq!(order, ["A00002", "A00001"]);
         assert!(q
-            .enqueue(CopyPriority::Deferred, v("A00003"), 1, 10, Digest::EMPTY)
+            .enqueue(CopyPriority::Deferred, v("A00003"), 1, 10, Digest::EMPTY, 0)
             .unwrap());
         assert_eq!(
             q.next(10).unwrap().last().unwrap().seq,

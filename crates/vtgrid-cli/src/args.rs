@@ -72,6 +72,12 @@ pub enum Command {
     Quarantine(QuarantineCommand),
     /// Events the cluster at --endpoint raised since it started (e.g. OWNERSHIP_CONFLICT).
     Events,
+    /// The copies the cluster at --endpoint owes, by priority (its incoming copy queue).
+    Copies {
+        /// List each queued copy too.
+        #[arg(long)]
+        volumes: bool,
+    },
     /// Benchmarks on a grid this command starts on loopback.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -54,5 +54,6 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Bench(cmd) => commands::bench::run(cmd).await,
         Command::Quarantine(cmd) => commands::quarantine::run(&global, cmd).await,
         Command::Events => commands::quarantine::events(&global).await,
+        Command::Copies { volumes } => commands::status::copies(&global, volumes).await,
     }
 }

@@ -84,8 +84,9 @@ impl Cluster {
                 continue; // made, CopyDone on its way through the journal
             }
             let q = self.copy_queue.clone();
+            let now = now_ms();
             let queued = offload(q.is_blocking(), move || {
-                q.enqueue(priority, volser, version, size, digest)
+                q.enqueue(priority, volser, version, size, digest, now)
             })
             .await;
             if let Err(e) = queued {
@@ -281,6 +282,55 @@ impl Cluster {
             }
             Err(_) => false,
         }
+    }
+}
+
+impl Cluster {
+    /// The copy queue as operators see it: per priority count, bytes and the oldest copy's age,
+    /// and (at most `limit`) the copies themselves in pull order.
+    pub async fn copy_queue_view(
+        &self,
+        limit: usize,
+    ) -> Result<(Vec<(CopyPriority, u64, u64, u64)>, Vec<QueuedCopy>), NodeError> {
+        let q = self.copy_queue.clone();
+        let all = offload(q.is_blocking(), move || q.next(usize::MAX))
+            .await
+            .map_err(NodeError::Journal)?;
+        let now = now_ms();
+        let mut summary: Vec<(CopyPriority, u64, u64, u64)> = Vec::new();
+        for c in &all {
+            let age = now.saturating_sub(c.queued_at_ms);
+            match summary.iter_mut().find(|s| s.0 == c.priority) {
+                Some(s) => {
+                    s.1 += 1;
+                    s.2 += c.size;
+                    s.3 = s.3.max(age);
+                }
+                None => summary.push((c.priority, 1, c.size, age)),
+            }
+        }
+        self.metrics.copy_queue_depth.set(all.len() as i64);
+        self.metrics
+            .copy_queue_oldest_age_ms
+            .set(summary.iter().map(|s| s.3).max().unwrap_or(0) as i64);
+        Ok((summary, all.into_iter().take(limit).collect()))
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch: only for showing how long copies have waited.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The name operators see for a priority.
+pub fn priority_name(p: CopyPriority) -> &'static str {
+    match p {
+        CopyPriority::Immediate => "immediate",
+        CopyPriority::SyncDeferred => "sync-deferred",
+        CopyPriority::ImmediateDeferred => "immediate-deferred",
+        CopyPriority::Deferred => "deferred",
     }
 }
 

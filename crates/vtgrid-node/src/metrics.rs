@@ -24,6 +24,8 @@ pub struct Metrics {
     pub ownership_transfers_in: Counter,
     pub copies: Counter,
     pub bytes_copied: Counter,
+    pub copy_queue_depth: Gauge,
+    pub copy_queue_oldest_age_ms: Gauge,
     pub ownership_transfers_out: Counter,
     pub mounts_active: Gauge,
     pub volumes: Gauge,

@@ -167,6 +167,25 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
 
     turmoil::repair("c0", "c1");
     wait_consistent(0, "A00002", &[0, 1, 2], Duration::from_secs(60)).await?;
+    // Every cluster's copy queue has drained (ListCopyQueue, what `vtgrid copies` shows).
+    for id in 0..3 {
+        let until = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut status =
+                pb::status_service_client::StatusServiceClient::new(client::channel(id));
+            let q = deadline(status.list_copy_queue(pb::ListCopyQueueRequest { per_volume: true }))
+                .await?
+                .into_inner();
+            if q.summary.is_empty() && q.copies.is_empty() {
+                break;
+            }
+            check(
+                tokio::time::Instant::now() < until,
+                "every copy queue drains after the heal",
+            )?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 
     // C2's own copy serves a read at C2 (B3), bytes identical.
     let mut c2 = client::host(2);

@@ -46,3 +46,51 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
     println!("cache     {} B used, {}", s.cache_used_bytes, quota);
     Ok(())
 }
+
+/// `vtgrid copies`: the copy queue of the cluster at --endpoint.
+pub async fn copies(global: &Global, volumes: bool) -> Result<(), CliError> {
+    let q = client::status(&global.endpoint)
+        .await?
+        .list_copy_queue(vtgrid_proto::pb::ListCopyQueueRequest {
+            per_volume: volumes,
+        })
+        .await?
+        .into_inner();
+    if global.json {
+        let summary: Vec<_> = q
+            .summary
+            .iter()
+            .map(|s| serde_json::json!({"priority": s.priority, "count": s.count, "bytes": s.bytes, "oldest_age_ms": s.oldest_age_ms}))
+            .collect();
+        let copies: Vec<_> = q
+            .copies
+            .iter()
+            .map(|c| serde_json::json!({"volser": c.volser, "version": c.version, "size": c.size, "priority": c.priority, "age_ms": c.age_ms}))
+            .collect();
+        print_json(&serde_json::json!({"summary": summary, "copies": copies}));
+        return Ok(());
+    }
+    if q.summary.is_empty() {
+        println!("no copies owed");
+    }
+    for s in &q.summary {
+        println!(
+            "{:<20} {:>6} copies {:>14} bytes  oldest {:.1} s",
+            s.priority,
+            s.count,
+            s.bytes,
+            s.oldest_age_ms as f64 / 1e3
+        );
+    }
+    for c in &q.copies {
+        println!(
+            "  {} v{} {:>12} bytes  {:<20} waiting {:.1} s",
+            c.volser,
+            c.version,
+            c.size,
+            c.priority,
+            c.age_ms as f64 / 1e3
+        );
+    }
+    Ok(())
+}

@@ -20,6 +20,39 @@ impl StatusApi {
 
 #[tonic::async_trait]
 impl StatusService for StatusApi {
+    async fn list_copy_queue(
+        &self,
+        request: Request<pb::ListCopyQueueRequest>,
+    ) -> Result<Response<pb::ListCopyQueueResponse>, Status> {
+        let per_volume = request.into_inner().per_volume;
+        let (summary, copies) = self
+            .cluster
+            .copy_queue_view(if per_volume { 1000 } else { 0 })
+            .await?;
+        let now = crate::copies::now_ms();
+        Ok(Response::new(pb::ListCopyQueueResponse {
+            summary: summary
+                .into_iter()
+                .map(|(p, count, bytes, oldest_age_ms)| pb::CopyQueueSummary {
+                    priority: crate::copies::priority_name(p).into(),
+                    count,
+                    bytes,
+                    oldest_age_ms,
+                })
+                .collect(),
+            copies: copies
+                .into_iter()
+                .map(|c| pb::QueuedCopyEntry {
+                    volser: c.volser.to_string(),
+                    version: c.version,
+                    size: c.size,
+                    priority: crate::copies::priority_name(c.priority).into(),
+                    age_ms: now.saturating_sub(c.queued_at_ms),
+                })
+                .collect(),
+        }))
+    }
+
     async fn list_events(
         &self,
         _request: Request<pb::ListEventsRequest>,
