@@ -87,6 +87,26 @@ pub fn copy_duty(record: &VolumeRecord, cluster: ClusterId) -> Option<CopyPriori
     }
 }
 
+/// Pacing of queued copies (the per-cluster copy throttle, DESIGN §4): with `bytes_per_sec`
+/// allowed, a transfer of `bytes` that may start at `now` (seconds on any monotonic clock) starts at
+/// `max(now, free_at)`, and the link is next free `bytes / bytes_per_sec` later. Returns
+/// `(wait, next free_at)`. A rate of 0 means unthrottled.
+///
+/// ```
+/// use vtgrid_core::copy::pace;
+/// let (wait, free) = pace(1_000_000, 500_000, 10.0, 0.0);
+/// assert_eq!((wait, free), (0.0, 10.5));          // idle link: go now; busy for half a second
+/// let (wait, free) = pace(1_000_000, 500_000, 10.1, free);
+/// assert!((wait - 0.4).abs() < 1e-9 && (free - 11.0).abs() < 1e-9); // wait for the first to pass
+/// ```
+pub fn pace(bytes_per_sec: u64, bytes: u64, now: f64, free_at: f64) -> (f64, f64) {
+    if bytes_per_sec == 0 {
+        return (0.0, now);
+    }
+    let start = now.max(free_at);
+    (start - now, start + bytes as f64 / bytes_per_sec as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -40,6 +40,10 @@ pub struct Cluster {
     pub copy_queue: Arc<dyn vtgrid_catalog::CopyQueue>,
     /// Wakes the copy engine (a version it may owe a copy of was committed).
     pub copies_owed: tokio::sync::Notify,
+    /// When the copy throttle next lets a queued copy start, in seconds since `started`.
+    pub(crate) copy_free_at: std::sync::Mutex<f64>,
+    /// When this run of the cluster started (the copy throttle's clock).
+    pub(crate) started: tokio::time::Instant,
     pub events: EventLog,
     /// Dials peers' grid listeners (ownership handshakes, remote reads, forwarded proposals).
     pub connector: Arc<dyn Connector>,
@@ -123,6 +127,8 @@ impl Cluster {
             journal: Journal::open(Arc::new(KvJournal::open(engine_for_journal.clone())?))?,
             copy_queue: Arc::new(vtgrid_catalog::KvCopyQueue::open(engine_for_journal)?),
             copies_owed: tokio::sync::Notify::new(),
+            copy_free_at: std::sync::Mutex::new(0.0),
+            started: tokio::time::Instant::now(),
             events: EventLog::default(),
             connector,
             tvc: Tvc::new(volumes),

@@ -73,6 +73,8 @@ pub enum Problem {
     DuplicateClass(String),
     #[error("must not be empty")]
     Empty,
+    #[error("copies pulled at once must be 1..64")]
+    CopyConcurrency,
     #[error("the vector has {len} letters but the grid has {clusters} data clusters")]
     VectorLength { len: usize, clusters: usize },
 }
@@ -91,6 +93,8 @@ pub struct GridConfig {
     pub management_classes: Vec<ManagementClassConfig>,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub copy: CopyConfig,
     /// Where the file came from, for messages.
     #[serde(skip)]
     pub source: PathBuf,
@@ -160,6 +164,32 @@ pub struct ManagementClassConfig {
     pub name: String,
     /// Copy-mode vector per defining cluster: `{ C0 = "RND", C1 = "RRD" }`.
     pub copy_modes: BTreeMap<String, String>,
+}
+
+/// The per-cluster copy throttle for queued (deferred and immediate-deferred) copies. RUN copies
+/// a host is waiting for are not throttled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyConfig {
+    /// Bytes per second all queued copies of one cluster share; 0: no limit.
+    #[serde(default)]
+    pub bytes_per_sec: u64,
+    /// Queued copies one cluster pulls at the same time.
+    #[serde(default = "default_copy_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_copy_concurrency() -> usize {
+    2
+}
+
+impl Default for CopyConfig {
+    fn default() -> Self {
+        CopyConfig {
+            bytes_per_sec: 0,
+            concurrency: default_copy_concurrency(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -308,6 +338,9 @@ impl GridConfig {
             Some(_) => {}
         }
         self.management_classes()?;
+        if self.copy.concurrency == 0 || self.copy.concurrency > 64 {
+            return Err(self.invalid("copy.concurrency", Problem::CopyConcurrency));
+        }
         Ok(())
     }
 
@@ -510,6 +543,18 @@ copy_modes = { C0 = "R" }
         assert_eq!(field_of(e), "category[1].id");
         let e = parse(&OK.replace("fast_ready = true", "")).unwrap_err();
         assert_eq!(field_of(e), "grid.insert_category");
+    }
+
+    #[test]
+    fn copy_throttle_is_read_and_checked() {
+        let g = parse(&format!(
+            "{OK}\n[copy]\nbytes_per_sec = 1048576\nconcurrency = 4\n"
+        ))
+        .unwrap();
+        assert_eq!((g.copy.bytes_per_sec, g.copy.concurrency), (1_048_576, 4));
+        assert_eq!(parse(OK).unwrap().copy.concurrency, 2, "default");
+        let e = parse(&format!("{OK}\n[copy]\nconcurrency = 0\n")).unwrap_err();
+        assert_eq!(field_of(e), "copy.concurrency");
     }
 
     #[test]

@@ -45,15 +45,24 @@ impl Cluster {
     pub async fn run_copy_engine(self: Arc<Self>) {
         loop {
             self.schedule_copies().await;
+            let at_once = self.grid.copy.concurrency;
             let next = {
                 let q = self.copy_queue.clone();
-                offload(q.is_blocking(), move || q.next(1)).await
+                offload(q.is_blocking(), move || q.next(at_once)).await
             };
             match next {
-                Ok(mut copies) if !copies.is_empty() => {
-                    let copy = copies.remove(0);
-                    if let Err(e) = self.pull_queued(&copy).await {
-                        tracing::warn!(volser = %copy.volser, version = copy.version, error = %e, "copy not made; will retry");
+                Ok(copies) if !copies.is_empty() => {
+                    // Up to `copy.concurrency` pulls at once; the next batch starts when all end.
+                    let pulls = copies.iter().map(|c| self.pull_queued(c));
+                    let results = futures::future::join_all(pulls).await;
+                    let mut failed = false;
+                    for (copy, result) in copies.iter().zip(results) {
+                        if let Err(e) = result {
+                            failed = true;
+                            tracing::warn!(volser = %copy.volser, version = copy.version, error = %e, "copy not made; will retry");
+                        }
+                    }
+                    if failed {
                         tokio::time::sleep(RETRY).await;
                     }
                 }
@@ -121,6 +130,7 @@ impl Cluster {
                 volser: copy.volser,
                 version: copy.version,
             };
+            self.pace_copy(copy.size).await;
             let mut done = false;
             for source in sources {
                 match self
@@ -144,6 +154,24 @@ impl Cluster {
             .await
             .map_err(NodeError::Journal)?;
         Ok(())
+    }
+
+    /// Wait for this copy's turn under the copy throttle (`[copy] bytes_per_sec`).
+    async fn pace_copy(&self, bytes: u64) {
+        let rate = self.grid.copy.bytes_per_sec;
+        if rate == 0 {
+            return;
+        }
+        let wait = {
+            let mut free_at = self.copy_free_at.lock().unwrap_or_else(|p| p.into_inner());
+            let now = self.started.elapsed().as_secs_f64();
+            let (wait, next) = vtgrid_core::copy::pace(rate, bytes, now, *free_at);
+            *free_at = next;
+            wait
+        };
+        if wait > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
     }
 
     /// Copy `version` of `volser` from `source` into this cluster's TVC, verified, and journal
