@@ -71,7 +71,11 @@ pub enum Command {
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
     /// Events the cluster at --endpoint raised since it started (e.g. OWNERSHIP_CONFLICT).
-    Events,
+    Events {
+        /// Keep printing new events as they are raised (Ctrl-C stops).
+        #[arg(long, short)]
+        follow: bool,
+    },
     /// The copies the cluster at --endpoint owes, by priority (its incoming copy queue).
     Copies {
         /// List each queued copy too.

@@ -6,7 +6,7 @@
 //! writes) → insert at c0 → write A00001 at c0 with HADR: the unload reports copies at C0 and C1
 //! and nothing deferred → C2's deferred copy arrives (catalog: consistent at C0, C1, C2) → cut c0
 //! from c1 → write A00002: the unload still succeeds, reports only C0 and `immediate_copy_deferred`,
-//! and c0 lists an IMMEDIATE_COPY_DEFERRED event → C2 still gets its deferred copy → heal → C1
+//! and c0 lists an IMMEDIATE_COPY_DEFERRED event, also sent to a live WatchEvents stream → C2 still gets its deferred copy → heal → C1
 //! pulls its immediate-deferred copy by itself → A00001 read at c2 from c2's own copy is identical.
 
 use std::time::Duration;
@@ -139,6 +139,13 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     wait_consistent(0, "A00001", &[0, 1, 2], Duration::from_secs(30)).await?;
 
+    // Watch c0's events live from here on (StatusService.WatchEvents).
+    let mut watch = deadline(
+        pb::status_service_client::StatusServiceClient::new(client::channel(0))
+            .watch_events(pb::WatchEventsRequest { new_only: true }),
+    )
+    .await?
+    .into_inner();
     turmoil::partition("c0", "c1");
     let second = pattern(200_000, 2);
     let done = write_with_class(&mut client::host(0), "A00002", &second).await?;
@@ -162,6 +169,11 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .any(|e| e.code == "IMMEDIATE_COPY_DEFERRED" && e.volser == "A00002"),
         "IMMEDIATE_COPY_DEFERRED raised",
+    )?;
+    let streamed = deadline(async { watch.message().await }).await?;
+    check(
+        streamed.is_some_and(|e| e.code == "IMMEDIATE_COPY_DEFERRED" && e.volser == "A00002"),
+        "the event arrives on the live WatchEvents stream",
     )?;
     wait_consistent(0, "A00002", &[0, 2], Duration::from_secs(30)).await?;
 

@@ -66,23 +66,45 @@ pub async fn run(global: &Global, cmd: QuarantineCommand) -> Result<(), CliError
     Ok(())
 }
 
-pub async fn events(global: &Global) -> Result<(), CliError> {
-    let events = client::status(&global.endpoint)
-        .await?
-        .list_events(pb::ListEventsRequest {})
-        .await?
-        .into_inner()
-        .events;
+fn event_json(e: &pb::Event) -> serde_json::Value {
+    serde_json::json!({"code": e.code, "volser": e.volser, "message": e.message, "at_ms": e.at_ms})
+}
+
+fn print_event(global: &Global, e: &pb::Event) {
     if global.json {
-        let v: Vec<_> = events
-            .iter()
-            .map(|e| serde_json::json!({"code": e.code, "volser": e.volser, "message": e.message, "at_ms": e.at_ms}))
-            .collect();
-        print_json(&serde_json::Value::Array(v));
+        // One JSON object per line, so a follower can be piped into other tools.
+        println!("{}", event_json(e));
     } else {
-        for e in events {
-            println!("{:>10} ms  {:<20} {}", e.at_ms, e.code, e.message);
+        println!("{:>10} ms  {:<24} {}", e.at_ms, e.code, e.message);
+    }
+}
+
+/// `vtgrid events [--follow]`.
+pub async fn events(global: &Global, follow: bool) -> Result<(), CliError> {
+    let mut status = client::status(&global.endpoint).await?;
+    if !follow {
+        let events = status
+            .list_events(pb::ListEventsRequest {})
+            .await?
+            .into_inner()
+            .events;
+        if global.json {
+            print_json(&serde_json::Value::Array(
+                events.iter().map(event_json).collect(),
+            ));
+        } else {
+            for e in &events {
+                print_event(global, e);
+            }
         }
+        return Ok(());
+    }
+    let mut stream = status
+        .watch_events(pb::WatchEventsRequest { new_only: false })
+        .await?
+        .into_inner();
+    while let Some(event) = stream.message().await? {
+        print_event(global, &event);
     }
     Ok(())
 }

@@ -18,8 +18,44 @@ impl StatusApi {
     }
 }
 
+fn event_to_pb(e: crate::events::Event) -> pb::Event {
+    pb::Event {
+        code: e.code.to_string(),
+        message: e.message,
+        volser: e.volser.map(|v| v.to_string()).unwrap_or_default(),
+        at_ms: e.at_ms,
+    }
+}
+
 #[tonic::async_trait]
 impl StatusService for StatusApi {
+    type WatchEventsStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+    async fn watch_events(
+        &self,
+        request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        use futures::StreamExt;
+        let (recent, live) = self.cluster.events.watch();
+        let backlog = if request.into_inner().new_only {
+            Vec::new()
+        } else {
+            recent
+        };
+        let backlog = futures::stream::iter(backlog.into_iter().map(|e| Ok(event_to_pb(e))));
+        let live = tokio_stream::wrappers::BroadcastStream::new(live).map(|item| match item {
+            Ok(e) => Ok(event_to_pb(e)),
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => Ok(pb::Event {
+                code: "EVENTS_MISSED".into(),
+                message: format!("this watcher fell behind and missed {n} events; ListEvents has the recent ones"),
+                volser: String::new(),
+                at_ms: 0,
+            }),
+        });
+        Ok(Response::new(Box::pin(backlog.chain(live))))
+    }
+
     async fn list_copy_queue(
         &self,
         request: Request<pb::ListCopyQueueRequest>,
@@ -62,12 +98,7 @@ impl StatusService for StatusApi {
             .events
             .recent()
             .into_iter()
-            .map(|e| pb::Event {
-                code: e.code.to_string(),
-                message: e.message,
-                volser: e.volser.map(|v| v.to_string()).unwrap_or_default(),
-                at_ms: e.at_ms,
-            })
+            .map(event_to_pb)
             .collect();
         Ok(Response::new(pb::ListEventsResponse { events }))
     }
