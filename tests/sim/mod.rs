@@ -7,3 +7,4 @@ mod host;
 mod ownership;
 mod partitions;
 mod random;
+mod state;

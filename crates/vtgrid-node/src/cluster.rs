@@ -42,6 +42,9 @@ pub struct Cluster {
     pub copies_owed: tokio::sync::Notify,
     /// When the copy throttle next lets a queued copy start, in seconds since `started`.
     pub(crate) copy_free_at: std::sync::Mutex<f64>,
+    /// Each peer's grid link, as the link monitor last saw it.
+    pub(crate) links:
+        std::sync::Mutex<std::collections::BTreeMap<ClusterId, crate::links::LinkState>>,
     /// When this run of the cluster started (the copy throttle's clock).
     pub(crate) started: tokio::time::Instant,
     pub events: EventLog,
@@ -128,6 +131,7 @@ impl Cluster {
             copy_queue: Arc::new(vtgrid_catalog::KvCopyQueue::open(engine_for_journal)?),
             copies_owed: tokio::sync::Notify::new(),
             copy_free_at: std::sync::Mutex::new(0.0),
+            links: Default::default(),
             started: tokio::time::Instant::now(),
             events: EventLog::default(),
             connector,
@@ -140,6 +144,7 @@ impl Cluster {
         });
         cluster.form_grid().await?;
         tokio::spawn(cluster.clone().settle());
+        tokio::spawn(cluster.clone().monitor_links());
         if role == Role::Data {
             tokio::spawn(cluster.clone().publish_journal());
             tokio::spawn(cluster.clone().run_copy_engine());

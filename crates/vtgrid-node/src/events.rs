@@ -15,6 +15,9 @@ pub const OWNERSHIP_CONFLICT: &str = "OWNERSHIP_CONFLICT";
 /// (B39; the seed's "Immediate Mode Copy Completion's Deferred").
 pub const IMMEDIATE_COPY_DEFERRED: &str = "IMMEDIATE_COPY_DEFERRED";
 
+/// A peer stopped answering on the grid network (the seed's G0013).
+pub const G0013: &str = "G0013";
+
 /// How many events a cluster remembers.
 pub const EVENT_LOG_LEN: usize = 1000;
 

@@ -11,6 +11,7 @@
 //! - [`journal`], [`publisher`]: the owner journal (local autonomy, B15) and its way into Raft,
 //!   with quarantine of refused versions.
 //! - [`events`]: events raised for operators (`OWNERSHIP_CONFLICT`, ...).
+//! - [`links`]: the grid links to each peer and the grid states (flags, G0013).
 //! - [`copies`]: the copy engine: the copies this cluster owes, pulled by priority; RUN copies.
 //! - [`catalog`]: reading the local catalog view and proposing commands (forwarded to the leader).
 //! - [`raft_network`]: openraft's network over `GridService`.
@@ -32,6 +33,7 @@ pub mod error;
 pub mod events;
 pub mod jobs;
 pub mod journal;
+pub mod links;
 pub mod metrics;
 pub mod mounts;
 pub mod ownership;

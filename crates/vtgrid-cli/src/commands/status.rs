@@ -6,9 +6,10 @@ use crate::args::Global;
 use crate::client::{self, print_json, CliError};
 
 pub async fn run(global: &Global) -> Result<(), CliError> {
-    let s = client::status(&global.endpoint)
-        .await?
-        .get_status(GetStatusRequest {})
+    let mut status = client::status(&global.endpoint).await?;
+    let s = status.get_status(GetStatusRequest {}).await?.into_inner();
+    let g = status
+        .get_grid_state(vtgrid_proto::pb::GetGridStateRequest {})
         .await?
         .into_inner();
     if global.json {
@@ -19,6 +20,11 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
             "volumes": s.volumes, "volumes_owned": s.volumes_owned, "mounts": s.mounts,
             "cache": { "used_bytes": s.cache_used_bytes, "quota_bytes": s.cache_quota_bytes },
             "version": s.version,
+            "links": g.links.iter().map(|l| serde_json::json!({
+                "peer": l.peer, "name": l.name, "role": l.role, "reachable": l.reachable,
+                "last_answer_ms_ago": l.last_answer_ms_ago,
+            })).collect::<Vec<_>>(),
+            "flags": g.flags,
         }));
         return Ok(());
     }
@@ -44,6 +50,16 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
         s.volumes, s.volumes_owned, s.mounts
     );
     println!("cache     {} B used, {}", s.cache_used_bytes, quota);
+    for l in &g.links {
+        let state = if l.reachable { "up" } else { "DOWN" };
+        println!("link      C{} ({}, {}): {}", l.peer, l.name, l.role, state);
+    }
+    let flags = if g.flags.is_empty() {
+        "none".to_string()
+    } else {
+        g.flags.join(", ")
+    };
+    println!("states    {flags}");
     Ok(())
 }
 

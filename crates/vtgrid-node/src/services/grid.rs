@@ -87,6 +87,15 @@ impl GridService for GridApi {
         Ok(Response::new(pb::PullCopyResponse {}))
     }
 
+    async fn ping(
+        &self,
+        _request: Request<pb::PingRequest>,
+    ) -> Result<Response<pb::PingResponse>, Status> {
+        Ok(Response::new(pb::PingResponse {
+            cluster: u32::from(self.cluster.id.get()),
+        }))
+    }
+
     type ReadVersionStream = Pin<Box<dyn Stream<Item = Result<pb::ReadChunk, Status>> + Send>>;
 
     async fn read_version(

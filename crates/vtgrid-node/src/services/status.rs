@@ -18,6 +18,16 @@ impl StatusApi {
     }
 }
 
+fn role_name(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
 fn event_to_pb(e: crate::events::Event) -> pb::Event {
     pb::Event {
         code: e.code.to_string(),
@@ -29,6 +39,46 @@ fn event_to_pb(e: crate::events::Event) -> pb::Event {
 
 #[tonic::async_trait]
 impl StatusService for StatusApi {
+    async fn get_grid_state(
+        &self,
+        _request: Request<pb::GetGridStateRequest>,
+    ) -> Result<Response<pb::GridState>, Status> {
+        let c = &self.cluster;
+        let m = c.catalog.raft.metrics().borrow().clone();
+        let now = tokio::time::Instant::now();
+        let links = c.link_states();
+        let peers = c
+            .grid
+            .voters()
+            .into_keys()
+            .filter(|id| *id != c.id.raft_id());
+        let links = peers
+            .filter_map(|id| vtgrid_core::ClusterId::from_raft_id(id).ok())
+            .map(|peer| {
+                let state = links.get(&peer).copied().unwrap_or_default();
+                pb::PeerLink {
+                    peer: u32::from(peer.get()),
+                    name: c.grid.name_of(peer.get()).unwrap_or_default().to_string(),
+                    role: match c.grid.role_of(peer.get()) {
+                        Some(crate::config::Role::Witness) => "witness".into(),
+                        _ => "data".into(),
+                    },
+                    reachable: state.reachable(),
+                    last_answer_ms_ago: state
+                        .last_answer
+                        .map_or(0, |t| now.duration_since(t).as_millis() as u64),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::GridState {
+            cluster: u32::from(c.id.get()),
+            raft_role: role_name(m.state).into(),
+            raft_leader: m.current_leader.map(|l| l as u32),
+            links,
+            flags: c.grid_flags().into_iter().map(String::from).collect(),
+        }))
+    }
+
     type WatchEventsStream =
         std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::Event, Status>> + Send>>;
 
@@ -110,13 +160,7 @@ impl StatusService for StatusApi {
         let c = &self.cluster;
         c.refresh_gauges();
         let m = c.catalog.raft.metrics().borrow().clone();
-        let role = match m.state {
-            ServerState::Leader => "leader",
-            ServerState::Follower => "follower",
-            ServerState::Candidate => "candidate",
-            ServerState::Learner => "learner",
-            ServerState::Shutdown => "shutdown",
-        };
+        let role = role_name(m.state);
         let voters = m
             .membership_config
             .membership()

@@ -1,0 +1,3 @@
+//! Grid state as a cluster sees it: links, flags and the seed's messages (DESIGN §7).
+
+mod b64_grid_links_degraded;
