@@ -313,3 +313,12 @@ pub async fn wait_grid_ready(control: &GridControl, within: Duration) -> Result<
     })
     .await
 }
+
+/// A step of a scenario that must hold: `Err(what)` when it does not.
+pub fn ensure(holds: bool, what: &str) -> Result<(), Box<dyn std::error::Error>> {
+    if holds {
+        Ok(())
+    } else {
+        Err(what.to_string().into())
+    }
+}

@@ -169,3 +169,30 @@ pub async fn run_cluster(
     }
     Ok(())
 }
+
+/// Run `scenario` as the tape host against `clusters` plain clusters (`sim_grid(clusters, 0)`, memory
+/// storage), with `seed` and at most `duration` of simulated time. For scenarios that need no faults
+/// beyond the partitions they cut themselves; `SimGrid` drives crashes and invariants.
+pub fn run_grid<F>(
+    seed: u64,
+    clusters: u8,
+    duration: std::time::Duration,
+    scenario: F,
+) -> Result<(), String>
+where
+    F: std::future::Future<Output = turmoil::Result> + 'static,
+{
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .simulation_duration(duration)
+        .build();
+    let grid = Arc::new(sim_grid(clusters, 0));
+    for id in 0..clusters {
+        let (grid, disks) = (grid.clone(), SimDisks::new());
+        sim.host(host_name(id), move || {
+            run_cluster(grid.clone(), id, disks.clone())
+        });
+    }
+    sim.client("tape-host", scenario);
+    sim.run().map_err(|e| e.to_string())
+}

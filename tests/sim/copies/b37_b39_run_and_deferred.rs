@@ -15,20 +15,12 @@ use bytes::Bytes;
 use futures::StreamExt;
 use vtgrid_proto::pb::{self, mount_request, write_request};
 use vtgrid_sim::client::{self, deadline};
-use vtgrid_sim::cluster::{run_cluster, sim_grid, SimDisks};
+use vtgrid_sim::cluster::run_grid;
 use vtgrid_sim::seed::for_each_seed;
 
 const SEEDS: &[u64] = &[2, 31, 777];
 
 type Host = pb::host_service_client::HostServiceClient<tonic::transport::Channel>;
-
-fn check(cond: bool, what: &str) -> Result<(), Box<dyn std::error::Error>> {
-    if cond {
-        Ok(())
-    } else {
-        Err(what.to_string().into())
-    }
-}
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -129,11 +121,11 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
 
     let first = pattern(300_000, 1);
     let done = write_with_class(&mut client::host(0), "A00001", &first).await?;
-    check(
+    client::ensure(
         !done.immediate_copy_deferred,
         "both RUN clusters reachable: nothing deferred",
     )?;
-    check(
+    client::ensure(
         done.copies.contains(&0) && done.copies.contains(&1),
         "B37: unload returns with the RUN copy at C1 made",
     )?;
@@ -149,11 +141,11 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     turmoil::partition("c0", "c1");
     let second = pattern(200_000, 2);
     let done = write_with_class(&mut client::host(0), "A00002", &second).await?;
-    check(
+    client::ensure(
         done.written && done.immediate_copy_deferred,
         "B39: unload succeeds and reports the RUN copy deferred",
     )?;
-    check(
+    client::ensure(
         done.copies == [0],
         "only C0 holds the version when the unload returns",
     )?;
@@ -164,14 +156,14 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     .await?
     .into_inner()
     .events;
-    check(
+    client::ensure(
         events
             .iter()
             .any(|e| e.code == "IMMEDIATE_COPY_DEFERRED" && e.volser == "A00002"),
         "IMMEDIATE_COPY_DEFERRED raised",
     )?;
     let streamed = deadline(async { watch.message().await }).await?;
-    check(
+    client::ensure(
         streamed.is_some_and(|e| e.code == "IMMEDIATE_COPY_DEFERRED" && e.volser == "A00002"),
         "the event arrives on the live WatchEvents stream",
     )?;
@@ -191,7 +183,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
             if q.summary.is_empty() && q.copies.is_empty() {
                 break;
             }
-            check(
+            client::ensure(
                 tokio::time::Instant::now() < until,
                 "every copy queue drains after the heal",
             )?;
@@ -217,7 +209,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     while let Some(chunk) = stream.next().await {
         got.extend_from_slice(&chunk?.data);
     }
-    check(got == first, "A00001 read at C2 is what C0 wrote")?;
+    client::ensure(got == first, "A00001 read at C2 is what C0 wrote")?;
     deadline(c2.rewind_unload(pb::RewindUnloadRequest {
         mount_id: m.mount_id,
     }))
@@ -226,19 +218,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn run(seed: u64) -> Result<(), String> {
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .simulation_duration(Duration::from_secs(600))
-        .build();
-    let grid = std::sync::Arc::new(sim_grid(3, 0));
-    for id in 0..3u8 {
-        let (grid, disks) = (grid.clone(), SimDisks::new());
-        sim.host(format!("c{id}"), move || {
-            run_cluster(grid.clone(), id, disks.clone())
-        });
-    }
-    sim.client("tape-host", scenario());
-    sim.run().map_err(|e| e.to_string())
+    run_grid(seed, 3, Duration::from_secs(600), scenario())
 }
 
 #[test]

@@ -11,30 +11,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use vtgrid_proto::pb::{self, mount_request, write_request, Reason};
+use vtgrid_proto::pb::{self, write_request, Reason};
 use vtgrid_proto::reason_of;
 use vtgrid_sim::client::{self, deadline};
-use vtgrid_sim::cluster::{run_cluster, sim_grid, SimDisks};
+use vtgrid_sim::cluster::run_grid;
 use vtgrid_sim::seed::for_each_seed;
 
 const SEEDS: &[u64] = &[4, 44];
-
-fn check(cond: bool, what: &str) -> Result<(), Box<dyn std::error::Error>> {
-    if cond {
-        Ok(())
-    } else {
-        Err(what.to_string().into())
-    }
-}
-
-fn specific(volser: &str) -> pb::MountRequest {
-    pb::MountRequest {
-        target: Some(mount_request::Target::Volser(volser.into())),
-        append: false,
-        constructs: None,
-        private_category: String::new(),
-    }
-}
 
 async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     for id in 0..3 {
@@ -47,7 +30,9 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     let data = b"only at c0".to_vec();
     let mut c0 = client::host(0);
-    let m = deadline(c0.mount(specific("A00001"))).await?.into_inner();
+    let m = deadline(c0.mount(client::specific("A00001")))
+        .await?
+        .into_inner();
     let msgs = vec![
         pb::WriteRequest {
             msg: Some(write_request::Msg::Open(pb::WriteOpen {
@@ -70,7 +55,9 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
 
     let mut c1 = client::host(1);
-    let m = deadline(c1.mount(specific("A00001"))).await?.into_inner();
+    let m = deadline(c1.mount(client::specific("A00001")))
+        .await?
+        .into_inner();
     deadline(c1.rewind_unload(pb::RewindUnloadRequest {
         mount_id: m.mount_id,
     }))
@@ -87,7 +74,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         if v.owner == 1 && v.version == 1 {
             break;
         }
-        check(
+        client::ensure(
             tokio::time::Instant::now() < until,
             "c2 sees C1 owning version 1 of A00001",
         )?;
@@ -95,7 +82,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     }
     turmoil::partition("c0", "c1");
     turmoil::partition("c0", "c2");
-    match deadline(client::host(2).mount(specific("A00001"))).await {
+    match deadline(client::host(2).mount(client::specific("A00001"))).await {
         Err(s) if reason_of(&s) == Some(Reason::NoValidCopy) => {}
         other => {
             return Err(format!(
@@ -109,7 +96,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     }))
     .await?
     .into_inner();
-    check(
+    client::ensure(
         v.owner == 1 && v.epoch == 2,
         "the refused mount did not move ownership",
     )?;
@@ -119,7 +106,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut c2 = client::host(2);
     let m = loop {
-        match deadline(c2.mount(specific("A00001"))).await {
+        match deadline(c2.mount(client::specific("A00001"))).await {
             Ok(m) => break m.into_inner(),
             // Right after the heal the probe may still time out: retry until the deadline.
             Err(_) if tokio::time::Instant::now() < until => {
@@ -137,7 +124,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     while let Some(chunk) = stream.next().await {
         got.extend_from_slice(&chunk?.data);
     }
-    check(got == data, "after the heal c2 reads C0's bytes")?;
+    client::ensure(got == data, "after the heal c2 reads C0's bytes")?;
     deadline(c2.rewind_unload(pb::RewindUnloadRequest {
         mount_id: m.mount_id,
     }))
@@ -146,19 +133,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn run(seed: u64) -> Result<(), String> {
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .simulation_duration(Duration::from_secs(600))
-        .build();
-    let grid = std::sync::Arc::new(sim_grid(3, 0));
-    for id in 0..3u8 {
-        let (grid, disks) = (grid.clone(), SimDisks::new());
-        sim.host(format!("c{id}"), move || {
-            run_cluster(grid.clone(), id, disks.clone())
-        });
-    }
-    sim.client("tape-host", scenario());
-    sim.run().map_err(|e| e.to_string())
+    run_grid(seed, 3, Duration::from_secs(600), scenario())
 }
 
 #[test]

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use vtgrid_proto::pb::{self, mount_request, write_request, Reason};
 use vtgrid_proto::reason_of;
 use vtgrid_sim::client::{self, deadline};
-use vtgrid_sim::cluster::{run_cluster, sim_grid, SimDisks};
+use vtgrid_sim::cluster::run_grid;
 use vtgrid_sim::seed::for_each_seed;
 
 const SEEDS: &[u64] = &[3, 11];
@@ -74,14 +74,6 @@ async fn read_all(host: &mut Host, mount_id: &str) -> Result<Vec<u8>, tonic::Sta
     Ok(out)
 }
 
-fn check(cond: bool, what: &str) -> Result<(), Box<dyn std::error::Error>> {
-    if cond {
-        Ok(())
-    } else {
-        Err(what.to_string().into())
-    }
-}
-
 async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     client::wait_ready(0, Duration::from_secs(30)).await?;
     let mut admin = client::admin(0);
@@ -95,11 +87,11 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     // B8: scratch mounts pick the lowest free volume this cluster owns.
     let first = deadline(host.mount(scratch())).await?.into_inner();
     let second = deadline(host.mount(scratch())).await?.into_inner();
-    check(
+    client::ensure(
         first.volser == "A00000" && first.blank,
         "first scratch mount is blank A00000",
     )?;
-    check(
+    client::ensure(
         second.volser == "A00001",
         "second scratch mount skips the mounted A00000",
     )?;
@@ -111,7 +103,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     }))
     .await?
     .into_inner();
-    check(
+    client::ensure(
         synced.durable_bytes == 10,
         "sync point covers the 10 bytes written",
     )?;
@@ -120,7 +112,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     }))
     .await?
     .into_inner();
-    check(
+    client::ensure(
         before.version == 0 && before.mounted,
         "no version before unload; the volume shows mounted",
     )?;
@@ -130,11 +122,11 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     }))
     .await?
     .into_inner();
-    check(
+    client::ensure(
         done.written && done.version == 1 && done.size == 15,
         "unload commits version 1 of 15 bytes",
     )?;
-    check(
+    client::ensure(
         done.category == "000F",
         "a scratch-mounted volume moves to the private category at commit",
     )?;
@@ -144,7 +136,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     }))
     .await?
     .into_inner();
-    check(
+    client::ensure(
         !idle.written && idle.version == 0 && idle.category == "0001",
         "an unwritten scratch job changes nothing",
     )?;
@@ -156,12 +148,12 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     )))
     .await?
     .into_inner();
-    check(
+    client::ensure(
         !app.blank && app.size == 15,
         "append mount sees the 15 committed bytes",
     )?;
     let w = write(&mut host, &app.mount_id, b"APPENDS").await?;
-    check(
+    client::ensure(
         w.bytes == 7 && w.volume_bytes == 22,
         "append write reports 7 new of 22 bytes",
     )?;
@@ -175,9 +167,9 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     )))
     .await?
     .into_inner();
-    check(rd.version == 2, "append committed version 2")?;
+    client::ensure(rd.version == 2, "append committed version 2")?;
     let bytes = read_all(&mut host, &rd.mount_id).await?;
-    check(
+    client::ensure(
         bytes == b"0123456789abcdeAPPENDS",
         "version 2 = version 1 + appended bytes",
     )?;
@@ -197,7 +189,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         }))
         .await?
         .into_inner();
-        check(
+        client::ensure(
             page.volumes.len() <= 3,
             "a page holds at most page_size volumes",
         )?;
@@ -208,14 +200,14 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let all: Vec<String> = (0..10).map(|i| format!("A0000{i}")).collect();
-    check(seen == all, "paging returns every volume once, in order")?;
+    client::ensure(seen == all, "paging returns every volume once, in order")?;
     let private = deadline(admin.list_volumes(pb::ListVolumesRequest {
         category: "000F".into(),
         ..Default::default()
     }))
     .await?
     .into_inner();
-    check(
+    client::ensure(
         private.volumes.len() == 1 && private.volumes[0].volser == "A00000",
         "category filter",
     )?;
@@ -225,14 +217,14 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     }))
     .await?
     .into_inner();
-    check(prefixed.volumes.len() == 10, "prefix filter ignores case")?;
+    client::ensure(prefixed.volumes.len() == 10, "prefix filter ignores case")?;
 
     // B8: when this cluster's scratch volumes are all taken, scratch mounts fail.
     let mut held = Vec::new();
     for _ in 0..9 {
         held.push(deadline(host.mount(scratch())).await?.into_inner().volser);
     }
-    check(
+    client::ensure(
         held.len() == 9 && !held.contains(&"A00000".to_string()),
         "nine scratch mounts take the nine scratch volumes",
     )?;
@@ -249,15 +241,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn run(seed: u64) -> Result<(), String> {
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .simulation_duration(Duration::from_secs(120))
-        .build();
-    let grid = std::sync::Arc::new(sim_grid(1, 0));
-    let disks = SimDisks::new();
-    sim.host("c0", move || run_cluster(grid.clone(), 0, disks.clone()));
-    sim.client("tape-host", scenario());
-    sim.run().map_err(|e| e.to_string())
+    run_grid(seed, 1, Duration::from_secs(120), scenario())
 }
 
 #[test]

@@ -11,31 +11,24 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use vtgrid_proto::pb::{self, mount_request, write_request, Reason};
+use vtgrid_proto::pb::{self, write_request, Reason};
 use vtgrid_proto::reason_of;
 use vtgrid_sim::client::{self, deadline};
-use vtgrid_sim::cluster::{run_cluster, sim_grid, SimDisks};
+use vtgrid_sim::cluster::run_grid;
 use vtgrid_sim::seed::for_each_seed;
 
 const SEEDS: &[u64] = &[5, 17, 2024];
 
 type Host = pb::host_service_client::HostServiceClient<tonic::transport::Channel>;
 
-fn specific(volser: &str) -> pb::MountRequest {
-    pb::MountRequest {
-        target: Some(mount_request::Target::Volser(volser.into())),
-        append: false,
-        constructs: None,
-        private_category: String::new(),
-    }
-}
-
 async fn write_job(
     host: &mut Host,
     volser: &str,
     data: &[u8],
 ) -> Result<pb::RewindUnloadResponse, tonic::Status> {
-    let m = deadline(host.mount(specific(volser))).await?.into_inner();
+    let m = deadline(host.mount(client::specific(volser)))
+        .await?
+        .into_inner();
     let msgs = vec![
         pb::WriteRequest {
             msg: Some(write_request::Msg::Open(pb::WriteOpen {
@@ -57,14 +50,6 @@ async fn write_job(
     }))
     .await?
     .into_inner())
-}
-
-fn check(cond: bool, what: &str) -> Result<(), Box<dyn std::error::Error>> {
-    if cond {
-        Ok(())
-    } else {
-        Err(what.to_string().into())
-    }
 }
 
 async fn volume(at: u8, volser: &str) -> Result<pb::Volume, tonic::Status> {
@@ -89,7 +74,9 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
 
     // B11 + B4: mount at c1 moves ownership and reads c0's copy over the grid.
     let mut c1 = client::host(1);
-    let m = deadline(c1.mount(specific("A00001"))).await?.into_inner();
+    let m = deadline(c1.mount(client::specific("A00001")))
+        .await?
+        .into_inner();
     let mut stream = deadline(c1.read(pb::ReadRequest {
         mount_id: m.mount_id.clone(),
     }))
@@ -99,14 +86,14 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     while let Some(chunk) = stream.next().await {
         got.extend_from_slice(&chunk?.data);
     }
-    check(got == data, "c1 reads the bytes written at c0")?;
+    client::ensure(got == data, "c1 reads the bytes written at c0")?;
     deadline(c1.rewind_unload(pb::RewindUnloadRequest {
         mount_id: m.mount_id,
     }))
     .await?;
     // c1 waited for the transfer to apply before mounting; c2 may still trail.
     let v = volume(1, "A00001").await?;
-    check(
+    client::ensure(
         v.owner == 1 && v.epoch == 2,
         "c1's catalog says c1 owns A00001 at epoch 2",
     )?;
@@ -115,7 +102,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     // the leader, which may be c0 (then CATALOG_UNAVAILABLE, not the B14 answer this tests).
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
     while volume(2, "A00002").await.is_err() {
-        check(
+        client::ensure(
             tokio::time::Instant::now() < until,
             "c2's catalog learns of the insert",
         )?;
@@ -125,7 +112,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     // B14 / B15: c0 cut off from c1 and c2.
     turmoil::partition("c0", "c1");
     turmoil::partition("c0", "c2");
-    match deadline(client::host(2).mount(specific("A00002"))).await {
+    match deadline(client::host(2).mount(client::specific("A00002"))).await {
         Err(s) if reason_of(&s) == Some(Reason::OwnerUnreachable) => {}
         other => {
             return Err(format!(
@@ -135,12 +122,12 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let isolated = write_job(&mut client::host(0), "A00003", b"written while cut off").await?;
-    check(
+    client::ensure(
         isolated.version == 1 && isolated.written,
         "the isolated owner commits version 1 locally",
     )?;
     let seen_at_c0 = volume(0, "A00003").await?;
-    check(
+    client::ensure(
         seen_at_c0.version == 1,
         "c0 sees its own unpublished version",
     )?;
@@ -153,7 +140,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         if v.version == 1 && v.consistent_at.get(&0) == Some(&1) {
             break;
         }
-        check(
+        client::ensure(
             tokio::time::Instant::now() < until,
             "the catalog catches up with c0's journal after the heal",
         )?;
@@ -165,7 +152,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?
     .into_inner();
-    check(
+    client::ensure(
         status.journal_pending == 0 && status.quarantined == 0,
         "c0's journal drained, nothing quarantined",
     )?;
@@ -173,19 +160,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn run(seed: u64) -> Result<(), String> {
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .simulation_duration(Duration::from_secs(600))
-        .build();
-    let grid = std::sync::Arc::new(sim_grid(3, 0));
-    for id in 0..3u8 {
-        let (grid, disks) = (grid.clone(), SimDisks::new());
-        sim.host(format!("c{id}"), move || {
-            run_cluster(grid.clone(), id, disks.clone())
-        });
-    }
-    sim.client("tape-host", scenario());
-    sim.run().map_err(|e| e.to_string())
+    run_grid(seed, 3, Duration::from_secs(600), scenario())
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use vtgrid_proto::pb;
 use vtgrid_sim::client::{self, deadline};
-use vtgrid_sim::cluster::{run_cluster, sim_grid, SimDisks};
+use vtgrid_sim::cluster::run_grid;
 use vtgrid_sim::seed::for_each_seed;
 
 const SEEDS: &[u64] = &[8, 80];
@@ -98,19 +98,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn run(seed: u64) -> Result<(), String> {
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .simulation_duration(Duration::from_secs(300))
-        .build();
-    let grid = std::sync::Arc::new(sim_grid(3, 0));
-    for id in 0..3u8 {
-        let (grid, disks) = (grid.clone(), SimDisks::new());
-        sim.host(format!("c{id}"), move || {
-            run_cluster(grid.clone(), id, disks.clone())
-        });
-    }
-    sim.client("tape-host", scenario());
-    sim.run().map_err(|e| e.to_string())
+    run_grid(seed, 3, Duration::from_secs(300), scenario())
 }
 
 #[test]
