@@ -42,6 +42,8 @@ pub struct Cluster {
     pub copies_owed: tokio::sync::Notify,
     /// When the copy throttle next lets a queued copy start, in seconds since `started`.
     pub(crate) copy_free_at: std::sync::Mutex<f64>,
+    /// Versions being pulled right now (RUN or queued).
+    pub(crate) pulling: std::sync::Mutex<std::collections::BTreeSet<(vtgrid_core::Volser, u64)>>,
     /// Each peer's grid link, as the link monitor last saw it.
     pub(crate) links:
         std::sync::Mutex<std::collections::BTreeMap<ClusterId, crate::links::LinkState>>,
@@ -132,6 +134,7 @@ impl Cluster {
             copies_owed: tokio::sync::Notify::new(),
             copy_free_at: std::sync::Mutex::new(0.0),
             links: Default::default(),
+            pulling: Default::default(),
             started: tokio::time::Instant::now(),
             events: EventLog::default(),
             connector,

@@ -89,8 +89,8 @@ impl Cluster {
                     .collect()
             });
         for (priority, volser, version, size, digest) in owed {
-            if self.tvc_holds(volser, version).await {
-                continue; // made, CopyDone on its way through the journal
+            if self.is_pulling(volser, version) || self.tvc_holds(volser, version).await {
+                continue; // being made, or made with CopyDone on its way through the journal
             }
             let q = self.copy_queue.clone();
             let now = now_ms();
@@ -113,6 +113,9 @@ impl Cluster {
 
     /// Make one queued copy if it is still owed, from any cluster consistent at its version.
     async fn pull_queued(&self, copy: &QueuedCopy) -> Result<(), NodeError> {
+        if self.is_pulling(copy.volser, copy.version) {
+            return Ok(()); // a RUN pull of the same version is under way; look again next round
+        }
         let record = self
             .catalog
             .view
@@ -156,6 +159,26 @@ impl Cluster {
         Ok(())
     }
 
+    fn is_pulling(&self, volser: Volser, version: VersionNumber) -> bool {
+        self.pulling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(volser, version))
+    }
+
+    /// Mark a version as being pulled until the guard drops, so the scheduler and the queue do
+    /// not pull it a second time meanwhile (a RUN pull and a queued one used to overlap).
+    fn start_pull(&self, volser: Volser, version: VersionNumber) -> PullGuard<'_> {
+        self.pulling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((volser, version));
+        PullGuard {
+            cluster: self,
+            key: (volser, version),
+        }
+    }
+
     /// Wait for this copy's turn under the copy throttle (`[copy] bytes_per_sec`).
     async fn pace_copy(&self, bytes: u64) {
         let rate = self.grid.copy.bytes_per_sec;
@@ -183,6 +206,7 @@ impl Cluster {
         version: VersionNumber,
         digest: Digest,
     ) -> Result<(), NodeError> {
+        let _pulling = self.start_pull(volser, version);
         let bytes = self.stream_remote(source, volser, version, digest).await?;
         let meta = self.store_stream(volser, version, Box::pin(bytes)).await?;
         if meta.digest != digest {
@@ -342,6 +366,22 @@ impl Cluster {
             .copy_queue_oldest_age_ms
             .set(summary.iter().map(|s| s.3).max().unwrap_or(0) as i64);
         Ok((summary, all.into_iter().take(limit).collect()))
+    }
+}
+
+/// A pull in progress; see `Cluster::start_pull`.
+struct PullGuard<'a> {
+    cluster: &'a Cluster,
+    key: (Volser, VersionNumber),
+}
+
+impl Drop for PullGuard<'_> {
+    fn drop(&mut self) {
+        self.cluster
+            .pulling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
     }
 }
 
