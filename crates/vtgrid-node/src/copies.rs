@@ -88,8 +88,20 @@ impl Cluster {
                     })
                     .collect()
             });
+        if owed.is_empty() {
+            return;
+        }
+        // One listing of the store per round, not one per owed volume.
+        let held: std::collections::BTreeSet<(Volser, VersionNumber)> =
+            match self.tvc.run(|s| s.versions()).await {
+                Ok(v) => v.into_iter().collect(),
+                Err(e) => {
+                    tracing::error!(error = %e, "listing the volume store");
+                    return;
+                }
+            };
         for (priority, volser, version, size, digest) in owed {
-            if self.is_pulling(volser, version) || self.tvc_holds(volser, version).await {
+            if self.is_pulling(volser, version) || held.contains(&(volser, version)) {
                 continue; // being made, or made with CopyDone on its way through the journal
             }
             let q = self.copy_queue.clone();

@@ -566,11 +566,6 @@ impl Cluster {
         self.journal.append(cmd).await?;
         self.effective(&volser)
     }
-
-    /// The volume as this cluster sees it (catalog plus its own unpublished changes).
-    pub fn volume(&self, volser: &Volser) -> Result<VolumeRecord, NodeError> {
-        self.effective(volser)
-    }
 }
 
 /// Names the host gave replace the volume's; names it left empty keep the volume's.

@@ -11,17 +11,13 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::StreamExt;
-use vtgrid_proto::pb::{self, mount_request, write_request, Reason};
+use vtgrid_proto::pb::{self, mount_request, Reason};
 use vtgrid_proto::reason_of;
 use vtgrid_sim::client::{self, deadline};
 use vtgrid_sim::cluster::run_grid;
 use vtgrid_sim::seed::for_each_seed;
 
 const SEEDS: &[u64] = &[3, 11];
-
-type Host = vtgrid_proto::pb::host_service_client::HostServiceClient<tonic::transport::Channel>;
 
 fn mount_req(target: mount_request::Target, append: bool) -> pb::MountRequest {
     pb::MountRequest {
@@ -34,44 +30,6 @@ fn mount_req(target: mount_request::Target, append: bool) -> pb::MountRequest {
 
 fn scratch() -> pb::MountRequest {
     mount_req(mount_request::Target::ScratchCategory("0001".into()), false)
-}
-
-async fn write(
-    host: &mut Host,
-    mount_id: &str,
-    data: &[u8],
-) -> Result<pb::WriteResponse, tonic::Status> {
-    let msgs = vec![
-        pb::WriteRequest {
-            msg: Some(write_request::Msg::Open(pb::WriteOpen {
-                mount_id: mount_id.into(),
-            })),
-        },
-        pb::WriteRequest {
-            msg: Some(write_request::Msg::Chunk(Bytes::copy_from_slice(data))),
-        },
-        pb::WriteRequest {
-            msg: Some(write_request::Msg::End(pb::WriteEnd {
-                total_bytes: data.len() as u64,
-            })),
-        },
-    ];
-    Ok(deadline(host.write(futures::stream::iter(msgs)))
-        .await?
-        .into_inner())
-}
-
-async fn read_all(host: &mut Host, mount_id: &str) -> Result<Vec<u8>, tonic::Status> {
-    let mut stream = deadline(host.read(pb::ReadRequest {
-        mount_id: mount_id.into(),
-    }))
-    .await?
-    .into_inner();
-    let mut out = Vec::new();
-    while let Some(c) = stream.next().await {
-        out.extend_from_slice(&c?.data);
-    }
-    Ok(out)
 }
 
 async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
@@ -97,7 +55,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     // A sync point reports the durable bytes; the version appears only at unload.
-    write(&mut host, &first.mount_id, b"0123456789").await?;
+    client::write(&mut host, &first.mount_id, b"0123456789").await?;
     let synced = deadline(host.sync(pb::SyncRequest {
         mount_id: first.mount_id.clone(),
     }))
@@ -116,7 +74,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         before.version == 0 && before.mounted,
         "no version before unload; the volume shows mounted",
     )?;
-    write(&mut host, &first.mount_id, b"abcde").await?;
+    client::write(&mut host, &first.mount_id, b"abcde").await?;
     let done = deadline(host.rewind_unload(pb::RewindUnloadRequest {
         mount_id: first.mount_id,
     }))
@@ -152,7 +110,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         !app.blank && app.size == 15,
         "append mount sees the 15 committed bytes",
     )?;
-    let w = write(&mut host, &app.mount_id, b"APPENDS").await?;
+    let w = client::write(&mut host, &app.mount_id, b"APPENDS").await?;
     client::ensure(
         w.bytes == 7 && w.volume_bytes == 22,
         "append write reports 7 new of 22 bytes",
@@ -168,7 +126,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     .await?
     .into_inner();
     client::ensure(rd.version == 2, "append committed version 2")?;
-    let bytes = read_all(&mut host, &rd.mount_id).await?;
+    let bytes = client::read_all(&mut host, &rd.mount_id).await?;
     client::ensure(
         bytes == b"0123456789abcdeAPPENDS",
         "version 2 = version 1 + appended bytes",
