@@ -197,6 +197,10 @@ pub enum ClassCommand {
         name: String,
         #[arg(long = "copy-modes", required = true)]
         copy_modes: Vec<String>,
+        /// Sync jobs whose second sync cluster fails: `fail` (the job fails) or `defer` (it goes
+        /// on alone and the copy is made later).
+        #[arg(long = "on-sync-failure", default_value = "fail", value_parser = ["fail", "defer"])]
+        on_sync_failure: String,
     },
     List,
 }

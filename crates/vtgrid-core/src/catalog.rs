@@ -99,6 +99,10 @@ pub struct NewVersion {
     /// The management class's vector on `written_at` (B36), if the volume has a class.
     #[serde(default)]
     pub copy_modes: Option<crate::copy_mode::CopyModeVector>,
+    /// Sync clusters that hold the version durably as it is committed: the writer duplexed every
+    /// byte to them while the host wrote (B42), so they are consistent at once, with no copy.
+    #[serde(default)]
+    pub duplexed_to: Vec<ClusterId>,
 }
 
 /// The result of applying one command.
@@ -295,7 +299,10 @@ impl CatalogState {
             record.version = v.version;
             record.size = v.size;
             record.digest = v.digest;
-            record.consistent_at = BTreeMap::from([(v.written_at, v.version)]);
+            record.consistent_at = std::iter::once(v.written_at)
+                .chain(v.duplexed_to.iter().copied())
+                .map(|c| (c, v.version))
+                .collect();
             record.copy_modes = v.copy_modes.clone();
         }
         Ok(Applied::Updated {
@@ -406,6 +413,7 @@ mod tests {
                 digest: Digest([n as u8; 32]),
                 written_at: at,
                 copy_modes: Some("RD".parse().unwrap()),
+                duplexed_to: Vec::new(),
             }),
             ..VolumeChange::default()
         }

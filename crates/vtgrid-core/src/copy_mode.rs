@@ -136,12 +136,51 @@ impl fmt::Debug for CopyModeVector {
     }
 }
 
+/// What a Sync job does when its second sync cluster stops answering (B43; the seed is silent,
+/// TS7700 offers both as a per-class choice).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncFailure {
+    /// Strict: the write or sync point fails and so does the job (`SYNC_PEER_UNAVAILABLE`). No
+    /// acknowledged byte ever lives in one cache only.
+    #[default]
+    Fail,
+    /// Synchronous-deferred: the job goes on at the mount cluster alone, the grid raises
+    /// `SYNC_DEFERRED`, and the missing copy is queued as a sync-deferred copy.
+    Defer,
+}
+
+impl SyncFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncFailure::Fail => "fail",
+            SyncFailure::Defer => "defer",
+        }
+    }
+}
+
+impl FromStr for SyncFailure {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "fail" => Ok(SyncFailure::Fail),
+            "defer" => Ok(SyncFailure::Defer),
+            _ => Err(DomainError::InvalidSyncFailure {
+                input: s.to_string(),
+            }),
+        }
+    }
+}
+
 /// A management class: one copy-mode vector per defining cluster, because the same class name may
 /// mean different copy policies on different clusters (seed L313-336; B36).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct ManagementClass {
     pub name: ConstructName,
     pub vectors: BTreeMap<ClusterId, CopyModeVector>,
+    /// Only matters for vectors with Sync clusters (B43).
+    #[serde(default)]
+    pub on_sync_failure: SyncFailure,
 }
 
 impl ManagementClass {

@@ -15,6 +15,8 @@ pub enum DomainError {
     InvalidConstructName { input: String },
     #[error("invalid copy mode {input:?}: use R (RUN), D (Deferred), S (Sync) or N (No Copy)")]
     InvalidCopyMode { input: String },
+    #[error("invalid on_sync_failure {input:?}: expected \"fail\" or \"defer\"")]
+    InvalidSyncFailure { input: String },
     #[error("invalid copy-mode vector {input:?}: {why}")]
     InvalidCopyModeVector { input: String, why: VectorProblem },
     #[error("invalid cluster id {input}: a grid has clusters 0..{max}")]

@@ -33,7 +33,7 @@ pub use catalog::{CatalogCommand, CatalogRejection, CatalogResponse, CatalogStat
 pub use category::{Category, CategoryDefinition};
 pub use cluster::{ClusterId, Epoch, OwnershipToken};
 pub use construct::{ConstructName, Constructs};
-pub use copy_mode::{CopyMode, CopyModeVector, ManagementClass};
+pub use copy_mode::{CopyMode, CopyModeVector, ManagementClass, SyncFailure};
 pub use error::DomainError;
 pub use volser::{Volser, VolserRange};
 pub use volume::{Digest, VersionNumber, VolumeRecord};

@@ -44,6 +44,8 @@ pub struct Cluster {
     pub(crate) copy_free_at: std::sync::Mutex<f64>,
     /// Versions being pulled right now (RUN or queued).
     pub(crate) pulling: std::sync::Mutex<std::collections::BTreeSet<(vtgrid_core::Volser, u64)>>,
+    /// Volumes a writer is duplexing to this cluster right now (Sync mode).
+    pub(crate) sync_sessions: std::sync::Mutex<std::collections::BTreeSet<vtgrid_core::Volser>>,
     /// Each peer's grid link, as the link monitor last saw it.
     pub(crate) links:
         std::sync::Mutex<std::collections::BTreeMap<ClusterId, crate::links::LinkState>>,
@@ -135,6 +137,7 @@ impl Cluster {
             copy_free_at: std::sync::Mutex::new(0.0),
             links: Default::default(),
             pulling: Default::default(),
+            sync_sessions: Default::default(),
             started: tokio::time::Instant::now(),
             events: EventLog::default(),
             connector,

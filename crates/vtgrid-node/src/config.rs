@@ -73,6 +73,8 @@ pub enum Problem {
     DuplicateClass(String),
     #[error("must not be empty")]
     Empty,
+    #[error("at least 1: the writer's own copy counts")]
+    RunCopiesRequired,
     #[error("copies pulled at once must be 1..64")]
     CopyConcurrency,
     #[error("the vector has {len} letters but the grid has {clusters} data clusters")]
@@ -137,6 +139,37 @@ pub struct ClusterConfig {
     pub data_dir: PathBuf,
     /// Cache quota in bytes for volume data; none: the disk's size is the limit.
     pub cache_quota_bytes: Option<u64>,
+    /// More grid-network addresses of this cluster, each a separate link (B7, scenario 3): a peer
+    /// reaches it over `grid` first and over these when that link fails.
+    #[serde(default)]
+    pub grid_links: Vec<String>,
+    /// This cluster's copy policy overrides (seed L716-720; B48-B52).
+    #[serde(default)]
+    pub overrides: CopyPolicyOverrides,
+}
+
+/// Copy Policy Override settings of one cluster (B48-B52). They change how mounts *on this
+/// cluster* pick their I/O TVC and when RUN completes; they never change a management class, and a
+/// setting on C0 has no effect on mounts at C1 (B51).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyPolicyOverrides {
+    /// B48 "Prefer local cache for Fast Ready mounts": a scratch mount's TVC is this cluster.
+    #[serde(default)]
+    pub prefer_local_fast_ready: bool,
+    /// B49 "Prefer local cache for non-Fast Ready mounts": a specific mount reads this cluster's
+    /// valid copy whenever it has one.
+    #[serde(default)]
+    pub prefer_local_non_fast_ready: bool,
+    /// B50 "Force volume copy to local": a specific mount of a volume this cluster has no valid
+    /// copy of first copies it here, as part of the mount; a scratch mount's vector gets R here.
+    #[serde(default)]
+    pub force_local_copy: bool,
+    /// B52 "Allow fewer RUN consistent copies before reporting RUN command complete": rewind-unload
+    /// returns once this many clusters (the writer included) hold the version; the other RUN
+    /// copies finish later. None: every reachable RUN cluster.
+    #[serde(default)]
+    pub run_copies_required: Option<u8>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,6 +197,9 @@ pub struct ManagementClassConfig {
     pub name: String,
     /// Copy-mode vector per defining cluster: `{ C0 = "RND", C1 = "RRD" }`.
     pub copy_modes: BTreeMap<String, String>,
+    /// Sync jobs whose second sync cluster fails: `"fail"` (default) or `"defer"` (B43).
+    #[serde(default)]
+    pub on_sync_failure: Option<String>,
 }
 
 /// The per-cluster copy throttle for queued (deferred and immediate-deferred) copies. RUN copies
@@ -289,6 +325,15 @@ impl GridConfig {
             }
             check_addr(format!("cluster[{i}].host"), &c.host)?;
             check_addr(format!("cluster[{i}].grid"), &c.grid)?;
+            for (k, link) in c.grid_links.iter().enumerate() {
+                check_addr(format!("cluster[{i}].grid_links[{k}]"), link)?;
+            }
+            if c.overrides.run_copies_required == Some(0) {
+                return Err(self.invalid(
+                    format!("cluster[{i}].overrides.run_copies_required"),
+                    Problem::RunCopiesRequired,
+                ));
+            }
             check_addr(format!("cluster[{i}].heartbeat"), &c.heartbeat)?;
             if let Some(m) = &c.metrics {
                 check_addr(format!("cluster[{i}].metrics"), m)?;
@@ -424,7 +469,20 @@ impl GridConfig {
                     self.invalid(format!("management_class[{i}].copy_modes"), Problem::Empty)
                 );
             }
-            out.push(ManagementClass { name, vectors });
+            let on_sync_failure = match &mc.on_sync_failure {
+                None => Default::default(),
+                Some(text) => text.parse().map_err(|e| {
+                    self.invalid(
+                        format!("management_class[{i}].on_sync_failure"),
+                        Problem::Domain(e),
+                    )
+                })?,
+            };
+            out.push(ManagementClass {
+                name,
+                vectors,
+                on_sync_failure,
+            });
         }
         Ok(out)
     }
@@ -453,6 +511,17 @@ impl GridConfig {
         self.cluster(id)
             .map(|c| c.name.as_str())
             .or_else(|| self.witness(id).map(|w| w.name.as_str()))
+    }
+
+    /// Every grid-network address of voter `id`, one per link, the primary first (B7).
+    pub fn grid_paths(&self, id: u8) -> Vec<String> {
+        match (self.cluster(id), self.witness(id)) {
+            (Some(c), _) => std::iter::once(c.grid.clone())
+                .chain(c.grid_links.iter().cloned())
+                .collect(),
+            (None, Some(w)) => vec![w.grid.clone()],
+            (None, None) => Vec::new(),
+        }
     }
 
     /// Every Raft voter (data clusters and witnesses) with its grid address.

@@ -101,8 +101,15 @@ impl Cluster {
                 }
             };
         for (priority, volser, version, size, digest) in owed {
-            if self.is_pulling(volser, version) || held.contains(&(volser, version)) {
+            if self.is_pulling(volser, version) || self.journal.copy_done_pending(volser, version) {
                 continue; // being made, or made with CopyDone on its way through the journal
+            }
+            if held.contains(&(volser, version)) {
+                // A file with no CopyDone: a copy whose journal append a crash cut off, or a
+                // Sync duplex whose writer never committed the version. Keep it only if it is
+                // the catalog's version, byte for byte.
+                self.adopt_held_copy(volser, version, digest).await;
+                continue;
             }
             let q = self.copy_queue.clone();
             let now = now_ms();
@@ -112,6 +119,26 @@ impl Cluster {
             .await;
             if let Err(e) = queued {
                 tracing::error!(%volser, error = %e, "queueing a copy");
+            }
+        }
+    }
+
+    /// Record a copy already in this TVC whose digest matches the catalog's, or remove it.
+    async fn adopt_held_copy(&self, volser: Volser, version: VersionNumber, digest: Digest) {
+        if self.holds_verified(volser, version, digest).await {
+            let done = CatalogCommand::CopyDone {
+                volser,
+                version,
+                cluster: self.id,
+            };
+            match self.journal.append(done).await {
+                Ok(_) => tracing::info!(%volser, version, "copy already held; CopyDone recorded"),
+                Err(e) => tracing::error!(%volser, version, error = %e, "journalling a CopyDone"),
+            }
+        } else {
+            tracing::warn!(%volser, version, "held file is not the catalog's version; removing it");
+            if let Err(e) = self.tvc.run(move |s| s.remove(volser, version)).await {
+                tracing::error!(%volser, version, error = %e, "removing a stale volume file");
             }
         }
     }

@@ -85,6 +85,12 @@ pub enum NodeError {
     NotQuarantined { volser: Volser, version: u64 },
     #[error("a witness serves no volumes")]
     Witness,
+    #[error("sync cluster {peer} did not keep up with the job on {volser} ({cause}); the class says on_sync_failure = \"fail\", so the job failed")]
+    SyncPeerUnavailable {
+        volser: Volser,
+        peer: ClusterId,
+        cause: String,
+    },
 }
 
 /// Why a catalog command could not be committed.
@@ -122,6 +128,7 @@ impl NodeError {
                 | DomainError::InvalidConstructName { .. }
                 | DomainError::InvalidCopyMode { .. }
                 | DomainError::InvalidCopyModeVector { .. }
+                | DomainError::InvalidSyncFailure { .. }
                 | DomainError::InvalidClusterId { .. } => {
                     (InvalidArgument, Reason::InvalidArgument)
                 }
@@ -162,6 +169,7 @@ impl NodeError {
             NodeError::PeerRefused { code, reason, .. } => (*code, *reason),
             NodeError::NotQuarantined { .. } => (NotFound, Reason::UnknownVolume),
             NodeError::Witness => (FailedPrecondition, Reason::InvalidArgument),
+            NodeError::SyncPeerUnavailable { .. } => (Unavailable, Reason::SyncPeerUnavailable),
         };
         status_with_reason(code, reason, self.to_string())
     }

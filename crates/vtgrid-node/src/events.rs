@@ -15,6 +15,10 @@ pub const OWNERSHIP_CONFLICT: &str = "OWNERSHIP_CONFLICT";
 /// (B39; the seed's "Immediate Mode Copy Completion's Deferred").
 pub const IMMEDIATE_COPY_DEFERRED: &str = "IMMEDIATE_COPY_DEFERRED";
 
+/// A Sync job lost its second sync cluster and went on alone; the copy is queued as
+/// sync-deferred (B43, `on_sync_failure = "defer"`).
+pub const SYNC_DEFERRED: &str = "SYNC_DEFERRED";
+
 /// A peer stopped answering on the grid network (the seed's G0013).
 pub const G0013: &str = "G0013";
 

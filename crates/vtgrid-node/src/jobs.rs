@@ -57,6 +57,8 @@ pub struct Unloaded {
     pub copies: Vec<ClusterId>,
     /// A RUN copy could not be made in time and was deferred (B39).
     pub immediate_copy_deferred: bool,
+    /// A sync cluster dropped out of the job and its copy is sync-deferred (B43).
+    pub sync_deferred: bool,
 }
 
 /// How many other owners a scratch mount asks before giving up (B8).
@@ -313,20 +315,29 @@ impl Cluster {
         io: &mut JobIo,
         data: Bytes,
     ) -> Result<(), NodeError> {
-        let writer = match io.writer.take() {
-            Some(w) => w,
-            None => self.open_writer(mount).await?,
+        if io.writer.is_none() {
+            io.writer = Some(self.open_writer(mount).await?);
+            self.open_sync(mount, io, mount.base_version + 1).await?;
+        }
+        let Some(writer) = io.writer.take() else {
+            unreachable!("opened above")
         };
+        let local = data.clone();
         let (writer, result) = self
             .tvc
             .offload(move || {
                 let mut writer = writer;
-                let r = writer.write(&data);
+                let r = writer.write(&local);
                 (writer, r)
             })
             .await;
         io.writer = Some(writer);
-        Ok(result?)
+        result?;
+        // Sync mode: the same bytes go to the other sync cluster while the host writes (B42).
+        if !io.duplex.is_empty() {
+            self.duplex_chunk(mount, io, &data).await?;
+        }
+        Ok(())
     }
 
     /// The writer of the job's new version; for an append, it starts with the base version's
@@ -365,6 +376,8 @@ impl Cluster {
     /// Drop the job's partial version and demount (the host's job abends).
     async fn abort_job(&self, mount: &Mount, io: &mut JobIo) {
         io.failed = true;
+        // Closing the duplexes makes each sync cluster drop its partial version too.
+        io.duplex.clear();
         if let Some(writer) = io.writer.take() {
             self.tvc.offload(move || writer.abort()).await;
         }
@@ -372,7 +385,8 @@ impl Cluster {
         tracing::warn!(volser = %mount.volser, mount = %mount.id, "job aborted; partial version dropped");
     }
 
-    /// A durable point for the job: every byte written so far is fsynced.
+    /// A durable point for the job: every byte written so far is fsynced, here and, in Sync mode,
+    /// at the other sync cluster (B42).
     pub async fn sync(&self, mount: &Mount) -> Result<u64, NodeError> {
         let mut io = mount.io.lock().await;
         let Some(writer) = io.writer.take() else {
@@ -387,13 +401,15 @@ impl Cluster {
             })
             .await;
         io.writer = Some(writer);
-        match result {
-            Ok(n) => Ok(n),
-            Err(e) => {
-                self.abort_job(mount, &mut io).await;
-                Err(e.into())
-            }
+        let outcome = match result {
+            Ok(n) if io.duplex.is_empty() => Ok(n),
+            Ok(n) => self.duplex_sync(mount, &mut io, n).await.map(|()| n),
+            Err(e) => Err(e.into()),
+        };
+        if outcome.is_err() {
+            self.abort_job(mount, &mut io).await;
         }
+        outcome
     }
 
     /// The bytes the job sees: the committed version it mounted, or nothing for a blank mount.
@@ -455,6 +471,7 @@ impl Cluster {
                 written: false,
                 copies,
                 immediate_copy_deferred: false,
+                sync_deferred: false,
             });
         };
         let meta = match self.tvc.offload(move || writer.commit()).await {
@@ -462,6 +479,22 @@ impl Cluster {
             Err(e) => {
                 self.abort_job(mount, &mut io).await;
                 return Err(e.into());
+            }
+        };
+        // Sync mode: the version counts only once every sync cluster of the job holds it too
+        // (or, under `defer`, those still in the job do).
+        let duplexed = match self
+            .duplex_commit(mount, &mut io, meta.size, meta.digest)
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                let (volser, version) = (meta.volser, meta.version);
+                if let Err(rm) = self.tvc.run(move |s| s.remove(volser, version)).await {
+                    tracing::error!(%volser, version, error = %rm, "could not remove a version its sync cluster lacks");
+                }
+                self.abort_job(mount, &mut io).await;
+                return Err(e);
             }
         };
         let change = VolumeChange {
@@ -473,6 +506,7 @@ impl Cluster {
                 digest: meta.digest,
                 written_at: self.id,
                 copy_modes: self.copy_modes_for(mount),
+                duplexed_to: duplexed.clone(),
             }),
         };
         let cmd = CatalogCommand::UpdateVolume {
@@ -494,7 +528,7 @@ impl Cluster {
         // RUN (B37): the version is durable here; every reachable RUN cluster pulls it before
         // the host hears back. The volume stays mounted meanwhile, so nobody can change it.
         let vector = self.copy_modes_for(mount);
-        let (copies, immediate_copy_deferred) = self
+        let (mut copies, immediate_copy_deferred) = self
             .make_run_copies(
                 vector.as_ref(),
                 mount.volser,
@@ -503,6 +537,7 @@ impl Cluster {
                 meta.digest,
             )
             .await;
+        copies.extend(duplexed);
         self.mounts.demount(&mount.id);
         self.metrics.unloads.inc();
         tracing::info!(volser = %mount.volser, version = meta.version, size = meta.size, "rewind-unload committed");
@@ -511,12 +546,21 @@ impl Cluster {
             written: true,
             copies,
             immediate_copy_deferred,
+            sync_deferred: io.sync_deferred,
         })
     }
 
     /// The copy-mode vector of the management class the version carries, as defined on this
     /// cluster, the writer (B36).
     fn copy_modes_for(&self, mount: &Mount) -> Option<vtgrid_core::CopyModeVector> {
+        self.class_policy_for(mount).map(|(v, _)| v)
+    }
+
+    /// The vector and Sync failure policy of the job's management class on this cluster (B36).
+    pub(crate) fn class_policy_for(
+        &self,
+        mount: &Mount,
+    ) -> Option<(vtgrid_core::CopyModeVector, vtgrid_core::SyncFailure)> {
         let class = match &mount.constructs_on_commit {
             Some(c) => c.management_class.clone(),
             None => self
@@ -525,9 +569,10 @@ impl Cluster {
                 .and_then(|r| r.constructs.management_class),
         }?;
         self.catalog.view.read(|s| {
-            s.management_classes
-                .get(&class)
-                .and_then(|mc| mc.vector_on(self.id).cloned())
+            s.management_classes.get(&class).and_then(|mc| {
+                mc.vector_on(self.id)
+                    .map(|v| (v.clone(), mc.on_sync_failure))
+            })
         })
     }
 

@@ -23,6 +23,8 @@ use crate::tvc_io::offload;
 pub struct Journal {
     store: Arc<dyn OwnerJournal>,
     pending: Mutex<BTreeMap<Volser, Vec<(u64, VolumeChange)>>>,
+    /// Copies made here whose `CopyDone` is still in the journal.
+    copies_done: Mutex<std::collections::BTreeSet<(Volser, u64)>>,
     /// Volumes whose surrender outcome is unknown (see `Cluster::in_doubt`); durable.
     doubtful: Mutex<std::collections::BTreeSet<Volser>>,
     /// Wakes the publisher when an entry is appended.
@@ -37,15 +39,25 @@ impl Journal {
         store: Arc<dyn OwnerJournal>,
     ) -> Result<Journal, vtgrid_catalog::CatalogStorageError> {
         let mut pending: BTreeMap<Volser, Vec<(u64, VolumeChange)>> = BTreeMap::new();
+        let mut copies_done = std::collections::BTreeSet::new();
         for JournalEntry { seq, command } in store.entries()? {
-            if let CatalogCommand::UpdateVolume { volser, change, .. } = command {
-                pending.entry(volser).or_default().push((seq, change));
+            match command {
+                CatalogCommand::UpdateVolume { volser, change, .. } => {
+                    pending.entry(volser).or_default().push((seq, change));
+                }
+                CatalogCommand::CopyDone {
+                    volser, version, ..
+                } => {
+                    copies_done.insert((volser, version));
+                }
+                _ => {}
             }
         }
         let doubtful = Mutex::new(store.doubts()?.into_iter().collect());
         Ok(Journal {
             store,
             pending: Mutex::new(pending),
+            copies_done: Mutex::new(copies_done),
             doubtful,
             appended: tokio::sync::Notify::new(),
             published: tokio::sync::Notify::new(),
@@ -67,8 +79,16 @@ impl Journal {
         let seq = offload(self.store.is_blocking(), move || store.append(&cmd))
             .await
             .map_err(NodeError::Journal)?;
-        if let CatalogCommand::UpdateVolume { volser, change, .. } = command {
-            self.lock().entry(volser).or_default().push((seq, change));
+        match command {
+            CatalogCommand::UpdateVolume { volser, change, .. } => {
+                self.lock().entry(volser).or_default().push((seq, change));
+            }
+            CatalogCommand::CopyDone {
+                volser, version, ..
+            } => {
+                self.copies_done_lock().insert((volser, version));
+            }
+            _ => {}
         }
         self.appended.notify_one();
         Ok(seq)
@@ -83,6 +103,22 @@ impl Journal {
                 pending.remove(&volser);
             }
         }
+    }
+
+    fn copies_done_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<(Volser, u64)>> {
+        self.copies_done.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A `CopyDone` for this version is in the journal, on its way to the catalog.
+    pub fn copy_done_pending(&self, volser: Volser, version: u64) -> bool {
+        self.copies_done_lock().contains(&(volser, version))
+    }
+
+    /// A `CopyDone` left the journal.
+    pub fn forget_copy_done(&self, volser: Volser, version: u64) {
+        self.copies_done_lock().remove(&(volser, version));
     }
 
     pub fn in_doubt(&self, volser: &Volser) -> bool {
@@ -160,6 +196,9 @@ pub fn apply_change(record: &mut VolumeRecord, change: &VolumeChange) {
         record.version = v.version;
         record.size = v.size;
         record.digest = v.digest;
-        record.consistent_at = BTreeMap::from([(v.written_at, v.version)]);
+        record.consistent_at = std::iter::once(v.written_at)
+            .chain(v.duplexed_to.iter().copied())
+            .map(|c| (c, v.version))
+            .collect();
     }
 }

@@ -41,6 +41,7 @@ pub mod process;
 pub mod publisher;
 pub mod raft_network;
 pub mod services;
+pub mod sync;
 pub mod telemetry;
 pub mod transport;
 pub mod tvc_io;

@@ -134,15 +134,22 @@ impl Cluster {
             .iter()
             .filter_map(|c| ClusterId::new(c.id).ok())
             .collect();
-        let deferred = self.catalog.view.read(|s| {
-            s.volumes.values().any(|r| {
-                clusters
-                    .iter()
-                    .any(|c| copy_duty(r, *c) == Some(CopyPriority::ImmediateDeferred))
-            })
+        let (run_deferred, sync_deferred) = self.catalog.view.read(|s| {
+            let owed = |p| {
+                s.volumes
+                    .values()
+                    .any(|r| clusters.iter().any(|c| copy_duty(r, *c) == Some(p)))
+            };
+            (
+                owed(CopyPriority::ImmediateDeferred),
+                owed(CopyPriority::SyncDeferred),
+            )
         });
-        if deferred {
+        if run_deferred {
             flags.push("IMMEDIATE_COPY_DEFERRED");
+        }
+        if sync_deferred {
+            flags.push("SYNC_DEFERRED");
         }
         flags
     }

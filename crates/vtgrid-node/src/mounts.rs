@@ -43,6 +43,10 @@ pub struct JobIo {
     pub writer: Option<Box<dyn VersionWriter>>,
     /// Set when a write failed: the job's partial data is gone and it cannot continue.
     pub failed: bool,
+    /// Sync mode: the job's duplexes to the other sync clusters (B42).
+    pub duplex: Vec<crate::sync::SyncDuplex>,
+    /// A sync cluster dropped out and the class said to go on without it (B43).
+    pub sync_deferred: bool,
 }
 
 /// Everything mounted on this cluster.

@@ -112,6 +112,12 @@ impl Cluster {
         } = &entry.command
         else {
             self.remove_entry(entry).await;
+            if let CatalogCommand::CopyDone {
+                volser, version, ..
+            } = &entry.command
+            {
+                self.journal.forget_copy_done(*volser, *version);
+            }
             return;
         };
         let volser = *volser;

@@ -30,6 +30,7 @@ pub fn class_to_pb(mc: &ManagementClass) -> pb::ManagementClass {
             .iter()
             .map(|(c, v)| (u32::from(c.get()), v.to_string()))
             .collect(),
+        on_sync_failure: mc.on_sync_failure.as_str().to_string(),
     }
 }
 
@@ -47,5 +48,6 @@ pub fn class_from_pb(mc: &pb::ManagementClass) -> Result<ManagementClass, Domain
     Ok(ManagementClass {
         name: mc.name.parse()?,
         vectors,
+        on_sync_failure: mc.on_sync_failure.parse()?,
     })
 }

@@ -108,6 +108,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     let class = pb::ManagementClass {
         name: "HADR".into(),
         copy_modes: [(0, "RRD".to_string())].into(),
+        ..Default::default()
     };
     deadline(
         admin.define_management_class(pb::DefineManagementClassRequest { class: Some(class) }),

@@ -2,4 +2,5 @@
 //! (DESIGN §4; B37, B39, B40).
 
 mod b37_b39_run_and_deferred;
+mod b42_b43_sync;
 mod b6_no_valid_copy;

@@ -61,7 +61,11 @@ pub async fn run_category(global: &Global, cmd: CategoryCommand) -> Result<(), C
 pub async fn run_class(global: &Global, cmd: ClassCommand) -> Result<(), CliError> {
     let mut admin = client::admin(&global.endpoint).await?;
     match cmd {
-        ClassCommand::Define { name, copy_modes } => {
+        ClassCommand::Define {
+            name,
+            copy_modes,
+            on_sync_failure,
+        } => {
             let mut modes = HashMap::new();
             for item in &copy_modes {
                 let (cluster, vector) = item.split_once('=').ok_or_else(|| {
@@ -80,6 +84,7 @@ pub async fn run_class(global: &Global, cmd: ClassCommand) -> Result<(), CliErro
             let class = pb::ManagementClass {
                 name: name.clone(),
                 copy_modes: modes,
+                on_sync_failure,
             };
             admin
                 .define_management_class(pb::DefineManagementClassRequest { class: Some(class) })
@@ -95,7 +100,7 @@ pub async fn run_class(global: &Global, cmd: ClassCommand) -> Result<(), CliErro
             if global.json {
                 let v: Vec<_> = list
                     .iter()
-                    .map(|c| serde_json::json!({"name": c.name, "copy_modes": c.copy_modes}))
+                    .map(|c| serde_json::json!({"name": c.name, "copy_modes": c.copy_modes, "on_sync_failure": c.on_sync_failure}))
                     .collect();
                 print_json(&serde_json::Value::Array(v));
             } else {
@@ -104,7 +109,12 @@ pub async fn run_class(global: &Global, cmd: ClassCommand) -> Result<(), CliErro
                     modes.sort();
                     let modes: Vec<String> =
                         modes.iter().map(|(k, v)| format!("C{k}={v}")).collect();
-                    println!("{:<8}  {}", c.name, modes.join(" "));
+                    println!(
+                        "{:<8}  {}  on_sync_failure={}",
+                        c.name,
+                        modes.join(" "),
+                        c.on_sync_failure
+                    );
                 }
             }
         }

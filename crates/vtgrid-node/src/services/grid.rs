@@ -97,6 +97,21 @@ impl GridService for GridApi {
     }
 
     type ReadVersionStream = Pin<Box<dyn Stream<Item = Result<pb::ReadChunk, Status>> + Send>>;
+    type SyncWriteStream = tokio_stream::wrappers::ReceiverStream<Result<pb::SyncWriteAck, Status>>;
+
+    async fn sync_write(
+        &self,
+        request: Request<tonic::Streaming<pb::SyncWriteMessage>>,
+    ) -> Result<Response<Self::SyncWriteStream>, Status> {
+        // Answer at once (the response headers open the writer's ack stream); the duplex runs in
+        // its own task and answers each sync point and the commit on that stream.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let cluster = self.cluster.clone();
+        tokio::spawn(crate::sync::serve_duplex(cluster, request.into_inner(), tx));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
 
     async fn read_version(
         &self,

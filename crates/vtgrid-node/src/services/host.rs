@@ -144,6 +144,7 @@ impl HostService for HostApi {
             written: done.written,
             category: r.category.to_string(),
             immediate_copy_deferred: done.immediate_copy_deferred,
+            sync_deferred: done.sync_deferred,
             copies: done.copies.iter().map(|c| u32::from(c.get())).collect(),
         }))
     }

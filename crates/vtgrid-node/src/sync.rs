@@ -1,0 +1,591 @@
+//! Sync mode: duplexed writes to two sync clusters (DESIGN §4; B42, B43).
+//!
+//! ```text
+//!   host ── write ──> mount cluster Ca ── local TVC writer
+//!                          │
+//!                          └─ GridService.SyncWrite ──> Cb: its own TVC writer
+//!   host ── Sync / RewindUnload ──> Ca fsyncs, sends SyncPoint / Commit ──> Cb fsyncs, acks
+//!                                   the host is answered only after both
+//! ```
+//!
+//! The mount cluster keeps its own copy (it is the job's TVC) and duplexes to every other cluster
+//! whose mode in the class's vector on the mount cluster is S. A sync point returns when every
+//! byte written so far is durable at both; the committed version names the sync clusters that
+//! acknowledged its commit (`NewVersion::duplexed_to`), so they are consistent the moment the
+//! catalog has the version, with no copy to make.
+//!
+//! When a sync cluster fails (no answer in time, a refusal, a broken stream), the class decides
+//! (`on_sync_failure`, B43): `fail` fails the job with `SYNC_PEER_UNAVAILABLE`; `defer` drops that
+//! cluster from the job, raises `SYNC_DEFERRED`, and the version is committed without it, so the
+//! sync cluster's copy engine owes it as a sync-deferred copy.
+//!
+//! The sync cluster refuses a duplex from a writer whose epoch is older than the one it knows, or
+//! for a version the catalog already has: a stale writer must never replace a real version's file.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use vtgrid_core::{ClusterId, CopyMode, Digest, Epoch, SyncFailure, VersionNumber, Volser};
+use vtgrid_proto::pb::grid_service_client::GridServiceClient;
+use vtgrid_proto::pb::{
+    sync_write_ack, sync_write_message, SyncCommit, SyncOpen, SyncWriteAck, SyncWriteMessage,
+};
+
+use crate::cluster::Cluster;
+use crate::copies::digest_from_hex;
+use crate::error::NodeError;
+use crate::events::SYNC_DEFERRED;
+use crate::mounts::{JobIo, Mount};
+
+/// How long a sync cluster may take to open a duplex, take one chunk, or answer a sync point
+/// (plus time for the bytes not yet acknowledged, at a modest rate).
+const SYNC_ANSWER: Duration = Duration::from_secs(10);
+/// Chunks in flight to a sync cluster before the host's writes wait for it.
+const SYNC_WINDOW: usize = 8;
+
+fn answer_within(unsynced: u64) -> Duration {
+    SYNC_ANSWER + Duration::from_secs(unsynced / (20 * 1024 * 1024))
+}
+
+/// The duplex of one job to one sync cluster, on the mount cluster.
+pub struct SyncDuplex {
+    pub peer: ClusterId,
+    tx: mpsc::Sender<SyncWriteMessage>,
+    acks: tonic::Streaming<SyncWriteAck>,
+    /// Bytes sent since the last acknowledged sync point.
+    unsynced: u64,
+}
+
+/// What went wrong with a sync cluster, for the log and the host's message.
+#[derive(Debug)]
+pub struct SyncTrouble {
+    pub peer: ClusterId,
+    pub cause: String,
+}
+
+impl SyncDuplex {
+    async fn send(&mut self, item: sync_write_message::Item) -> Result<(), SyncTrouble> {
+        let msg = SyncWriteMessage { item: Some(item) };
+        match tokio::time::timeout(SYNC_ANSWER, self.tx.send(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(self.trouble("the duplex stream closed")),
+            Err(_) => Err(self.trouble("stopped taking data")),
+        }
+    }
+
+    async fn ack(&mut self) -> Result<sync_write_ack::Item, SyncTrouble> {
+        match tokio::time::timeout(answer_within(self.unsynced), self.acks.next()).await {
+            Ok(Some(Ok(SyncWriteAck { item: Some(item) }))) => Ok(item),
+            Ok(Some(Ok(SyncWriteAck { item: None }))) => Err(self.trouble("sent an empty answer")),
+            Ok(Some(Err(status))) => Err(self.trouble(format!("refused: {}", status.message()))),
+            Ok(None) => Err(self.trouble("closed the duplex")),
+            Err(_) => Err(self.trouble("did not answer in time")),
+        }
+    }
+
+    fn trouble(&self, cause: impl Into<String>) -> SyncTrouble {
+        SyncTrouble {
+            peer: self.peer,
+            cause: cause.into(),
+        }
+    }
+
+    pub async fn chunk(&mut self, data: Bytes) -> Result<(), SyncTrouble> {
+        self.unsynced += data.len() as u64;
+        self.send(sync_write_message::Item::Chunk(data)).await
+    }
+
+    /// Every byte sent so far is durable at the sync cluster.
+    pub async fn sync_point(&mut self, bytes: u64) -> Result<(), SyncTrouble> {
+        self.send(sync_write_message::Item::SyncPoint(bytes))
+            .await?;
+        match self.ack().await? {
+            sync_write_ack::Item::Synced(n) if n == bytes => {
+                self.unsynced = 0;
+                Ok(())
+            }
+            other => Err(self.trouble(format!("answered {other:?} to sync point {bytes}"))),
+        }
+    }
+
+    /// The sync cluster commits the version, with the writer's size and digest.
+    pub async fn commit(&mut self, size: u64, digest: Digest) -> Result<(), SyncTrouble> {
+        self.send(sync_write_message::Item::Commit(SyncCommit {
+            size,
+            digest: digest.to_hex(),
+        }))
+        .await?;
+        match self.ack().await? {
+            sync_write_ack::Item::Committed(d) if d == digest.to_hex() => Ok(()),
+            other => Err(self.trouble(format!("answered {other:?} to the commit"))),
+        }
+    }
+}
+
+impl Cluster {
+    /// The sync clusters a job on `mount` duplexes to, and the class's failure policy; none when
+    /// the class has no Sync entries (the common case).
+    pub(crate) fn sync_plan(&self, mount: &Mount) -> Option<(Vec<ClusterId>, SyncFailure)> {
+        let (vector, policy) = self.class_policy_for(mount)?;
+        let peers: Vec<ClusterId> = self
+            .grid
+            .clusters
+            .iter()
+            .filter_map(|c| ClusterId::new(c.id).ok())
+            .filter(|c| *c != self.id && vector.mode_for(*c) == CopyMode::Sync)
+            .collect();
+        (!peers.is_empty()).then_some((peers, policy))
+    }
+
+    /// Open the job's duplexes at its first write. A sync cluster that cannot be opened is a sync
+    /// failure like any other.
+    pub(crate) async fn open_sync(
+        &self,
+        mount: &Mount,
+        io: &mut JobIo,
+        version: VersionNumber,
+    ) -> Result<(), NodeError> {
+        let Some((peers, _)) = self.sync_plan(mount) else {
+            return Ok(());
+        };
+        for peer in peers {
+            match self.open_duplex(mount, peer, version).await {
+                Ok(d) => io.duplex.push(d),
+                Err(t) => self.sync_failed(mount, io, t)?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn open_duplex(
+        &self,
+        mount: &Mount,
+        peer: ClusterId,
+        version: VersionNumber,
+    ) -> Result<SyncDuplex, SyncTrouble> {
+        let trouble = |cause: String| SyncTrouble { peer, cause };
+        let addr = self
+            .grid
+            .voters()
+            .get(&peer.raft_id())
+            .cloned()
+            .ok_or_else(|| trouble("not in the grid file".into()))?;
+        let mut client = GridServiceClient::new(self.connector.channel(&addr))
+            .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES);
+        let (tx, rx) = mpsc::channel(SYNC_WINDOW);
+        let appending = mount.append && mount.base_version > 0;
+        let open = SyncOpen {
+            volser: mount.volser.to_string(),
+            version,
+            epoch: mount.token.epoch.0,
+            from: u32::from(self.id.get()),
+            base_version: if appending { mount.base_version } else { 0 },
+            base_digest: mount.base_digest.to_hex(),
+            base_sources: mount
+                .base_sources
+                .iter()
+                .map(|c| u32::from(c.get()))
+                .collect(),
+        };
+        tx.try_send(SyncWriteMessage {
+            item: Some(sync_write_message::Item::Open(open)),
+        })
+        .map_err(|_| trouble("could not queue the open".into()))?;
+        let call = client.sync_write(ReceiverStream::new(rx));
+        let acks = match tokio::time::timeout(SYNC_ANSWER, call).await {
+            Ok(Ok(r)) => r.into_inner(),
+            Ok(Err(status)) => return Err(trouble(format!("refused: {}", status.message()))),
+            Err(_) => return Err(trouble("did not answer in time".into())),
+        };
+        let mut duplex = SyncDuplex {
+            peer,
+            tx,
+            acks,
+            unsynced: 0,
+        };
+        // Opening may include fetching the base of an append: allow for its bytes.
+        duplex.unsynced = if appending { mount.base_size } else { 0 };
+        match duplex.ack().await? {
+            sync_write_ack::Item::Opened(_) => {
+                duplex.unsynced = 0;
+                Ok(duplex)
+            }
+            other => Err(trouble(format!("answered {other:?} to the open"))),
+        }
+    }
+
+    /// A sync cluster failed the job's duplex: fail the job or go on without it (B43).
+    pub(crate) fn sync_failed(
+        &self,
+        mount: &Mount,
+        io: &mut JobIo,
+        trouble: SyncTrouble,
+    ) -> Result<(), NodeError> {
+        io.duplex.retain(|d| d.peer != trouble.peer);
+        let policy = self
+            .class_policy_for(mount)
+            .map(|(_, p)| p)
+            .unwrap_or_default();
+        match policy {
+            SyncFailure::Fail => {
+                tracing::warn!(volser = %mount.volser, peer = %trouble.peer, cause = %trouble.cause, "sync cluster failed; failing the job");
+                Err(NodeError::SyncPeerUnavailable {
+                    volser: mount.volser,
+                    peer: trouble.peer,
+                    cause: trouble.cause,
+                })
+            }
+            SyncFailure::Defer => {
+                io.sync_deferred = true;
+                self.events.raise(
+                    SYNC_DEFERRED,
+                    Some(mount.volser),
+                    format!(
+                        "Sync copy of {} to {} deferred: {} {}; the job goes on at {} alone",
+                        mount.volser, trouble.peer, trouble.peer, trouble.cause, self.id
+                    ),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Send one chunk the host wrote to every sync cluster of the job.
+    pub(crate) async fn duplex_chunk(
+        &self,
+        mount: &Mount,
+        io: &mut JobIo,
+        data: &Bytes,
+    ) -> Result<(), NodeError> {
+        let mut failed = Vec::new();
+        for d in io.duplex.iter_mut() {
+            if let Err(t) = d.chunk(data.clone()).await {
+                failed.push(t);
+            }
+        }
+        for t in failed {
+            self.sync_failed(mount, io, t)?;
+        }
+        Ok(())
+    }
+
+    /// A host sync point at every sync cluster of the job (the local fsync is the caller's).
+    pub(crate) async fn duplex_sync(
+        &self,
+        mount: &Mount,
+        io: &mut JobIo,
+        bytes: u64,
+    ) -> Result<(), NodeError> {
+        let points = io.duplex.iter_mut().map(|d| d.sync_point(bytes));
+        let failed: Vec<SyncTrouble> = futures::future::join_all(points)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        for t in failed {
+            self.sync_failed(mount, io, t)?;
+        }
+        Ok(())
+    }
+
+    /// Commit the version at every sync cluster of the job; returns those that hold it durably.
+    pub(crate) async fn duplex_commit(
+        &self,
+        mount: &Mount,
+        io: &mut JobIo,
+        size: u64,
+        digest: Digest,
+    ) -> Result<Vec<ClusterId>, NodeError> {
+        let commits = io.duplex.iter_mut().map(|d| async move {
+            let r = d.commit(size, digest).await;
+            (d.peer, r)
+        });
+        let results = futures::future::join_all(commits).await;
+        let mut held = Vec::new();
+        for (peer, r) in results {
+            match r {
+                Ok(()) => held.push(peer),
+                Err(t) => self.sync_failed(mount, io, t)?,
+            }
+        }
+        io.duplex.clear();
+        Ok(held)
+    }
+}
+
+/// The sync cluster's side of one duplex: opened by the first message, then chunks, sync points
+/// and the commit, each answered on `acks`. Ends (dropping the partial version) when the writer's
+/// stream ends or breaks before the commit.
+pub(crate) async fn serve_duplex(
+    cluster: std::sync::Arc<Cluster>,
+    mut inbound: tonic::Streaming<SyncWriteMessage>,
+    acks: mpsc::Sender<Result<SyncWriteAck, Status>>,
+) {
+    let answer = |item| SyncWriteAck { item: Some(item) };
+    let open = match inbound.next().await {
+        Some(Ok(SyncWriteMessage {
+            item: Some(sync_write_message::Item::Open(open)),
+        })) => open,
+        _ => {
+            let _ = acks.send(Err(NodeError::StreamNotOpened.into())).await;
+            return;
+        }
+    };
+    let session = match cluster.accept_duplex(&open).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(volser = %open.volser, from = open.from, error = %e, "sync duplex refused");
+            let _ = acks.send(Err(e.into())).await;
+            return;
+        }
+    };
+    let DuplexSession {
+        volser,
+        version,
+        writer,
+        _guard,
+    } = session;
+    let mut writer = Some(writer);
+    if acks
+        .send(Ok(answer(sync_write_ack::Item::Opened(true))))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    while let Some(msg) = inbound.next().await {
+        let Ok(SyncWriteMessage { item: Some(item) }) = msg else {
+            break;
+        };
+        let Some(mut w) = writer.take() else { break };
+        let reply = match item {
+            sync_write_message::Item::Chunk(data) => {
+                let (w, r) = cluster
+                    .tvc
+                    .offload(move || {
+                        let r = w.write(&data);
+                        (w, r)
+                    })
+                    .await;
+                writer = Some(w);
+                match r {
+                    Ok(()) => continue,
+                    Err(e) => Err(NodeError::from(e)),
+                }
+            }
+            sync_write_message::Item::SyncPoint(bytes) => {
+                let (w, r) = cluster
+                    .tvc
+                    .offload(move || {
+                        let r = w.sync();
+                        (w, r)
+                    })
+                    .await;
+                writer = Some(w);
+                match r {
+                    Ok(n) if n == bytes => Ok(sync_write_ack::Item::Synced(n)),
+                    Ok(n) => Err(NodeError::StreamLengthMismatch {
+                        volser,
+                        received: n,
+                        declared: bytes,
+                    }),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            sync_write_message::Item::Commit(commit) => {
+                let want = digest_from_hex(&commit.digest);
+                match cluster.tvc.offload(move || w.commit()).await {
+                    Ok(meta) if Some(meta.digest) == want && meta.size == commit.size => {
+                        tracing::info!(%volser, version, size = meta.size, from = open.from, "sync duplex committed");
+                        let _ = acks
+                            .send(Ok(answer(sync_write_ack::Item::Committed(
+                                meta.digest.to_hex(),
+                            ))))
+                            .await;
+                        return;
+                    }
+                    Ok(_) => {
+                        // Not the writer's bytes: never keep them under the version's name.
+                        let _ = cluster.tvc.run(move |s| s.remove(volser, version)).await;
+                        Err(NodeError::Tvc(vtgrid_tvc::TvcError::DigestMismatch {
+                            volser,
+                            version,
+                        }))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            sync_write_message::Item::Open(_) => Err(NodeError::InvalidArgument {
+                field: "open",
+                problem: "sent twice",
+            }),
+        };
+        let failed = reply.is_err();
+        if acks
+            .send(reply.map(answer).map_err(Status::from))
+            .await
+            .is_err()
+            || failed
+        {
+            break;
+        }
+    }
+    if let Some(w) = writer.take() {
+        cluster.tvc.offload(move || w.abort()).await;
+        tracing::warn!(%volser, version, "sync duplex ended before its commit; partial version dropped");
+    }
+}
+
+/// An accepted duplex on the sync cluster.
+struct DuplexSession<'a> {
+    volser: Volser,
+    version: VersionNumber,
+    writer: Box<dyn vtgrid_tvc::VersionWriter>,
+    _guard: SessionGuard<'a>,
+}
+
+/// One duplex per volume at a time on a sync cluster; released on drop.
+struct SessionGuard<'a> {
+    sessions: &'a std::sync::Mutex<BTreeSet<Volser>>,
+    volser: Volser,
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.volser);
+    }
+}
+
+impl Cluster {
+    /// Check a duplex request and open the writer for it, its base in place for an append.
+    async fn accept_duplex(&self, open: &SyncOpen) -> Result<DuplexSession<'_>, NodeError> {
+        if self.role == crate::config::Role::Witness {
+            return Err(NodeError::Witness);
+        }
+        let volser: Volser = open.volser.parse()?;
+        let version = open.version;
+        let read = || self.catalog.view.read(|s| s.volumes.get(&volser).cloned());
+        let behind = |r: &Option<vtgrid_core::VolumeRecord>| {
+            r.as_ref().is_none_or(|r| r.token.epoch < Epoch(open.epoch))
+        };
+        let mut record = read();
+        if behind(&record) {
+            // The writer knows of a newer insert or transfer than this view: catch up first.
+            // (A committed barrier, applied here, means this view has everything before it.)
+            let barrier = self.catalog.propose(vtgrid_core::CatalogCommand::Barrier);
+            let _ = tokio::time::timeout(SYNC_ANSWER, barrier).await;
+            record = read();
+        }
+        let record = record.ok_or(NodeError::UnknownVolume { volser })?;
+        if record.token.epoch > Epoch(open.epoch) {
+            return Err(vtgrid_core::CatalogRejection::StaleEpoch {
+                volser,
+                held: Epoch(open.epoch),
+                current: record.token.epoch,
+            }
+            .into());
+        }
+        if record.version >= version {
+            return Err(vtgrid_core::CatalogRejection::VersionNotNext {
+                volser,
+                current: record.version,
+                got: version,
+            }
+            .into());
+        }
+        let guard = {
+            let mut sessions = self.sync_sessions.lock().unwrap_or_else(|p| p.into_inner());
+            if !sessions.insert(volser) {
+                return Err(NodeError::VolumeInUse { volser });
+            }
+            SessionGuard {
+                sessions: &self.sync_sessions,
+                volser,
+            }
+        };
+        let base = open.base_version;
+        let base_digest = digest_from_hex(&open.base_digest).unwrap_or(Digest::EMPTY);
+        let local_base = base > 0 && self.holds_verified(volser, base, base_digest).await;
+        let mut writer = self
+            .tvc
+            .run(move |s| s.begin(volser, version, local_base.then_some(base)))
+            .await?;
+        if base > 0 && !local_base {
+            let sources: Vec<ClusterId> = open
+                .base_sources
+                .iter()
+                .filter_map(|c| u8::try_from(*c).ok().and_then(|c| ClusterId::new(c).ok()))
+                .filter(|c| *c != self.id)
+                .collect();
+            let mut copied = false;
+            for source in sources {
+                let Ok(bytes) = self.stream_remote(source, volser, base, base_digest).await else {
+                    continue;
+                };
+                let mut bytes = Box::pin(bytes);
+                let mut ok = true;
+                while let Some(chunk) = bytes.next().await {
+                    let Ok(chunk) = chunk else {
+                        ok = false;
+                        break;
+                    };
+                    let (w, r) = self
+                        .tvc
+                        .offload(move || {
+                            let mut w = writer;
+                            let r = w.write(&chunk);
+                            (w, r)
+                        })
+                        .await;
+                    writer = w;
+                    r?;
+                }
+                if ok {
+                    copied = true;
+                    break;
+                }
+                // A source that broke mid-way: start the version again from the next one.
+                self.tvc.offload(move || writer.abort()).await;
+                writer = self
+                    .tvc
+                    .run(move |s| s.begin(volser, version, None))
+                    .await?;
+            }
+            if !copied {
+                self.tvc.offload(move || writer.abort()).await;
+                return Err(NodeError::NoValidCopy {
+                    volser,
+                    version: base,
+                });
+            }
+        }
+        Ok(DuplexSession {
+            volser,
+            version,
+            writer,
+            _guard: guard,
+        })
+    }
+
+    /// This cluster's TVC holds `version` of `volser` with the given digest (its trailer says so;
+    /// the chunks are verified again when read).
+    pub(crate) async fn holds_verified(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> bool {
+        self.tvc
+            .run(move |s| s.open(volser, version).map(|r| r.meta().digest))
+            .await
+            .is_ok_and(|d| d == digest)
+    }
+}
