@@ -66,6 +66,25 @@ impl CopyModeVector {
         &self.0
     }
 
+    /// The same vector with `cluster`'s entry set to `mode` (the vector grows with No Copy entries
+    /// when it is shorter). Used for "Force volume copy to local" (B50), which ORs R into the
+    /// mount cluster's entry without changing the class.
+    ///
+    /// ```
+    /// use vtgrid_core::{ClusterId, CopyMode, CopyModeVector};
+    /// let v: CopyModeVector = "NND".parse().unwrap();
+    /// let forced = v.with_mode(ClusterId::new(1).unwrap(), CopyMode::Run);
+    /// assert_eq!(forced.to_string(), "NRD");
+    /// ```
+    pub fn with_mode(&self, cluster: ClusterId, mode: CopyMode) -> CopyModeVector {
+        let mut modes = self.0.clone();
+        if modes.len() <= cluster.index() {
+            modes.resize(cluster.index() + 1, CopyMode::NoCopy);
+        }
+        modes[cluster.index()] = mode;
+        CopyModeVector(modes)
+    }
+
     /// The mode for a cluster; clusters beyond the vector get No Copy.
     pub fn mode_for(&self, cluster: ClusterId) -> CopyMode {
         self.0

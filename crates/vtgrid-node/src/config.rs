@@ -615,6 +615,41 @@ copy_modes = { C0 = "R" }
     }
 
     #[test]
+    fn b43_b48_b52_class_policy_overrides_and_links_are_read_and_checked() {
+        let text = OK
+            .replace(
+                "data_dir = \"d\"",
+                "data_dir = \"d\"\ngrid_links = [\"127.0.0.2:2\"]\n\
+                 [cluster.overrides]\nforce_local_copy = true\nrun_copies_required = 1",
+            )
+            .replace(
+                "copy_modes = { C0 = \"R\" }",
+                "copy_modes = { C0 = \"R\" }\non_sync_failure = \"defer\"",
+            );
+        let g = parse(&text).unwrap();
+        let c = &g.clusters[0];
+        assert!(c.overrides.force_local_copy && !c.overrides.prefer_local_fast_ready);
+        assert_eq!(c.overrides.run_copies_required, Some(1));
+        assert_eq!(g.grid_paths(0), ["127.0.0.1:2", "127.0.0.2:2"]);
+        let classes = g.management_classes().unwrap();
+        assert_eq!(classes[0].on_sync_failure, vtgrid_core::SyncFailure::Defer);
+        assert_eq!(
+            parse(OK).unwrap().management_classes().unwrap()[0].on_sync_failure,
+            vtgrid_core::SyncFailure::Fail,
+            "strict by default"
+        );
+        let e = parse(&text.replace("\"defer\"", "\"maybe\"")).unwrap_err();
+        assert_eq!(field_of(e), "management_class[0].on_sync_failure");
+        let e =
+            parse(&text.replace("run_copies_required = 1", "run_copies_required = 0")).unwrap_err();
+        assert_eq!(field_of(e), "cluster[0].overrides.run_copies_required");
+        let e = parse(&text.replace("127.0.0.2:2", "127.0.0.1:1")).unwrap_err();
+        assert_eq!(field_of(e), "cluster[0].grid_links[0]");
+        let e = parse(&text.replace("force_local_copy", "force_everything")).unwrap_err();
+        assert!(e.to_string().contains("force_everything"), "{e}");
+    }
+
+    #[test]
     fn copy_throttle_is_read_and_checked() {
         let g = parse(&format!(
             "{OK}\n[copy]\nbytes_per_sec = 1048576\nconcurrency = 4\n"

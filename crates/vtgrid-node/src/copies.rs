@@ -323,15 +323,25 @@ impl Cluster {
             .iter()
             .filter_map(|c| ClusterId::new(c.id).ok());
         let plan = copy_plan(vector, self.id, clusters);
-        let asks = plan
+        // B52: with "allow fewer RUN consistent copies" set, stop waiting once that many clusters
+        // (this one included) hold the version; the rest finish on their own.
+        let required = self.overrides().run_copies_required.map(usize::from);
+        let mut asks: futures::stream::FuturesUnordered<_> = plan
             .run
             .iter()
-            .map(|target| self.ask_run_copy(*target, volser, version, size, digest));
-        let answers = futures::future::join_all(asks).await;
+            .map(|target| async move {
+                let ok = self
+                    .ask_run_copy(*target, volser, version, size, digest)
+                    .await;
+                (*target, ok)
+            })
+            .collect();
         let mut deferred = false;
-        for (target, ok) in plan.run.iter().zip(answers) {
+        let mut answered = vec![self.id];
+        while let Some((target, ok)) = asks.next().await {
+            answered.push(target);
             if ok {
-                holders.push(*target);
+                holders.push(target);
             } else {
                 deferred = true;
                 self.events.raise(
@@ -340,6 +350,21 @@ impl Cluster {
                     format!("RUN copy of {volser} version {version} to {target} deferred: {target} did not answer"),
                 );
             }
+            if required.is_some_and(|n| holders.len() >= n) {
+                break;
+            }
+        }
+        for target in plan.run.iter().filter(|t| !answered.contains(t)) {
+            deferred = true;
+            self.events.raise(
+                IMMEDIATE_COPY_DEFERRED,
+                Some(volser),
+                format!(
+                    "RUN copy of {volser} version {version} to {target} finishes after the unload: \
+                     this cluster's override allows {} RUN consistent copies",
+                    required.unwrap_or_default()
+                ),
+            );
         }
         (holders, deferred)
     }

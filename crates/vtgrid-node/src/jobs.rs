@@ -80,7 +80,12 @@ impl Cluster {
                 }
                 self.require_reachable_copy(volser).await?;
                 self.obtain(volser).await?;
-                self.register_mount(volser, &opts, &constructs, private, false)?
+                let local = if self.overrides().force_local_copy {
+                    self.copy_to_local(volser).await
+                } else {
+                    None
+                };
+                self.register_mount(volser, &opts, &constructs, private, false, local)?
             }
             MountTarget::Scratch(category) => {
                 self.scratch_mount(category, &opts, &constructs, private)
@@ -126,7 +131,7 @@ impl Cluster {
             .iter()
             .filter(|r| r.token.owner == self.id && !self.in_doubt(&r.volser))
         {
-            match self.register_mount(r.volser, opts, constructs, private, true) {
+            match self.register_mount(r.volser, opts, constructs, private, true, None) {
                 Ok(m) => return Ok(m),
                 Err(NodeError::VolumeInUse { .. }) => continue,
                 Err(e) => return Err(e),
@@ -138,7 +143,7 @@ impl Cluster {
             .take(SCRATCH_ATTEMPTS)
         {
             if self.obtain(r.volser).await.is_ok() {
-                match self.register_mount(r.volser, opts, constructs, private, true) {
+                match self.register_mount(r.volser, opts, constructs, private, true, None) {
                     Ok(m) => return Ok(m),
                     Err(NodeError::VolumeInUse { .. }) => continue,
                     Err(e) => return Err(e),
@@ -181,6 +186,42 @@ impl Cluster {
         })
     }
 
+    /// This cluster's copy policy overrides (B48-B52), from the grid file.
+    pub fn overrides(&self) -> crate::config::CopyPolicyOverrides {
+        self.grid
+            .cluster(self.id.get())
+            .map(|c| c.overrides.clone())
+            .unwrap_or_default()
+    }
+
+    /// B50(a) "Force volume copy to local": before a specific mount, copy the volume's current
+    /// version here when this cluster has no valid copy, so the job's TVC is this cluster. Returns
+    /// the version now held here. If no holder answers, the mount goes on with a remote TVC (B4),
+    /// as it would without the override: the override chooses where the I/O runs, it does not
+    /// make a reachable volume unmountable.
+    async fn copy_to_local(&self, volser: Volser) -> Option<vtgrid_core::VersionNumber> {
+        let record = self.effective(&volser).ok()?;
+        let blank = self.catalog.view.read(|s| s.is_fast_ready(record.category));
+        if blank || record.version == 0 {
+            return None;
+        }
+        if record.consistent_at.get(&self.id) == Some(&record.version) {
+            return Some(record.version);
+        }
+        for source in record.consistent_clusters().filter(|c| *c != self.id) {
+            match self
+                .pull_from(source, volser, record.version, record.digest)
+                .await
+            {
+                Ok(()) => return Some(record.version),
+                Err(e) => {
+                    tracing::warn!(%volser, %source, error = %e, "force-local copy not made from this source")
+                }
+            }
+        }
+        None
+    }
+
     /// Register the mount of a volume this cluster owns, atomically with the "not mounted" check.
     /// A job that writes a volume it mounted blank (a Fast Ready category) moves it to `private`
     /// when it commits, whether it was a scratch or a specific mount: written data is private.
@@ -191,6 +232,7 @@ impl Cluster {
         constructs: &Constructs,
         private: Category,
         scratch: bool,
+        copied_here: Option<vtgrid_core::VersionNumber>,
     ) -> Result<Arc<Mount>, NodeError> {
         self.mounts.mount_with(|mounted| {
             if mounted(&volser) {
@@ -208,7 +250,12 @@ impl Cluster {
                 // Another job took it out of scratch since we looked.
                 return Err(NodeError::VolumeInUse { volser });
             }
-            if !blank && record.version > 0 && record.consistent_clusters().next().is_none() {
+            let mut base_sources: Vec<ClusterId> = record.consistent_clusters().collect();
+            if copied_here == Some(record.version) && !base_sources.contains(&self.id) {
+                // Copied here by this mount (B50); its CopyDone is on its way to the catalog.
+                base_sources.insert(0, self.id);
+            }
+            if !blank && record.version > 0 && base_sources.is_empty() {
                 return Err(NodeError::NoValidCopy {
                     volser,
                     version: record.version,
@@ -221,7 +268,7 @@ impl Cluster {
                 base_version: record.version,
                 base_size: if blank { 0 } else { record.size },
                 base_digest: record.digest,
-                base_sources: record.consistent_clusters().collect(),
+                base_sources,
                 blank,
                 append: opts.append && !blank,
                 category_on_commit: blank.then_some(private),
@@ -568,12 +615,32 @@ impl Cluster {
                 .ok()
                 .and_then(|r| r.constructs.management_class),
         }?;
-        self.catalog.view.read(|s| {
-            s.management_classes.get(&class).and_then(|mc| {
-                mc.vector_on(self.id)
-                    .map(|v| (v.clone(), mc.on_sync_failure))
+        self.catalog
+            .view
+            .read(|s| {
+                s.management_classes.get(&class).and_then(|mc| {
+                    mc.vector_on(self.id)
+                        .map(|v| (v.clone(), mc.on_sync_failure))
+                })
             })
-        })
+            .map(|(vector, policy)| {
+                // B50(b): a scratch mount here with "force volume copy to local" counts this cluster
+                // as RUN (an S entry stays S); the class itself is unchanged.
+                let forced = mount.blank
+                    && self.overrides().force_local_copy
+                    && matches!(
+                        vector.mode_for(self.id),
+                        vtgrid_core::CopyMode::NoCopy | vtgrid_core::CopyMode::Deferred
+                    );
+                if forced {
+                    (
+                        vector.with_mode(self.id, vtgrid_core::CopyMode::Run),
+                        policy,
+                    )
+                } else {
+                    (vector, policy)
+                }
+            })
     }
 
     /// Change a volume's category (B13: by the owner, ownership obtained first; not while mounted).

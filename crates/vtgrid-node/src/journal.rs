@@ -200,5 +200,6 @@ pub fn apply_change(record: &mut VolumeRecord, change: &VolumeChange) {
             .chain(v.duplexed_to.iter().copied())
             .map(|c| (c, v.version))
             .collect();
+        record.copy_modes = v.copy_modes.clone();
     }
 }

@@ -21,6 +21,11 @@ pub fn volume_to_pb(r: &VolumeRecord, mounted: bool) -> pb::Volume {
             .map(|(c, v)| (u32::from(c.get()), *v))
             .collect(),
         mounted,
+        copy_modes: r
+            .copy_modes
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     }
 }
 

@@ -3,4 +3,5 @@
 
 mod b37_b39_run_and_deferred;
 mod b42_b43_sync;
+mod b50_b52_overrides;
 mod b6_no_valid_copy;

@@ -81,9 +81,16 @@ impl GridService for GridApi {
                 field: "source",
                 problem: "not a cluster id",
             })?;
-        self.cluster
-            .pull_from(source, volser, req.version, digest)
-            .await?;
+        // The pull runs on its own task: a writer that stops waiting (its RUN override is met,
+        // B52, or it timed out) does not cancel a copy already under way.
+        let cluster = self.cluster.clone();
+        let version = req.version;
+        let pull =
+            tokio::spawn(async move { cluster.pull_from(source, volser, version, digest).await });
+        match pull.await {
+            Ok(result) => result?,
+            Err(e) => return Err(Status::internal(format!("RUN copy task failed: {e}"))),
+        }
         Ok(Response::new(pb::PullCopyResponse {}))
     }
 
