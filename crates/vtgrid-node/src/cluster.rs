@@ -44,6 +44,8 @@ pub struct Cluster {
     pub(crate) copy_free_at: std::sync::Mutex<f64>,
     /// Versions being pulled right now (RUN or queued).
     pub(crate) pulling: std::sync::Mutex<std::collections::BTreeSet<(vtgrid_core::Volser, u64)>>,
+    /// Which grid links to peers failed calls lately (B7).
+    pub(crate) path_health: crate::paths::PathHealth,
     /// Volumes a writer is duplexing to this cluster right now (Sync mode).
     pub(crate) sync_sessions: std::sync::Mutex<std::collections::BTreeSet<vtgrid_core::Volser>>,
     /// Each peer's grid link, as the link monitor last saw it.
@@ -117,7 +119,13 @@ impl Cluster {
         let raft = Raft::new(
             id.raft_id(),
             config,
-            GridNetwork::new(connector.clone()),
+            GridNetwork::new(
+                connector.clone(),
+                grid.voters()
+                    .keys()
+                    .map(|id| (*id, grid.grid_paths(*id as u8)))
+                    .collect(),
+            ),
             log,
             sm,
         )
@@ -138,6 +146,7 @@ impl Cluster {
             links: Default::default(),
             pulling: Default::default(),
             sync_sessions: Default::default(),
+            path_health: Default::default(),
             started: tokio::time::Instant::now(),
             events: EventLog::default(),
             connector,

@@ -377,27 +377,43 @@ impl Cluster {
         size: u64,
         digest: Digest,
     ) -> bool {
-        let Some(addr) = self.grid.voters().get(&target.raft_id()).cloned() else {
-            return false;
-        };
-        let mut client = GridServiceClient::new(self.connector.channel(&addr));
-        let timeout = run_copy_timeout(size);
-        let mut request = tonic::Request::new(PullCopyRequest {
-            volser: volser.to_string(),
-            version,
-            size,
-            digest: digest.to_hex(),
-            source: u32::from(self.id.get()),
-        });
-        request.set_timeout(timeout);
-        match tokio::time::timeout(timeout, client.pull_copy(request)).await {
-            Ok(Ok(_)) => true,
-            Ok(Err(status)) => {
-                tracing::warn!(%volser, %target, %status, "RUN copy refused");
-                false
+        // One deadline for the copy, whichever links it takes: a link that fails to carry the
+        // request hands it to the next (B7); a refusal from the target is final.
+        let until = tokio::time::Instant::now() + run_copy_timeout(size);
+        for addr in self.paths_to(target) {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
             }
-            Err(_) => false,
+            let mut client = GridServiceClient::new(self.connector.channel(&addr));
+            let mut request = tonic::Request::new(PullCopyRequest {
+                volser: volser.to_string(),
+                version,
+                size,
+                digest: digest.to_hex(),
+                source: u32::from(self.id.get()),
+            });
+            request.set_timeout(left);
+            match tokio::time::timeout(left, client.pull_copy(request)).await {
+                Ok(Ok(_)) => {
+                    self.path_health.worked(&addr);
+                    return true;
+                }
+                Ok(Err(status)) if vtgrid_proto::reason_of(&status).is_some() => {
+                    tracing::warn!(%volser, %target, %status, "RUN copy refused");
+                    return false;
+                }
+                Ok(Err(status)) => {
+                    tracing::warn!(%volser, %target, %addr, %status, "RUN copy request lost on this link");
+                    self.path_health.failed(&addr);
+                }
+                Err(_) => {
+                    self.path_health.failed(&addr);
+                    return false;
+                }
+            }
         }
+        false
     }
 }
 

@@ -37,6 +37,7 @@ pub mod links;
 pub mod metrics;
 pub mod mounts;
 pub mod ownership;
+pub mod paths;
 pub mod process;
 pub mod publisher;
 pub mod raft_network;

@@ -135,11 +135,11 @@ impl Cluster {
             return Ok(record.token);
         }
         let owner = record.token.owner;
+        // One link per attempt; a link that failed goes last, so `obtain`'s retry uses another.
         let addr = self
-            .grid
-            .voters()
-            .get(&owner.raft_id())
-            .cloned()
+            .paths_to(owner)
+            .into_iter()
+            .next()
             .ok_or(NodeError::OwnerUnreachable { volser, owner })?;
         let mut client = GridServiceClient::new(self.connector.channel(&addr));
         let mut request = tonic::Request::new(SurrenderRequest {
@@ -148,9 +148,20 @@ impl Cluster {
         });
         request.set_timeout(SURRENDER_TIMEOUT);
         let reply = match tokio::time::timeout(SURRENDER_TIMEOUT, client.surrender(request)).await {
-            Err(_) => return Err(NodeError::OwnerUnreachable { volser, owner }),
-            Ok(Err(status)) => return Err(refusal(volser, owner, status)),
-            Ok(Ok(reply)) => reply.into_inner(),
+            Err(_) => {
+                self.path_health.failed(&addr);
+                return Err(NodeError::OwnerUnreachable { volser, owner });
+            }
+            Ok(Err(status)) => {
+                if reason_of(&status).is_none() {
+                    self.path_health.failed(&addr);
+                }
+                return Err(refusal(volser, owner, status));
+            }
+            Ok(Ok(reply)) => {
+                self.path_health.worked(&addr);
+                reply.into_inner()
+            }
         };
         self.catalog.wait_applied(reply.log_index).await?;
         self.metrics.ownership_transfers_in.inc();
@@ -290,10 +301,18 @@ impl Cluster {
         volser: Volser,
         version: VersionNumber,
     ) -> bool {
-        let Some(addr) = self.grid.voters().get(&source.raft_id()).cloned() else {
-            return false;
-        };
-        let mut client = GridServiceClient::new(self.connector.channel(&addr))
+        for addr in self.paths_to(source) {
+            if self.probe_path(&addr, volser, version).await {
+                self.path_health.worked(&addr);
+                return true;
+            }
+            self.path_health.failed(&addr);
+        }
+        false
+    }
+
+    async fn probe_path(&self, addr: &str, volser: Volser, version: VersionNumber) -> bool {
+        let mut client = GridServiceClient::new(self.connector.channel(addr))
             .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES);
         let probe = async {
             let mut stream = client
@@ -324,26 +343,29 @@ impl Cluster {
         version: VersionNumber,
         digest: vtgrid_core::Digest,
     ) -> Result<impl Stream<Item = Result<Bytes, NodeError>> + Send + use<>, NodeError> {
-        let addr = self
-            .grid
-            .voters()
-            .get(&from.raft_id())
-            .cloned()
-            .ok_or(NodeError::NoValidCopy { volser, version })?;
-        let mut client = GridServiceClient::new(self.connector.channel(&addr))
-            .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES);
-        let request = ReadVersionRequest {
-            volser: volser.to_string(),
-            version,
-        };
-        let stream =
+        // The first link that answers carries the whole stream; if that link fails mid-way the
+        // read fails (B7) and the job's retry starts on another link.
+        let mut opened = None;
+        for addr in self.paths_to(from) {
+            let mut client = GridServiceClient::new(self.connector.channel(&addr))
+                .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES);
+            let request = ReadVersionRequest {
+                volser: volser.to_string(),
+                version,
+            };
             match tokio::time::timeout(SURRENDER_TIMEOUT, client.read_version(request)).await {
-                Ok(Ok(s)) => s.into_inner(),
+                Ok(Ok(s)) => {
+                    self.path_health.worked(&addr);
+                    opened = Some(s.into_inner());
+                    break;
+                }
                 Ok(Err(status)) if reason_of(&status).is_some() => {
                     return Err(refusal(volser, from, status))
                 }
-                _ => return Err(NodeError::NoValidCopy { volser, version }),
-            };
+                _ => self.path_health.failed(&addr),
+            }
+        }
+        let stream = opened.ok_or(NodeError::NoValidCopy { volser, version })?;
         // Each chunk was CRC-checked at the source; the whole version is checked here, so bytes
         // damaged on the way are CHECKSUM_MISMATCH at the end of the stream, never a good read.
         let verified = futures::stream::unfold(

@@ -112,6 +112,11 @@ pub async fn run_node(config_path: &Path, id: u8) -> Result<(), NodeProcessError
     })?;
     let host_listener = bind(&me.host, "host").await?;
     let grid_listener = bind(&me.grid, "grid").await?;
+    // One more grid listener per extra link (B7): peers fail over to them.
+    let mut link_listeners = Vec::new();
+    for addr in &me.grid_links {
+        link_listeners.push(bind(addr, "grid link").await?);
+    }
     let cluster = start_voter(grid.clone(), id, engine, Arc::new(volumes)).await?;
 
     if let Some(metrics_addr) = me.metrics.clone() {
@@ -126,7 +131,7 @@ pub async fn run_node(config_path: &Path, id: u8) -> Result<(), NodeProcessError
     }
 
     tracing::info!(cluster = %cluster.id, host = %me.host, grid = %me.grid, "serving");
-    let networks = vec![
+    let mut networks = vec![
         Network {
             name: "host",
             listener: host_listener,
@@ -138,6 +143,11 @@ pub async fn run_node(config_path: &Path, id: u8) -> Result<(), NodeProcessError
             routes: grid_routes(cluster.clone()),
         },
     ];
+    networks.extend(link_listeners.into_iter().map(|listener| Network {
+        name: "grid link",
+        listener,
+        routes: grid_routes(cluster.clone()),
+    }));
     let served = serve_until_stopped(&cluster, networks, &mut signals).await;
     telemetry_shutdown(telemetry, served).await
 }

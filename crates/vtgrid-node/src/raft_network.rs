@@ -29,11 +29,19 @@ use crate::transport::Connector;
 #[derive(Clone)]
 pub struct GridNetwork {
     connector: Arc<dyn Connector>,
+    /// Every grid address of each voter, one per link (B7); the primary first.
+    paths: Arc<std::collections::BTreeMap<u64, Vec<String>>>,
 }
 
 impl GridNetwork {
-    pub fn new(connector: Arc<dyn Connector>) -> Self {
-        GridNetwork { connector }
+    pub fn new(
+        connector: Arc<dyn Connector>,
+        paths: std::collections::BTreeMap<u64, Vec<String>>,
+    ) -> Self {
+        GridNetwork {
+            connector,
+            paths: Arc::new(paths),
+        }
     }
 }
 
@@ -41,9 +49,17 @@ impl RaftNetworkFactory<TypeConfig> for GridNetwork {
     type Network = GridLink;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> GridLink {
+        let paths = self
+            .paths
+            .get(&target)
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .unwrap_or_else(|| vec![node.addr.clone()]);
         let mut link = GridLink {
             target,
-            addr: node.addr.clone(),
+            addr: paths[0].clone(),
+            paths,
+            next_path: 1,
             client: None,
             connector: self.connector.clone(),
         };
@@ -55,7 +71,11 @@ impl RaftNetworkFactory<TypeConfig> for GridNetwork {
 /// The Raft connection to one peer.
 pub struct GridLink {
     target: u64,
+    /// The address in use, one of `paths`.
     addr: String,
+    paths: Vec<String>,
+    /// The path the next reconnect takes: after a failed call Raft moves to the next link.
+    next_path: usize,
     /// None when the peer's address does not parse; every RPC then reports it unreachable.
     client: Option<GridServiceClient<Channel>>,
     connector: Arc<dyn Connector>,
@@ -115,6 +135,9 @@ impl GridLink {
         let reply = match rpc(client, request).await {
             Ok(r) => r.into_inner(),
             Err(status) => {
+                // The next call goes over the next link (B7), on a fresh connection.
+                self.addr = self.paths[self.next_path % self.paths.len()].clone();
+                self.next_path = self.next_path.wrapping_add(1);
                 self.reconnect();
                 let e = LinkError::Status(status);
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));

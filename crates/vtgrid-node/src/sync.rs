@@ -168,14 +168,34 @@ impl Cluster {
         peer: ClusterId,
         version: VersionNumber,
     ) -> Result<SyncDuplex, SyncTrouble> {
+        let mut last = SyncTrouble {
+            peer,
+            cause: "not in the grid file".into(),
+        };
+        for addr in self.paths_to(peer) {
+            match self.open_duplex_on(&addr, mount, peer, version).await {
+                Ok(d) => {
+                    self.path_health.worked(&addr);
+                    return Ok(d);
+                }
+                Err(t) => {
+                    self.path_health.failed(&addr);
+                    last = t;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn open_duplex_on(
+        &self,
+        addr: &str,
+        mount: &Mount,
+        peer: ClusterId,
+        version: VersionNumber,
+    ) -> Result<SyncDuplex, SyncTrouble> {
         let trouble = |cause: String| SyncTrouble { peer, cause };
-        let addr = self
-            .grid
-            .voters()
-            .get(&peer.raft_id())
-            .cloned()
-            .ok_or_else(|| trouble("not in the grid file".into()))?;
-        let mut client = GridServiceClient::new(self.connector.channel(&addr))
+        let mut client = GridServiceClient::new(self.connector.channel(addr))
             .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel(SYNC_WINDOW);
         let appending = mount.append && mount.base_version > 0;

@@ -31,7 +31,7 @@ pub const RPC_DEADLINE: Duration = Duration::from_secs(10);
 /// A fresh channel to cluster `id`'s host endpoint. After a fault, make a new one: an HTTP/2
 /// connection can stay wedged after the network heals.
 pub fn channel(id: u8) -> Channel {
-    SimConnector.channel(&format!("{}:{HOST_PORT}", host_name(id)))
+    SimConnector::default().channel(&format!("{}:{HOST_PORT}", host_name(id)))
 }
 
 pub fn host(id: u8) -> HostServiceClient<Channel> {

@@ -140,12 +140,21 @@ pub async fn run_cluster(
         Some(turmoil::net::TcpListener::bind(("0.0.0.0", HOST_PORT)).await?)
     };
     let grid_listener = turmoil::net::TcpListener::bind(("0.0.0.0", GRID_PORT)).await?;
+    // A cluster with more than one grid link listens on one more port per link (B7).
+    let mut link_listeners = Vec::new();
+    for path in grid.grid_paths(id).iter().skip(1) {
+        let port = path
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .ok_or_else(|| format!("grid link {path:?} has no port"))?;
+        link_listeners.push(turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?);
+    }
     let cluster = Cluster::start(
         grid,
         ClusterId::new(id)?,
         disks.engine.clone(),
         Arc::new(volumes),
-        Arc::new(SimConnector),
+        Arc::new(SimConnector::new(host_name(id))),
         life,
     )
     .await?;
@@ -154,6 +163,15 @@ pub async fn run_cluster(
     if witness {
         grid_side =
             grid_side.add_service(StatusServiceServer::new(StatusApi::new(cluster.clone())));
+    }
+    for listener in link_listeners {
+        let routes = grid_routes(cluster.clone());
+        tokio::spawn(async move {
+            let _ = Server::builder()
+                .add_routes(routes)
+                .serve_with_incoming(incoming(listener))
+                .await;
+        });
     }
     let grid = Server::builder()
         .add_routes(grid_side)
