@@ -95,6 +95,20 @@ impl ProcessGrid {
         grid
     }
 
+    /// [`ProcessGrid::start`] with the grid file changed by `configure` first (management
+    /// classes, a copy throttle), or with `grid_up`, [`ProcessGrid::start_grid_up`].
+    pub async fn start_configured(
+        clusters: u8,
+        witnesses: u8,
+        grid_up: bool,
+        configure: impl FnOnce(&mut GridLayout),
+    ) -> ProcessGrid {
+        let mut grid = ProcessGrid::new(clusters, witnesses);
+        configure(&mut grid.layout);
+        grid.first_start(grid_up).await;
+        grid
+    }
+
     fn new(clusters: u8, witnesses: u8) -> ProcessGrid {
         let dir = tempfile::Builder::new()
             .prefix("vtgrid-grid-")
