@@ -13,8 +13,10 @@
 //! - `grid_processes`: several clusters and a witness as one Raft group: leader agreement, kill -9
 //!   of the leader, whole-grid restart, `grid up` with witnesses.
 //! - `grid_files`: the shipped grid files, the two-voter warning, node/witness id checks.
+//! - `copies_restart`: kill -9 of the cluster pulling deferred copies, restart, the queue drains.
 
 mod bad_input;
+mod copies_restart;
 mod corruption;
 mod durability;
 mod grid_files;

@@ -493,6 +493,32 @@ impl ProcessGrid {
         );
     }
 
+    /// Under `grid up`: SIGKILL the child process running voter `id` and wait until it is gone
+    /// (`grid up` reaps it, reports it and keeps the rest running). [`ProcessGrid::restart`]
+    /// then starts the voter again as a process of its own, as an operator would.
+    pub fn kill9_grid_up_voter(&mut self, id: u8) {
+        let supervisor = self.supervisor.as_ref().expect("grid up is running");
+        let supervisor = Pid::from_raw(supervisor.id() as i32);
+        let id_arg = id.to_string();
+        let pid = child_pids(supervisor)
+            .into_iter()
+            .find(|pid| {
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                args.windows(2)
+                    .any(|w| w[0] == b"--id" && w[1] == id_arg.as_bytes())
+            })
+            .unwrap_or_else(|| panic!("grid up runs no child with --id {id}"));
+        kill(pid, Signal::SIGKILL).expect("SIGKILL a voter under grid up");
+        let gone = poll_blocking(STOP_TIMEOUT, || {
+            (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        });
+        assert!(
+            gone.is_some(),
+            "voter {id} (pid {pid}) was not reaped by grid up within {STOP_TIMEOUT:?}"
+        );
+    }
+
     /// SIGTERM every running voter at once, then wait for each to exit 0.
     pub fn stop_all(&mut self) {
         let ids: Vec<u8> = self
