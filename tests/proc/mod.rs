@@ -13,9 +13,14 @@
 //! - `grid_processes`: several clusters and a witness as one Raft group: leader agreement, kill -9
 //!   of the leader, whole-grid restart, `grid up` with witnesses.
 //! - `grid_files`: the shipped grid files, the two-voter warning, node/witness id checks.
+//! - `copies_restart`: kill -9 of the cluster pulling deferred copies, restart, the queue drains.
+//! - `demo_1gib`: the 1 GiB R-R-D demo under `grid up`; runs only with
+//!   `VTGRID_DEMO_1GIB=1`.
 
 mod bad_input;
+mod copies_restart;
 mod corruption;
+mod demo_1gib;
 mod durability;
 mod grid_files;
 mod grid_processes;

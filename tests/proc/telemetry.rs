@@ -14,8 +14,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use tokio_stream::wrappers::TcpListenerStream;
-use vtgrid_tests::support::host::write_volume;
-use vtgrid_tests::support::{wait_until, GridOptions, Payload, TestGrid, SCRATCH_CATEGORY};
+use vtgrid_tests::support::host::{ok, scratch, write_job, write_volume};
+use vtgrid_tests::support::{
+    wait_for, wait_until, GridOptions, Payload, ProcessGrid, TestGrid, MIB, SCRATCH_CATEGORY,
+    STANDARD_CLASS,
+};
 
 /// A collector that remembers `(service.name, span name)` of every span it is sent.
 #[derive(Clone, Default)]
@@ -169,4 +172,121 @@ async fn metrics_endpoint_serves_prometheus_text_that_follows_host_jobs() {
         "{after}"
     );
     assert!(after.contains("# HELP vtgrid_mounts "), "{after}");
+    for priority in COPY_PRIORITIES {
+        assert_eq!(
+            metric(&after, &series("vtgrid_copy_queue_depth", priority)),
+            Some(0.0),
+            "a lone cluster owes no copies: {after}"
+        );
+    }
+}
+
+/// The copy priorities as the queue gauges label them.
+const COPY_PRIORITIES: [&str; 4] = [
+    "immediate",
+    "sync-deferred",
+    "immediate-deferred",
+    "deferred",
+];
+
+/// `name{priority="p"}`.
+fn series(name: &str, priority: &str) -> String {
+    format!("{name}{{priority=\"{priority}\"}}")
+}
+
+/// Scrape `addr` on a blocking thread.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    tokio::task::spawn_blocking(move || http_get(addr, "/metrics"))
+        .await
+        .expect("scrape")
+}
+
+/// The copy-queue gauges per priority (DESIGN §7) follow a deferred backlog on their own, with no
+/// `ListCopyQueue` call: queued copies show up with their bytes and age, and drain to zero while
+/// the copied-bytes counter adds up to what was copied.
+///
+/// Sequence: two clusters, STANDARD = RUN at C0 and Deferred to C1, a copy throttle of 1 MiB/s
+/// one copy at a time → three 2 MiB volumes written at C0 → C1's scrape shows
+/// `copy_queue_depth{priority="deferred"}` ≥ 1 with bytes a whole number of volumes and a sane
+/// age, and the other priorities at 0 → C1's scrape shows the deferred queue at 0 depth and 0
+/// bytes, `copies_total` 3 and `copied_bytes_total` 6 MiB.
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_queue_gauges_per_priority_follow_a_deferred_backlog_until_it_drains() {
+    const VOLUMES: u64 = 3;
+    const SIZE: u64 = 2 * MIB;
+    let grid = ProcessGrid::start_configured(2, 0, false, |layout| {
+        layout.management_classes = Some(format!(
+            "[[management_class]]\nname = \"{STANDARD_CLASS}\"\ncopy_modes = {{ C0 = \"RD\", C1 = \"NR\" }}\n"
+        ));
+        layout.extra_toml = format!("\n[copy]\nbytes_per_sec = {MIB}\nconcurrency = 1\n");
+    })
+    .await;
+    let metrics = grid.voter(1).metrics.expect("C1 serves metrics");
+    grid.insert(0, "Q00000-Q00009", SCRATCH_CATEGORY).await;
+    let mut host = grid.host(0).await;
+    for seed in 0..VOLUMES {
+        let done = ok(
+            write_job(
+                &mut host,
+                scratch(SCRATCH_CATEGORY, STANDARD_CLASS),
+                Payload::new(seed, SIZE),
+            )
+            .await,
+            "write a deferred-copy volume at C0",
+        );
+        assert!(done.written, "{done:?}");
+    }
+
+    let deferred = |name: &str| series(name, "deferred");
+    let backlog = wait_for(
+        "C1's metrics to show a deferred copy waiting",
+        Duration::from_secs(30),
+        || async {
+            let text = scrape(metrics).await;
+            let depth = metric(&text, &deferred("vtgrid_copy_queue_depth"))?;
+            (depth >= 1.0).then_some(text)
+        },
+    )
+    .await;
+    let depth = metric(&backlog, &deferred("vtgrid_copy_queue_depth")).expect("depth");
+    let bytes = metric(&backlog, &deferred("vtgrid_copy_queue_bytes")).expect("bytes");
+    let age = metric(&backlog, &deferred("vtgrid_copy_queue_oldest_age_seconds")).expect("age");
+    assert!(depth <= VOLUMES as f64, "{backlog}");
+    assert!(
+        bytes >= SIZE as f64 && bytes <= (VOLUMES * SIZE) as f64 && bytes % SIZE as f64 == 0.0,
+        "queued bytes are whole volumes: {backlog}"
+    );
+    assert!(
+        (0.0..60.0).contains(&age),
+        "oldest age in seconds: {backlog}"
+    );
+    for priority in ["immediate", "sync-deferred", "immediate-deferred"] {
+        assert_eq!(
+            metric(&backlog, &series("vtgrid_copy_queue_depth", priority)),
+            Some(0.0),
+            "only deferred copies are owed: {backlog}"
+        );
+    }
+
+    let drained = wait_for(
+        "C1's deferred queue to drain in its metrics",
+        Duration::from_secs(60),
+        || async {
+            let text = scrape(metrics).await;
+            let copied = metric(&text, "vtgrid_copied_bytes_total")?;
+            let depth = metric(&text, &deferred("vtgrid_copy_queue_depth"))?;
+            (copied == (VOLUMES * SIZE) as f64 && depth == 0.0).then_some(text)
+        },
+    )
+    .await;
+    assert_eq!(
+        metric(&drained, &deferred("vtgrid_copy_queue_bytes")),
+        Some(0.0),
+        "{drained}"
+    );
+    assert_eq!(
+        metric(&drained, "vtgrid_copies_total"),
+        Some(VOLUMES as f64),
+        "{drained}"
+    );
 }

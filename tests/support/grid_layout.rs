@@ -1,9 +1,10 @@
 //! A multi-voter grid file on free loopback ports: N data clusters and M witnesses, in the
 //! format of `cluster-config/*.toml`.
 //!
-//! Every data cluster defines [`STANDARD_CLASS`] as RUN on itself and No Copy elsewhere, so a
-//! job on one cluster never waits for another: the grid tests here are about the catalog's Raft
-//! group, not about copies.
+//! By default every data cluster defines [`STANDARD_CLASS`] as RUN on itself and No Copy
+//! elsewhere, so a job on one cluster never waits for another: most grid tests here are about the
+//! catalog's Raft group, not about copies. A copy test sets [`GridLayout::management_classes`]
+//! (and a `[copy]` throttle in [`GridLayout::extra_toml`]) before the grid starts.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,10 @@ impl Voter {
 pub struct GridLayout {
     pub name: String,
     pub voters: Vec<Voter>,
+    /// `[[management_class]]` tables that replace the default STANDARD class; none: the default.
+    pub management_classes: Option<String>,
+    /// TOML appended to the grid file, e.g. a `[copy]` throttle.
+    pub extra_toml: String,
 }
 
 impl GridLayout {
@@ -92,6 +97,8 @@ impl GridLayout {
         GridLayout {
             name: "proc-grid".into(),
             voters,
+            management_classes: None,
+            extra_toml: String::new(),
         }
     }
 
@@ -185,6 +192,15 @@ data_dir = {data_dir}
                 format!("C{} = \"{vector}\"", v.id)
             })
             .collect();
+        let classes = self.management_classes.clone().unwrap_or_else(|| {
+            format!(
+                r#"[[management_class]]
+name = "{STANDARD_CLASS}"
+copy_modes = {{ {vectors} }}
+"#,
+                vectors = vectors.join(", ")
+            )
+        });
         out.push_str(&format!(
             r#"
 [[category]]
@@ -196,15 +212,12 @@ fast_ready = true
 id = "{PRIVATE_CATEGORY}"
 name = "PRIVATE"
 
-[[management_class]]
-name = "{STANDARD_CLASS}"
-copy_modes = {{ {vectors} }}
-
+{classes}
 [telemetry]
 log = "info"
-"#,
-            vectors = vectors.join(", ")
+"#
         ));
+        out.push_str(&self.extra_toml);
         out
     }
 }

@@ -9,6 +9,8 @@
 //!   killable and restartable alone; leader and catalog agreement waits.
 //! - [`grid_layout`]: the multi-voter grid file on free loopback ports.
 //! - [`host`]: gRPC clients and host jobs (mount → write/read → rewind-unload), reason asserts.
+//! - [`copy_watch`]: the copy queue, consistency and read-back through the CLI, as an operator
+//!   watches copies; the classes and copy throttle of a shipped grid file.
 //! - [`cli`]: finding the `vtgrid` binary and running one command with a deadline, stdin fed
 //!   from a [`Payload`] and stdout kept or only hashed.
 //! - [`payload`]: deterministic bytes generated on demand, so no test holds a big buffer.
@@ -19,6 +21,7 @@
 //! fault is a whole process killed or stopped.
 
 pub mod cli;
+pub mod copy_watch;
 pub mod grid_file;
 pub mod grid_layout;
 pub mod host;

@@ -95,6 +95,20 @@ impl ProcessGrid {
         grid
     }
 
+    /// [`ProcessGrid::start`] with the grid file changed by `configure` first (management
+    /// classes, a copy throttle), or with `grid_up`, [`ProcessGrid::start_grid_up`].
+    pub async fn start_configured(
+        clusters: u8,
+        witnesses: u8,
+        grid_up: bool,
+        configure: impl FnOnce(&mut GridLayout),
+    ) -> ProcessGrid {
+        let mut grid = ProcessGrid::new(clusters, witnesses);
+        configure(&mut grid.layout);
+        grid.first_start(grid_up).await;
+        grid
+    }
+
     fn new(clusters: u8, witnesses: u8) -> ProcessGrid {
         let dir = tempfile::Builder::new()
             .prefix("vtgrid-grid-")
@@ -476,6 +490,32 @@ impl ProcessGrid {
             Some(Signal::SIGKILL as i32),
             "{} died of SIGKILL",
             p.voter.name
+        );
+    }
+
+    /// Under `grid up`: SIGKILL the child process running voter `id` and wait until it is gone
+    /// (`grid up` reaps it, reports it and keeps the rest running). [`ProcessGrid::restart`]
+    /// then starts the voter again as a process of its own, as an operator would.
+    pub fn kill9_grid_up_voter(&mut self, id: u8) {
+        let supervisor = self.supervisor.as_ref().expect("grid up is running");
+        let supervisor = Pid::from_raw(supervisor.id() as i32);
+        let id_arg = id.to_string();
+        let pid = child_pids(supervisor)
+            .into_iter()
+            .find(|pid| {
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                args.windows(2)
+                    .any(|w| w[0] == b"--id" && w[1] == id_arg.as_bytes())
+            })
+            .unwrap_or_else(|| panic!("grid up runs no child with --id {id}"));
+        kill(pid, Signal::SIGKILL).expect("SIGKILL a voter under grid up");
+        let gone = poll_blocking(STOP_TIMEOUT, || {
+            (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        });
+        assert!(
+            gone.is_some(),
+            "voter {id} (pid {pid}) was not reaped by grid up within {STOP_TIMEOUT:?}"
         );
     }
 

@@ -419,7 +419,8 @@ impl Cluster {
 
 impl Cluster {
     /// The copy queue as operators see it: per priority count, bytes and the oldest copy's age,
-    /// and (at most `limit`) the copies themselves in pull order.
+    /// and (at most `limit`) the copies themselves in pull order. Also sets the per-priority
+    /// queue gauges, every priority included (zero when none waits).
     pub async fn copy_queue_view(
         &self,
         limit: usize,
@@ -441,10 +442,19 @@ impl Cluster {
                 None => summary.push((c.priority, 1, c.size, age)),
             }
         }
-        self.metrics.copy_queue_depth.set(all.len() as i64);
-        self.metrics
-            .copy_queue_oldest_age_ms
-            .set(summary.iter().map(|s| s.3).max().unwrap_or(0) as i64);
+        for priority in [
+            CopyPriority::Immediate,
+            CopyPriority::SyncDeferred,
+            CopyPriority::ImmediateDeferred,
+            CopyPriority::Deferred,
+        ] {
+            let (count, bytes, age) = summary
+                .iter()
+                .find(|s| s.0 == priority)
+                .map_or((0, 0, 0), |s| (s.1, s.2, s.3));
+            self.metrics
+                .set_copy_queue(priority_name(priority), count, bytes, age);
+        }
         Ok((summary, all.into_iter().take(limit).collect()))
     }
 }

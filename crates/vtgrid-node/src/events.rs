@@ -1,6 +1,7 @@
-//! Events a cluster raises for operators (the seed's host messages; DESIGN §7). This release keeps
-//! the last [`EVENT_LOG_LEN`] in memory for `StatusService.ListEvents`; the streaming
-//! `WatchEvents` arrives with the grid-state work.
+//! Events a cluster raises for operators (the seed's host messages; DESIGN §7). The last
+//! [`EVENT_LOG_LEN`] stay in memory for `StatusService.ListEvents`, and `WatchEvents` streams
+//! them as they are raised. Codes are stable: tests and operators' alerting match on them, never
+//! on the message text.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -19,8 +20,40 @@ pub const IMMEDIATE_COPY_DEFERRED: &str = "IMMEDIATE_COPY_DEFERRED";
 /// sync-deferred (B43, `on_sync_failure = "defer"`).
 pub const SYNC_DEFERRED: &str = "SYNC_DEFERRED";
 
-/// A peer stopped answering on the grid network (the seed's G0013).
+/// A peer stopped answering on the grid network: "G0013 Library libname has experienced an
+/// unexpected outage with its peer library libname" (SEED L36).
 pub const G0013: &str = "G0013";
+
+// Grid-state transitions (B59-B62, B64-B69), raised by the link monitor when a flag of
+// `GetGridState` changes (see `crate::links::grid_state_events`). The seed gives message IDs for
+// two of the states and none for their end or for Grid Links Degraded, so those codes are the
+// state's own name, and its end is named `..._RESTORED`.
+
+/// The grid entered the Grid Links Degraded state: a peer does not answer on the grid network.
+/// The seed names the state without a message ID (SEED L76, L90, L103, L135, L149; B59).
+pub const GRID_LINKS_DEGRADED: &str = "GRID_LINKS_DEGRADED";
+
+/// Every peer answers on the grid network again; Grid Links Degraded is over (B62, INF).
+pub const GRID_LINKS_RESTORED: &str = "GRID_LINKS_RESTORED";
+
+/// "CBR3786E VTS operations degraded in library" (SEED L35): VTS_OPERATIONS_DEGRADED was set.
+pub const CBR3786E: &str = "CBR3786E";
+
+/// VTS_OPERATIONS_DEGRADED cleared (B62). The seed has no message for it.
+pub const VTS_OPERATIONS_RESTORED: &str = "VTS_OPERATIONS_RESTORED";
+
+/// "CBR3785E Copy operations disabled in library" (SEED L34): COPY_OPERATIONS_DISABLED was set.
+pub const CBR3785E: &str = "CBR3785E";
+
+/// COPY_OPERATIONS_DISABLED cleared: copies to and from every data cluster can run (B62). The
+/// seed has no message for it.
+pub const COPY_OPERATIONS_RESTORED: &str = "COPY_OPERATIONS_RESTORED";
+
+/// "Call Home support is invoked" (SEED L80, L91, L104, L137, L151, L166: scenarios 2,
+/// 3, 4, 6, 7, 8; B59): raised once each
+/// time GRID_LINKS_DEGRADED or VTS_OPERATIONS_DEGRADED is newly set. It is the alert hook's
+/// event; an operator's alerting follows `WatchEvents` for this code.
+pub const CALL_HOME: &str = "CALL_HOME";
 
 /// How many events a cluster remembers.
 pub const EVENT_LOG_LEN: usize = 1000;

@@ -1,10 +1,12 @@
 //! B64 (failover scenario 2) as c0 reports it: with the grid links between c0 and c1 down, c0's
 //! `GetGridState` shows the link to c1 unreachable and the flags GRID_LINKS_DEGRADED,
-//! VTS_OPERATIONS_DEGRADED and COPY_OPERATIONS_DISABLED, and c0 raises G0013 naming c1; when the
-//! links come back the state clears.
+//! VTS_OPERATIONS_DEGRADED and COPY_OPERATIONS_DISABLED, and c0 raises G0013 naming c1, the
+//! state events GRID_LINKS_DEGRADED, CBR3786E and CBR3785E, and Call Home once (B59); when the
+//! links come back the state clears and each state's end is an event (B62).
 //!
-//! Sequence: c0, c1, c2 → c0 sees every link up and no flags → cut c0-c1 → c0's state and events
-//! as above, the link to c2 still up → repair → every link up, no flags.
+//! Sequence: c0, c1, c2 → c0 sees every link up and no flags, and has raised no state event →
+//! cut c0-c1 → c0's state and events as above, the link to c2 still up → repair → every link
+//! up, no flags, and COPY_OPERATIONS_RESTORED, VTS_OPERATIONS_RESTORED, GRID_LINKS_RESTORED.
 
 use std::time::Duration;
 
@@ -42,6 +44,36 @@ async fn wait_state(
     }
 }
 
+async fn event_codes(at: u8) -> Result<Vec<String>, tonic::Status> {
+    let events = deadline(
+        pb::status_service_client::StatusServiceClient::new(client::channel(at))
+            .list_events(pb::ListEventsRequest {}),
+    )
+    .await?
+    .into_inner()
+    .events;
+    Ok(events.into_iter().map(|e| e.code).collect())
+}
+
+/// Poll c`at`'s events until every code in `want` is among them.
+async fn wait_events(
+    at: u8,
+    want: &[&str],
+    within: Duration,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let codes = event_codes(at).await?;
+        if want.iter().all(|w| codes.iter().any(|c| c == w)) {
+            return Ok(codes);
+        }
+        if tokio::time::Instant::now() > until {
+            return Err(format!("events {want:?} not all raised; c{at} has {codes:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn link(s: &pb::GridState, peer: u32) -> bool {
     s.links.iter().any(|l| l.peer == peer && l.reachable)
 }
@@ -54,6 +86,13 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         link(s, 1) && link(s, 2) && s.flags.is_empty()
     })
     .await?;
+    let quiet = event_codes(0).await?;
+    if quiet
+        .iter()
+        .any(|c| ["CBR3786E", "CBR3785E", "CALL_HOME"].contains(&c.as_str()))
+    {
+        return Err(format!("a grid that started together is not degraded: {quiet:?}").into());
+    }
 
     turmoil::partition("c0", "c1");
     let s = wait_state(0, "the link to c1 down", Duration::from_secs(10), |s| {
@@ -85,6 +124,15 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     {
         return Err(format!("no G0013 naming C1 in {events:?}").into());
     }
+    let codes = wait_events(
+        0,
+        &["GRID_LINKS_DEGRADED", "CBR3786E", "CBR3785E", "CALL_HOME"],
+        Duration::from_secs(10),
+    )
+    .await?;
+    if codes.iter().filter(|c| *c == "CALL_HOME").count() != 1 {
+        return Err(format!("Call Home fires once per outage: {codes:?}").into());
+    }
 
     turmoil::repair("c0", "c1");
     wait_state(
@@ -92,6 +140,16 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         "every link up again, no flags",
         Duration::from_secs(10),
         |s| link(s, 1) && link(s, 2) && s.flags.is_empty(),
+    )
+    .await?;
+    wait_events(
+        0,
+        &[
+            "COPY_OPERATIONS_RESTORED",
+            "VTS_OPERATIONS_RESTORED",
+            "GRID_LINKS_RESTORED",
+        ],
+        Duration::from_secs(10),
     )
     .await?;
     Ok(())
@@ -102,9 +160,9 @@ fn run(seed: u64) -> Result<(), String> {
 }
 
 #[test]
-fn b64_grid_links_down_shows_degraded_flags_and_g0013() {
+fn b64_grid_links_down_shows_degraded_flags_and_g0013_and_state_events() {
     for_each_seed(
-        "b64_grid_links_down_shows_degraded_flags_and_g0013",
+        "b64_grid_links_down_shows_degraded_flags_and_g0013_and_state_events",
         SEEDS,
         run,
     );
