@@ -44,6 +44,9 @@ pub struct Cluster {
     pub(crate) copy_free_at: std::sync::Mutex<f64>,
     /// Versions being pulled right now (RUN or queued).
     pub(crate) pulling: std::sync::Mutex<std::collections::BTreeSet<(vtgrid_core::Volser, u64)>>,
+    /// Each peer grid address (one per link) as the link monitor last saw it.
+    pub(crate) path_links:
+        std::sync::Mutex<std::collections::BTreeMap<String, crate::links::LinkState>>,
     /// Which grid links to peers failed calls lately (B7).
     pub(crate) path_health: crate::paths::PathHealth,
     /// Volumes a writer is duplexing to this cluster right now (Sync mode).
@@ -147,6 +150,7 @@ impl Cluster {
             pulling: Default::default(),
             sync_sessions: Default::default(),
             path_health: Default::default(),
+            path_links: Default::default(),
             started: tokio::time::Instant::now(),
             events: EventLog::default(),
             connector,

@@ -53,8 +53,17 @@ impl Cluster {
             match next {
                 Ok(copies) if !copies.is_empty() => {
                     // Up to `copy.concurrency` pulls at once; the next batch starts when all end.
-                    let pulls = copies.iter().map(|c| self.pull_queued(c));
-                    let results = futures::future::join_all(pulls).await;
+                    // Meanwhile (a batch may wait seconds on the throttle) new versions are still
+                    // queued, so the queue operators see is the whole backlog.
+                    let pulls =
+                        futures::future::join_all(copies.iter().map(|c| self.pull_queued(c)));
+                    tokio::pin!(pulls);
+                    let results = loop {
+                        tokio::select! {
+                            results = &mut pulls => break results,
+                            _ = tokio::time::sleep(RESCAN) => self.schedule_copies().await,
+                        }
+                    };
                     let mut failed = false;
                     for (copy, result) in copies.iter().zip(results) {
                         if let Err(e) = result {

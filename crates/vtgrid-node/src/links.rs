@@ -78,21 +78,30 @@ impl LinkState {
 impl Cluster {
     /// Ping every peer until the task is dropped.
     pub async fn monitor_links(self: Arc<Self>) {
-        let peers: Vec<(ClusterId, String)> = self
-            .grid
-            .voters()
+        // Every link of every peer: a peer is reachable when any of its links answers (B7).
+        let links: Vec<(ClusterId, String)> = self
+            .peers()
             .into_iter()
-            .filter(|(id, _)| *id != self.id.raft_id())
-            .filter_map(|(id, addr)| ClusterId::from_raft_id(id).ok().map(|c| (c, addr)))
+            .flat_map(|peer| {
+                self.grid
+                    .grid_paths(peer.get())
+                    .into_iter()
+                    .map(move |addr| (peer, addr))
+            })
             .collect();
         let mut ticker = tokio::time::interval(PING_EVERY);
         let mut flags_before: Option<Vec<&'static str>> = None;
         loop {
             ticker.tick().await;
-            let pings = peers.iter().map(|(peer, addr)| self.ping(*peer, addr));
+            let pings = links.iter().map(|(peer, addr)| self.ping(*peer, addr));
             let answers = futures::future::join_all(pings).await;
-            for ((peer, _), answered) in peers.iter().zip(answers) {
-                self.record_ping(*peer, answered);
+            let mut peer_answered: BTreeMap<ClusterId, bool> = BTreeMap::new();
+            for ((peer, addr), answered) in links.iter().zip(answers) {
+                self.record_path(addr, answered);
+                *peer_answered.entry(*peer).or_default() |= answered;
+            }
+            for (peer, answered) in peer_answered {
+                self.record_ping(peer, answered);
             }
             self.raise_grid_state_events(&mut flags_before);
             self.refresh_copy_queue_gauges().await;
@@ -159,6 +168,48 @@ impl Cluster {
         matches!(tokio::time::timeout(PING_EVERY, call).await, Ok(Ok(_)))
     }
 
+    /// One link's ping. The call paths learn of it too, so jobs avoid a dead link at once.
+    fn record_path(&self, addr: &str, answered: bool) {
+        {
+            let mut paths = self.path_links.lock().unwrap_or_else(|p| p.into_inner());
+            let link = paths.entry(addr.to_string()).or_default();
+            if answered {
+                link.last_answer = Some(Instant::now());
+                link.misses = 0;
+            } else {
+                link.misses = link.misses.saturating_add(1);
+            }
+        }
+        if answered {
+            self.path_health.worked(addr);
+        } else {
+            self.path_health.failed(addr);
+        }
+    }
+
+    /// Each grid address of each peer (one per link) as last seen.
+    pub fn path_states(&self) -> BTreeMap<String, LinkState> {
+        self.path_links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A peer that answers, but not on every one of its links (scenario 3, B60).
+    fn some_link_down(&self) -> bool {
+        let links = self.link_states();
+        let paths = self.path_states();
+        self.peers()
+            .into_iter()
+            .filter(|p| links.get(p).is_some_and(LinkState::reachable))
+            .any(|p| {
+                self.grid
+                    .grid_paths(p.get())
+                    .iter()
+                    .any(|a| !paths.get(a).is_some_and(LinkState::reachable))
+            })
+    }
+
     fn record_ping(&self, peer: ClusterId, answered: bool) {
         let lost = {
             let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
@@ -197,7 +248,9 @@ impl Cluster {
     pub fn grid_flags(&self) -> Vec<&'static str> {
         let down = self.unreachable_peers();
         let mut flags = Vec::new();
-        if !down.is_empty() {
+        // B60: one link of several down degrades the grid links and VTS operations, but copies
+        // go on over the others, so COPY_OPERATIONS_DISABLED needs a peer with no link at all.
+        if !down.is_empty() || self.some_link_down() {
             flags.push(flag::GRID_LINKS_DEGRADED);
             flags.push(flag::VTS_OPERATIONS_DEGRADED);
         }

@@ -200,12 +200,31 @@ pub fn run_grid<F>(
 where
     F: std::future::Future<Output = turmoil::Result> + 'static,
 {
+    run_grid_with(seed, sim_grid(clusters, 0), duration, scenario)
+}
+
+/// [`run_grid`] on a grid file the test adjusted first (per-cluster overrides, extra grid links).
+pub fn run_grid_with<F>(
+    seed: u64,
+    grid: GridConfig,
+    duration: std::time::Duration,
+    scenario: F,
+) -> Result<(), String>
+where
+    F: std::future::Future<Output = turmoil::Result> + 'static,
+{
+    // Links cut by an earlier simulation on this thread (another seed) must not carry over.
+    crate::net::Link::repair_all();
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .simulation_duration(duration)
         .build();
-    let grid = Arc::new(sim_grid(clusters, 0));
-    for id in 0..clusters {
+    let grid = Arc::new(grid);
+    for id in grid
+        .voters()
+        .into_keys()
+        .filter_map(|id| u8::try_from(id).ok())
+    {
         let (grid, disks) = (grid.clone(), SimDisks::new());
         sim.host(host_name(id), move || {
             run_cluster(grid.clone(), id, disks.clone())

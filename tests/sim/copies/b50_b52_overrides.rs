@@ -10,37 +10,15 @@
 //!   unload returns once C0 and C1 hold the version, well before a RUN copy to an unreachable
 //!   cluster would time out; C2's copy is immediate-deferred and arrives after the repair.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use vtgrid_node::GridConfig;
 use vtgrid_proto::pb;
 use vtgrid_sim::client::{self, deadline, ensure};
-use vtgrid_sim::cluster::{host_name, run_cluster, sim_grid, SimDisks};
+use vtgrid_sim::cluster::{host_name, run_grid_with, sim_grid};
 use vtgrid_sim::ledger::Ledger;
 use vtgrid_sim::seed::for_each_seed;
 
 const SEEDS: &[u64] = &[4, 64];
-
-/// `run_grid` on a grid file the test adjusted (overrides are per cluster, in the grid file).
-fn run_grid_with<F>(seed: u64, grid: GridConfig, scenario: F) -> Result<(), String>
-where
-    F: std::future::Future<Output = turmoil::Result> + 'static,
-{
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .simulation_duration(Duration::from_secs(600))
-        .build();
-    let grid = Arc::new(grid);
-    for c in &grid.clusters {
-        let (grid, disks, id) = (grid.clone(), SimDisks::new(), c.id);
-        sim.host(host_name(id), move || {
-            run_cluster(grid.clone(), id, disks.clone())
-        });
-    }
-    sim.client("tape-host", scenario);
-    sim.run().map_err(|e| e.to_string())
-}
 
 async fn define(name: &str, modes: &[(u32, &str)]) -> Result<(), tonic::Status> {
     let class = pb::ManagementClass {
@@ -191,7 +169,7 @@ fn b50_b51_force_local_copy_is_per_cluster() {
     for_each_seed("b50_b51_force_local_copy_is_per_cluster", SEEDS, |seed| {
         let mut grid = sim_grid(2, 0);
         grid.clusters[1].overrides.force_local_copy = true;
-        run_grid_with(seed, grid, force_local())
+        run_grid_with(seed, grid, Duration::from_secs(600), force_local())
     });
 }
 
@@ -200,6 +178,6 @@ fn b52_fewer_run_copies_before_unload() {
     for_each_seed("b52_fewer_run_copies_before_unload", SEEDS, |seed| {
         let mut grid = sim_grid(3, 0);
         grid.clusters[0].overrides.run_copies_required = Some(2);
-        run_grid_with(seed, grid, fewer_run_copies())
+        run_grid_with(seed, grid, Duration::from_secs(600), fewer_run_copies())
     });
 }

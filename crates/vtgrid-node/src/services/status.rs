@@ -47,6 +47,7 @@ impl StatusService for StatusApi {
         let m = c.catalog.raft.metrics().borrow().clone();
         let now = tokio::time::Instant::now();
         let links = c.link_states();
+        let paths = c.path_states();
         let peers = c
             .grid
             .voters()
@@ -67,6 +68,21 @@ impl StatusService for StatusApi {
                     last_answer_ms_ago: state
                         .last_answer
                         .map_or(0, |t| now.duration_since(t).as_millis() as u64),
+                    paths: c
+                        .grid
+                        .grid_paths(peer.get())
+                        .into_iter()
+                        .map(|address| {
+                            let s = paths.get(&address).copied().unwrap_or_default();
+                            pb::LinkPath {
+                                reachable: s.reachable(),
+                                last_answer_ms_ago: s
+                                    .last_answer
+                                    .map_or(0, |t| now.duration_since(t).as_millis() as u64),
+                                address,
+                            }
+                        })
+                        .collect(),
                 }
             })
             .collect();
