@@ -14,6 +14,7 @@
 //!   of the leader, whole-grid restart, `grid up` with witnesses.
 //! - `grid_files`: the shipped grid files, the two-voter warning, node/witness id checks.
 //! - `copies_restart`: kill -9 of the cluster pulling deferred copies, restart, the queue drains.
+//! - `sync_processes`: Sync mode over the real grid network, strict and deferred (B42, B43).
 //! - `demo_1gib`: the 1 GiB R-R-D demo under `grid up`; runs only with
 //!   `VTGRID_DEMO_1GIB=1`.
 
@@ -26,4 +27,5 @@ mod grid_files;
 mod grid_processes;
 mod roundtrip;
 mod services;
+mod sync_processes;
 mod telemetry;
