@@ -23,6 +23,10 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
             "links": g.links.iter().map(|l| serde_json::json!({
                 "peer": l.peer, "name": l.name, "role": l.role, "reachable": l.reachable,
                 "last_answer_ms_ago": l.last_answer_ms_ago,
+                "paths": l.paths.iter().map(|p| serde_json::json!({
+                    "address": p.address, "reachable": p.reachable,
+                    "last_answer_ms_ago": p.last_answer_ms_ago,
+                })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "flags": g.flags,
         }));
@@ -52,7 +56,21 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
     println!("cache     {} B used, {}", s.cache_used_bytes, quota);
     for l in &g.links {
         let state = if l.reachable { "up" } else { "DOWN" };
-        println!("link      C{} ({}, {}): {}", l.peer, l.name, l.role, state);
+        // One grid address per physical link; show them when there is more than one (B7).
+        let paths = if l.paths.len() > 1 {
+            let each: Vec<String> = l
+                .paths
+                .iter()
+                .map(|p| format!("{} {}", p.address, if p.reachable { "up" } else { "DOWN" }))
+                .collect();
+            format!(" [{}]", each.join(", "))
+        } else {
+            String::new()
+        };
+        println!(
+            "link      C{} ({}, {}): {}{}",
+            l.peer, l.name, l.role, state, paths
+        );
     }
     let flags = if g.flags.is_empty() {
         "none".to_string()
