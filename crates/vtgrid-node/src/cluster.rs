@@ -49,6 +49,8 @@ pub struct Cluster {
         std::sync::Mutex<std::collections::BTreeMap<String, crate::links::LinkState>>,
     /// Which grid links to peers failed calls lately (B7).
     pub(crate) path_health: crate::paths::PathHealth,
+    /// One lock per version being pulled: pulls of the same version wait for each other.
+    pub(crate) pull_turns: std::sync::Mutex<PullTurns>,
     /// Volumes a writer is duplexing to this cluster right now (Sync mode).
     pub(crate) sync_sessions: std::sync::Mutex<std::collections::BTreeSet<vtgrid_core::Volser>>,
     /// Each peer's grid link, as the link monitor last saw it.
@@ -71,6 +73,10 @@ pub struct Cluster {
     /// Set once the catalog has a leader, configured constructs exist and the TVC is reconciled.
     ready: AtomicBool,
 }
+
+/// Per version being pulled, the lock pulls of it queue on (see `Cluster::pull_from`).
+pub(crate) type PullTurns =
+    std::collections::HashMap<(vtgrid_core::Volser, u64), Arc<tokio::sync::Mutex<()>>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -149,6 +155,7 @@ impl Cluster {
             links: Default::default(),
             pulling: Default::default(),
             sync_sessions: Default::default(),
+            pull_turns: Default::default(),
             path_health: Default::default(),
             path_links: Default::default(),
             started: tokio::time::Instant::now(),

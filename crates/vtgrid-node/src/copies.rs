@@ -207,6 +207,14 @@ impl Cluster {
         Ok(())
     }
 
+    /// The lock that puts pulls of one version in line.
+    fn pull_turn(&self, volser: Volser, version: VersionNumber) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.pull_turns.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget the locks nobody holds or waits for, so the map stays as small as the pulls.
+        turns.retain(|_, t| Arc::strong_count(t) > 1);
+        turns.entry((volser, version)).or_default().clone()
+    }
+
     fn is_pulling(&self, volser: Volser, version: VersionNumber) -> bool {
         self.pulling
             .lock()
@@ -254,6 +262,13 @@ impl Cluster {
         version: VersionNumber,
         digest: Digest,
     ) -> Result<(), NodeError> {
+        // One pull of a version at a time (a RUN request, the queue and a forced local copy may
+        // all want it); a pull that waited finds the version made and is done.
+        let turn = self.pull_turn(volser, version);
+        let _turn = turn.lock().await;
+        if self.holds_verified(volser, version, digest).await {
+            return Ok(());
+        }
         let _pulling = self.start_pull(volser, version);
         let bytes = self.stream_remote(source, volser, version, digest).await?;
         let meta = self.store_stream(volser, version, Box::pin(bytes)).await?;
