@@ -7,3 +7,9 @@ if [ -n "$bad" ]; then
   echo "vtgrid-core depends on I/O crates:"; echo "$bad"; exit 1
 fi
 echo "boundaries ok: vtgrid-core has no tokio, tonic, rocksdb or openraft"
+# The copy engine decides what to copy and when; the grid transport is the node's (behind CopySite).
+bad=$(cargo tree -p vtgrid-copy -e normal --prefix none | grep -E '^(tonic|prost|hyper) ' || true)
+if [ -n "$bad" ]; then
+  echo "vtgrid-copy depends on the grid transport:"; echo "$bad"; exit 1
+fi
+echo "boundaries ok: vtgrid-copy has no tonic, prost or hyper"

@@ -40,8 +40,6 @@ pub struct Cluster {
     pub copy_queue: Arc<dyn vtgrid_catalog::CopyQueue>,
     /// Wakes the copy engine (a version it may owe a copy of was committed).
     pub copies_owed: tokio::sync::Notify,
-    /// When the copy throttle next lets a queued copy start, in seconds since `started`.
-    pub(crate) copy_free_at: std::sync::Mutex<f64>,
     /// Versions being pulled right now (RUN or queued).
     pub(crate) pulling: std::sync::Mutex<std::collections::BTreeSet<(vtgrid_core::Volser, u64)>>,
     /// Each peer grid address (one per link) as the link monitor last saw it.
@@ -151,7 +149,6 @@ impl Cluster {
             journal: Journal::open(Arc::new(KvJournal::open(engine_for_journal.clone())?))?,
             copy_queue: Arc::new(vtgrid_catalog::KvCopyQueue::open(engine_for_journal)?),
             copies_owed: tokio::sync::Notify::new(),
-            copy_free_at: std::sync::Mutex::new(0.0),
             links: Default::default(),
             pulling: Default::default(),
             sync_sessions: Default::default(),

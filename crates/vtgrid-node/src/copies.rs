@@ -1,24 +1,25 @@
-//! The copy engine: each cluster pulls the copies it owes (DESIGN §4; B36-B45).
+//! Copies on this cluster (DESIGN §4; B36-B45): the node's side of the copy engine.
+//!
+//! The engine itself (`vtgrid-copy`) decides what to pull and when; this module makes the copies:
 //!
 //! ```text
-//!   catalog (any cluster's view)      this cluster
-//!   version v of V, vector "RRD"  ──> copy_duty(V, me)? ──enqueue──> copy queue (durable, by priority)
-//!                                                                        │ pull_copy
-//!   a cluster consistent at v  <──────── GridService.ReadVersion ────────┘
-//!                                        verify BLAKE3, fsync, rename ──> journal CopyDone{V, v, me}
-//!                                                                         ──publisher──> catalog
+//!   CopyEngine ── CopySite::pull ──> pull_from: GridService.ReadVersion from a holder
+//!                                    verify BLAKE3, fsync, rename ──> journal CopyDone{V, v, me}
+//!                                                                     ──publisher──> catalog
 //! ```
 //!
 //! RUN: the writer's rewind-unload asks each RUN cluster to pull at once (`PullCopy`) and returns
 //! when all that answer hold the version durably. A RUN cluster that cannot be reached gets the copy
 //! later from its own queue (immediate-deferred), and the host hears `immediate_copy_deferred` (B39).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use vtgrid_catalog::QueuedCopy;
+use vtgrid_copy::{CopyEngine, CopySite, OwedCopy, Throttle};
 use vtgrid_core::catalog::CatalogCommand;
 use vtgrid_core::copy::{copy_duty, copy_plan, CopyPriority};
 use vtgrid_core::{ClusterId, CopyModeVector, Digest, VersionNumber, Volser};
@@ -30,109 +31,83 @@ use crate::error::NodeError;
 use crate::events::IMMEDIATE_COPY_DEFERRED;
 use crate::tvc_io::offload;
 
-/// How often the scheduler looks at the catalog for copies owed when nothing woke it.
-const RESCAN: Duration = Duration::from_secs(1);
-/// How long a failed copy waits before the queue is tried again.
-const RETRY: Duration = Duration::from_millis(500);
-
 /// How long a writer waits for one RUN copy: a base plus time for the bytes at a modest rate.
 pub fn run_copy_timeout(size: u64) -> Duration {
     Duration::from_secs(10) + Duration::from_secs(size / (20 * 1024 * 1024))
 }
 
-impl Cluster {
-    /// Schedule and pull copies until the task is dropped.
-    pub async fn run_copy_engine(self: Arc<Self>) {
-        loop {
-            self.schedule_copies().await;
-            let at_once = self.grid.copy.concurrency;
-            let next = {
-                let q = self.copy_queue.clone();
-                offload(q.is_blocking(), move || q.next(at_once)).await
-            };
-            match next {
-                Ok(copies) if !copies.is_empty() => {
-                    // Up to `copy.concurrency` pulls at once; the next batch starts when all end.
-                    // Meanwhile (a batch may wait seconds on the throttle) new versions are still
-                    // queued, so the queue operators see is the whole backlog.
-                    let pulls =
-                        futures::future::join_all(copies.iter().map(|c| self.pull_queued(c)));
-                    tokio::pin!(pulls);
-                    let results = loop {
-                        tokio::select! {
-                            results = &mut pulls => break results,
-                            _ = tokio::time::sleep(RESCAN) => self.schedule_copies().await,
-                        }
-                    };
-                    let mut failed = false;
-                    for (copy, result) in copies.iter().zip(results) {
-                        if let Err(e) = result {
-                            failed = true;
-                            tracing::warn!(volser = %copy.volser, version = copy.version, error = %e, "copy not made; will retry");
-                        }
-                    }
-                    if failed {
-                        tokio::time::sleep(RETRY).await;
-                    }
-                }
-                Ok(_) => {
-                    let _ = tokio::time::timeout(RESCAN, self.copies_owed.notified()).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the copy queue");
-                    tokio::time::sleep(RETRY).await;
-                }
-            }
-        }
-    }
+/// The node's side of the copy engine (`vtgrid-copy`): the catalog view says what is owed, the
+/// volume store what is held, and `pull_from` makes a copy over the grid network.
+impl CopySite for Cluster {
+    type Error = NodeError;
 
-    /// Queue every copy the catalog says this cluster owes and has not queued yet.
-    async fn schedule_copies(&self) {
-        let owed: Vec<(CopyPriority, Volser, VersionNumber, u64, Digest)> =
-            self.catalog.view.read(|s| {
-                s.volumes
-                    .values()
-                    .filter_map(|r| {
-                        copy_duty(r, self.id).map(|p| (p, r.volser, r.version, r.size, r.digest))
+    fn owed(&self) -> Vec<OwedCopy> {
+        self.catalog.view.read(|s| {
+            s.volumes
+                .values()
+                .filter_map(|r| {
+                    copy_duty(r, self.id).map(|priority| OwedCopy {
+                        priority,
+                        volser: r.volser,
+                        version: r.version,
+                        size: r.size,
+                        digest: r.digest,
                     })
-                    .collect()
-            });
-        if owed.is_empty() {
-            return;
-        }
-        // One listing of the store per round, not one per owed volume.
-        let held: std::collections::BTreeSet<(Volser, VersionNumber)> =
-            match self.tvc.run(|s| s.versions()).await {
-                Ok(v) => v.into_iter().collect(),
-                Err(e) => {
-                    tracing::error!(error = %e, "listing the volume store");
-                    return;
-                }
-            };
-        for (priority, volser, version, size, digest) in owed {
-            if self.is_pulling(volser, version) || self.journal.copy_done_pending(volser, version) {
-                continue; // being made, or made with CopyDone on its way through the journal
-            }
-            if held.contains(&(volser, version)) {
-                // A file with no CopyDone: a copy whose journal append a crash cut off, or a
-                // Sync duplex whose writer never committed the version. Keep it only if it is
-                // the catalog's version, byte for byte.
-                self.adopt_held_copy(volser, version, digest).await;
-                continue;
-            }
-            let q = self.copy_queue.clone();
-            let now = now_ms();
-            let queued = offload(q.is_blocking(), move || {
-                q.enqueue(priority, volser, version, size, digest, now)
-            })
-            .await;
-            if let Err(e) = queued {
-                tracing::error!(%volser, error = %e, "queueing a copy");
-            }
-        }
+                })
+                .collect()
+        })
     }
 
-    /// Record a copy already in this TVC whose digest matches the catalog's, or remove it.
+    fn sources(&self, volser: Volser, version: VersionNumber) -> Option<Vec<ClusterId>> {
+        self.catalog.view.read(|s| {
+            let r = s.volumes.get(&volser)?;
+            (r.version == version && copy_duty(r, self.id).is_some())
+                .then(|| r.consistent_clusters().filter(|c| *c != self.id).collect())
+        })
+    }
+
+    fn in_hand(&self, volser: Volser, version: VersionNumber) -> bool {
+        self.is_pulling(volser, version) || self.journal.copy_done_pending(volser, version)
+    }
+
+    async fn held(&self) -> Result<BTreeSet<(Volser, VersionNumber)>, NodeError> {
+        Ok(self.tvc.run(|s| s.versions()).await?.into_iter().collect())
+    }
+
+    async fn adopt(&self, copy: OwedCopy) {
+        self.adopt_held_copy(copy.volser, copy.version, copy.digest)
+            .await
+    }
+
+    async fn pull(
+        &self,
+        source: ClusterId,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> Result<(), NodeError> {
+        self.pull_from(source, volser, version, digest).await
+    }
+
+    async fn owed_changed(&self) {
+        self.copies_owed.notified().await
+    }
+}
+
+impl Cluster {
+    /// Run this cluster's copy engine until the task is dropped.
+    pub async fn run_copy_engine(self: Arc<Self>) {
+        let throttle = Throttle {
+            bytes_per_sec: self.grid.copy.bytes_per_sec,
+            concurrency: self.grid.copy.concurrency,
+        };
+        let queue = self.copy_queue.clone();
+        CopyEngine::new(self, queue, throttle).run().await
+    }
+
+    /// A file with no CopyDone: a copy whose journal append a crash cut off, or a Sync duplex
+    /// whose writer never committed the version. Keep it only if it is the catalog's version,
+    /// byte for byte.
     async fn adopt_held_copy(&self, volser: Volser, version: VersionNumber, digest: Digest) {
         if self.holds_verified(volser, version, digest).await {
             let done = CatalogCommand::CopyDone {
@@ -150,61 +125,6 @@ impl Cluster {
                 tracing::error!(%volser, version, error = %e, "removing a stale volume file");
             }
         }
-    }
-
-    async fn tvc_holds(&self, volser: Volser, version: VersionNumber) -> bool {
-        self.tvc
-            .run(move |s| s.versions())
-            .await
-            .is_ok_and(|v| v.contains(&(volser, version)))
-    }
-
-    /// Make one queued copy if it is still owed, from any cluster consistent at its version.
-    async fn pull_queued(&self, copy: &QueuedCopy) -> Result<(), NodeError> {
-        if self.is_pulling(copy.volser, copy.version) {
-            return Ok(()); // a RUN pull of the same version is under way; look again next round
-        }
-        let record = self
-            .catalog
-            .view
-            .read(|s| s.volumes.get(&copy.volser).cloned());
-        let still_owed = record
-            .as_ref()
-            .is_some_and(|r| r.version == copy.version && copy_duty(r, self.id).is_some());
-        if still_owed && !self.tvc_holds(copy.volser, copy.version).await {
-            let sources: Vec<ClusterId> = record
-                .iter()
-                .flat_map(|r| r.consistent_clusters())
-                .filter(|c| *c != self.id)
-                .collect();
-            let mut last = NodeError::NoValidCopy {
-                volser: copy.volser,
-                version: copy.version,
-            };
-            self.pace_copy(copy.size).await;
-            let mut done = false;
-            for source in sources {
-                match self
-                    .pull_from(source, copy.volser, copy.version, copy.digest)
-                    .await
-                {
-                    Ok(()) => {
-                        done = true;
-                        break;
-                    }
-                    Err(e) => last = e,
-                }
-            }
-            if !done {
-                return Err(last);
-            }
-        }
-        let q = self.copy_queue.clone();
-        let c = copy.clone();
-        offload(q.is_blocking(), move || q.remove(&c))
-            .await
-            .map_err(NodeError::Journal)?;
-        Ok(())
     }
 
     /// The lock that puts pulls of one version in line.
@@ -232,24 +152,6 @@ impl Cluster {
         PullGuard {
             cluster: self,
             key: (volser, version),
-        }
-    }
-
-    /// Wait for this copy's turn under the copy throttle (`[copy] bytes_per_sec`).
-    async fn pace_copy(&self, bytes: u64) {
-        let rate = self.grid.copy.bytes_per_sec;
-        if rate == 0 {
-            return;
-        }
-        let wait = {
-            let mut free_at = self.copy_free_at.lock().unwrap_or_else(|p| p.into_inner());
-            let now = self.started.elapsed().as_secs_f64();
-            let (wait, next) = vtgrid_core::copy::pace(rate, bytes, now, *free_at);
-            *free_at = next;
-            wait
-        };
-        if wait > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         }
     }
 
@@ -499,12 +401,7 @@ impl Drop for PullGuard<'_> {
     }
 }
 
-/// Wall-clock milliseconds since the Unix epoch: only for showing how long copies have waited.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use vtgrid_copy::engine::now_ms;
 
 /// The name operators see for a priority.
 pub fn priority_name(p: CopyPriority) -> &'static str {

@@ -45,17 +45,4 @@ impl Tvc {
 }
 
 /// Run `f` on the blocking pool when `blocking`, inline otherwise (see the module doc).
-pub async fn offload<T, F>(blocking: bool, f: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    if !blocking {
-        return f();
-    }
-    match tokio::task::spawn_blocking(f).await {
-        Ok(v) => v,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("blocking volume-store task cancelled: {e}"),
-    }
-}
+pub use vtgrid_copy::offload;
