@@ -14,6 +14,9 @@
 //! - A sync cluster crashing mid-job: SYNCD completes alone and c1 catches up after its restart;
 //!   SYNCF fails the job at its next sync point and the last version stays.
 //!
+//! - Appends under Sync: the sync cluster starts from its own copy of the base, or fetches the
+//!   base from C0 when a No Copy class left it there alone.
+//!
 //! The grid invariants run after every step (acknowledged versions survive, one writer).
 
 use std::time::Duration;
@@ -306,6 +309,60 @@ async fn deferred_and_crashes(
     Ok(())
 }
 
+/// Appends under Sync: the sync cluster starts the new version from its own copy of the base
+/// when it holds one, and fetches the base from a holder when it does not.
+async fn appends(control: GridControl, ledger: Ledger) -> turmoil::Result {
+    setup(&control).await?;
+    let class = pb::ManagementClass {
+        name: "LOCAL".into(),
+        copy_modes: [(0, "RNN".to_string())].into(),
+        on_sync_failure: String::new(),
+    };
+    deadline(
+        client::admin(0)
+            .define_management_class(pb::DefineManagementClassRequest { class: Some(class) }),
+    )
+    .await?;
+    let (a, b, c) = (pattern(70_000, 7), pattern(50_000, 8), pattern(30_000, 9));
+
+    // Base at both sync clusters: C1 appends to its own copy.
+    client::write_job(0, with_class("S00005", "SYNCF"), &a, &ledger).await?;
+    let mut append = with_class("S00005", "SYNCF");
+    append.append = true;
+    let done = client::write_job(0, append.clone(), &b, &ledger).await?;
+    ensure(
+        done.copies.contains(&1),
+        "the appended version is duplexed to C1",
+    )?;
+    let (_, read) = client::read_job(1, "S00005").await?;
+    ensure(
+        read == [a.as_slice(), b.as_slice()].concat(),
+        "C1 holds base + appended bytes",
+    )?;
+
+    // Base at C0 only: C1 fetches it from C0 before taking the appended bytes.
+    client::write_job(0, with_class("S00006", "LOCAL"), &a, &ledger).await?;
+    let v = client::volume(0, "S00006").await?;
+    ensure(
+        !v.consistent_at.contains_key(&1),
+        "LOCAL keeps the base at C0 only",
+    )?;
+    let mut append = with_class("S00006", "SYNCF");
+    append.append = true;
+    let done = client::write_job(0, append, &c, &ledger).await?;
+    ensure(
+        done.copies.contains(&1) && !done.sync_deferred,
+        "the append is duplexed although C1 lacked the base",
+    )?;
+    let (_, read) = client::read_job(1, "S00006").await?;
+    ensure(
+        read == [a.as_slice(), c.as_slice()].concat(),
+        "C1 built base + appended bytes",
+    )?;
+    client::wait_quiescent(&control, Duration::from_secs(60)).await?;
+    Ok(())
+}
+
 type Scenario = std::pin::Pin<Box<dyn std::future::Future<Output = turmoil::Result>>>;
 
 fn run_with(seed: u64, body: fn(GridControl, Ledger) -> Scenario) -> Result<(), String> {
@@ -330,5 +387,14 @@ fn b43_sync_deferred_when_cut_off_or_crashed_and_caught_up() {
         "b43_sync_deferred_when_cut_off_or_crashed_and_caught_up",
         SEEDS,
         |seed| run_with(seed, |c, l| Box::pin(deferred_and_crashes(c, l))),
+    );
+}
+
+#[test]
+fn b42_sync_appends_start_from_the_base_wherever_it_is() {
+    for_each_seed(
+        "b42_sync_appends_start_from_the_base_wherever_it_is",
+        SEEDS,
+        |seed| run_with(seed, |c, l| Box::pin(appends(c, l))),
     );
 }
