@@ -2,3 +2,4 @@
 //! seed lists.
 
 mod b66_all_links_lost_during_remote_mount;
+mod b69_remote_cluster_isolated;
