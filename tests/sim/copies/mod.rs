@@ -4,3 +4,4 @@
 mod b37_b39_run_and_deferred;
 mod b6_no_valid_copy;
 mod b40_b62_deferred_backlog;
+mod b37_source_crash_during_run_copy;
