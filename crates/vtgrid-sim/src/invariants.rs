@@ -271,8 +271,9 @@ fn writer_accounts_for(
 ///   writer has quarantined (its catalog entry was refused, DESIGN §3) no longer exists and is
 ///   exempt.
 ///
-/// The vector check is made once per acknowledgement, as soon as a running cluster's record of
-/// V is at k with the acknowledged digest (it names the vector); `settled` remembers which.
+/// The vector check is made once per acknowledgement, as soon as a running cluster's catalog
+/// view has V at k with the acknowledged digest (the catalog records the vector with the
+/// version); `settled` remembers which. A version the catalog never takes is not checked.
 /// Bare acknowledgements ([`Ledger::acknowledge`]) carry no copies and are not checked here.
 pub fn b37_b39_acknowledged_copies_held(
     running: &[Arc<Cluster>],
@@ -347,14 +348,15 @@ fn required_copies_named(
     ack: &Ack,
     copies: &AckedCopies,
 ) -> Result<bool, String> {
-    // The writer's record first: it has the version at once (its journal).
-    let mut order: Vec<&Arc<Cluster>> = running.iter().collect();
-    order.sort_by_key(|c| c.id.get() != ack.written_at);
-    let vector = order.iter().find_map(|c| {
-        c.effective(&volser)
-            .ok()
-            .filter(|r| r.version == ack.version && r.digest == ack.raw)
-            .map(|r| r.copy_modes)
+    // From a catalog view, never from a journal overlay: the overlay pairs an unpublished
+    // version with the previous version's vector (pinned by `copies::b36_overlay_vector`).
+    let vector = running.iter().find_map(|c| {
+        c.catalog.view.read(|s| {
+            s.volumes
+                .get(&volser)
+                .filter(|r| r.version == ack.version && r.digest == ack.raw)
+                .map(|r| r.copy_modes.clone())
+        })
     });
     let Some(vector) = vector else {
         return Ok(false);

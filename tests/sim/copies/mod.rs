@@ -1,7 +1,8 @@
 //! The copy engine: RUN and Deferred copies, and what happens when a RUN cluster is cut off
 //! (DESIGN §4; B37, B39, B40).
 
+mod b36_overlay_vector;
 mod b37_b39_run_and_deferred;
-mod b6_no_valid_copy;
-mod b40_b62_deferred_backlog;
 mod b37_source_crash_during_run_copy;
+mod b40_b62_deferred_backlog;
+mod b6_no_valid_copy;
