@@ -3,6 +3,7 @@
 
 mod b36_overlay_vector;
 mod b37_b39_run_and_deferred;
+mod b37_b45_invariants_catch_losses;
 mod b37_source_crash_during_run_copy;
 mod b40_b62_deferred_backlog;
 mod b6_no_valid_copy;
