@@ -396,7 +396,9 @@ pub fn queued(queue: &pb::ListCopyQueueResponse, priority: &str) -> u64 {
 }
 
 /// The copies still owed in a grid, as the running data clusters see them: each cluster's queued
-/// copies, and every (volume, cluster) whose current version a catalog says is owed (B62).
+/// copies, every (volume, cluster) whose current version a catalog says is owed (B62; a copy
+/// made stays owed until its `CopyDone` is published), and any owner-journal change not yet
+/// published (a new version the catalogs do not show yet, whose copies are not owed yet).
 pub fn copies_owed(control: &GridControl) -> Vec<String> {
     let mut owed = Vec::new();
     let data = control.data_clusters();
@@ -405,6 +407,10 @@ pub fn copies_owed(control: &GridControl) -> Vec<String> {
             owed.push(format!("C{id} is not running"));
             continue;
         };
+        let pending = c.journal.pending_count();
+        if pending > 0 {
+            owed.push(format!("C{id} has {pending} journal entries to publish"));
+        }
         match c.copy_queue.next(usize::MAX) {
             Ok(q) => owed.extend(
                 q.iter()
