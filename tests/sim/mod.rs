@@ -7,4 +7,5 @@ mod host;
 mod ownership;
 mod partitions;
 mod random;
+mod scenarios;
 mod state;

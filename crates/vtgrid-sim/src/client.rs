@@ -138,27 +138,38 @@ pub fn scratch(category: &str) -> pb::MountRequest {
 
 type Host = HostServiceClient<Channel>;
 
-/// Write `data` on a mounted volume in one stream: open, one chunk, end.
+/// `request` with management class `class` (B36: its vector as defined on the mount cluster
+/// applies to the version the job writes).
+pub fn with_class(mut request: pb::MountRequest, class: &str) -> pb::MountRequest {
+    request.constructs = Some(pb::Constructs {
+        management_class: class.into(),
+        ..Default::default()
+    });
+    request
+}
+
+/// The largest chunk message [`write`] sends (well under gRPC's 4 MiB message limit).
+pub const WRITE_CHUNK: usize = 1 << 20;
+
+/// Write `data` on a mounted volume in one stream: open, chunks of at most [`WRITE_CHUNK`], end.
 pub async fn write(
     host: &mut Host,
     mount_id: &str,
     data: &[u8],
 ) -> Result<pb::WriteResponse, tonic::Status> {
-    let msgs = vec![
-        pb::WriteRequest {
-            msg: Some(write_request::Msg::Open(pb::WriteOpen {
-                mount_id: mount_id.into(),
-            })),
-        },
-        pb::WriteRequest {
-            msg: Some(write_request::Msg::Chunk(Bytes::copy_from_slice(data))),
-        },
-        pb::WriteRequest {
-            msg: Some(write_request::Msg::End(pb::WriteEnd {
-                total_bytes: data.len() as u64,
-            })),
-        },
-    ];
+    let mut msgs = vec![pb::WriteRequest {
+        msg: Some(write_request::Msg::Open(pb::WriteOpen {
+            mount_id: mount_id.into(),
+        })),
+    }];
+    msgs.extend(data.chunks(WRITE_CHUNK).map(|c| pb::WriteRequest {
+        msg: Some(write_request::Msg::Chunk(Bytes::copy_from_slice(c))),
+    }));
+    msgs.push(pb::WriteRequest {
+        msg: Some(write_request::Msg::End(pb::WriteEnd {
+            total_bytes: data.len() as u64,
+        })),
+    });
     Ok(deadline(host.write(futures::stream::iter(msgs)))
         .await?
         .into_inner())
@@ -218,7 +229,7 @@ pub async fn write_job(
     match unload(&mut host, &m.mount_id).await {
         Ok(done) => {
             if done.written {
-                ledger.acknowledge(volser, done.version, &done.digest, at);
+                ledger.acknowledge_unload(volser, &done, at);
             }
             Ok(done)
         }
@@ -320,5 +331,233 @@ pub fn ensure(holds: bool, what: &str) -> Result<(), Box<dyn std::error::Error>>
         Ok(())
     } else {
         Err(what.to_string().into())
+    }
+}
+
+pub fn status(id: u8) -> StatusServiceClient<Channel> {
+    StatusServiceClient::new(channel(id))
+}
+
+/// Cluster `at`'s `GetGridState`: its links, Raft role and the grid flags (B59).
+pub async fn grid_state(at: u8) -> Result<pb::GridState, tonic::Status> {
+    Ok(
+        deadline(status(at).get_grid_state(pb::GetGridStateRequest {}))
+            .await?
+            .into_inner(),
+    )
+}
+
+/// Poll cluster `at`'s grid state until `ok` holds, within `within`; returns that state, or
+/// fails with `what` and the last state seen.
+pub async fn wait_grid_state(
+    at: u8,
+    what: &str,
+    within: Duration,
+    ok: impl Fn(&pb::GridState) -> bool,
+) -> Result<pb::GridState, String> {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let last = match grid_state(at).await {
+            Ok(s) if ok(&s) => return Ok(s),
+            Ok(s) => format!("{s:?}"),
+            Err(e) => format!("GetGridState failed: {e}"),
+        };
+        if tokio::time::Instant::now() > until {
+            return Err(format!(
+                "C{at}: {what}: not within {within:?}; last: {last}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Does the state carry `flag`?
+pub fn has_flag(state: &pb::GridState, flag: &str) -> bool {
+    state.flags.iter().any(|f| f == flag)
+}
+
+/// Cluster `at`'s copy queue as `ListCopyQueue` shows it, with every queued copy.
+pub async fn copy_queue(at: u8) -> Result<pb::ListCopyQueueResponse, tonic::Status> {
+    Ok(
+        deadline(status(at).list_copy_queue(pb::ListCopyQueueRequest { per_volume: true }))
+            .await?
+            .into_inner(),
+    )
+}
+
+/// How many copies of `priority` ("deferred", "immediate-deferred", ...) a queue holds.
+pub fn queued(queue: &pb::ListCopyQueueResponse, priority: &str) -> u64 {
+    queue
+        .summary
+        .iter()
+        .filter(|s| s.priority == priority)
+        .map(|s| s.count)
+        .sum()
+}
+
+/// The copies still owed in a grid, as the running data clusters see them: each cluster's queued
+/// copies, every (volume, cluster) whose current version a catalog says is owed (B62; a copy
+/// made stays owed until its `CopyDone` is published), and any owner-journal change not yet
+/// published (a new version the catalogs do not show yet, whose copies are not owed yet).
+pub fn copies_owed(control: &GridControl) -> Vec<String> {
+    let mut owed = Vec::new();
+    let data = control.data_clusters();
+    for id in &data {
+        let Some(c) = control.cluster(*id) else {
+            owed.push(format!("C{id} is not running"));
+            continue;
+        };
+        let pending = c.journal.pending_count();
+        if pending > 0 {
+            owed.push(format!("C{id} has {pending} journal entries to publish"));
+        }
+        match c.copy_queue.next(usize::MAX) {
+            Ok(q) => owed.extend(
+                q.iter()
+                    .map(|q| format!("C{id} queue: {} v{} {:?}", q.volser, q.version, q.priority)),
+            ),
+            Err(e) => owed.push(format!("C{id} queue unreadable: {e}")),
+        }
+        c.catalog.view.read(|s| {
+            for r in s.volumes.values() {
+                for target in &data {
+                    let Ok(t) = vtgrid_core::ClusterId::new(*target) else {
+                        continue;
+                    };
+                    if let Some(p) = vtgrid_core::copy::copy_duty(r, t) {
+                        owed.push(format!(
+                            "C{id}'s catalog: {} v{} owed at C{target} ({p:?})",
+                            r.volser, r.version
+                        ));
+                    }
+                }
+            }
+        });
+    }
+    owed
+}
+
+/// Wait until no copy is owed anywhere (see [`copies_owed`]): every queue drained, and every
+/// volume consistent on every cluster its vector requires (B62). The caller heals first.
+pub async fn wait_copies_settled(control: &GridControl, within: Duration) -> Result<(), String> {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let owed = copies_owed(control);
+        if owed.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > until {
+            return Err(format!(
+                "B62: copies still owed after {within:?} of simulated time: {}",
+                owed.join("; ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The catalog leader every running voter agrees on, if they agree.
+pub fn agreed_leader(control: &GridControl) -> Option<u8> {
+    let mut leaders = control
+        .voters()
+        .into_iter()
+        .filter(|id| !control.is_down(*id))
+        .map(|id| control.cluster(id).and_then(|c| c.catalog.leader()));
+    let first = leaders.next()??;
+    leaders.all(|l| l == Some(first)).then_some(first.get())
+}
+
+/// Make voter `id` the catalog's Raft leader, for a test whose cut needs a particular leader
+/// (e.g. one that both sides of a cut still reach). The grid must be whole and `id` running.
+///
+/// If another voter L leads: cut L from every voter but `id`, commit-or-not one harmless entry
+/// through L (redefining a management class as it is), which only L and `id` then hold, then cut
+/// L from `id` too. Only `id` has the longest log, so Raft can elect no one else (the others
+/// refuse to vote for a shorter log); then every link is repaired and L follows. Deterministic,
+/// unlike triggering an election, which the leader lease of L's followers would refuse.
+pub async fn make_leader(control: &GridControl, id: u8, within: Duration) -> Result<(), String> {
+    let until = tokio::time::Instant::now() + within;
+    let settle = |what: &'static str| {
+        let control = control.clone();
+        async move {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            wait_for(what, left, || agreed_leader(&control).is_some()).await
+        }
+    };
+    settle("a catalog leader every voter agrees on").await?;
+    for _ in 0..3 {
+        let Some(leader) = agreed_leader(control) else {
+            settle("a catalog leader every voter agrees on").await?;
+            continue;
+        };
+        if leader == id {
+            return Ok(());
+        }
+        let others: Vec<u8> = control
+            .voters()
+            .into_iter()
+            .filter(|v| *v != leader && *v != id)
+            .collect();
+        for o in &others {
+            control.partition(leader, *o);
+        }
+        let class = control
+            .cluster(leader)
+            .and_then(|c| {
+                c.catalog
+                    .view
+                    .read(|s| s.management_classes.values().next().cloned())
+            })
+            .ok_or("the leader runs and knows a management class")?;
+        let before = control
+            .cluster(id)
+            .and_then(|c| c.catalog.raft.metrics().borrow().last_log_index);
+        let redefine = pb::ManagementClass {
+            name: class.name.to_string(),
+            copy_modes: class
+                .vectors
+                .iter()
+                .map(|(c, v)| (u32::from(c.get()), v.to_string()))
+                .collect(),
+            on_sync_failure: class.on_sync_failure.as_str().to_string(),
+        };
+        // Committed or not (with many voters L and `id` are no majority), the entry reaches `id`.
+        let _ = deadline(
+            admin(leader).define_management_class(pb::DefineManagementClassRequest {
+                class: Some(redefine),
+            }),
+        )
+        .await;
+        wait_for(
+            "the extra entry reaches the chosen leader",
+            Duration::from_secs(10),
+            || {
+                control
+                    .cluster(id)
+                    .and_then(|c| c.catalog.raft.metrics().borrow().last_log_index)
+                    > before
+            },
+        )
+        .await?;
+        control.partition(leader, id);
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let elected = wait_for("the chosen voter elected", left, || {
+            others.iter().chain([&id]).all(|v| {
+                control
+                    .cluster(*v)
+                    .and_then(|c| c.catalog.leader())
+                    .is_some_and(|l| l.get() == id)
+            })
+        })
+        .await;
+        control.heal();
+        elected?;
+        settle("the old leader follows").await?;
+    }
+    match agreed_leader(control) {
+        Some(l) if l == id => Ok(()),
+        other => Err(format!(
+            "C{id} did not become the catalog leader: {other:?}"
+        )),
     }
 }

@@ -80,9 +80,33 @@ impl SimDisks {
     }
 }
 
+/// Management classes every simulated grid defines besides `STANDARD`, each named by its vector
+/// on a three-cluster grid and holding that vector on every cluster (cut to the grid's size):
+/// B44's balanced RUN-RUN-Deferred, a single production copy with a deferred second, deferred
+/// copies with RUN to the DR cluster, and the DR cluster's own class (No Copy to production).
+pub const PATTERN_CLASSES: [&str; 4] = ["RRD", "RDN", "DDR", "NNR"];
+
+/// B44's hub and spoke, whose vector differs per cluster (B36): each cluster RUN for itself and
+/// Deferred to the last cluster, the hub (on three clusters: C0 = RND, C1 = NRD, C2 = NNR).
+pub const HUB_CLASS: &str = "HUB";
+
+/// Sync classes (B42, B43), defined on grids of two or more clusters: C0 and C1 are the sync
+/// clusters and the rest Deferred (`SSD` cut to the grid's size); `SSD` is strict
+/// (`on_sync_failure = "fail"`), `SYNCDEF` goes on alone when a sync cluster fails (`"defer"`).
+pub const SYNC_CLASSES: [(&str, &str); 2] = [("SSD", "fail"), ("SYNCDEF", "defer")];
+
+/// `pattern` for a grid of `clusters` data clusters: its first letters, No Copy past its end.
+pub fn fit_vector(pattern: &str, clusters: u8) -> String {
+    pattern
+        .chars()
+        .chain(std::iter::repeat('N'))
+        .take(usize::from(clusters))
+        .collect()
+}
+
 /// A grid file for `clusters` simulated data clusters `c0..` and `witnesses` witnesses `w8..`,
-/// with the usual categories and a management class `STANDARD` whose vector on each cluster is
-/// RUN there and No Copy elsewhere.
+/// with the usual categories, a management class `STANDARD` whose vector on each cluster is
+/// RUN there and No Copy elsewhere, the [`PATTERN_CLASSES`] and the [`HUB_CLASS`].
 pub fn sim_grid(clusters: u8, witnesses: u8) -> GridConfig {
     let mut toml = String::from("[grid]\nname = \"sim\"\n");
     for id in 0..clusters {
@@ -109,11 +133,42 @@ pub fn sim_grid(clusters: u8, witnesses: u8) -> GridConfig {
             format!("C{id} = \"{v}\"")
         })
         .collect();
-    toml += &format!(
-        "[[management_class]]\nname = \"STANDARD\"\ncopy_modes = {{ {} }}\n",
-        vectors.join(", ")
-    );
+    toml += &class_toml("STANDARD", &vectors);
+    for pattern in PATTERN_CLASSES {
+        let v = fit_vector(pattern, clusters);
+        let same: Vec<String> = (0..clusters).map(|id| format!("C{id} = \"{v}\"")).collect();
+        toml += &class_toml(pattern, &same);
+    }
+    let hub = clusters.saturating_sub(1);
+    let spokes: Vec<String> = (0..clusters)
+        .map(|id| {
+            let v: String = (0..clusters)
+                .map(|j| match j {
+                    j if j == id => 'R',
+                    j if j == hub => 'D',
+                    _ => 'N',
+                })
+                .collect();
+            format!("C{id} = \"{v}\"")
+        })
+        .collect();
+    toml += &class_toml(HUB_CLASS, &spokes);
+    if clusters >= 2 {
+        let v = fit_vector("SSD", clusters);
+        let same: Vec<String> = (0..clusters).map(|id| format!("C{id} = \"{v}\"")).collect();
+        for (name, policy) in SYNC_CLASSES {
+            toml += &class_toml(name, &same);
+            toml += &format!("on_sync_failure = \"{policy}\"\n");
+        }
+    }
     GridConfig::parse(&toml, Path::new("<sim grid>")).expect("the simulated grid file is valid")
+}
+
+fn class_toml(name: &str, vectors: &[String]) -> String {
+    format!(
+        "[[management_class]]\nname = \"{name}\"\ncopy_modes = {{ {} }}\n",
+        vectors.join(", ")
+    )
 }
 
 /// The body of voter `id`'s turmoil host: recover from the disks, start, serve until crashed.

@@ -7,18 +7,20 @@
 //!
 //! - [`b10_single_writable_owner`]: after every step.
 //! - [`b15_b37_acknowledged_versions_survive`]: after every step.
+//! - [`b37_b39_acknowledged_copies_held`]: after every step.
 //! - [`b15_catalogs_converge`]: once the grid is healed and quiet.
+//! - [`b45_every_copy_verified`]: once the grid is healed and quiet.
 //!
 //! [`Invariants`] bundles them with the host's [`Ledger`] and the volumes a test exempts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use vtgrid_core::{CatalogState, ClusterId, Volser};
+use vtgrid_core::{CatalogState, ClusterId, CopyMode, Digest, Volser};
 use vtgrid_node::Cluster;
 
 use crate::grid::SimGrid;
-use crate::ledger::{Ack, Ledger};
+use crate::ledger::{Ack, AckedCopies, Ledger};
 
 /// **B10 single owner.** At any instant, at most one running cluster may write a volume
 /// (spec O1): answers `may_write` and is not handing the volume over.
@@ -255,6 +257,212 @@ fn writer_accounts_for(
     ))
 }
 
+/// **B37 + B39 (and B42 for Sync): no acknowledged RUN version is missing from a reachable RUN
+/// cluster.** For every rewind-unload the host saw succeed with the clusters that held the
+/// version (`copies`) and whether a RUN copy was deferred (see [`Ledger::acknowledge_unload`]):
+///
+/// - the writer is among `copies`;
+/// - unless the unload said a copy was deferred, every data cluster whose mode is R or S in the
+///   version's copy-mode vector (the writer's vector, as the catalog records it with the
+///   version, B36) is among `copies`: the host was told they all hold it;
+/// - every cluster named in `copies` that runs holds (V, k) in its TVC for as long as its own
+///   record of V (catalog plus its journal) is not past k: at k, or older while the writer's
+///   entry is still on its way. Past k the version is superseded and may go. A version the
+///   writer has quarantined (its catalog entry was refused, DESIGN §3) no longer exists and is
+///   exempt.
+///
+/// The vector check is made once per acknowledgement, as soon as a running cluster's catalog
+/// view has V at k with the acknowledged digest (the catalog records the vector with the
+/// version); `settled` remembers which. A version the catalog never takes is not checked.
+/// Bare acknowledgements ([`Ledger::acknowledge`]) carry no copies and are not checked here.
+pub fn b37_b39_acknowledged_copies_held(
+    running: &[Arc<Cluster>],
+    ledger: &Ledger,
+    settled: &mut BTreeSet<(Volser, u64, u8)>,
+) -> Result<(), String> {
+    let by_id: BTreeMap<ClusterId, &Arc<Cluster>> = running.iter().map(|c| (c.id, c)).collect();
+    let mut held: BTreeMap<ClusterId, BTreeSet<(Volser, u64)>> = BTreeMap::new();
+    ledger.each_acked(|volser, ack| {
+        let Some(copies) = &ack.copies else {
+            return Ok(());
+        };
+        if !copies.holders.contains(&ack.written_at) {
+            return Err(format!(
+                "B37 violated: the unload of {volser} v{} at C{} did not name the writer among \
+                 the clusters holding it: {:?}",
+                ack.version, ack.written_at, copies.holders
+            ));
+        }
+        let key = (volser, ack.version, ack.written_at);
+        if !settled.contains(&key) && required_copies_named(running, volser, ack, copies)? {
+            settled.insert(key);
+        }
+        let writer = ClusterId::new(ack.written_at).map_err(|e| e.to_string())?;
+        for holder in &copies.holders {
+            let Some(h) = ClusterId::new(*holder).ok().and_then(|id| by_id.get(&id)) else {
+                continue; // down: its TVC is on its disks, checked once it runs
+            };
+            let (version, digest) = record_at(h, &volser);
+            if version > ack.version || (version == ack.version && digest != ack.raw) {
+                continue; // superseded (a different version k is some other ack's business)
+            }
+            let tvc = held.entry(h.id).or_insert_with(|| {
+                h.tvc
+                    .store()
+                    .versions()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect()
+            });
+            if tvc.contains(&(volser, ack.version)) {
+                continue;
+            }
+            if by_id
+                .get(&writer)
+                .is_some_and(|w| quarantined(w, volser, ack))
+            {
+                continue;
+            }
+            return Err(format!(
+                "B37 violated: {volser} v{} ({}) was acknowledged at C{} as held by {} (copies \
+                 {:?}), which runs and sees {volser} at version {version}, but its TVC no longer \
+                 holds v{} (it holds {:?})",
+                ack.version,
+                ack.digest,
+                ack.written_at,
+                h.id,
+                copies.holders,
+                ack.version,
+                tvc.iter().filter(|(v, _)| *v == volser).collect::<Vec<_>>(),
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// The vector half of [`b37_b39_acknowledged_copies_held`]: `Ok(true)` once checked, `Ok(false)`
+/// while no running cluster's record names the version's vector yet.
+fn required_copies_named(
+    running: &[Arc<Cluster>],
+    volser: Volser,
+    ack: &Ack,
+    copies: &AckedCopies,
+) -> Result<bool, String> {
+    // From a catalog view, never from a journal overlay: the overlay pairs an unpublished
+    // version with the previous version's vector (pinned by `copies::b36_overlay_vector`).
+    let vector = running.iter().find_map(|c| {
+        c.catalog.view.read(|s| {
+            s.volumes
+                .get(&volser)
+                .filter(|r| r.version == ack.version && r.digest == ack.raw)
+                .map(|r| r.copy_modes.clone())
+        })
+    });
+    let Some(vector) = vector else {
+        return Ok(false);
+    };
+    let (Some(vector), false) = (vector, copies.deferred) else {
+        return Ok(true); // no class (no copies owed), or the host was told a copy was deferred
+    };
+    let Some(any) = running.first() else {
+        return Ok(false);
+    };
+    for cluster in &any.grid.clusters {
+        let Ok(id) = ClusterId::new(cluster.id) else {
+            continue;
+        };
+        let mode = vector.mode_for(id);
+        if matches!(mode, CopyMode::Run | CopyMode::Sync) && !copies.holders.contains(&cluster.id) {
+            return Err(format!(
+                "B37 violated: the unload of {volser} v{} ({}) at C{} returned without a deferred \
+                 copy, but {id} (mode {} in {vector:?}) is not among the clusters holding it: {:?}",
+                ack.version,
+                ack.digest,
+                ack.written_at,
+                mode.letter(),
+                copies.holders
+            ));
+        }
+    }
+    Ok(true)
+}
+
+/// `c`'s own record of `volser` (catalog plus its journal) as (version, digest); (0, empty) when
+/// it has none. Read in place when nothing is pending for `volser` (this runs after every step).
+fn record_at(c: &Cluster, volser: &Volser) -> (u64, Digest) {
+    if c.journal.has_pending(volser) {
+        c.effective(volser)
+            .map_or((0, Digest::EMPTY), |r| (r.version, r.digest))
+    } else {
+        c.catalog.view.read(|s| {
+            s.volumes
+                .get(volser)
+                .map_or((0, Digest::EMPTY), |r| (r.version, r.digest))
+        })
+    }
+}
+
+/// **B45 + B62: every copy verified.** Once the grid is healed and quiet: every version a running
+/// cluster's catalog says is consistent at data cluster X (the volume's current version, in
+/// `consistent_at`) is in X's TVC, when X runs, and reads back whole through X's volume store,
+/// which checks every chunk's CRC32C and the trailer's size and BLAKE3, with the catalog's size
+/// and digest (hashed again here, so a store that checked nothing would not pass either).
+pub fn b45_every_copy_verified(running: &[Arc<Cluster>]) -> Result<(), String> {
+    let by_id: BTreeMap<ClusterId, &Arc<Cluster>> = running.iter().map(|c| (c.id, c)).collect();
+    // (V, k, X) -> (size, digest) and the cluster whose catalog said so.
+    let mut claims: BTreeMap<(Volser, u64, ClusterId), (u64, Digest, ClusterId)> = BTreeMap::new();
+    for c in running {
+        c.catalog.view.read(|s| {
+            for r in s.volumes.values().filter(|r| r.version > 0) {
+                for x in r.consistent_clusters() {
+                    claims
+                        .entry((r.volser, r.version, x))
+                        .or_insert((r.size, r.digest, c.id));
+                }
+            }
+        });
+    }
+    for ((volser, version, x), (size, digest, said_by)) in claims {
+        let Some(holder) = by_id.get(&x) else {
+            continue; // down: checked in a run where it is up
+        };
+        let what = format!(
+            "B45 violated: {said_by}'s catalog says {volser} v{version} ({}) is consistent at {x}",
+            &digest.to_hex()[..16]
+        );
+        let mut reader = holder
+            .tvc
+            .store()
+            .open(volser, version)
+            .map_err(|e| format!("{what}, but {x} cannot open it: {e}"))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut bytes = 0u64;
+        loop {
+            match reader.next_chunk() {
+                Ok(Some(chunk)) => {
+                    hasher.update(&chunk);
+                    bytes += chunk.len() as u64;
+                }
+                Ok(None) => break,
+                Err(e) => return Err(format!("{what}, but reading it there fails: {e}")),
+            }
+        }
+        let meta = reader.meta();
+        let read = Digest(*hasher.finalize().as_bytes());
+        if meta.digest != digest || meta.size != size || read != digest || bytes != size {
+            return Err(format!(
+                "{what} with size {size}, but {x} holds {} bytes with digest {} (trailer: {} \
+                 bytes, {})",
+                bytes,
+                &read.to_hex()[..16],
+                meta.size,
+                &meta.digest.to_hex()[..16]
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Is (V, k, d) in `w`'s quarantine?
 fn quarantined(w: &Cluster, volser: Volser, ack: &Ack) -> bool {
     w.journal.store().quarantined().is_ok_and(|q| {
@@ -318,6 +526,8 @@ pub fn difference(a: &CatalogState, b: &CatalogState) -> String {
 pub struct Invariants {
     pub ledger: Ledger,
     pub exempt: BTreeSet<Volser>,
+    /// Acknowledgements whose copy-mode vector [`b37_b39_acknowledged_copies_held`] has checked.
+    settled: Arc<Mutex<BTreeSet<(Volser, u64, u8)>>>,
 }
 
 impl Invariants {
@@ -325,6 +535,7 @@ impl Invariants {
         Invariants {
             ledger,
             exempt: BTreeSet::new(),
+            settled: Arc::default(),
         }
     }
 
@@ -338,13 +549,17 @@ impl Invariants {
     pub fn after_step(&self, grid: &SimGrid) -> Result<(), String> {
         let running = grid.running();
         b10_single_writable_owner(&running, &self.exempt)?;
-        b15_b37_acknowledged_versions_survive(&running, &self.ledger, &self.exempt)
+        b15_b37_acknowledged_versions_survive(&running, &self.ledger, &self.exempt)?;
+        let mut settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
+        b37_b39_acknowledged_copies_held(&running, &self.ledger, &mut settled)
     }
 
     /// What must hold at the end, once the test has healed the grid and waited for quiet.
     pub fn at_end(&self, grid: &SimGrid) -> Result<(), String> {
         self.after_step(grid)?;
-        b15_catalogs_converge(&grid.running())
+        let running = grid.running();
+        b15_catalogs_converge(&running)?;
+        b45_every_copy_verified(&running)
     }
 }
 

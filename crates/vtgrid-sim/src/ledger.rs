@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use vtgrid_core::{Digest, Volser};
+use vtgrid_proto::pb;
 
 /// One acknowledged rewind-unload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +22,20 @@ pub struct Ack {
     pub raw: Digest,
     /// The cluster that answered the unload (the mount cluster, which wrote the version).
     pub written_at: u8,
+    /// Where the unload said the version was durable when it returned, when the host recorded
+    /// the whole answer ([`Ledger::acknowledge_unload`]); `None` for a bare acknowledgement.
+    pub copies: Option<AckedCopies>,
+}
+
+/// What a rewind-unload told the host about copies (B37, B39, B42).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AckedCopies {
+    /// Clusters holding the version durably when the unload returned (`copies`): the writer,
+    /// the RUN clusters that pulled it, and (with Sync) the sync peer.
+    pub holders: Vec<u8>,
+    /// Some RUN or Sync copy was not made before the unload returned and was queued instead
+    /// (`immediate_copy_deferred`; with Sync also `sync_deferred`).
+    pub deferred: bool,
 }
 
 #[derive(Default)]
@@ -44,12 +59,40 @@ impl Ledger {
     }
 
     /// Rewind-unload of `volser` returned success with `version` and `digest`, at cluster `at`.
+    /// Prefer [`Ledger::acknowledge_unload`], which also keeps what the unload said of copies.
     pub fn acknowledge(&self, volser: Volser, version: u64, digest: &str, at: u8) {
+        self.push_ack(volser, version, digest, at, None);
+    }
+
+    /// A rewind-unload at cluster `at` that returned success and committed a version: the
+    /// version, its digest, the clusters that held it durably (`copies`) and whether a RUN copy
+    /// was deferred, for the copy invariant (B37, B39).
+    pub fn acknowledge_unload(&self, volser: Volser, done: &pb::RewindUnloadResponse, at: u8) {
+        let copies = AckedCopies {
+            holders: done
+                .copies
+                .iter()
+                .filter_map(|c| u8::try_from(*c).ok())
+                .collect(),
+            deferred: done.immediate_copy_deferred || done.sync_deferred,
+        };
+        self.push_ack(volser, done.version, &done.digest, at, Some(copies));
+    }
+
+    fn push_ack(
+        &self,
+        volser: Volser,
+        version: u64,
+        digest: &str,
+        at: u8,
+        copies: Option<AckedCopies>,
+    ) {
         self.lock().acked.entry(volser).or_default().push(Ack {
             version,
             digest: digest.to_string(),
             raw: parse_digest(digest).unwrap_or(Digest::EMPTY),
             written_at: at,
+            copies,
         });
     }
 

@@ -10,8 +10,9 @@
 //! - [`grid`]: [`grid::SimGrid`], a whole grid and the driver loop (faults between steps,
 //!   invariants after each), [`grid::GridControl`], the same faults from inside a client, and
 //!   [`grid::LogTripwire`], a link cut timed to a Raft log entry.
-//! - [`invariants`]: B10 single writable owner, no acknowledged version lost (B15/B37), catalogs
-//!   converge after repair; one function each.
+//! - [`invariants`]: B10 single writable owner, no acknowledged version lost (B15/B37), no
+//!   acknowledged RUN copy missing (B37/B39), catalogs converge after repair, every copy verified
+//!   (B45); one function each.
 //! - [`ledger`]: what the tape host was told (acknowledged and in-doubt versions).
 //! - [`client`]: host-side gRPC clients with deadlines, host jobs, waiting for a condition.
 //! - [`seed`]: fixed seeds, seed sweeps from the environment, and printing the failing seed.

@@ -81,7 +81,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
         )?;
         client::write(&mut host, &m.mount_id, &payload(hop)).await?;
         let done = client::unload(&mut host, &m.mount_id).await?;
-        ledger.acknowledge(VOLSER.parse()?, done.version, &done.digest, at);
+        ledger.acknowledge_unload(VOLSER.parse()?, &done, at);
         check(
             done.version == version + 1,
             format!("hop {hop}: unload at C{at} reported v{}", done.version),

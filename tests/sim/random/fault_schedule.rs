@@ -6,12 +6,20 @@
 //! and scratch volumes S{i}.... (B16: Ci owns them) → the grid is quiet → three tasks run side by
 //! side for a bounded time: the fault task (3..6 faults, 0.3..2.5 s apart: a cut link between two
 //! voters, a voter isolated, a full heal, or a crash of a voter with its restart 1..4 s later; at
-//! most one voter down at a time, at most two crashes) and two host workers (4..6 jobs each,
-//! 0..1 s apart: a specific-mount write or a scratch-mount write of 16..400 bytes, a read, a
-//! category change) → every link is repaired and every crashed voter restarted → within 120 s
-//! every voter is ready and the grid is quiet → every volume the host wrote is, in every
-//! catalog, at its last acknowledged version or a later one the host wrote (a write whose unload
-//! went unanswered), and reads back through its owner with exactly the catalog's digest.
+//! most one voter down at a time, at most two crashes) and two host workers (3..5 jobs each,
+//! 0..1 s apart: a specific-mount write or a scratch-mount write of 16..400 bytes with a
+//! management class drawn from [`CLASSES`], a read, a category change) → every link is repaired
+//! and every crashed voter restarted → within 120 s every voter is ready and the grid is quiet →
+//! within 120 s no copy is owed anywhere (B62: queues drained, every volume consistent on each
+//! cluster its vector asks for) → every volume the host wrote is, in every catalog, at its last
+//! acknowledged version or a later one the host wrote (a write whose unload went unanswered),
+//! and reads back through its owner with exactly the catalog's digest.
+//!
+//! Copy modes: the classes mix RUN, Deferred, Sync and No Copy, with the same vector on every
+//! cluster or (HUB) a different one per cluster (B36), so RUN copies are made or deferred (B37,
+//! B39), Sync jobs duplex, fail (strict) or go on alone (deferred) when a sync cluster is hit
+//! (B42, B43), deferred copies queue and catch up (B40) and remote TVCs serve reads (B4) while
+//! faults hit.
 //!
 //! Two job mixes:
 //! - [`Mix::AtOwner`]: each job runs at the cluster that owns its volume (and each cluster owns
@@ -24,16 +32,22 @@
 //!   `ownership/b14_stale_owner_view_refusal.rs` (a mount refused with NOT_OWNER by an owner whose
 //!   view trailed; seed 107). Both are fixed; both mixes run by default.
 //!
-//! Checked after every step: B10 (single writable owner) and B15/B37 (acknowledged versions
-//! survive); at the end: B15 catch-up (journals empty, identical catalogs).
+//! Checked after every step: B10 (single writable owner), B15/B37 (acknowledged versions
+//! survive) and B37/B39 (every cluster an unload named as holding the version still holds it,
+//! and a non-deferred unload named every RUN cluster of its vector); at the end: B15 catch-up
+//! (journals empty, identical catalogs) and B45 (every copy a catalog calls consistent reads
+//! back whole, verified, with the catalog's digest).
 //!
 //! Host errors that faults explain are expected: OWNER_UNREACHABLE, VOLUME_IN_USE,
-//! NO_SCRATCH_AVAILABLE, CATALOG_UNAVAILABLE, UNKNOWN_MOUNT, NO_VALID_COPY (B6: STANDARD keeps
-//! one copy, at the writer), the host's own DEADLINE_EXCEEDED, and a transport error from a
-//! cluster that was down or crashed during the job. Anything else fails the seed, with the
-//! schedule's history.
+//! NO_SCRATCH_AVAILABLE, CATALOG_UNAVAILABLE, UNKNOWN_MOUNT, NO_VALID_COPY (B6: No Copy classes
+//! keep one copy, at the writer), the host's own DEADLINE_EXCEEDED (also a remote-TVC read whose
+//! link was cut), and a transport error from a cluster that was down or crashed during the job.
+//! Anything else fails the seed, with the schedule's history.
 //!
-//! Time: one step is 10 ms of simulated time ([`TICK`]); each seed runs about 20-40 s of it.
+//! Time: one step is 10 ms of simulated time ([`TICK`]); a seed runs 17 s of it on average.
+//! Mixing copy modes made seeds longer (RUN unloads wait for their copies, the end waits for
+//! every copy), so each worker runs 3..5 jobs, not 4..6 as before: the 2 x 200 seeds cost about
+//! the same CPU as they did without copy modes.
 //!
 //! Seeds: 0..200 by default; `VTGRID_SIM_SEEDS=n` sweeps 0..n, `VTGRID_SIM_SEED=s` replays one
 //! (`VTGRID_SIM_LOG=vtgrid_node=info` adds the clusters' logs). A replay runs the same schedule
@@ -49,6 +63,7 @@ use vtgrid_core::Volser;
 use vtgrid_proto::pb::Reason;
 use vtgrid_proto::reason_of;
 use vtgrid_sim::client::{self, digest_hex};
+use vtgrid_sim::cluster::{HUB_CLASS, PATTERN_CLASSES, SYNC_CLASSES};
 use vtgrid_sim::grid::{GridControl, SimGrid};
 use vtgrid_sim::invariants::Invariants;
 use vtgrid_sim::ledger::Ledger;
@@ -63,6 +78,22 @@ const WORKERS: usize = 2;
 /// turmoil's 1 ms, well below Raft's 100 ms heartbeat.
 const TICK: Duration = Duration::from_millis(10);
 const DURATION: Duration = Duration::from_secs(600);
+
+/// The management classes a write job picks from (B36, B44; see `vtgrid_sim::cluster`): none (no
+/// copies), STANDARD (RUN at the writer only), the pattern classes RRD, RDN, DDR and NNR (the same
+/// vector on every cluster), HUB (RND, NRD, NNR: a different vector per cluster) and the Sync
+/// classes SSD (strict) and SYNCDEF (deferred on a sync cluster's failure).
+const CLASSES: [Option<&str>; 9] = [
+    None,
+    Some("STANDARD"),
+    Some(PATTERN_CLASSES[0]),
+    Some(PATTERN_CLASSES[1]),
+    Some(PATTERN_CLASSES[2]),
+    Some(PATTERN_CLASSES[3]),
+    Some(HUB_CLASS),
+    Some(SYNC_CLASSES[0].0),
+    Some(SYNC_CLASSES[1].0),
+];
 
 /// Where the host sends its jobs. See the module doc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +127,12 @@ enum Job {
         at: u8,
         volser: String,
         len: usize,
+        class: Option<&'static str>,
     },
     Scratch {
         at: u8,
         len: usize,
+        class: Option<&'static str>,
     },
     Read {
         at: u8,
@@ -177,7 +210,7 @@ fn plan(seed: u64, mix: Mix) -> Plan {
     let all = volsers(mix);
     let workers = (0..WORKERS)
         .map(|_| {
-            (0..rng.random_range(4..=6))
+            (0..rng.random_range(3..=5))
                 .map(|_| {
                     let pause = Duration::from_millis(rng.random_range(0..1000));
                     let volser = all[rng.random_range(0..all.len())].clone();
@@ -187,9 +220,19 @@ fn plan(seed: u64, mix: Mix) -> Plan {
                         Mix::Anywhere => anywhere,
                     };
                     let len = rng.random_range(16..400);
+                    let class = CLASSES[rng.random_range(0..CLASSES.len())];
                     let job = match rng.random_range(0..20) {
-                        0..=6 => Job::Write { at, volser, len },
-                        7..=10 => Job::Scratch { at: anywhere, len },
+                        0..=6 => Job::Write {
+                            at,
+                            volser,
+                            len,
+                            class,
+                        },
+                        7..=10 => Job::Scratch {
+                            at: anywhere,
+                            len,
+                            class,
+                        },
                         11..=15 => Job::Read { at, volser },
                         _ => Job::Recategorise {
                             at,
@@ -221,7 +264,8 @@ fn expected(status: &tonic::Status, disturbed: bool) -> bool {
             | Reason::NoScratchAvailable
             | Reason::CatalogUnavailable
             | Reason::UnknownMount
-            | Reason::NoValidCopy,
+            | Reason::NoValidCopy
+            | Reason::SyncPeerUnavailable,
         ) => true,
         Some(_) => false,
         None => status.code() == tonic::Code::DeadlineExceeded || disturbed,
@@ -284,17 +328,19 @@ async fn run_worker(
         let at = job.at();
         let (life, was_down) = (control.life(at), control.is_down(at));
         let outcome: Result<String, tonic::Status> = match job {
-            Job::Write { volser, len, .. } => {
+            Job::Write {
+                volser, len, class, ..
+            } => {
                 let data = payload(seed, worker, n, *len);
-                client::write_job(at, client::specific(volser), &data, ledger)
+                client::write_job(at, classed(client::specific(volser), *class), &data, ledger)
                     .await
-                    .map(|d| format!("wrote {} v{} {}", d.volser, d.version, &d.digest[..8]))
+                    .map(|d| format!("wrote {}", unloaded(&d, *class)))
             }
-            Job::Scratch { len, .. } => {
+            Job::Scratch { len, class, .. } => {
                 let data = payload(seed, worker, n, *len);
-                client::write_job(at, client::scratch("0001"), &data, ledger)
+                client::write_job(at, classed(client::scratch("0001"), *class), &data, ledger)
                     .await
-                    .map(|d| format!("scratch {} v{} {}", d.volser, d.version, &d.digest[..8]))
+                    .map(|d| format!("scratch {}", unloaded(&d, *class)))
             }
             Job::Read { volser, .. } => match client::read_job(at, volser).await {
                 Ok((m, bytes)) => {
@@ -334,6 +380,34 @@ async fn run_worker(
         }
     }
     Ok(())
+}
+
+/// The mount request with the job's management class, if it names one.
+fn classed(
+    request: vtgrid_proto::pb::MountRequest,
+    class: Option<&str>,
+) -> vtgrid_proto::pb::MountRequest {
+    match class {
+        Some(class) => client::with_class(request, class),
+        None => request,
+    }
+}
+
+/// What an unload committed, for the history.
+fn unloaded(d: &vtgrid_proto::pb::RewindUnloadResponse, class: Option<&str>) -> String {
+    format!(
+        "{} v{} {} class {} copies {:?}{}",
+        d.volser,
+        d.version,
+        &d.digest[..8],
+        class.unwrap_or("-"),
+        d.copies,
+        if d.immediate_copy_deferred {
+            " (RUN copy deferred)"
+        } else {
+            ""
+        }
+    )
 }
 
 /// A read returns the version the mount announced: empty when blank, else bytes the host wrote
@@ -524,6 +598,8 @@ async fn scenario(
     client::wait_grid_ready(&control, Duration::from_secs(120)).await?;
     client::wait_quiescent(&control, Duration::from_secs(120)).await?;
     h.note("quiet".into());
+    client::wait_copies_settled(&control, Duration::from_secs(120)).await?;
+    h.note("every copy owed made".into());
     read_back(&control, &ledger, &h).await?;
     // Making scratch volumes private to read them journalled category changes: let them land.
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;
