@@ -101,7 +101,7 @@ async fn catalog_survives_restart_from_snapshot_plus_log<E: KvEngine>(
             digest: Digest([7; 32]),
             written_at: cluster(1),
             copy_modes: None,
-            duplexed_to: Vec::new(),
+            held_by: Vec::new(),
         }),
         ..VolumeChange::default()
     };

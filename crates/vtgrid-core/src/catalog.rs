@@ -60,6 +60,10 @@ pub enum CatalogCommand {
         volser: Volser,
         version: VersionNumber,
         cluster: ClusterId,
+        /// The copy's BLAKE3 digest: a copy of other bytes under the same version number (an
+        /// orphan of a write that never reached the catalog) is refused, never counted.
+        #[serde(default)]
+        digest: Option<Digest>,
     },
     /// Changes nothing. A cluster that commits one and waits until it has applied it knows its
     /// view holds everything committed before: a read barrier for a view that may trail.
@@ -99,10 +103,11 @@ pub struct NewVersion {
     /// The management class's vector on `written_at` (B36), if the volume has a class.
     #[serde(default)]
     pub copy_modes: Option<crate::copy_mode::CopyModeVector>,
-    /// Sync clusters that hold the version durably as it is committed: the writer duplexed every
-    /// byte to them while the host wrote (B42), so they are consistent at once, with no copy.
+    /// Other clusters that hold the version durably when it is committed, so they are consistent
+    /// from the start: the Sync clusters the writer duplexed every byte to while the host wrote
+    /// (B42), and the RUN clusters that pulled it before rewind-unload returned (B37).
     #[serde(default)]
-    pub duplexed_to: Vec<ClusterId>,
+    pub held_by: Vec<ClusterId>,
 }
 
 /// The result of applying one command.
@@ -154,6 +159,11 @@ pub enum CatalogRejection {
         current: VersionNumber,
         got: VersionNumber,
     },
+    #[error("the copy of {volser} at version {version} holds other bytes than that version")]
+    CopyNotOfThisVersion {
+        volser: Volser,
+        version: VersionNumber,
+    },
     #[error("volume {volser}: version {got} is not the current version {current}")]
     VersionNotCurrent {
         volser: Volser,
@@ -203,7 +213,8 @@ impl CatalogState {
                 volser,
                 version,
                 cluster,
-            } => self.copy_done(*volser, *version, *cluster),
+                digest,
+            } => self.copy_done(*volser, *version, *cluster, *digest),
             CatalogCommand::Barrier => Ok(Applied::Nothing),
         }
     }
@@ -300,7 +311,7 @@ impl CatalogState {
             record.size = v.size;
             record.digest = v.digest;
             record.consistent_at = std::iter::once(v.written_at)
-                .chain(v.duplexed_to.iter().copied())
+                .chain(v.held_by.iter().copied())
                 .map(|c| (c, v.version))
                 .collect();
             record.copy_modes = v.copy_modes.clone();
@@ -315,11 +326,15 @@ impl CatalogState {
         volser: Volser,
         version: VersionNumber,
         cluster: ClusterId,
+        digest: Option<Digest>,
     ) -> CatalogResponse {
         let record = self
             .volumes
             .get_mut(&volser)
             .ok_or(CatalogRejection::UnknownVolume { volser })?;
+        if digest.is_some_and(|d| d != record.digest) && record.version == version {
+            return Err(CatalogRejection::CopyNotOfThisVersion { volser, version });
+        }
         if record.version != version {
             return Err(CatalogRejection::VersionNotCurrent {
                 volser,
@@ -413,7 +428,7 @@ mod tests {
                 digest: Digest([n as u8; 32]),
                 written_at: at,
                 copy_modes: Some("RD".parse().unwrap()),
-                duplexed_to: Vec::new(),
+                held_by: Vec::new(),
             }),
             ..VolumeChange::default()
         }
@@ -578,16 +593,32 @@ mod tests {
             volser: vol,
             version: 1,
             cluster: c(1),
+            digest: Some(Digest([1; 32])),
         })
         .unwrap();
         assert_eq!(
             s.volumes[&vol].consistent_clusters().collect::<Vec<_>>(),
             vec![c(0), c(1)]
         );
+        let other_bytes = s.apply(&CatalogCommand::CopyDone {
+            volser: vol,
+            version: 1,
+            cluster: c(2),
+            digest: Some(Digest([9; 32])),
+        });
+        assert_eq!(
+            other_bytes,
+            Err(CatalogRejection::CopyNotOfThisVersion {
+                volser: vol,
+                version: 1
+            }),
+            "a copy of other bytes under version 1 is not counted"
+        );
         let stale = s.apply(&CatalogCommand::CopyDone {
             volser: vol,
             version: 0,
             cluster: c(2),
+            digest: None,
         });
         assert_eq!(
             stale,

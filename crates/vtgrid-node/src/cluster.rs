@@ -260,8 +260,8 @@ impl Cluster {
     /// Remove volume files the catalog does not know as this cluster's current copy: versions a
     /// crash left between the file's rename and the catalog commit, and superseded versions.
     async fn reconcile_tvc(&self) {
-        // Only with a view at least as new as the leader's commit index may we judge a file newer
-        // than the catalog to be an orphan; otherwise keep it.
+        // Only with a view at least as new as the leader's commit index may we judge a file of a
+        // volume the catalog does not know to be an orphan; otherwise keep it.
         let caught_up = self.catalog.raft.ensure_linearizable().await.is_ok();
         let held = match self.tvc.run(|s| s.versions()).await {
             Ok(v) => v,
@@ -293,7 +293,11 @@ impl Cluster {
             }
             let keep = self.catalog.view.read(|s| match s.volumes.get(&volser) {
                 Some(r) if version == r.version => true,
-                Some(r) if version > r.version => !caught_up,
+                // Newer than the catalog: a RUN copy or Sync duplex whose writer has not
+                // published the version yet (it may be cut off for hours and still publish), or
+                // an orphan of a write that never will; the next write of that number replaces
+                // the orphan, so keeping it costs only space.
+                Some(r) if version > r.version => true,
                 Some(_) => false,
                 None => !caught_up,
             });

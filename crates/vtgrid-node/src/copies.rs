@@ -114,6 +114,7 @@ impl Cluster {
                 volser,
                 version,
                 cluster: self.id,
+                digest: Some(digest),
             };
             match self.journal.append(done).await {
                 Ok(_) => tracing::info!(%volser, version, "copy already held; CopyDone recorded"),
@@ -156,8 +157,32 @@ impl Cluster {
     }
 
     /// Copy `version` of `volser` from `source` into this cluster's TVC, verified, and journal
-    /// the CopyDone.
+    /// the CopyDone (a copy the catalog says this cluster owes).
     pub async fn pull_from(
+        &self,
+        source: ClusterId,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> Result<(), NodeError> {
+        self.fetch_copy(source, volser, version, digest).await?;
+        self.journal
+            .append(CatalogCommand::CopyDone {
+                volser,
+                version,
+                cluster: self.id,
+                digest: Some(digest),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Copy `version` of `volser` from `source` into this cluster's TVC, fsynced and verified
+    /// against `digest`, and nothing more. A RUN copy is made this way before its version is in
+    /// the catalog: the writer records this cluster as a holder when it commits the version
+    /// (`NewVersion::held_by`), so no `CopyDone` is needed; one the writer stopped waiting for is
+    /// adopted by the copy engine once the catalog has the version.
+    pub async fn fetch_copy(
         &self,
         source: ClusterId,
         volser: Volser,
@@ -183,13 +208,6 @@ impl Cluster {
         }
         self.metrics.copies.inc();
         self.metrics.bytes_copied.inc_by(meta.size);
-        self.journal
-            .append(CatalogCommand::CopyDone {
-                volser,
-                version,
-                cluster: self.id,
-            })
-            .await?;
         tracing::info!(%volser, version, from = %source, size = meta.size, "copy made");
         Ok(())
     }

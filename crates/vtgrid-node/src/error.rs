@@ -159,6 +159,9 @@ impl NodeError {
                 | CatalogRejection::VersionNotNext { .. }
                 | CatalogRejection::VersionNotCurrent { .. } => (Aborted, Reason::StaleEpoch),
                 CatalogRejection::NotOwner { .. } => (FailedPrecondition, Reason::NotOwner),
+                CatalogRejection::CopyNotOfThisVersion { .. } => {
+                    (DataLoss, Reason::ChecksumMismatch)
+                }
                 CatalogRejection::UnknownCategory { .. } => (NotFound, Reason::UnknownCategory),
                 CatalogRejection::UnknownManagementClass { .. } => (NotFound, Reason::UnknownClass),
             },

@@ -544,6 +544,21 @@ impl Cluster {
                 return Err(e);
             }
         };
+        // RUN (B37): the version is durable here; every reachable RUN cluster pulls it before
+        // the version is committed and the host hears back, so the catalog never shows the
+        // version without the RUN copies that were made. The volume stays mounted meanwhile, so
+        // nobody can change it.
+        let vector = self.copy_modes_for(mount);
+        let (mut copies, immediate_copy_deferred) = self
+            .make_run_copies(
+                vector.as_ref(),
+                mount.volser,
+                meta.version,
+                meta.size,
+                meta.digest,
+            )
+            .await;
+        copies.extend(duplexed);
         let change = VolumeChange {
             category: mount.category_on_commit,
             constructs: mount.constructs_on_commit.clone(),
@@ -552,8 +567,8 @@ impl Cluster {
                 size: meta.size,
                 digest: meta.digest,
                 written_at: self.id,
-                copy_modes: self.copy_modes_for(mount),
-                duplexed_to: duplexed.clone(),
+                copy_modes: vector,
+                held_by: copies.iter().copied().filter(|c| *c != self.id).collect(),
             }),
         };
         let cmd = CatalogCommand::UpdateVolume {
@@ -572,19 +587,6 @@ impl Cluster {
             self.mounts.demount(&mount.id);
             return Err(e);
         }
-        // RUN (B37): the version is durable here; every reachable RUN cluster pulls it before
-        // the host hears back. The volume stays mounted meanwhile, so nobody can change it.
-        let vector = self.copy_modes_for(mount);
-        let (mut copies, immediate_copy_deferred) = self
-            .make_run_copies(
-                vector.as_ref(),
-                mount.volser,
-                meta.version,
-                meta.size,
-                meta.digest,
-            )
-            .await;
-        copies.extend(duplexed);
         self.mounts.demount(&mount.id);
         self.metrics.unloads.inc();
         tracing::info!(volser = %mount.volser, version = meta.version, size = meta.size, "rewind-unload committed");

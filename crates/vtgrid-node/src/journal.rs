@@ -197,7 +197,7 @@ pub fn apply_change(record: &mut VolumeRecord, change: &VolumeChange) {
         record.size = v.size;
         record.digest = v.digest;
         record.consistent_at = std::iter::once(v.written_at)
-            .chain(v.duplexed_to.iter().copied())
+            .chain(v.held_by.iter().copied())
             .map(|c| (c, v.version))
             .collect();
         record.copy_modes = v.copy_modes.clone();

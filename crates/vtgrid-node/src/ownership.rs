@@ -45,6 +45,9 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How often a requester whose view named the wrong owner catches up and asks again.
 const OBTAIN_ATTEMPTS: usize = 3;
+/// How long a remote read may wait for its next chunk before the link counts as lost and the
+/// job's read fails (B7): a link that stops delivering must not hang the job forever.
+pub const CHUNK_TIMEOUT: Duration = Duration::from_secs(8);
 
 impl Cluster {
     /// The volume as this cluster sees it: the catalog's record plus its own unpublished changes.
@@ -372,7 +375,11 @@ impl Cluster {
             Some((stream, blake3::Hasher::new())),
             move |state| async move {
                 let (mut stream, mut hasher) = state?;
-                match stream.next().await {
+                let Ok(next) = tokio::time::timeout(CHUNK_TIMEOUT, stream.next()).await else {
+                    tracing::warn!(%volser, %from, "remote read stalled; the link counts as lost");
+                    return Some((Err(NodeError::NoValidCopy { volser, version }), None));
+                };
+                match next {
                     Some(Ok(chunk)) => {
                         hasher.update(&chunk.data);
                         Some((Ok(chunk.data), Some((stream, hasher))))

@@ -11,7 +11,7 @@
 //! The mount cluster keeps its own copy (it is the job's TVC) and duplexes to every other cluster
 //! whose mode in the class's vector on the mount cluster is S. A sync point returns when every
 //! byte written so far is durable at both; the committed version names the sync clusters that
-//! acknowledged its commit (`NewVersion::duplexed_to`), so they are consistent the moment the
+//! acknowledged its commit (`NewVersion::held_by`), so they are consistent the moment the
 //! catalog has the version, with no copy to make.
 //!
 //! When a sync cluster fails (no answer in time, a refusal, a broken stream), the class decides

@@ -1,15 +1,18 @@
 //! B37: the writer crashes while a RUN cluster is pulling the new version. The host is never told
 //! the version is safe (its unload fails), nothing half-copied is ever served or counted, and
-//! after the restart the version, which the writer had made durable before asking for copies,
-//! reaches every cluster its vector names with no operator action.
+//! the version does not exist: a version is committed to the catalog only once its RUN copies
+//! are made (so the catalog never shows it without them), and this one never got that far. The
+//! volume stays at its last version everywhere, and the next write of the same version number
+//! replaces the files the crash left.
 //!
 //! Sequence: c0, c1, c2 → c0 inserts R00000-R00003 → c0 writes R00001 v1 with class RRD (C1 RUN,
 //! C2 Deferred), acknowledged with copies at C0 and C1 → c0 writes v2 (8 MiB) with RRD; while the
 //! host waits on its unload, C1 starts pulling v2 (bytes arrive in C1's store, v2 not committed
 //! there) and c0 is crashed at that moment → the unload fails (v2 is in doubt for the host) →
-//! c0 restarts → the grid converges, every copy owed is made: R00001 is at v2 on C0, C1 and C2,
-//! with the digest of the bytes the host wrote, and reads back through c1. Checked throughout: no
-//! acknowledged version lost, acknowledged copies held; at the end: every copy verified.
+//! c0 restarts → the grid converges: R00001 is still v1 on C0, C1 and C2 and reads back as v1
+//! through c1 → c0 writes v2 again (other bytes): acknowledged with its RUN copy, consistent
+//! everywhere with the new digest, and read back through c1. Checked throughout: no acknowledged
+//! version lost, acknowledged copies held; at the end: every copy verified.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,13 +96,31 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     client::wait_copies_settled(&control, Duration::from_secs(60)).await?;
     let v = client::volume(1, "R00001").await?;
     ensure(
-        v.version == 2
-            && v.digest == digest_hex(&v2)
-            && [0, 1, 2].iter().all(|c| v.consistent_at.get(c) == Some(&2)),
-        &format!("v2, durable at C0 before its copies, reaches C0, C1 and C2: {v:?}"),
+        v.version == 1 && [0, 1, 2].iter().all(|c| v.consistent_at.get(c) == Some(&1)),
+        &format!("the crashed job committed nothing; v1 stays everywhere: {v:?}"),
     )?;
     let (_, bytes) = client::read_job(1, "R00001").await?;
-    ensure(bytes == *v2, "R00001 reads back through c1 as v2")?;
+    ensure(
+        bytes == b"R00001 version 1",
+        "R00001 reads back through c1 as v1",
+    )?;
+
+    // The same version number again, other bytes: the crash's leftovers are replaced.
+    let again = pattern(V2_LEN / 4, 7);
+    let done = client::write_job(0, rrd(), &again, &ledger).await?;
+    ensure(
+        done.version == 2 && done.copies == [0, 1] && !done.immediate_copy_deferred,
+        &format!("v2 written again, with its RUN copy: {done:?}"),
+    )?;
+    client::wait_copies_settled(&control, Duration::from_secs(60)).await?;
+    let v = client::volume(1, "R00001").await?;
+    ensure(
+        v.digest == digest_hex(&again)
+            && [0, 1, 2].iter().all(|c| v.consistent_at.get(c) == Some(&2)),
+        &format!("the new v2 is consistent everywhere: {v:?}"),
+    )?;
+    let (_, bytes) = client::read_job(1, "R00001").await?;
+    ensure(bytes == again, "R00001 reads back through c1 as the new v2")?;
     client::wait_quiescent(&control, Duration::from_secs(30)).await?;
     Ok(())
 }

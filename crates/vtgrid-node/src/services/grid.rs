@@ -86,7 +86,7 @@ impl GridService for GridApi {
         let cluster = self.cluster.clone();
         let version = req.version;
         let pull =
-            tokio::spawn(async move { cluster.pull_from(source, volser, version, digest).await });
+            tokio::spawn(async move { cluster.fetch_copy(source, volser, version, digest).await });
         match pull.await {
             Ok(result) => result?,
             Err(e) => return Err(Status::internal(format!("RUN copy task failed: {e}"))),
