@@ -13,8 +13,10 @@
 //! - `grid_processes`: several clusters and a witness as one Raft group: leader agreement, kill -9
 //!   of the leader, whole-grid restart, `grid up` with witnesses.
 //! - `grid_files`: the shipped grid files, the two-voter warning, node/witness id checks.
+//! - `bench`: `vtgrid bench copy` at a small size: its code path and its table, not its figures.
 
 mod bad_input;
+mod bench;
 mod corruption;
 mod durability;
 mod grid_files;
