@@ -8,13 +8,15 @@
 //!       Sync: host ──Write──> C0 (class SYNC, "SS") ──SyncWrite──> C1, both durable ──> answer
 //! ```
 //!
-//! Every job mounts a fresh volume at C0 of a two-cluster grid of real `vtgrid node` processes and
-//! is timed from its first chunk sent to rewind-unload answered (the mount is not timed). The RUN
-//! copy is what rewind-unload with RR adds to rewind-unload with RN: both commit and journal the
-//! same version locally, and only RR makes C1 pull it (read from C0 over the grid network, verify,
-//! write, fsync, journal CopyDone) before answering. Each run measures (a), RN, RR and SS in that
-//! order, so a change in machine load over time touches all of them; the table shows medians over
-//! the runs (the RUN copy: the median of each run's difference).
+//! Every job mounts a fresh volume at C0 of a two-cluster grid of real `vtgrid node` processes
+//! and is timed from its first chunk sent to rewind-unload answered (the mount is not timed). The
+//! RUN copy is what rewind-unload with RR adds to rewind-unload with RN: both commit and journal
+//! the same version locally, and only RR makes C1 pull it (read from C0 over the grid network,
+//! verify, write, fsync, journal CopyDone) before answering. Each run measures (a), RN, RR and SS
+//! in that order, so a change in machine load over time touches all of them; the table shows
+//! medians over the runs (the RUN copy: the median of each run's difference). Before each
+//! measurement the filesystem is synced (`syncfs`, untimed), so none pays for writing back the
+//! gigabytes of the one before it.
 //!
 //! The bytes are deterministic: one pseudo-random MiB, each chunk stamped with its index, so no
 //! two chunks are equal and making them costs one memory copy per MiB, for the baseline's sender
@@ -204,9 +206,13 @@ async fn measure(grid: &Grid, size: u64, runs: usize) -> Result<Figures, CliErro
     let mut run_write = Vec::new();
     let mut sync_write = Vec::new();
     for r in 0..runs {
+        settle(&grid.dir).await?;
         let t = baseline(&grid.dir, &data).await?;
+        settle(&grid.dir).await?;
         let n = job(&mut host, &volser(&NOCOPY, r), &NOCOPY, &data).await?;
+        settle(&grid.dir).await?;
         let rr = job(&mut host, &volser(&RUN, r), &RUN, &data).await?;
+        settle(&grid.dir).await?;
         let ss = job(&mut host, &volser(&SYNC, r), &SYNC, &data).await?;
         let copy_s = rr.unload.as_secs_f64() - n.unload.as_secs_f64();
         eprintln!(
@@ -377,6 +383,23 @@ fn write_requests(mount_id: String, data: Data) -> impl Iterator<Item = pb::Writ
         .chain(std::iter::once(end))
 }
 
+/// Write back every dirty page of the filesystem under `dir` (syncfs), untimed, before each
+/// measurement: otherwise the kernel is still flushing the previous measurement's gigabytes while
+/// the next one runs, and whichever comes second pays for both.
+async fn settle(dir: &Path) -> Result<(), CliError> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let d = File::open(&dir)?;
+        nix::unistd::syncfs(&d).map_err(std::io::Error::from)
+    })
+    .await
+    .map_err(|e| CliError::Grid(format!("syncfs thread: {e}")))?
+    .map_err(|source| CliError::Io {
+        what: "syncing the bench filesystem between measurements",
+        source,
+    })
+}
+
 /// Baseline (a), on a blocking thread; the file is removed afterwards (not timed).
 async fn baseline(dir: &Path, data: &Data) -> Result<Duration, CliError> {
     let dir = dir.to_path_buf();
@@ -523,6 +546,7 @@ fn print_table(dir: &Path, size_mib: u64, runs: usize, f: &Figures) {
         "(a)  one 127.0.0.1 TCP connection: a thread sends, another writes each MiB to a new file,",
         "     then fsync, rename, fsync of the directory",
         "(b), RUN write, Sync write: first chunk sent to rewind-unload answered (mount not timed)",
+        "each measurement starts after a syncfs of the bench filesystem (not timed)",
         "RUN copy: what RR adds to rewind-unload over RN: C1 pulls the version from C0 over the",
         "     grid network, verifies it, writes and fsyncs it and journals CopyDone",
     ] {
