@@ -16,7 +16,9 @@
 //! in that order, so a change in machine load over time touches all of them; the table shows
 //! medians over the runs (the RUN copy: the median of each run's difference). Before each
 //! measurement the filesystem is synced (`syncfs`, untimed), so none pays for writing back the
-//! gigabytes of the one before it.
+//! gigabytes of the one before it, and every measurement writes new files that stay until the end
+//! (no job reuses page cache another one freed). That needs six times the size per run on disk,
+//! checked before the grid starts.
 //!
 //! The bytes are deterministic: one pseudo-random MiB, each chunk stamped with its index, so no
 //! two chunks are equal and making them costs one memory copy per MiB, for the baseline's sender
@@ -32,7 +34,7 @@ use bytes::Bytes;
 use tonic::transport::Channel;
 use vtgrid_proto::pb::{self, host_service_client::HostServiceClient, write_request};
 
-use super::{machine, specific, Grid};
+use super::{machine, remove_dir, specific, Grid};
 use crate::client::{self, CliError};
 
 /// Bytes per write message and per baseline write: the volume store's chunk size.
@@ -129,6 +131,14 @@ impl Data {
     }
 }
 
+/// What baseline (a) took.
+struct Baseline {
+    /// Connect → the directory's fsync returned.
+    took: Duration,
+    /// The file's fsync, rename and the directory's fsync.
+    durable: Duration,
+}
+
 /// What one host job took.
 struct Job {
     /// First chunk sent → rewind-unload answered: what the host waits for.
@@ -156,8 +166,9 @@ pub(super) async fn run(size_mib: u64, runs: usize, dir: Option<PathBuf>) -> Res
         return Err(CliError::Usage(format!("--runs must be 1..={MAX_RUNS}")));
     }
     let parent = dir.unwrap_or_else(std::env::temp_dir);
-    let grid = Grid::start(&parent, CLUSTERS, CLASSES).await?;
     let size = size_mib * MIB;
+    check_space(&parent, size, runs)?;
+    let grid = Grid::start(&parent, CLUSTERS, CLASSES).await?;
     match measure(&grid, size, runs).await {
         Ok(figures) => {
             print_table(&grid.dir, size_mib, runs, &figures);
@@ -165,6 +176,7 @@ pub(super) async fn run(size_mib: u64, runs: usize, dir: Option<PathBuf>) -> Res
             Ok(())
         }
         Err(e) => {
+            remove_dir(&grid.dir.join("baseline"));
             grid.stop_after_failure().await;
             Err(e)
         }
@@ -200,6 +212,11 @@ async fn measure(grid: &Grid, size: u64, runs: usize) -> Result<Figures, CliErro
     }
 
     let data = Data::new(size);
+    let baselines = grid.dir.join("baseline");
+    std::fs::create_dir_all(&baselines).map_err(|source| CliError::Io {
+        what: "creating the baseline directory",
+        source,
+    })?;
     let mut tcp = Vec::new();
     let mut single = Vec::new();
     let mut copy = Vec::new();
@@ -207,7 +224,7 @@ async fn measure(grid: &Grid, size: u64, runs: usize) -> Result<Figures, CliErro
     let mut sync_write = Vec::new();
     for r in 0..runs {
         settle(&grid.dir).await?;
-        let t = baseline(&grid.dir, &data).await?;
+        let t = baseline(&baselines, r, &data).await?;
         settle(&grid.dir).await?;
         let n = job(&mut host, &volser(&NOCOPY, r), &NOCOPY, &data).await?;
         settle(&grid.dir).await?;
@@ -216,16 +233,17 @@ async fn measure(grid: &Grid, size: u64, runs: usize) -> Result<Figures, CliErro
         let ss = job(&mut host, &volser(&SYNC, r), &SYNC, &data).await?;
         let copy_s = rr.unload.as_secs_f64() - n.unload.as_secs_f64();
         eprintln!(
-            "run {}/{runs}: TCP+fsync {:.3} s, RN {:.3} s (unload {:.3} s), RR {:.3} s (unload {:.3} s), SS {:.3} s",
+            "run {}/{runs}: TCP+fsync {:.3} s (fsync {:.3} s), RN {:.3} s (unload {:.3} s), RR {:.3} s (unload {:.3} s), SS {:.3} s",
             r + 1,
-            t.as_secs_f64(),
+            t.took.as_secs_f64(),
+            t.durable.as_secs_f64(),
             n.total.as_secs_f64(),
             n.unload.as_secs_f64(),
             rr.total.as_secs_f64(),
             rr.unload.as_secs_f64(),
             ss.total.as_secs_f64(),
         );
-        tcp.push(t.as_secs_f64());
+        tcp.push(t.took.as_secs_f64());
         single.push(n.total.as_secs_f64());
         copy.push(copy_s);
         run_write.push(rr.total.as_secs_f64());
@@ -245,6 +263,27 @@ async fn measure(grid: &Grid, size: u64, runs: usize) -> Result<Figures, CliErro
         run_write: Duration::from_secs_f64(median(run_write)),
         sync_write: Duration::from_secs_f64(median(sync_write)),
     })
+}
+
+/// Refuse to start when the filesystem under `parent` cannot hold every file the run writes:
+/// per run the baseline (1×), RN at C0 (1×), RR and SS at C0 and C1 (4×), plus a margin.
+fn check_space(parent: &Path, size: u64, runs: usize) -> Result<(), CliError> {
+    let needed = size * 6 * runs as u64 + 256 * MIB;
+    let fs = nix::sys::statvfs::statvfs(parent).map_err(|e| CliError::Io {
+        what: "reading the free space under the bench directory",
+        source: e.into(),
+    })?;
+    let free = fs.blocks_available() as u64 * fs.fragment_size() as u64;
+    if free < needed {
+        return Err(CliError::Usage(format!(
+            "{} has {} MiB free; {runs} run(s) of {} MiB need {} MiB: lower --runs or --size-mib, or pass --dir",
+            parent.display(),
+            free / MIB,
+            size / MIB,
+            needed / MIB
+        )));
+    }
+    Ok(())
 }
 
 /// `W00000` alone, or `W00000-W00002`.
@@ -400,15 +439,15 @@ async fn settle(dir: &Path) -> Result<(), CliError> {
     })
 }
 
-/// Baseline (a), on a blocking thread; the file is removed afterwards (not timed).
-async fn baseline(dir: &Path, data: &Data) -> Result<Duration, CliError> {
+/// Baseline (a) of run `run`, on a blocking thread, into `dir/run-N`. The file stays until the
+/// benchmark ends, as the volumes do: were it removed, the next job would write into the page
+/// cache it freed (already backed by memory, on a virtual machine) while every other
+/// measurement takes fresh pages, which made the RN job look faster than it is.
+async fn baseline(dir: &Path, run: usize, data: &Data) -> Result<Baseline, CliError> {
     let dir = dir.to_path_buf();
     let data = data.clone();
     tokio::task::spawn_blocking(move || {
-        let took = loopback_tcp_write_fsync(&dir, &data);
-        let _ = std::fs::remove_file(dir.join("baseline"));
-        let _ = std::fs::remove_file(dir.join("baseline.partial"));
-        took
+        loopback_tcp_write_fsync(&dir, &format!("run-{run}"), &data)
     })
     .await
     .map_err(|e| CliError::Grid(format!("baseline thread: {e}")))?
@@ -422,15 +461,15 @@ async fn baseline(dir: &Path, data: &Data) -> Result<Duration, CliError> {
 /// streams `data` over a 127.0.0.1 TCP connection; a receiver thread writes each MiB to a new file,
 /// then fsyncs it, renames it into place and fsyncs the directory (what a volume store does to make
 /// a version durable). Timed from connect to the directory's fsync returned.
-fn loopback_tcp_write_fsync(dir: &Path, data: &Data) -> std::io::Result<Duration> {
+fn loopback_tcp_write_fsync(dir: &Path, name: &str, data: &Data) -> std::io::Result<Baseline> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let started = Instant::now();
     // Connect before the receiver accepts: the kernel queues the connection, and a failed
     // connect leaves no thread waiting in accept.
     let mut sock = TcpStream::connect(addr)?;
-    let received = std::thread::scope(|s| {
-        let receiver = s.spawn(|| receive_to_file(&listener, dir));
+    let (received, durable) = std::thread::scope(|s| {
+        let receiver = s.spawn(|| receive_to_file(&listener, dir, name));
         let sent = (0..data.chunks())
             .try_for_each(|k| sock.write_all(&data.chunk(k)))
             .and_then(|()| sock.shutdown(Shutdown::Write));
@@ -448,13 +487,18 @@ fn loopback_tcp_write_fsync(dir: &Path, data: &Data) -> std::io::Result<Duration
             data.size
         )));
     }
-    Ok(took)
+    Ok(Baseline { took, durable })
 }
 
-fn receive_to_file(listener: &TcpListener, dir: &Path) -> std::io::Result<u64> {
+/// Receive into the file; returns the bytes and how long making them durable took.
+fn receive_to_file(
+    listener: &TcpListener,
+    dir: &Path,
+    name: &str,
+) -> std::io::Result<(u64, Duration)> {
     let (mut sock, _) = listener.accept()?;
     sock.set_read_timeout(Some(SOCKET_IDLE))?;
-    let partial = dir.join("baseline.partial");
+    let partial = dir.join(format!("{name}.partial"));
     let mut file = File::create(&partial)?;
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
@@ -474,11 +518,12 @@ fn receive_to_file(listener: &TcpListener, dir: &Path) -> std::io::Result<u64> {
             break;
         }
     }
+    let syncing = Instant::now();
     file.sync_all()?;
     drop(file);
-    std::fs::rename(&partial, dir.join("baseline"))?;
+    std::fs::rename(&partial, dir.join(name))?;
     File::open(dir)?.sync_all()?;
-    Ok(total)
+    Ok((total, syncing.elapsed()))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -556,7 +601,6 @@ fn print_table(dir: &Path, size_mib: u64, runs: usize, f: &Figures) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::remove_dir;
     use super::*;
 
     /// The generated bytes are the same every time and no two chunks are equal; a size that is
@@ -579,9 +623,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vtgrid-bench-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let data = Data::new(3 * MIB);
-        let took = loopback_tcp_write_fsync(&dir, &data).unwrap();
-        assert!(took > Duration::ZERO);
-        let len = std::fs::metadata(dir.join("baseline")).unwrap().len();
+        let took = loopback_tcp_write_fsync(&dir, "run-0", &data).unwrap();
+        assert!(took.took > took.durable && took.durable > Duration::ZERO);
+        let len = std::fs::metadata(dir.join("run-0")).unwrap().len();
         remove_dir(&dir);
         assert_eq!(len, data.size);
     }
