@@ -17,8 +17,10 @@
 //! - `sync_processes`: Sync mode over the real grid network, strict and deferred (B42, B43).
 //! - `demo_1gib`: the 1 GiB R-R-D demo under `grid up`; runs only with
 //!   `VTGRID_DEMO_1GIB=1`.
+//! - `bench`: `vtgrid bench copy` at a small size: its code path and its table, not its figures.
 
 mod bad_input;
+mod bench;
 mod copies_restart;
 mod corruption;
 mod demo_1gib;

@@ -99,6 +99,21 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "1,64")]
         clients: Vec<usize>,
     },
+    /// A RUN copy between two clusters as a ratio to loopback TCP + write + fsync of the same
+    /// bytes, and a Sync-mode write as a ratio to a single-cluster write, all measured in this
+    /// run on a two-cluster grid of real processes on loopback.
+    Copy {
+        /// Bytes per measurement, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Runs of every measurement; the table shows the medians.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Directory to put the grid's and the baseline's data under (default: the system's
+        /// temporary directory); its filesystem is the one measured.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
