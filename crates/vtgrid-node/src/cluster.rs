@@ -72,6 +72,9 @@ pub struct Cluster {
     ready: AtomicBool,
 }
 
+/// How often a cluster removes versions that newer ones superseded.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
 /// Per version being pulled, the lock pulls of it queue on (see `Cluster::pull_from`).
 pub(crate) type PullTurns =
     std::collections::HashMap<(vtgrid_core::Volser, u64), Arc<tokio::sync::Mutex<()>>>;
@@ -171,6 +174,7 @@ impl Cluster {
         if role == Role::Data {
             tokio::spawn(cluster.clone().publish_journal());
             tokio::spawn(cluster.clone().run_copy_engine());
+            tokio::spawn(cluster.clone().sweep_superseded());
         }
         Ok(cluster)
     }
@@ -223,7 +227,10 @@ impl Cluster {
             }
         }
         if self.role == Role::Data {
-            self.reconcile_tvc().await;
+            // Only with a view at least as new as the leader's commit index may we judge a file
+            // of a volume the catalog does not know to be an orphan.
+            let caught_up = self.catalog.raft.ensure_linearizable().await.is_ok();
+            self.reconcile_tvc(caught_up).await;
         }
         self.ready.store(true, Ordering::Release);
         tracing::info!(cluster = %self.id, "ready");
@@ -257,12 +264,21 @@ impl Cluster {
         Ok(())
     }
 
-    /// Remove volume files the catalog does not know as this cluster's current copy: versions a
-    /// crash left between the file's rename and the catalog commit, and superseded versions.
-    async fn reconcile_tvc(&self) {
-        // Only with a view at least as new as the leader's commit index may we judge a file of a
-        // volume the catalog does not know to be an orphan; otherwise keep it.
-        let caught_up = self.catalog.raft.ensure_linearizable().await.is_ok();
+    /// Every [`SWEEP_EVERY`], remove the versions newer ones superseded. The writer drops its own
+    /// old version when the new one is published; this is for the clusters that got theirs as a
+    /// copy or a duplex, which would otherwise keep every version until a restart.
+    pub async fn sweep_superseded(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            self.reconcile_tvc(false).await;
+        }
+    }
+
+    /// Remove volume files the catalog does not count: superseded versions, and (`caught_up`:
+    /// this view is as new as the leader's) files of volumes the catalog does not know. Kept:
+    /// the current version, newer ones (a RUN copy or duplex whose writer has not published
+    /// yet), versions still in this cluster's journal and quarantined ones.
+    async fn reconcile_tvc(&self, caught_up: bool) {
         let held = match self.tvc.run(|s| s.versions()).await {
             Ok(v) => v,
             Err(e) => {
@@ -305,7 +321,7 @@ impl Cluster {
                 match self.tvc.run(move |s| s.remove(volser, version)).await {
                     Ok(()) => removed += 1,
                     Err(e) => {
-                        tracing::warn!(%volser, version, error = %e, "removing an orphan version")
+                        tracing::warn!(%volser, version, error = %e, "removing a superseded version")
                     }
                 }
             }

@@ -12,3 +12,4 @@ mod b40_b62_deferred_backlog;
 mod b42_b43_sync;
 mod b50_b52_overrides;
 mod b6_no_valid_copy;
+mod superseded_copies_removed;
