@@ -230,14 +230,7 @@ impl Cluster {
                     return Err(e);
                 }
             };
-            let (w, r) = self
-                .tvc
-                .offload(move || {
-                    let mut w = writer;
-                    let r = w.write(&chunk);
-                    (w, r)
-                })
-                .await;
+            let (w, r) = self.tvc.write(writer, chunk).await;
             writer = w;
             if let Err(e) = r {
                 self.tvc.offload(move || writer.abort()).await;

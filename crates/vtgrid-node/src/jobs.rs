@@ -369,15 +369,7 @@ impl Cluster {
         let Some(writer) = io.writer.take() else {
             unreachable!("opened above")
         };
-        let local = data.clone();
-        let (writer, result) = self
-            .tvc
-            .offload(move || {
-                let mut writer = writer;
-                let r = writer.write(&local);
-                (writer, r)
-            })
-            .await;
+        let (writer, result) = self.tvc.write(writer, data.clone()).await;
         io.writer = Some(writer);
         result?;
         // Sync mode: the same bytes go to the other sync cluster while the host writes (B42).
@@ -404,15 +396,7 @@ impl Cluster {
         if appending && !local_base {
             let mut bytes = self.version_stream(mount).await?;
             while let Some(chunk) = bytes.next().await {
-                let chunk = chunk?;
-                let (w, r) = self
-                    .tvc
-                    .offload(move || {
-                        let mut w = writer;
-                        let r = w.write(&chunk);
-                        (w, r)
-                    })
-                    .await;
+                let (w, r) = self.tvc.write(writer, chunk?).await;
                 writer = w;
                 r?;
             }

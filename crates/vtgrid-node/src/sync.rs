@@ -382,16 +382,10 @@ pub(crate) async fn serve_duplex(
         let Ok(SyncWriteMessage { item: Some(item) }) = msg else {
             break;
         };
-        let Some(mut w) = writer.take() else { break };
+        let Some(w) = writer.take() else { break };
         let reply = match item {
             sync_write_message::Item::Chunk(data) => {
-                let (w, r) = cluster
-                    .tvc
-                    .offload(move || {
-                        let r = w.write(&data);
-                        (w, r)
-                    })
-                    .await;
+                let (w, r) = cluster.tvc.write(w, data).await;
                 writer = Some(w);
                 match r {
                     Ok(()) => continue,
@@ -399,6 +393,7 @@ pub(crate) async fn serve_duplex(
                 }
             }
             sync_write_message::Item::SyncPoint(bytes) => {
+                let mut w = w;
                 let (w, r) = cluster
                     .tvc
                     .offload(move || {
@@ -557,14 +552,7 @@ impl Cluster {
                         ok = false;
                         break;
                     };
-                    let (w, r) = self
-                        .tvc
-                        .offload(move || {
-                            let mut w = writer;
-                            let r = w.write(&chunk);
-                            (w, r)
-                        })
-                        .await;
+                    let (w, r) = self.tvc.write(writer, chunk).await;
                     writer = w;
                     r?;
                 }

@@ -34,6 +34,23 @@ impl Tvc {
         offload(self.store.is_blocking(), move || f(&*store)).await
     }
 
+    /// Append `data` to a version being written, off the async workers when the store blocks.
+    /// The writer goes in and comes back with the result, as it must cross to the blocking pool.
+    pub async fn write(
+        &self,
+        mut writer: Box<dyn vtgrid_tvc::VersionWriter>,
+        data: bytes::Bytes,
+    ) -> (
+        Box<dyn vtgrid_tvc::VersionWriter>,
+        Result<(), vtgrid_tvc::TvcError>,
+    ) {
+        self.offload(move || {
+            let r = writer.write(&data);
+            (writer, r)
+        })
+        .await
+    }
+
     /// Run `f` (typically on a writer or reader taken from this store) the same way.
     pub async fn offload<T, F>(&self, f: F) -> T
     where
