@@ -145,8 +145,7 @@ impl<S: CopySite> CopyEngine<S> {
             return Ok(()); // a RUN pull of it is under way; the queue entry goes next round
         }
         if let Some(sources) = self.site.sources(volser, version) {
-            let held = self.site.held().await.map_err(|e| e.to_string())?;
-            if !held.contains(&(volser, version)) {
+            if !self.site.holds(volser, version).await {
                 self.pace(copy.size).await;
                 let mut last = format!("no cluster holds version {version} of {volser}");
                 let mut made = false;
@@ -263,6 +262,9 @@ mod tests {
         }
         async fn held(&self) -> Result<BTreeSet<(Volser, VersionNumber)>, String> {
             Ok(self.held.lock().unwrap().clone())
+        }
+        async fn holds(&self, volser: Volser, version: VersionNumber) -> bool {
+            self.held.lock().unwrap().contains(&(volser, version))
         }
         async fn adopt(&self, _: OwedCopy) {}
         async fn pull(

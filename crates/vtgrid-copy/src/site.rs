@@ -37,6 +37,9 @@ pub trait CopySite: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<BTreeSet<(Volser, VersionNumber)>, Self::Error>> + Send;
 
+    /// Does the volume store hold this version? (One version, without listing the store.)
+    fn holds(&self, volser: Volser, version: VersionNumber) -> impl Future<Output = bool> + Send;
+
     /// The store holds an owed copy that the catalog does not count yet (a crash cut off its
     /// `CopyDone`): record it if its digest is the catalog's, remove it if not.
     fn adopt(&self, copy: OwedCopy) -> impl Future<Output = ()> + Send;

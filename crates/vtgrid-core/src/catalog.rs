@@ -93,6 +93,30 @@ pub struct VolumeChange {
     pub version: Option<NewVersion>,
 }
 
+impl VolumeChange {
+    /// Make the change to `record`, checks already passed. The one place a change is applied: the
+    /// state machine uses it, and so does an owner's journal overlay, which must show exactly
+    /// what the catalog will hold once the change is published.
+    pub fn apply_to(&self, record: &mut VolumeRecord) {
+        if let Some(category) = self.category {
+            record.category = category;
+        }
+        if let Some(constructs) = &self.constructs {
+            record.constructs = constructs.clone();
+        }
+        if let Some(v) = &self.version {
+            record.version = v.version;
+            record.size = v.size;
+            record.digest = v.digest;
+            record.consistent_at = std::iter::once(v.written_at)
+                .chain(v.held_by.iter().copied())
+                .map(|c| (c, v.version))
+                .collect();
+            record.copy_modes = v.copy_modes.clone();
+        }
+    }
+}
+
 /// A version closed by rewind-unload on `written_at`.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct NewVersion {
@@ -300,22 +324,7 @@ impl CatalogState {
                 });
             }
         }
-        if let Some(category) = change.category {
-            record.category = category;
-        }
-        if let Some(constructs) = &change.constructs {
-            record.constructs = constructs.clone();
-        }
-        if let Some(v) = &change.version {
-            record.version = v.version;
-            record.size = v.size;
-            record.digest = v.digest;
-            record.consistent_at = std::iter::once(v.written_at)
-                .chain(v.held_by.iter().copied())
-                .map(|c| (c, v.version))
-                .collect();
-            record.copy_modes = v.copy_modes.clone();
-        }
+        change.apply_to(record);
         Ok(Applied::Updated {
             record: Box::new(record.clone()),
         })

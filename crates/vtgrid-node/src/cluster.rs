@@ -40,8 +40,6 @@ pub struct Cluster {
     pub copy_queue: Arc<dyn vtgrid_catalog::CopyQueue>,
     /// Wakes the copy engine (a version it may owe a copy of was committed).
     pub copies_owed: tokio::sync::Notify,
-    /// Versions being pulled right now (RUN or queued).
-    pub(crate) pulling: std::sync::Mutex<std::collections::BTreeSet<(vtgrid_core::Volser, u64)>>,
     /// Each peer grid address (one per link) as the link monitor last saw it.
     pub(crate) path_links:
         std::sync::Mutex<std::collections::BTreeMap<String, crate::links::LinkState>>,
@@ -153,7 +151,6 @@ impl Cluster {
             copy_queue: Arc::new(vtgrid_catalog::KvCopyQueue::open(engine_for_journal)?),
             copies_owed: tokio::sync::Notify::new(),
             links: Default::default(),
-            pulling: Default::default(),
             sync_sessions: Default::default(),
             pull_turns: Default::default(),
             path_health: Default::default(),

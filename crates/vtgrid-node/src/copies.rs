@@ -74,6 +74,10 @@ impl CopySite for Cluster {
         Ok(self.tvc.run(|s| s.versions()).await?.into_iter().collect())
     }
 
+    async fn holds(&self, volser: Volser, version: VersionNumber) -> bool {
+        self.tvc.run(move |s| s.open(volser, version).is_ok()).await
+    }
+
     async fn adopt(&self, copy: OwedCopy) {
         self.adopt_held_copy(copy.volser, copy.version, copy.digest)
             .await
@@ -136,24 +140,13 @@ impl Cluster {
         turns.entry((volser, version)).or_default().clone()
     }
 
+    /// A pull of this version holds its turn now (so the scheduler and the queue leave it be).
     fn is_pulling(&self, volser: Volser, version: VersionNumber) -> bool {
-        self.pulling
+        self.pull_turns
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&(volser, version))
-    }
-
-    /// Mark a version as being pulled until the guard drops, so the scheduler and the queue do
-    /// not pull it a second time meanwhile (a RUN pull and a queued one used to overlap).
-    fn start_pull(&self, volser: Volser, version: VersionNumber) -> PullGuard<'_> {
-        self.pulling
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((volser, version));
-        PullGuard {
-            cluster: self,
-            key: (volser, version),
-        }
+            .get(&(volser, version))
+            .is_some_and(|turn| turn.try_lock().is_err())
     }
 
     /// Copy `version` of `volser` from `source` into this cluster's TVC, verified, and journal
@@ -196,7 +189,6 @@ impl Cluster {
         if self.holds_verified(volser, version, digest).await {
             return Ok(());
         }
-        let _pulling = self.start_pull(volser, version);
         let bytes = self.stream_remote(source, volser, version, digest).await?;
         let meta = self.store_stream(volser, version, Box::pin(bytes)).await?;
         if meta.digest != digest {
@@ -393,22 +385,6 @@ impl Cluster {
                 .set_copy_queue(priority_name(priority), count, bytes, age);
         }
         Ok((summary, all.into_iter().take(limit).collect()))
-    }
-}
-
-/// A pull in progress; see `Cluster::start_pull`.
-struct PullGuard<'a> {
-    cluster: &'a Cluster,
-    key: (Volser, VersionNumber),
-}
-
-impl Drop for PullGuard<'_> {
-    fn drop(&mut self) {
-        self.cluster
-            .pulling
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key);
     }
 }
 

@@ -166,7 +166,7 @@ impl Journal {
     pub fn overlay(&self, mut record: VolumeRecord) -> VolumeRecord {
         if let Some(changes) = self.lock().get(&record.volser) {
             for (_, change) in changes {
-                apply_change(&mut record, change);
+                change.apply_to(&mut record);
             }
         }
         record
@@ -181,25 +181,5 @@ impl Journal {
                     .filter_map(move |(_, c)| c.version.as_ref().map(|n| (*v, n.version)))
             })
             .collect()
-    }
-}
-
-/// What the catalog will do with an accepted change, done to a copy of the record.
-pub fn apply_change(record: &mut VolumeRecord, change: &VolumeChange) {
-    if let Some(c) = change.category {
-        record.category = c;
-    }
-    if let Some(c) = &change.constructs {
-        record.constructs = c.clone();
-    }
-    if let Some(v) = &change.version {
-        record.version = v.version;
-        record.size = v.size;
-        record.digest = v.digest;
-        record.consistent_at = std::iter::once(v.written_at)
-            .chain(v.held_by.iter().copied())
-            .map(|c| (c, v.version))
-            .collect();
-        record.copy_modes = v.copy_modes.clone();
     }
 }

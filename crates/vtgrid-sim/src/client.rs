@@ -371,6 +371,35 @@ pub async fn wait_grid_state(
     }
 }
 
+/// Poll cluster `at`'s catalog (`GetVolume`) until `volser`'s current version is consistent at
+/// every cluster in `want` (others may hold it too), within `within`; returns the volume.
+pub async fn wait_consistent(
+    at: u8,
+    volser: &str,
+    want: &[u32],
+    within: Duration,
+) -> Result<pb::Volume, String> {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let v = volume(at, volser)
+            .await
+            .map_err(|e| format!("GetVolume {volser} at c{at}: {e}"))?;
+        if want
+            .iter()
+            .all(|c| v.consistent_at.get(c) == Some(&v.version))
+        {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() > until {
+            return Err(format!(
+                "{volser} at c{at}: consistent at {:?}, wanted {want:?}",
+                v.consistent_at
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Does the state carry `flag`?
 pub fn has_flag(state: &pb::GridState, flag: &str) -> bool {
     state.flags.iter().any(|f| f == flag)

@@ -26,28 +26,20 @@ fn with_class(volser: &str) -> pb::MountRequest {
     m
 }
 
-async fn consistent_at(volser: &str) -> Result<Vec<u32>, tonic::Status> {
-    let v = client::volume(0, volser).await?;
-    Ok(v.consistent_at
+/// Wait until `volser` is consistent at `want`, then check it is consistent nowhere else.
+async fn wait_consistent(volser: &str, want: &[u32]) -> Result<(), Box<dyn std::error::Error>> {
+    let v = client::wait_consistent(0, volser, want, Duration::from_secs(30)).await?;
+    let mut at: Vec<u32> = v
+        .consistent_at
         .iter()
         .filter(|(_, n)| **n == v.version)
         .map(|(c, _)| *c)
-        .collect())
-}
-
-async fn wait_consistent(volser: &str, want: &[u32]) -> Result<(), Box<dyn std::error::Error>> {
-    let until = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut now = consistent_at(volser).await?;
-        now.sort_unstable();
-        if now == want {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > until {
-            return Err(format!("{volser} consistent at {now:?}, wanted {want:?}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        .collect();
+    at.sort_unstable();
+    ensure(
+        at == want,
+        &format!("{volser} consistent at {at:?}, wanted exactly {want:?}"),
+    )
 }
 
 async fn scenario() -> turmoil::Result {

@@ -69,37 +69,6 @@ async fn write_with_class(
     }
 }
 
-/// Wait until cluster `at`'s catalog says `volser` is consistent at every cluster in `want`.
-async fn wait_consistent(
-    at: u8,
-    volser: &str,
-    want: &[u32],
-    within: Duration,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let until = tokio::time::Instant::now() + within;
-    loop {
-        let v = deadline(client::admin(at).get_volume(pb::GetVolumeRequest {
-            volser: volser.into(),
-        }))
-        .await?
-        .into_inner();
-        if want
-            .iter()
-            .all(|c| v.consistent_at.get(c) == Some(&v.version))
-        {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > until {
-            return Err(format!(
-                "{volser} consistent at {:?}, wanted {want:?}",
-                v.consistent_at
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     for id in 0..3 {
         client::wait_ready(id, Duration::from_secs(60)).await?;
@@ -130,7 +99,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         done.copies.contains(&0) && done.copies.contains(&1),
         "B37: unload returns with the RUN copy at C1 made",
     )?;
-    wait_consistent(0, "A00001", &[0, 1, 2], Duration::from_secs(30)).await?;
+    client::wait_consistent(0, "A00001", &[0, 1, 2], Duration::from_secs(30)).await?;
 
     // Watch c0's events live from here on (StatusService.WatchEvents).
     let mut watch = deadline(
@@ -168,10 +137,10 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         streamed.is_some_and(|e| e.code == "IMMEDIATE_COPY_DEFERRED" && e.volser == "A00002"),
         "the event arrives on the live WatchEvents stream",
     )?;
-    wait_consistent(0, "A00002", &[0, 2], Duration::from_secs(30)).await?;
+    client::wait_consistent(0, "A00002", &[0, 2], Duration::from_secs(30)).await?;
 
     turmoil::repair("c0", "c1");
-    wait_consistent(0, "A00002", &[0, 1, 2], Duration::from_secs(60)).await?;
+    client::wait_consistent(0, "A00002", &[0, 1, 2], Duration::from_secs(60)).await?;
     // Every cluster's copy queue has drained (ListCopyQueue, what `vtgrid copies` shows).
     for id in 0..3 {
         let until = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -90,60 +90,14 @@ async fn sync_point(host: &mut Host, mount_id: &str) -> Result<u64, tonic::Statu
     .durable_bytes)
 }
 
-async fn flags(at: u8) -> Result<Vec<String>, tonic::Status> {
-    let mut s = pb::status_service_client::StatusServiceClient::new(client::channel(at));
-    Ok(deadline(s.get_grid_state(pb::GetGridStateRequest {}))
-        .await?
-        .into_inner()
-        .flags)
-}
-
-async fn wait_consistent(
-    volser: &str,
-    want: &[u32],
-    within: Duration,
-) -> Result<pb::Volume, Box<dyn std::error::Error>> {
-    let until = tokio::time::Instant::now() + within;
-    loop {
-        let v = client::volume(0, volser).await?;
-        if want
-            .iter()
-            .all(|c| v.consistent_at.get(c) == Some(&v.version))
-        {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > until {
-            return Err(format!(
-                "{volser} consistent at {:?}, wanted {want:?}",
-                v.consistent_at
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn wait_flag(
     at: u8,
     flag: &str,
     set: bool,
     within: Duration,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let until = tokio::time::Instant::now() + within;
-    loop {
-        let f = flags(at).await?;
-        if f.iter().any(|x| x == flag) == set {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > until {
-            return Err(format!(
-                "c{at}: {flag} should be {}; flags {f:?}",
-                if set { "set" } else { "clear" }
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+) -> Result<pb::GridState, String> {
+    let what = format!("{flag} {}", if set { "set" } else { "clear" });
+    client::wait_grid_state(at, &what, within, |s| client::has_flag(s, flag) == set).await
 }
 
 async fn setup(control: &GridControl) -> Result<(), Box<dyn std::error::Error>> {
@@ -185,7 +139,7 @@ async fn duplexed_and_strict(
         c1.metrics.copies.get() == 0,
         "B42: C1 holds the version without a copy (duplexed while written)",
     )?;
-    wait_consistent("S00001", &[0, 1, 2], Duration::from_secs(30)).await?;
+    client::wait_consistent(0, "S00001", &[0, 1, 2], Duration::from_secs(30)).await?;
     let (_, read) = client::read_job(1, "S00001").await?;
     ensure(
         read == whole,
@@ -247,7 +201,7 @@ async fn deferred_and_crashes(
     )?;
     wait_flag(0, "SYNC_DEFERRED", true, Duration::from_secs(10)).await?;
     control.repair(0, 1);
-    wait_consistent("S00003", &[0, 1, 2], Duration::from_secs(60)).await?;
+    client::wait_consistent(0, "S00003", &[0, 1, 2], Duration::from_secs(60)).await?;
     wait_flag(0, "SYNC_DEFERRED", false, Duration::from_secs(10)).await?;
 
     // The sync cluster crashes in the middle of a SYNCD job: the job goes on alone.
@@ -273,7 +227,7 @@ async fn deferred_and_crashes(
     )?;
     control.restart(1).await;
     client::wait_grid_ready(&control, Duration::from_secs(60)).await?;
-    wait_consistent("S00004", &[0, 1, 2], Duration::from_secs(60)).await?;
+    client::wait_consistent(0, "S00004", &[0, 1, 2], Duration::from_secs(60)).await?;
     let (_, read) = client::read_job(1, "S00004").await?;
     ensure(
         read == [a.as_slice(), b.as_slice()].concat(),

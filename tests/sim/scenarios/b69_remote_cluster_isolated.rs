@@ -48,35 +48,12 @@ async fn write(
     Ok(client::write_job(at, request, &payload(volser, 300_000), ledger).await?)
 }
 
-/// Wait until cluster `at`'s catalog has `volser` consistent at each of `want`.
-async fn wait_consistent(at: u8, volser: &str, want: &[u32]) -> Result<pb::Volume, String> {
-    let until = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = client::volume(at, volser)
-            .await
-            .map_err(|e| format!("GetVolume {volser} at c{at}: {e}"))?;
-        if want
-            .iter()
-            .all(|c| v.consistent_at.get(c) == Some(&v.version))
-        {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > until {
-            return Err(format!(
-                "{volser} at c{at}: consistent at {:?}, wanted {want:?}",
-                v.consistent_at
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn std::error::Error>> {
     client::wait_grid_ready(&control, Duration::from_secs(60)).await?;
     client::insert(0, "A00000-A00003", "000F").await?;
     client::insert(1, "B00000", "000F").await?;
     write(0, "A00000", "RRD", &ledger).await?;
-    wait_consistent(0, "A00000", &[0, 1, 2]).await?;
+    client::wait_consistent(0, "A00000", &[0, 1, 2], Duration::from_secs(30)).await?;
     client::wait_quiescent(&control, Duration::from_secs(30)).await?;
 
     control.isolate(2);
@@ -102,7 +79,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
         a1.copies == [0, 1] && !a1.immediate_copy_deferred,
         &format!("B61: the RUN copy C0→C1 is made with C2 away; nothing deferred: {a1:?}"),
     )?;
-    wait_consistent(0, "A00001", &[0, 1]).await?;
+    client::wait_consistent(0, "A00001", &[0, 1], Duration::from_secs(30)).await?;
     let s = client::grid_state(0).await?;
     ensure(
         !has_flag(&s, RUN_DEFERRED),
@@ -123,7 +100,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
         a2.copies == [0] && a2.immediate_copy_deferred,
         &format!("B39: the RUN copy to the isolated C2 is deferred: {a2:?}"),
     )?;
-    wait_consistent(0, "A00002", &[0, 1]).await?;
+    client::wait_consistent(0, "A00002", &[0, 1], Duration::from_secs(30)).await?;
     client::wait_grid_state(
         0,
         "IMMEDIATE_COPY_DEFERRED once RUN for C2 is used",
@@ -150,7 +127,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     }
     client::wait_copies_settled(&control, Duration::from_secs(60)).await?;
     for volser in ["A00001", "B00000", "A00002"] {
-        wait_consistent(2, volser, &[0, 1, 2]).await?;
+        client::wait_consistent(2, volser, &[0, 1, 2], Duration::from_secs(30)).await?;
     }
     let mut c2 = client::host(2);
     let m = client::deadline(c2.mount(client::specific("A00002")))

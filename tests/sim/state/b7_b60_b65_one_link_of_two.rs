@@ -32,35 +32,6 @@ fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
-async fn state(at: u8) -> Result<pb::GridState, tonic::Status> {
-    let mut s = pb::status_service_client::StatusServiceClient::new(client::channel(at));
-    Ok(deadline(s.get_grid_state(pb::GetGridStateRequest {}))
-        .await?
-        .into_inner())
-}
-
-async fn wait_state(
-    at: u8,
-    what: &str,
-    ok: impl Fn(&pb::GridState) -> bool,
-) -> Result<pb::GridState, Box<dyn std::error::Error>> {
-    let until = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let s = state(at).await?;
-        if ok(&s) {
-            return Ok(s);
-        }
-        if tokio::time::Instant::now() > until {
-            return Err(format!("{what}: last state {s:?}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn has(s: &pb::GridState, flag: &str) -> bool {
-    s.flags.iter().any(|f| f == flag)
-}
-
 fn paths_up(s: &pb::GridState, peer: u32) -> Vec<bool> {
     s.links
         .iter()
@@ -107,9 +78,12 @@ async fn scenario() -> turmoil::Result {
     for v in ["L00001", "L00002"] {
         client::write_job(1, with_class(client::specific(v), "REMOTE"), &data, &ledger).await?;
     }
-    wait_state(0, "both links of c1 up, no flags", |s| {
-        paths_up(s, 1) == [true, true] && s.flags.is_empty()
-    })
+    client::wait_grid_state(
+        0,
+        "both links of c1 up, no flags",
+        Duration::from_secs(15),
+        |s| paths_up(s, 1) == [true, true] && s.flags.is_empty(),
+    )
     .await?;
 
     // B7: a remote read in flight on the primary link fails when that link is cut.
@@ -154,14 +128,15 @@ async fn scenario() -> turmoil::Result {
         bytes == data,
         "B65: the resubmitted job reads every byte over link 2",
     )?;
-    let s = wait_state(0, "scenario 3 flags at c0", |s| {
-        has(s, "GRID_LINKS_DEGRADED")
-            && has(s, "VTS_OPERATIONS_DEGRADED")
+    let s = client::wait_grid_state(0, "scenario 3 flags at c0", Duration::from_secs(15), |s| {
+        client::has_flag(s, "GRID_LINKS_DEGRADED")
+            && client::has_flag(s, "VTS_OPERATIONS_DEGRADED")
             && paths_up(s, 1) == [false, true]
     })
     .await?;
     ensure(
-        !has(&s, "COPY_OPERATIONS_DISABLED") && s.links.iter().any(|l| l.peer == 1 && l.reachable),
+        !client::has_flag(&s, "COPY_OPERATIONS_DISABLED")
+            && s.links.iter().any(|l| l.peer == 1 && l.reachable),
         "B60: c1 still reachable and copies not disabled",
     )?;
     let done = client::write_job(
@@ -177,17 +152,26 @@ async fn scenario() -> turmoil::Result {
     )?;
 
     link(GRID_PORT).repair();
-    wait_state(0, "flags clear after the repair", |s| {
-        paths_up(s, 1) == [true, true] && s.flags.is_empty()
-    })
+    client::wait_grid_state(
+        0,
+        "flags clear after the repair",
+        Duration::from_secs(15),
+        |s| paths_up(s, 1) == [true, true] && s.flags.is_empty(),
+    )
     .await?;
 
     // B7: with every link cut, a mount that needs c1 fails and copies stop.
     link(GRID_PORT).cut();
     link(LINK2_PORT).cut();
-    wait_state(0, "c1 unreachable, copies disabled", |s| {
-        has(s, "COPY_OPERATIONS_DISABLED") && s.links.iter().any(|l| l.peer == 1 && !l.reachable)
-    })
+    client::wait_grid_state(
+        0,
+        "c1 unreachable, copies disabled",
+        Duration::from_secs(15),
+        |s| {
+            client::has_flag(s, "COPY_OPERATIONS_DISABLED")
+                && s.links.iter().any(|l| l.peer == 1 && !l.reachable)
+        },
+    )
     .await?;
     let mounted = deadline(client::host(0).mount(client::specific("L00002"))).await;
     let reason = mounted.as_ref().err().and_then(vtgrid_proto::reason_of);
@@ -197,9 +181,12 @@ async fn scenario() -> turmoil::Result {
     )?;
     link(GRID_PORT).repair();
     link(LINK2_PORT).repair();
-    wait_state(0, "flags clear after both repairs", |s| {
-        paths_up(s, 1) == [true, true] && s.flags.is_empty()
-    })
+    client::wait_grid_state(
+        0,
+        "flags clear after both repairs",
+        Duration::from_secs(15),
+        |s| paths_up(s, 1) == [true, true] && s.flags.is_empty(),
+    )
     .await?;
     Ok(())
 }
