@@ -17,6 +17,8 @@
 //! - `sync_processes`: Sync mode over the real grid network, strict and deferred (B42, B43).
 //! - `demo_1gib`: the 1 GiB R-R-D demo under `grid up`; runs only with
 //!   `VTGRID_DEMO_1GIB=1`.
+//! - `setup_script`: `scripts/setup.sh`'s libclang detection on fake trees (libclang-cpp is not
+//!   libclang).
 //! - `bench`: `vtgrid bench copy` at a small size: its code path and its table, not its figures.
 
 mod bad_input;
@@ -29,5 +31,6 @@ mod grid_files;
 mod grid_processes;
 mod roundtrip;
 mod services;
+mod setup_script;
 mod sync_processes;
 mod telemetry;
