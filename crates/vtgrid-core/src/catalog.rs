@@ -43,6 +43,17 @@ pub enum CatalogCommand {
         to: ClusterId,
         epoch: Epoch,
     },
+    /// The owner `by`, holding `epoch`, keeps the volume and moves it to the next epoch. A cluster
+    /// settles an ownership doubt with it (it proposed a `Transfer` whose outcome it never
+    /// learned): if that Transfer committed first, this is refused (the epoch moved on) and the
+    /// cluster learns it no longer owns the volume; if not, the Transfer, still carrying the old
+    /// epoch, is refused whenever it arrives. A read barrier cannot do this: it orders only what
+    /// the leader has already appended, not a Transfer still on its way (DESIGN §3).
+    Reclaim {
+        volser: Volser,
+        by: ClusterId,
+        epoch: Epoch,
+    },
     /// A change made by the owner holding `epoch`: category, constructs and/or a new version.
     UpdateVolume {
         volser: Volser,
@@ -76,6 +87,7 @@ impl CatalogCommand {
         match self {
             CatalogCommand::InsertVolumes { range, .. } => range.iter().collect(),
             CatalogCommand::Transfer { volser, .. }
+            | CatalogCommand::Reclaim { volser, .. }
             | CatalogCommand::UpdateVolume { volser, .. }
             | CatalogCommand::CopyDone { volser, .. } => vec![*volser],
             CatalogCommand::DefineCategory(_)
@@ -219,6 +231,7 @@ impl CatalogState {
                 to,
                 epoch,
             } => self.transfer(*volser, *from, *to, *epoch),
+            CatalogCommand::Reclaim { volser, by, epoch } => self.reclaim(*volser, *by, *epoch),
             CatalogCommand::UpdateVolume {
                 volser,
                 by,
@@ -287,6 +300,17 @@ impl CatalogState {
         let record = self.fenced(volser, from, epoch)?;
         record.token = OwnershipToken {
             owner: to,
+            epoch: epoch.next(),
+        };
+        Ok(Applied::Transferred {
+            token: record.token,
+        })
+    }
+
+    fn reclaim(&mut self, volser: Volser, by: ClusterId, epoch: Epoch) -> CatalogResponse {
+        let record = self.fenced(volser, by, epoch)?;
+        record.token = OwnershipToken {
+            owner: by,
             epoch: epoch.next(),
         };
         Ok(Applied::Transferred {
@@ -490,6 +514,66 @@ mod tests {
                 category: Category(7)
             })
         );
+    }
+
+    /// Sequence A (issue 9): an owner in doubt about a Transfer it proposed settles the doubt.
+    /// With a barrier (which changes nothing) a Transfer still on its way commits afterwards, and
+    /// the volume has a second owner; with Reclaim the late Transfer is stale.
+    #[test]
+    fn a_reclaim_fences_a_late_transfer_a_barrier_does_not() {
+        let vol = v("A00001");
+        let transfer = CatalogCommand::Transfer {
+            volser: vol,
+            from: c(0),
+            to: c(1),
+            epoch: Epoch(1),
+        };
+        let mut barrier_settled = grid();
+        barrier_settled.apply(&CatalogCommand::Barrier).unwrap();
+        assert!(
+            barrier_settled.apply(&transfer).is_ok(),
+            "the hole the Reclaim closes: after a barrier the late Transfer still commits"
+        );
+
+        let mut s = grid();
+        let reclaimed = s.apply(&CatalogCommand::Reclaim {
+            volser: vol,
+            by: c(0),
+            epoch: Epoch(1),
+        });
+        let kept = OwnershipToken {
+            owner: c(0),
+            epoch: Epoch(2),
+        };
+        assert_eq!(reclaimed, Ok(Applied::Transferred { token: kept }));
+        let before = s.clone();
+        assert!(matches!(
+            s.apply(&transfer),
+            Err(CatalogRejection::StaleEpoch { .. })
+        ));
+        assert_eq!(s, before, "the late Transfer changed nothing");
+        assert_eq!(s.volumes[&vol].token, kept);
+    }
+
+    /// The Transfer got there first: the Reclaim is refused and the owner is the Transfer's target.
+    #[test]
+    fn a_reclaim_after_the_transfer_committed_is_refused() {
+        let vol = v("A00001");
+        let mut s = grid();
+        s.apply(&CatalogCommand::Transfer {
+            volser: vol,
+            from: c(0),
+            to: c(1),
+            epoch: Epoch(1),
+        })
+        .unwrap();
+        let late = s.apply(&CatalogCommand::Reclaim {
+            volser: vol,
+            by: c(0),
+            epoch: Epoch(1),
+        });
+        assert!(matches!(late, Err(CatalogRejection::StaleEpoch { .. })));
+        assert_eq!(s.volumes[&vol].token.owner, c(1));
     }
 
     #[test]

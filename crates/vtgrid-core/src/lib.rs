@@ -14,6 +14,7 @@
 //! - [`volume`]: the catalog record of one volume and its committed version.
 //! - [`catalog`]: the catalog state machine: commands, the rules that accept or reject them
 //!   (epoch fencing, owner-only updates, grid-unique VOLSERs) and their responses.
+//! - [`gate`]: the one gate: may this cluster mount, write or commit a volume now (B10).
 //! - [`error`]: `DomainError`, raised when text does not parse into a domain value.
 //!
 //! What it leaves out on purpose: where a volume's bytes live (`vtgrid-tvc`), how commands reach
@@ -26,6 +27,7 @@ pub mod construct;
 pub mod copy;
 pub mod copy_mode;
 pub mod error;
+pub mod gate;
 pub mod volser;
 pub mod volume;
 
