@@ -553,6 +553,7 @@ mod tests {
         assert_eq!(read_all(&store, v1(), 1).unwrap(), data);
         let expected = SpaceUsage {
             used_bytes: stored_len(data.len() as u64),
+            in_flight_bytes: 0,
             quota_bytes: Some(1 << 30),
         };
         assert_eq!(store.usage(), expected);

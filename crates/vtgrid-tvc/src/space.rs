@@ -55,6 +55,7 @@ impl Space {
         let s = self.lock();
         SpaceUsage {
             used_bytes: s.committed + s.in_flight,
+            in_flight_bytes: s.in_flight,
             quota_bytes: self.quota,
         }
     }

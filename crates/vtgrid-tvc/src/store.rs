@@ -33,6 +33,9 @@ pub struct SpaceUsage {
     /// Stored bytes (data plus framing, see [`crate::format::stored_len`]) of every committed
     /// version, plus what writers in flight have written so far.
     pub used_bytes: u64,
+    /// The part of `used_bytes` reserved by writers still in flight (zero once every job and copy
+    /// has committed or given up: the simulation checks nothing is left reserved).
+    pub in_flight_bytes: u64,
     /// The cache quota, if the cluster has one. Writes that would pass it fail with
     /// [`TvcError::StorageFull`].
     pub quota_bytes: Option<u64>,
