@@ -18,6 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         // Chunks of volume data stay `Bytes` from the socket to the volume store: no copies.
         .bytes(".")
+        // Maps as BTreeMap: encoded in key order, so the same message is the same bytes (a
+        // simulation's trace compares them), and nobody iterates a map in hash order.
+        .btree_map(".")
         .compile_fds(descriptors)?;
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

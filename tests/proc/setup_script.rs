@@ -42,12 +42,20 @@ fn versioned_libclang_is_present() {
     let tree = tree_with(&["libclang-cpp.so.14", "libclang.so.1"]);
     let (present, line) = check_libclang(&[tree.path()]);
     assert!(present, "{line}");
-    assert!(line.contains("libclang present") && line.ends_with("libclang.so.1)"), "{line}");
+    assert!(
+        line.contains("libclang present") && line.ends_with("libclang.so.1)"),
+        "{line}"
+    );
 }
 
 #[test]
 fn every_name_bindgen_loads_is_present_in_any_root() {
-    for name in ["libclang.so", "libclang-14.so", "libclang-14.so.1", "libclang.so.14.0.6"] {
+    for name in [
+        "libclang.so",
+        "libclang-14.so",
+        "libclang-14.so.1",
+        "libclang.so.14.0.6",
+    ] {
         let empty = tree_with(&[]);
         let tree = tree_with(&[name]);
         let (present, line) = check_libclang(&[empty.path(), tree.path()]);

@@ -10,6 +10,7 @@
 //! ```
 //!
 //! # Layout
+//! - [`runtime`]: openraft's async runtime: Tokio, with election timeouts a simulation can seed.
 //! - [`types`]: openraft's [`TypeConfig`] for the catalog and short aliases (`Raft`, `LogId`, ...).
 //! - [`engine`]: the [`KvEngine`] trait, column families [`Cf`], [`RocksEngine`] and [`MemEngine`].
 //! - [`log_store`]: [`LogStore`], the Raft log, vote and committed id; every write synced.
@@ -36,6 +37,7 @@ pub mod engine;
 pub mod error;
 pub mod journal;
 pub mod log_store;
+pub mod runtime;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;

@@ -75,7 +75,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Per version being pulled, the lock pulls of it queue on (see `Cluster::pull_from`).
 pub(crate) type PullTurns =
-    std::collections::HashMap<(vtgrid_core::Volser, u64), Arc<tokio::sync::Mutex<()>>>;
+    std::collections::BTreeMap<(vtgrid_core::Volser, u64), Arc<tokio::sync::Mutex<()>>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -172,6 +172,7 @@ impl Cluster {
             tokio::spawn(cluster.clone().publish_journal());
             tokio::spawn(cluster.clone().run_copy_engine());
             tokio::spawn(cluster.clone().sweep_superseded());
+            tokio::spawn(cluster.clone().settle_doubts());
         }
         Ok(cluster)
     }
@@ -326,6 +327,16 @@ impl Cluster {
         if removed > 0 {
             tracing::info!(removed, "volume store reconciled with the catalog");
         }
+    }
+
+    /// The volumes a writer is duplexing into this cluster now (Sync mode), sorted.
+    pub fn sync_sessions_open(&self) -> Vec<vtgrid_core::Volser> {
+        self.sync_sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect()
     }
 
     pub fn is_ready(&self) -> bool {

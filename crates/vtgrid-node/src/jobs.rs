@@ -20,6 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use vtgrid_core::catalog::{CatalogCommand, NewVersion, VolumeChange};
+use vtgrid_core::gate::{GateRefusal, LocalUse, Standing};
 use vtgrid_core::{Category, ClusterId, Constructs, Volser, VolumeRecord};
 
 use crate::cluster::Cluster;
@@ -71,7 +72,7 @@ impl Cluster {
         if self.role == Role::Witness {
             return Err(NodeError::Witness);
         }
-        let constructs = self.checked_constructs(&opts.constructs)?;
+        let constructs = self.checked_constructs(&opts.constructs).await?;
         let private = opts.private_category.unwrap_or(self.private_category);
         let mount = match opts.target {
             MountTarget::Specific(volser) => {
@@ -234,64 +235,102 @@ impl Cluster {
         scratch: bool,
         copied_here: Option<vtgrid_core::VersionNumber>,
     ) -> Result<Arc<Mount>, NodeError> {
-        self.mounts.mount_with(|mounted| {
-            if mounted(&volser) {
-                return Err(NodeError::VolumeInUse { volser });
-            }
-            let record = self.effective(&volser)?;
-            if record.token.owner != self.id {
-                return Err(NodeError::OwnerUnreachable {
-                    volser,
-                    owner: record.token.owner,
-                });
-            }
-            let blank = self.catalog.view.read(|s| s.is_fast_ready(record.category));
-            if scratch && !blank {
-                // Another job took it out of scratch since we looked.
-                return Err(NodeError::VolumeInUse { volser });
-            }
-            let mut base_sources: Vec<ClusterId> = record.consistent_clusters().collect();
-            if copied_here == Some(record.version) && !base_sources.contains(&self.id) {
-                // Copied here by this mount (B50); its CopyDone is on its way to the catalog.
-                base_sources.insert(0, self.id);
-            }
-            if !blank && record.version > 0 && base_sources.is_empty() {
-                return Err(NodeError::NoValidCopy {
-                    volser,
-                    version: record.version,
-                });
-            }
-            Ok(Mount {
-                id: self.next_mount_id(),
+        // Hold first, check, then turn the hold into the mount: while the hold stands no surrender
+        // can start here (so no Transfer and no doubt), and no lock is held while the catalog view
+        // is read.
+        let hold = self.mounts.hold(volser)?;
+        let record = self.effective(&volser)?;
+        let standing = Standing {
+            me: self.id,
+            token: record.token,
+            in_doubt: self.in_doubt(&volser),
+            local: LocalUse::Free,
+        };
+        standing
+            .may_mount()
+            .map_err(|refusal| self.gate_refusal(volser, refusal))?;
+        let blank = self.catalog.view.read(|s| s.is_fast_ready(record.category));
+        if scratch && !blank {
+            // Another job took it out of scratch since we looked.
+            return Err(NodeError::VolumeInUse { volser });
+        }
+        let mut base_sources: Vec<ClusterId> = record.consistent_clusters().collect();
+        if copied_here == Some(record.version) && !base_sources.contains(&self.id) {
+            // Copied here by this mount (B50); its CopyDone is on its way to the catalog.
+            base_sources.insert(0, self.id);
+        }
+        if !blank && record.version > 0 && base_sources.is_empty() {
+            return Err(NodeError::NoValidCopy {
                 volser,
-                token: record.token,
-                base_version: record.version,
-                base_size: if blank { 0 } else { record.size },
-                base_digest: record.digest,
-                base_sources,
-                blank,
-                append: opts.append && !blank,
-                category_on_commit: blank.then_some(private),
-                constructs_on_commit: (*constructs != Constructs::default())
-                    .then(|| merge_constructs(&record.constructs, constructs)),
-                io: tokio::sync::Mutex::new(JobIo::default()),
-            })
+                version: record.version,
+            });
+        }
+        Ok(hold.into_mount(Mount {
+            id: self.next_mount_id(),
+            volser,
+            token: record.token,
+            base_version: record.version,
+            base_size: if blank { 0 } else { record.size },
+            base_digest: record.digest,
+            base_sources,
+            blank,
+            append: opts.append && !blank,
+            category_on_commit: blank.then_some(private),
+            constructs_on_commit: (*constructs != Constructs::default())
+                .then(|| merge_constructs(&record.constructs, constructs)),
+            io: tokio::sync::Mutex::new(JobIo::default()),
+        }))
+    }
+
+    /// Where this cluster stands with `volser` (`vtgrid_core::gate`): the token as its view and
+    /// journal show it, its doubt, and what its mount table holds.
+    pub fn standing(&self, volser: &Volser) -> Result<Standing, NodeError> {
+        let record = self.effective(volser)?;
+        Ok(Standing {
+            me: self.id,
+            token: record.token,
+            in_doubt: self.in_doubt(volser),
+            local: self.mounts.local_use(volser),
         })
     }
 
-    /// The host's constructs, with the management class checked against this cluster (B36).
-    fn checked_constructs(&self, c: &Constructs) -> Result<Constructs, NodeError> {
+    /// What a closed gate means for the host.
+    pub(crate) fn gate_refusal(&self, volser: Volser, refusal: GateRefusal) -> NodeError {
+        match refusal {
+            GateRefusal::InUse => NodeError::VolumeInUse { volser },
+            GateRefusal::NotOwner { owner } => NodeError::OwnerUnreachable { volser, owner },
+            // Retryable: the doubt settles once the catalog answers; a moved token means the
+            // job was fenced.
+            GateRefusal::InDoubt | GateRefusal::TokenMoved { .. } | GateRefusal::NotMounted => {
+                NodeError::OwnerUnreachable {
+                    volser,
+                    owner: self.id,
+                }
+            }
+        }
+    }
+
+    /// The host's constructs, with the management class checked against this cluster (B36). A
+    /// class this view does not know may have been defined a moment ago through another cluster:
+    /// the view catches up once (a read barrier) before the class counts as unknown.
+    async fn checked_constructs(&self, c: &Constructs) -> Result<Constructs, NodeError> {
         if let Some(name) = &c.management_class {
-            let defined_here = self.catalog.view.read(|s| {
-                s.management_classes
-                    .get(name)
-                    .is_some_and(|mc| mc.vector_on(self.id).is_some())
-            });
-            if !defined_here {
-                return Err(NodeError::UnknownClass {
-                    name: name.clone(),
-                    cluster: self.id,
-                });
+            let defined_here = || {
+                self.catalog.view.read(|s| {
+                    s.management_classes
+                        .get(name)
+                        .is_some_and(|mc| mc.vector_on(self.id).is_some())
+                })
+            };
+            if !defined_here() {
+                // A view that cannot catch up answers from what it has.
+                let _ = self.catalog.propose(CatalogCommand::Barrier).await;
+                if !defined_here() {
+                    return Err(NodeError::UnknownClass {
+                        name: name.clone(),
+                        cluster: self.id,
+                    });
+                }
             }
         }
         Ok(c.clone())
@@ -561,8 +600,19 @@ impl Cluster {
             epoch: mount.token.epoch,
             change,
         };
-        if let Err(e) = self.journal.append(cmd).await {
-            // Not journalled: the version does not exist. Remove the file and fail the job.
+        // The gate, once more before the version is acknowledged: the job may commit only while
+        // its token is the volume's and no doubt hangs over it (sequence C).
+        let gate = self.standing(&mount.volser).and_then(|st| {
+            st.may_write()
+                .map_err(|r| self.gate_refusal(mount.volser, r))
+        });
+        let appended = match gate {
+            Ok(()) => self.journal.append(cmd).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = appended {
+            // Not journalled (or the gate shut): the version does not exist. Remove the file and
+            // fail the job.
             let (volser, version) = (meta.volser, meta.version);
             if let Err(rm) = self.tvc.run(move |s| s.remove(volser, version)).await {
                 tracing::error!(%volser, version, error = %rm, "could not remove an unjournalled version");

@@ -121,6 +121,16 @@ impl Journal {
         self.copies_done_lock().remove(&(volser, version));
     }
 
+    /// Every volume in doubt here, sorted.
+    pub fn doubts(&self) -> Vec<Volser> {
+        self.doubtful
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
     pub fn in_doubt(&self, volser: &Volser) -> bool {
         self.doubtful
             .lock()

@@ -5,9 +5,10 @@
 //! job's I/O state sits behind its own `tokio::sync::Mutex`, so a slow write on one volume never
 //! blocks another job, and calls of one job (write, sync, unload) run one after the other.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use vtgrid_core::gate::LocalUse;
 use vtgrid_core::{Category, Constructs, OwnershipToken, VersionNumber, Volser};
 use vtgrid_tvc::VersionWriter;
 
@@ -64,6 +65,22 @@ pub struct Hold<'a> {
     volser: Volser,
 }
 
+impl Hold<'_> {
+    /// Turn this hold into the mount of the same volume, atomically: nothing else could mount
+    /// or hold the volume between the checks made under the hold and the mount.
+    pub fn into_mount(self, mount: Mount) -> Arc<Mount> {
+        debug_assert_eq!(mount.volser, self.volser);
+        let mount = Arc::new(mount);
+        let mut inner = self.table.lock();
+        inner.by_volser.insert(mount.volser, mount.id.clone());
+        inner.by_id.insert(mount.id.clone(), mount.clone());
+        drop(inner);
+        // The entry is the mount's now: the hold's drop must not remove it.
+        std::mem::forget(self);
+        mount
+    }
+}
+
 impl Drop for Hold<'_> {
     fn drop(&mut self) {
         let mut inner = self.table.lock();
@@ -79,8 +96,8 @@ impl Drop for Hold<'_> {
 
 #[derive(Default)]
 struct Inner {
-    by_id: HashMap<String, Arc<Mount>>,
-    by_volser: HashMap<Volser, String>,
+    by_id: BTreeMap<String, Arc<Mount>>,
+    by_volser: BTreeMap<Volser, String>,
 }
 
 impl MountTable {
@@ -93,6 +110,40 @@ impl MountTable {
 
     pub fn is_mounted(&self, volser: &Volser) -> bool {
         self.lock().by_volser.contains_key(volser)
+    }
+
+    /// What this table holds for `volser`, for the gate (`vtgrid_core::gate`).
+    pub fn local_use(&self, volser: &Volser) -> LocalUse {
+        let inner = self.lock();
+        match inner.by_volser.get(volser) {
+            None => LocalUse::Free,
+            Some(id) if id == HOLD => LocalUse::SurrenderHold,
+            Some(id) => match inner.by_id.get(id) {
+                Some(m) => LocalUse::Mounted { job_token: m.token },
+                None => LocalUse::Free,
+            },
+        }
+    }
+
+    /// The volumes host jobs have mounted here (surrender holds left out), sorted.
+    pub fn mounted_volsers(&self) -> Vec<Volser> {
+        let inner = self.lock();
+        let mut v: Vec<Volser> = inner.by_id.values().map(|m| m.volser).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The volumes held here against mounts (surrenders in progress), sorted.
+    pub fn held_volsers(&self) -> Vec<Volser> {
+        let inner = self.lock();
+        let mut v: Vec<Volser> = inner
+            .by_volser
+            .iter()
+            .filter(|(_, id)| id.as_str() == HOLD)
+            .map(|(v, _)| *v)
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     pub fn count(&self) -> usize {

@@ -43,6 +43,9 @@ pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a cluster holding a copy has to answer a probe before it counts as unreachable (B6).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How often a cluster tries again to settle the ownership doubts it holds.
+pub const DOUBT_RETRY: Duration = Duration::from_secs(2);
+
 /// How often a requester whose view named the wrong owner catches up and asks again.
 const OBTAIN_ATTEMPTS: usize = 3;
 /// How long a remote read may wait for its next chunk before the link counts as lost and the
@@ -73,31 +76,64 @@ impl Cluster {
     }
 
     /// A volume whose surrender outcome is unknown (the Transfer proposal timed out: it may or may
-    /// not have committed). Until a read barrier through Raft shows which, this cluster must not use
-    /// the token, or two clusters could write the volume (B10).
+    /// not have committed, and may still be on its way to a leader). Until the doubt is settled
+    /// this cluster must not use the token, or two clusters could write the volume (B10).
     pub fn in_doubt(&self, volser: &Volser) -> bool {
         self.journal.in_doubt(volser)
     }
 
-    /// Settle a volume in doubt: after a committed barrier the view holds the transfer if it
-    /// happened. Fails (`CATALOG_UNAVAILABLE`) while the catalog cannot commit.
+    /// Settle a volume in doubt with a fencing command (DESIGN §3, sequence A): while this view
+    /// still names this cluster the owner at epoch e, commit `Reclaim{V, self, e}`, which keeps the
+    /// volume here at epoch e+1, so the Transfer still in flight with epoch e is stale whenever it
+    /// arrives. If the Transfer got there first the Reclaim is refused and this view (which has
+    /// applied the refusal, so everything before it) names the new owner. A barrier would not do:
+    /// it orders only what the leader already appended. Fails (`CATALOG_UNAVAILABLE`) while the
+    /// catalog cannot commit; the volume stays in doubt.
     async fn settle_doubt(&self, volser: Volser) -> Result<(), NodeError> {
         if !self.in_doubt(&volser) {
             return Ok(());
         }
-        self.catalog.propose(CatalogCommand::Barrier).await?;
+        let record = self.effective(&volser)?;
+        if record.token.owner == self.id {
+            let reclaim = CatalogCommand::Reclaim {
+                volser,
+                by: self.id,
+                epoch: record.token.epoch,
+            };
+            match self.catalog.propose(reclaim).await {
+                Ok(_) => tracing::info!(%volser, "ownership doubt settled: kept, epoch bumped"),
+                Err(NodeError::Rejected(r)) => {
+                    tracing::info!(%volser, refusal = %r, "ownership doubt settled: transferred")
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.journal.clear_doubt(volser).await?;
-        tracing::info!(%volser, "ownership doubt settled");
         Ok(())
     }
 
-    /// Is this cluster the one that may write `volser` now? (The invariant B10 checks this across
-    /// the grid: at most one cluster answers yes for each volume.)
+    /// Settle, every [`DOUBT_RETRY`], the doubts surrenders left behind when their outcome was
+    /// lost, so a volume does not stay unusable until a host happens to mount it. A volume held
+    /// right now (a surrender in progress, whose own doubt this would race) waits a round.
+    pub async fn settle_doubts(self: std::sync::Arc<Self>) {
+        loop {
+            tokio::time::sleep(DOUBT_RETRY).await;
+            for volser in self.journal.doubts() {
+                let Ok(_hold) = self.mounts.hold(volser) else {
+                    continue;
+                };
+                if let Err(e) = self.settle_doubt(volser).await {
+                    tracing::debug!(%volser, error = %e, "ownership doubt not settled yet");
+                }
+            }
+        }
+    }
+
+    /// Could this cluster write `volser` now, through a job it has or one it may start? The
+    /// gate's answer (`vtgrid_core::gate::Standing::could_write`); B10 checks that at most one
+    /// cluster of the grid answers yes for each volume.
     pub fn may_write(&self, volser: &Volser) -> bool {
-        !self.in_doubt(volser)
-            && self
-                .effective(volser)
-                .is_ok_and(|r| r.token.owner == self.id)
+        self.standing(volser).is_ok_and(|st| st.could_write())
     }
 
     /// Make this cluster the owner of `volser`, asking the current owner if needed.
@@ -134,6 +170,23 @@ impl Cluster {
     async fn obtain_once(&self, volser: Volser) -> Result<OwnershipToken, NodeError> {
         self.settle_doubt(volser).await?;
         let record = self.effective_fresh(&volser).await?;
+        if record.token.owner == self.id {
+            return Ok(record.token);
+        }
+        // Ask an owner to surrender only while a leader answers us: the Transfer it commits names
+        // this cluster, and a requester that cannot apply it would strand the volume (the catalog
+        // says "ours", this view does not, and nobody can mount it until this cluster catches
+        // up). The barrier also brings this view up to date, so we ask the current owner. Without
+        // it the owner cannot be had: the host hears OWNER_UNREACHABLE (B14), retryable, as when
+        // the owner itself does not answer.
+        if let Err(e) = self.catalog.propose(CatalogCommand::Barrier).await {
+            tracing::info!(%volser, owner = %record.token.owner, error = %e, "no leader answers; not asking the owner");
+            return Err(NodeError::OwnerUnreachable {
+                volser,
+                owner: record.token.owner,
+            });
+        }
+        let record = self.effective(&volser)?;
         if record.token.owner == self.id {
             return Ok(record.token);
         }

@@ -7,7 +7,7 @@
 //! another link. A call already under way on a link that fails still fails: its bytes were on that
 //! link (B7: "the job using L1 fails").
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,11 +22,11 @@ const SHUNNED_FOR: Duration = Duration::from_secs(10);
 /// When each grid address last failed a call from this cluster.
 #[derive(Default)]
 pub struct PathHealth {
-    failed: Mutex<HashMap<String, Instant>>,
+    failed: Mutex<BTreeMap<String, Instant>>,
 }
 
 impl PathHealth {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Instant>> {
         self.failed.lock().unwrap_or_else(|p| p.into_inner())
     }
 

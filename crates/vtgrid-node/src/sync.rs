@@ -500,13 +500,32 @@ impl Cluster {
             record = read();
         }
         let record = record.ok_or(NodeError::UnknownVolume { volser })?;
-        if record.token.epoch > Epoch(open.epoch) {
-            return Err(vtgrid_core::CatalogRejection::StaleEpoch {
-                volser,
-                held: Epoch(open.epoch),
-                current: record.token.epoch,
+        let writer = u8::try_from(open.from)
+            .ok()
+            .and_then(|c| ClusterId::new(c).ok())
+            .ok_or(NodeError::InvalidArgument {
+                field: "from",
+                problem: "not a cluster id",
+            })?;
+        // The one gate (sequence C): only the token holder may duplex into this cluster.
+        match vtgrid_core::gate::may_accept_duplex(record.token, writer, Epoch(open.epoch)) {
+            Ok(()) => {}
+            Err(vtgrid_core::gate::GateRefusal::NotOwner { owner }) => {
+                return Err(vtgrid_core::CatalogRejection::NotOwner {
+                    volser,
+                    sender: writer,
+                    owner,
+                }
+                .into())
             }
-            .into());
+            Err(_) => {
+                return Err(vtgrid_core::CatalogRejection::StaleEpoch {
+                    volser,
+                    held: Epoch(open.epoch),
+                    current: record.token.epoch,
+                }
+                .into())
+            }
         }
         if record.version >= version {
             return Err(vtgrid_core::CatalogRejection::VersionNotNext {

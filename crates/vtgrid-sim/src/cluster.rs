@@ -270,10 +270,8 @@ where
 {
     // Links cut by an earlier simulation on this thread (another seed) must not carry over.
     crate::net::Link::repair_all();
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .simulation_duration(duration)
-        .build();
+    let mut sim = sim_builder(seed).simulation_duration(duration).build();
+    vtgrid_catalog::runtime::seed_thread_rng(seed);
     let grid = Arc::new(grid);
     for id in grid
         .voters()
@@ -285,6 +283,49 @@ where
             run_cluster(grid.clone(), id, disks.clone())
         });
     }
+    let voters: Vec<u8> = grid
+        .voters()
+        .into_keys()
+        .filter_map(|id| u8::try_from(id).ok())
+        .collect();
+    vary_link_latencies(&sim, seed, &voters);
     sim.client("tape-host", scenario);
     sim.run().map_err(|e| e.to_string())
+}
+
+/// turmoil's builder for a simulation of seed `seed`.
+///
+/// Every link has a fixed latency, [`CLIENT_LATENCY`] unless [`vary_link_latencies`] gives it
+/// another: turmoil draws a random latency per message from one RNG shared by all links, so the
+/// order in which messages on *different* links are sent (which, when a host crashes, depends on
+/// the order Tokio drops its tasks, which follows process-wide task ids) would change the
+/// latency of every later message, and a seed would not replay. With fixed latencies the draws
+/// still happen but change nothing. Reordering comes from the schedules' holds and partitions.
+pub fn sim_builder(seed: u64) -> turmoil::Builder {
+    let mut builder = turmoil::Builder::new();
+    builder
+        .rng_seed(seed)
+        .min_message_latency(CLIENT_LATENCY)
+        .max_message_latency(CLIENT_LATENCY);
+    builder
+}
+
+/// The latency of links to clients (the tape host).
+pub const CLIENT_LATENCY: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Give each pair of voters its own fixed latency, 1..=40 ms, drawn from the seed: links differ,
+/// as they do between real sites, and stay the same for the whole run.
+pub fn vary_link_latencies(sim: &turmoil::Sim<'_>, seed: u64, voters: &[u8]) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x1A7E_AC1E);
+    for (i, a) in voters.iter().enumerate() {
+        for b in &voters[i + 1..] {
+            let ms = rng.random_range(1..=40);
+            sim.set_link_latency(
+                host_name(*a),
+                host_name(*b),
+                std::time::Duration::from_millis(ms),
+            );
+        }
+    }
 }

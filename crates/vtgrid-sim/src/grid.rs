@@ -151,6 +151,8 @@ pub struct SimGrid {
     pub grid: Arc<GridConfig>,
     control: GridControl,
     steps: u64,
+    /// Each voter's Raft (term, leader, last applied index) as last written to the trace.
+    traced_raft: BTreeMap<u8, (u64, Option<u64>, Option<u64>)>,
 }
 
 impl SimGrid {
@@ -176,11 +178,12 @@ impl SimGrid {
         duration: Duration,
         tick: Duration,
     ) -> SimGrid {
-        let sim = turmoil::Builder::new()
-            .rng_seed(seed)
+        let sim = crate::cluster::sim_builder(seed)
             .simulation_duration(duration)
             .tick_duration(tick)
             .build();
+        vtgrid_catalog::runtime::seed_thread_rng(seed);
+        crate::net::Link::repair_all();
         let grid = Arc::new(sim_grid(clusters, witnesses));
         let ids = (0..clusters).chain((FIRST_WITNESS..).take(usize::from(witnesses)));
         let voters: BTreeMap<u8, SimDisks> = ids.map(|id| (id, SimDisks::new())).collect();
@@ -193,6 +196,7 @@ impl SimGrid {
                 voters: Arc::new(voters),
             },
             steps: 0,
+            traced_raft: BTreeMap::new(),
         };
         for id in sim_grid.control.voters() {
             let (grid, disks) = (sim_grid.grid.clone(), sim_grid.control.voters[&id].clone());
@@ -200,6 +204,7 @@ impl SimGrid {
                 run_cluster(grid.clone(), id, disks.clone())
             });
         }
+        crate::cluster::vary_link_latencies(&sim_grid.sim, seed, &sim_grid.control.voters());
         sim_grid
     }
 
@@ -300,9 +305,39 @@ impl SimGrid {
             let done = self.sim.step().map_err(|e| self.failure(&e.to_string()))?;
             self.steps += 1;
             self.apply_requested_faults();
+            self.trace_raft();
             check(self).map_err(|e| self.failure(&e))?;
             if done {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Write each voter's Raft term, leader and last applied index to the trace when they change
+    /// (the commits of the run, as every voter applied them).
+    fn trace_raft(&mut self) {
+        if !crate::trace::recording() {
+            return;
+        }
+        for id in self.voters() {
+            let Some(c) = self.cluster(id) else { continue };
+            let m = c.catalog.raft.metrics().borrow().clone();
+            let now = (
+                m.current_term,
+                m.current_leader,
+                m.last_applied.map(|l| l.index),
+            );
+            if self.traced_raft.get(&id) != Some(&now) {
+                self.traced_raft.insert(id, now);
+                crate::trace::note(|| {
+                    format!(
+                        "raft {} term {} leader {:?} applied {:?}",
+                        host_name(id),
+                        now.0,
+                        now.1,
+                        now.2
+                    )
+                });
             }
         }
     }
@@ -342,10 +377,17 @@ impl LogTripwire {
 
     /// Fire when voter `watch`'s Raft log grows past its current last index, cutting `cut`.
     pub fn arm(&self, control: &GridControl, watch: u8, cut: Vec<(u8, u8)>) {
+        self.arm_after(control, watch, 0, cut)
+    }
+
+    /// [`LogTripwire::arm`], letting `skip` entries go by first: e.g. the read barrier a
+    /// requester commits before it asks an owner to surrender, ahead of the owner's Transfer.
+    pub fn arm_after(&self, control: &GridControl, watch: u8, skip: u64, cut: Vec<(u8, u8)>) {
         let baseline = control
             .cluster(watch)
             .and_then(|c| c.catalog.raft.metrics().borrow().last_log_index)
-            .unwrap_or(0);
+            .unwrap_or(0)
+            + skip;
         let mut s = self.lock();
         s.armed = Some((watch, baseline));
         s.cut = cut;

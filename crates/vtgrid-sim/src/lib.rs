@@ -16,15 +16,18 @@
 //! - [`ledger`]: what the tape host was told (acknowledged and in-doubt versions).
 //! - [`client`]: host-side gRPC clients with deadlines, host jobs, waiting for a condition.
 //! - [`seed`]: fixed seeds, seed sweeps from the environment, and printing the failing seed.
+//! - [`trace`]: what a run did (bytes on the wire, host results, commits), to compare replays.
 //!
 //! Why memory storage: RocksDB and file fsyncs block the thread, and turmoil runs every host on
 //! one thread with a simulated clock, so one blocking call would stall the whole grid. The memory
 //! stores keep only what was made durable, so `sim.crash` + `sim.bounce` loses exactly what a real
 //! crash would (DESIGN §8).
 //!
-//! Determinism: turmoil's network and the tests' schedules are seeded, but openraft draws its
-//! election timeouts from the OS's randomness, so a replayed seed takes the same faults and jobs
-//! in the same order but Raft elections (and so leaders) may differ between runs.
+//! Determinism (DESIGN §8): one seed fixes every random choice: turmoil's network and the
+//! tests' schedules draw from it, openraft's election timeouts come from a per-thread RNG seeded
+//! from it (`vtgrid_catalog::runtime`), and with `--cfg tokio_unstable` (the workspace's
+//! `.cargo/config.toml`) turmoil seeds Tokio's own RNG, which orders `select!` branches. So a
+//! seed replays exactly; `tests/sim/random/replay.rs` checks it on the whole trace.
 
 pub mod client;
 pub mod cluster;
@@ -33,6 +36,7 @@ pub mod invariants;
 pub mod ledger;
 pub mod net;
 pub mod seed;
+pub mod trace;
 
 /// The seeded RNG the randomized schedules use (re-exported so tests need no extra dependency).
 pub use rand;

@@ -45,7 +45,12 @@ impl Connector for SimConnector {
                         ));
                     }
                     let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
-                    Ok::<_, io::Error>(TokioIo::new(LinkStream { link, stream }))
+                    let route = format!("{from} -> {host}:{port}");
+                    Ok::<_, io::Error>(TokioIo::new(LinkStream {
+                        link,
+                        route,
+                        stream,
+                    }))
                 }
             }))
     }
@@ -101,6 +106,8 @@ impl Link {
 /// A connection that fails once its link is cut.
 struct LinkStream {
     link: Link,
+    /// "from -> host:port", for the trace.
+    route: String,
     stream: turmoil::net::TcpStream,
 }
 
@@ -135,7 +142,11 @@ impl AsyncWrite for LinkStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.check()?;
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &written {
+            crate::trace::bytes(&self.route, &buf[..*n]);
+        }
+        written
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.check()?;
@@ -170,7 +181,21 @@ impl AsyncWrite for SimStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        let written = Pin::new(&mut self.0).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &written {
+            if crate::trace::recording() {
+                let name = |a: io::Result<std::net::SocketAddr>| {
+                    a.map(|a| {
+                        let host = turmoil::reverse_lookup(a.ip()).unwrap_or_default();
+                        format!("{host}:{}", a.port())
+                    })
+                    .unwrap_or_default()
+                };
+                let (from, to) = (name(self.0.local_addr()), name(self.0.peer_addr()));
+                crate::trace::bytes(&format!("{from} -> {to}"), &buf[..*n]);
+            }
+        }
+        written
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_flush(cx)

@@ -74,7 +74,9 @@ async fn scenario(
         .into_iter()
         .filter(|c| *c != w)
         .map(|c| (w, c));
-    trip.arm(&control, l, cut_w.collect());
+    // The requester's read barrier comes first (it asks only while a leader answers), then
+    // the Transfer the tripwire is for.
+    trip.arm_after(&control, l, 1, cut_w.collect());
     let mut at_r = client::host(r);
     let first = client::deadline(at_r.mount(client::specific(V))).await;
     if !trip.fired() {

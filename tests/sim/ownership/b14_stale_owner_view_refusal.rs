@@ -56,7 +56,9 @@ async fn scenario(
     client::insert(r, V, "000F").await?;
     client::wait_quiescent(&control, Duration::from_secs(30)).await?;
 
-    trip.arm(&control, l, vec![(w, l)]);
+    // The requester's read barrier comes first (it asks only while a leader answers), then
+    // the Transfer the tripwire is for.
+    trip.arm_after(&control, l, 1, vec![(w, l)]);
     let first = client::deadline(client::host(w).mount(client::specific(V))).await;
     if !trip.fired() {
         return Err(format!("the tripwire never fired (mount at C{w}: {first:?})").into());

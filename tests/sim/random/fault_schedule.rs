@@ -281,6 +281,7 @@ struct History {
 
 impl History {
     fn note(&self, line: String) {
+        vtgrid_sim::trace::note(|| format!("host {line}"));
         let at = self.start.elapsed();
         self.lines
             .lock()
@@ -648,4 +649,40 @@ fn random_faults_with_jobs_anywhere_keep_the_invariants_and_converge() {
         "random_faults_with_jobs_anywhere_keep_the_invariants_and_converge",
         Mix::Anywhere,
     );
+}
+
+/// DESIGN §8: one seed replays exactly. The same seed runs twice with the trace on (every byte
+/// written on a simulated connection, every host result, every voter's commits); the two traces
+/// must be equal, or the test prints where they first part. `VTGRID_SIM_SEED` picks the seed.
+#[test]
+fn a_seed_replays_the_same_trace() {
+    let seed = vtgrid_sim::seed::seeds(&[11])[0];
+    let traced = || {
+        vtgrid_sim::trace::record();
+        let outcome = run(seed, Mix::Anywhere);
+        (outcome, vtgrid_sim::trace::take())
+    };
+    let (first, a) = traced();
+    if let Some(path) = std::env::var_os("VTGRID_SIM_TRACE_OUT") {
+        // For comparing runs in separate processes: the first run's trace, one line each.
+        std::fs::write(path, a.0.join("\n")).expect("write the trace");
+    }
+    let (second, b) = traced();
+    assert!(
+        a.0.iter().any(|l| l.contains(" net "))
+            && a.0.iter().any(|l| l.contains(" raft "))
+            && a.0.iter().any(|l| l.contains(" host ")),
+        "seed {seed}: the trace lacks messages, commits or host results ({} lines)",
+        a.len()
+    );
+    if let Some(diff) = a.first_difference(&b) {
+        panic!(
+            "seed {seed} did not replay: trace hashes {} and {}\n{diff}\n\
+             replay: VTGRID_SIM_SEED={seed} cargo test -p vtgrid-tests --test grid a_seed_replays",
+            a.hash(),
+            b.hash()
+        );
+    }
+    assert_eq!(first, second, "seed {seed}: same trace, different outcome");
+    eprintln!("seed {seed}: {} trace lines, hash {}", a.len(), a.hash());
 }

@@ -1,4 +1,5 @@
 //! Randomized fault schedules, seeded (DESIGN §8: "Seeds are fixed in CI and swept in longer
 //! runs").
 
+mod adversarial;
 mod fault_schedule;

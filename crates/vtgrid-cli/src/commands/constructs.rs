@@ -1,6 +1,6 @@
 //! `vtgrid category ...` and `vtgrid class ...`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use vtgrid_proto::pb;
 
@@ -66,7 +66,7 @@ pub async fn run_class(global: &Global, cmd: ClassCommand) -> Result<(), CliErro
             copy_modes,
             on_sync_failure,
         } => {
-            let mut modes = HashMap::new();
+            let mut modes = BTreeMap::new();
             for item in &copy_modes {
                 let (cluster, vector) = item.split_once('=').ok_or_else(|| {
                     CliError::Usage(format!(
