@@ -4,7 +4,7 @@
 //! storage backends (RocksDB and files, or memory) and the [`Connector`] to peers, then serves the
 //! routers from [`crate::services`] on whatever listeners it has.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,10 @@ use std::time::Duration;
 use openraft::BasicNode;
 use vtgrid_catalog::{open_catalog, KvEngine, KvJournal, Raft};
 use vtgrid_core::catalog::CatalogCommand;
-use vtgrid_core::{Category, CategoryDefinition, ClusterId, ManagementClass};
+use vtgrid_core::retention::{self, Area, Decision, Facts, HeldBytes};
+use vtgrid_core::{
+    Category, CategoryDefinition, ClusterId, ManagementClass, VersionNumber, Volser,
+};
 use vtgrid_tvc::VolumeStore;
 
 use crate::catalog::CatalogHandle;
@@ -68,6 +71,55 @@ pub struct Cluster {
     next_mount: AtomicU64,
     /// Set once the catalog has a leader, configured constructs exist and the TVC is reconciled.
     ready: AtomicBool,
+    /// Finished passes of `reconcile_tvc` (start-up and sweeps).
+    sweeps: AtomicU64,
+}
+
+/// A cluster's side of the retention rule (`vtgrid_core::retention`), gathered once so one pass
+/// over many files reads the store and the journal once.
+pub(crate) struct RetentionFacts {
+    /// Committed versions in the cache.
+    pub held: BTreeSet<(Volser, VersionNumber)>,
+    /// Versions still in this cluster's owner journal.
+    pub in_journal: BTreeSet<(Volser, VersionNumber)>,
+    /// Versions this cluster's quarantine records.
+    pub quarantined: BTreeSet<(Volser, VersionNumber)>,
+    pub view_caught_up: bool,
+}
+
+impl RetentionFacts {
+    /// The rule's decision on `cluster`'s file of (`volser`, `version`) in `area`.
+    pub(crate) fn decide(
+        &self,
+        cluster: &Cluster,
+        area: Area,
+        volser: Volser,
+        version: VersionNumber,
+        bytes: HeldBytes,
+    ) -> Decision {
+        let record = cluster
+            .catalog
+            .view
+            .read(|s| s.volumes.get(&volser).cloned());
+        let current = record.as_ref().map_or(0, |r| r.version);
+        let newest_held_below_current = self
+            .held
+            .range((volser, 0)..(volser, current))
+            .next_back()
+            .map(|(_, v)| *v);
+        let facts = Facts {
+            cluster: cluster.id,
+            record: record.as_ref(),
+            view_caught_up: self.view_caught_up,
+            in_journal: self.in_journal.contains(&(volser, version)),
+            quarantined: self.quarantined.contains(&(volser, version)),
+            copy_done_pending: cluster.journal.copy_done_pending(volser, current),
+            newest_held_below_current,
+        };
+        let decision = retention::decide(area, version, bytes, &facts);
+        tracing::debug!(%volser, version, ?area, ?decision, "retention");
+        decision
+    }
 }
 
 /// How often a cluster removes versions that newer ones superseded.
@@ -164,6 +216,7 @@ impl Cluster {
             incarnation,
             next_mount: AtomicU64::new(1),
             ready: AtomicBool::new(false),
+            sweeps: AtomicU64::new(0),
         });
         cluster.form_grid().await?;
         tokio::spawn(cluster.clone().settle());
@@ -271,50 +324,23 @@ impl Cluster {
         }
     }
 
-    /// Remove volume files the catalog does not count: superseded versions, and (`caught_up`:
-    /// this view is as new as the leader's) files of volumes the catalog does not know. Kept:
-    /// the current version, newer ones (a RUN copy or duplex whose writer has not published
-    /// yet), versions still in this cluster's journal and quarantined ones.
+    /// Remove the volume files the retention rule lets go (`vtgrid_core::retention`):
+    /// superseded versions once the current one is held here (or no longer owed), and (`caught_up`:
+    /// this view is as new as the leader's) files of volumes the catalog does not know. Kept: the
+    /// current version, newer ones, the last copy below the current one until that arrives,
+    /// versions still in this cluster's journal and quarantined ones.
     async fn reconcile_tvc(&self, caught_up: bool) {
-        let held = match self.tvc.run(|s| s.versions()).await {
-            Ok(v) => v,
+        let facts = match self.retention_facts(caught_up).await {
+            Ok(f) => f,
             Err(e) => {
-                tracing::error!(error = %e, "listing the volume store");
-                return;
-            }
-        };
-        let pending = self.journal.pending_versions();
-        let store = self.journal.store().clone();
-        let quarantined = match crate::tvc_io::offload(store.is_blocking(), move || {
-            store.quarantined()
-        })
-        .await
-        {
-            Ok(q) => q
-                .into_iter()
-                .map(|r| (r.volser, r.version))
-                .collect::<Vec<_>>(),
-            Err(e) => {
-                tracing::error!(error = %e, "reading the quarantine; keeping every volume file");
+                tracing::error!(error = %e, "gathering retention facts; keeping every volume file");
                 return;
             }
         };
         let mut removed = 0;
-        for (volser, version) in held {
-            if pending.contains(&(volser, version)) || quarantined.contains(&(volser, version)) {
-                continue;
-            }
-            let keep = self.catalog.view.read(|s| match s.volumes.get(&volser) {
-                Some(r) if version == r.version => true,
-                // Newer than the catalog: a RUN copy or Sync duplex whose writer has not
-                // published the version yet (it may be cut off for hours and still publish), or
-                // an orphan of a write that never will; the next write of that number replaces
-                // the orphan, so keeping it costs only space.
-                Some(r) if version > r.version => true,
-                Some(_) => false,
-                None => !caught_up,
-            });
-            if !keep {
+        for (volser, version) in facts.held.clone() {
+            let decision = facts.decide(self, Area::Cache, volser, version, HeldBytes::Unchecked);
+            if decision.may_remove() {
                 match self.tvc.run(move |s| s.remove(volser, version)).await {
                     Ok(()) => removed += 1,
                     Err(e) => {
@@ -326,6 +352,34 @@ impl Cluster {
         if removed > 0 {
             tracing::info!(removed, "volume store reconciled with the catalog");
         }
+        self.sweeps.fetch_add(1, Ordering::Release);
+    }
+
+    /// What the retention rule needs to know besides the catalog, read once per pass: the
+    /// versions held, those in the journal and those quarantined.
+    pub(crate) async fn retention_facts(
+        &self,
+        view_caught_up: bool,
+    ) -> Result<RetentionFacts, crate::error::NodeError> {
+        let held = self.tvc.run(|s| s.versions()).await?;
+        let store = self.journal.store().clone();
+        let quarantined = crate::tvc_io::offload(store.is_blocking(), move || store.quarantined())
+            .await
+            .map_err(crate::error::NodeError::Journal)?
+            .into_iter()
+            .map(|r| (r.volser, r.version))
+            .collect();
+        Ok(RetentionFacts {
+            held: held.into_iter().collect(),
+            in_journal: self.journal.pending_versions().into_iter().collect(),
+            quarantined,
+            view_caught_up,
+        })
+    }
+
+    /// How many sweeps of the volume store have finished in this run (tests wait on it).
+    pub fn sweeps(&self) -> u64 {
+        self.sweeps.load(Ordering::Acquire)
     }
 
     pub fn is_ready(&self) -> bool {

@@ -437,8 +437,9 @@ impl Cluster {
             .ok_or(NodeError::NotQuarantined { volser, version })
     }
 
-    /// The operator gave up a quarantined version: forget it and free its file (unless the
-    /// catalog's current version of the volume here happens to be the same number).
+    /// The operator gave up a quarantined version: forget it, then free its file if the
+    /// retention rule lets it go (it does not when the catalog's current version here happens
+    /// to be the same number, byte for byte).
     pub async fn discard_quarantined(
         &self,
         volser: Volser,
@@ -449,13 +450,18 @@ impl Cluster {
         crate::tvc_io::offload(store.is_blocking(), move || store.discard(volser, version))
             .await
             .map_err(NodeError::Journal)?;
-        let current = self
-            .effective(&volser)
-            .map(|r| r.version == version && r.consistent_at.contains_key(&self.id));
-        if !current.unwrap_or(false) {
+        let facts = self.retention_facts(false).await?;
+        let decision = facts.decide(
+            self,
+            vtgrid_core::retention::Area::Cache,
+            volser,
+            version,
+            vtgrid_core::retention::HeldBytes::Unchecked,
+        );
+        if decision.may_remove() {
             self.tvc.run(move |s| s.remove(volser, version)).await?;
         }
-        tracing::info!(%volser, version, "quarantined version discarded");
+        tracing::info!(%volser, version, ?decision, "quarantined version discarded");
         Ok(())
     }
 }
