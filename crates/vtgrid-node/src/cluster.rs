@@ -16,7 +16,7 @@ use vtgrid_core::retention::{self, Area, Decision, Facts, HeldBytes};
 use vtgrid_core::{
     Category, CategoryDefinition, ClusterId, ManagementClass, VersionNumber, Volser,
 };
-use vtgrid_tvc::VolumeStore;
+use vtgrid_tvc::{QuarantinedVersion, VolumeStore};
 
 use crate::catalog::CatalogHandle;
 use crate::config::{GridConfig, Role};
@@ -82,8 +82,13 @@ pub(crate) struct RetentionFacts {
     pub held: BTreeSet<(Volser, VersionNumber)>,
     /// Versions still in this cluster's owner journal.
     pub in_journal: BTreeSet<(Volser, VersionNumber)>,
-    /// Versions this cluster's quarantine records.
-    pub quarantined: BTreeSet<(Volser, VersionNumber)>,
+    /// Versions this cluster's quarantine records whose file has not moved into the store's
+    /// quarantine area yet (a crash came between the record and the move): their cache file stays.
+    pub quarantined_unmoved: BTreeSet<(Volser, VersionNumber)>,
+    /// The quarantine's records, by identity.
+    pub quarantine_records: BTreeSet<(Volser, VersionNumber, [u8; 32])>,
+    /// What the store's quarantine area holds.
+    pub quarantine_area: Vec<QuarantinedVersion>,
     pub view_caught_up: bool,
 }
 
@@ -112,13 +117,35 @@ impl RetentionFacts {
             record: record.as_ref(),
             view_caught_up: self.view_caught_up,
             in_journal: self.in_journal.contains(&(volser, version)),
-            quarantined: self.quarantined.contains(&(volser, version)),
+            quarantined: self.quarantined_unmoved.contains(&(volser, version)),
             copy_done_pending: cluster.journal.copy_done_pending(volser, current),
             newest_held_below_current,
         };
         let decision = retention::decide(area, version, bytes, &facts);
         tracing::debug!(%volser, version, ?area, ?decision, "retention");
         decision
+    }
+
+    /// The rule's decision on a file in the store's quarantine area: it stays while the
+    /// quarantine records it, by number and digest.
+    pub(crate) fn decide_quarantined(&self, cluster: &Cluster, q: &QuarantinedVersion) -> Decision {
+        let facts = Facts {
+            cluster: cluster.id,
+            record: None,
+            view_caught_up: self.view_caught_up,
+            in_journal: false,
+            quarantined: self
+                .quarantine_records
+                .contains(&(q.volser, q.version, q.digest.0)),
+            copy_done_pending: false,
+            newest_held_below_current: None,
+        };
+        retention::decide(
+            Area::Quarantine,
+            q.version,
+            HeldBytes::Digest(q.digest),
+            &facts,
+        )
     }
 }
 
@@ -330,6 +357,9 @@ impl Cluster {
     /// current version, newer ones, the last copy below the current one until that arrives,
     /// versions still in this cluster's journal and quarantined ones.
     async fn reconcile_tvc(&self, caught_up: bool) {
+        if let Err(e) = self.finish_quarantine_moves().await {
+            tracing::error!(error = %e, "finishing quarantine moves");
+        }
         let facts = match self.retention_facts(caught_up).await {
             Ok(f) => f,
             Err(e) => {
@@ -349,6 +379,21 @@ impl Cluster {
                 }
             }
         }
+        for q in &facts.quarantine_area {
+            if facts.decide_quarantined(self, q).may_remove() {
+                let q = *q;
+                match self
+                    .tvc
+                    .run(move |s| s.remove_quarantined(q.volser, q.version, q.digest))
+                    .await
+                {
+                    Ok(()) => removed += 1,
+                    Err(e) => {
+                        tracing::warn!(volser = %q.volser, version = q.version, error = %e, "removing a discarded quarantined version")
+                    }
+                }
+            }
+        }
         if removed > 0 {
             tracing::info!(removed, "volume store reconciled with the catalog");
         }
@@ -362,19 +407,63 @@ impl Cluster {
         view_caught_up: bool,
     ) -> Result<RetentionFacts, crate::error::NodeError> {
         let held = self.tvc.run(|s| s.versions()).await?;
-        let store = self.journal.store().clone();
-        let quarantined = crate::tvc_io::offload(store.is_blocking(), move || store.quarantined())
-            .await
-            .map_err(crate::error::NodeError::Journal)?
-            .into_iter()
-            .map(|r| (r.volser, r.version))
-            .collect();
+        let quarantine_area = self.tvc.run(|s| s.quarantined()).await?;
+        let records = self.quarantine().await?;
+        let moved = |r: &vtgrid_catalog::QuarantineRecord| {
+            quarantine_area
+                .iter()
+                .any(|q| (q.volser, q.version, q.digest) == (r.volser, r.version, r.digest))
+        };
         Ok(RetentionFacts {
             held: held.into_iter().collect(),
             in_journal: self.journal.pending_versions().into_iter().collect(),
-            quarantined,
+            quarantined_unmoved: records
+                .iter()
+                .filter(|r| !moved(r))
+                .map(|r| (r.volser, r.version))
+                .collect(),
+            quarantine_records: records
+                .iter()
+                .map(|r| (r.volser, r.version, r.digest.0))
+                .collect(),
+            quarantine_area,
             view_caught_up,
         })
+    }
+
+    /// Move the file of a version the quarantine records into the store's quarantine area
+    /// (DESIGN §3). The publisher writes the quarantine record first, atomically with dropping
+    /// the journal entry, and then moves the file; a crash in between leaves the file in the
+    /// cache, where the retention rule keeps it, until this runs again (at start, every sweep,
+    /// and before a quarantined version is read). A cache file whose bytes are not the recorded
+    /// digest is left where it is (it is not the quarantined version).
+    pub(crate) async fn move_into_quarantine(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        digest: vtgrid_core::Digest,
+    ) -> Result<(), crate::error::NodeError> {
+        self.tvc
+            .run(move |s| s.quarantine(volser, version, digest))
+            .await?;
+        tracing::info!(%volser, version, "moved into the quarantine area");
+        Ok(())
+    }
+
+    /// [`Cluster::move_into_quarantine`] for every quarantine record whose file has not moved.
+    pub(crate) async fn finish_quarantine_moves(&self) -> Result<(), crate::error::NodeError> {
+        let facts = self.retention_facts(false).await?;
+        for r in self.quarantine().await? {
+            if facts.quarantined_unmoved.contains(&(r.volser, r.version)) {
+                if let Err(e) = self
+                    .move_into_quarantine(r.volser, r.version, r.digest)
+                    .await
+                {
+                    tracing::error!(volser = %r.volser, version = r.version, error = %e, "a quarantined version could not be moved into the quarantine area");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// How many sweeps of the volume store have finished in this run (tests wait on it).

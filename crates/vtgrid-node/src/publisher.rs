@@ -150,6 +150,12 @@ impl Cluster {
                 let r = record.clone();
                 match offload(store.is_blocking(), move || store.quarantine(seq, &r)).await {
                     Ok(()) => {
+                        // The record first, then the file (see `Cluster::move_into_quarantine`
+                        // for a crash in between): from here on nothing of that number touches it.
+                        if let Err(e) = self.move_into_quarantine(volser, v.version, v.digest).await
+                        {
+                            tracing::error!(%volser, version = v.version, error = %e, "moving a quarantined version; retried at the next sweep");
+                        }
                         self.journal.forget(volser, entry.seq);
                         self.events.raise(
                             OWNERSHIP_CONFLICT,
