@@ -2,3 +2,4 @@
 
 mod b37_crash_mid_write;
 mod quarantine_identity;
+mod t17_sync_point;
