@@ -4,7 +4,7 @@
 //! storage backends (RocksDB and files, or memory) and the [`Connector`] to peers, then serves the
 //! routers from [`crate::services`] on whatever listeners it has.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +12,11 @@ use std::time::Duration;
 use openraft::BasicNode;
 use vtgrid_catalog::{open_catalog, KvEngine, KvJournal, Raft};
 use vtgrid_core::catalog::CatalogCommand;
-use vtgrid_core::{Category, CategoryDefinition, ClusterId, ManagementClass};
-use vtgrid_tvc::VolumeStore;
+use vtgrid_core::retention::{self, Area, Decision, Facts, HeldBytes};
+use vtgrid_core::{
+    Category, CategoryDefinition, ClusterId, ManagementClass, VersionNumber, Volser,
+};
+use vtgrid_tvc::{QuarantinedVersion, VolumeStore};
 
 use crate::catalog::CatalogHandle;
 use crate::config::{GridConfig, Role};
@@ -68,6 +71,82 @@ pub struct Cluster {
     next_mount: AtomicU64,
     /// Set once the catalog has a leader, configured constructs exist and the TVC is reconciled.
     ready: AtomicBool,
+    /// Finished passes of `reconcile_tvc` (start-up and sweeps).
+    sweeps: AtomicU64,
+}
+
+/// A cluster's side of the retention rule (`vtgrid_core::retention`), gathered once so one pass
+/// over many files reads the store and the journal once.
+pub(crate) struct RetentionFacts {
+    /// Committed versions in the cache.
+    pub held: BTreeSet<(Volser, VersionNumber)>,
+    /// Versions still in this cluster's owner journal.
+    pub in_journal: BTreeSet<(Volser, VersionNumber)>,
+    /// Versions this cluster's quarantine records whose file has not moved into the store's
+    /// quarantine area yet (a crash came between the record and the move): their cache file stays.
+    pub quarantined_unmoved: BTreeSet<(Volser, VersionNumber)>,
+    /// The quarantine's records, by identity.
+    pub quarantine_records: BTreeSet<(Volser, VersionNumber, [u8; 32])>,
+    /// What the store's quarantine area holds.
+    pub quarantine_area: Vec<QuarantinedVersion>,
+    pub view_caught_up: bool,
+}
+
+impl RetentionFacts {
+    /// The rule's decision on `cluster`'s file of (`volser`, `version`) in `area`.
+    pub(crate) fn decide(
+        &self,
+        cluster: &Cluster,
+        area: Area,
+        volser: Volser,
+        version: VersionNumber,
+        bytes: HeldBytes,
+    ) -> Decision {
+        let record = cluster
+            .catalog
+            .view
+            .read(|s| s.volumes.get(&volser).cloned());
+        let current = record.as_ref().map_or(0, |r| r.version);
+        let newest_held_below_current = self
+            .held
+            .range((volser, 0)..(volser, current))
+            .next_back()
+            .map(|(_, v)| *v);
+        let facts = Facts {
+            cluster: cluster.id,
+            record: record.as_ref(),
+            view_caught_up: self.view_caught_up,
+            in_journal: self.in_journal.contains(&(volser, version)),
+            quarantined: self.quarantined_unmoved.contains(&(volser, version)),
+            copy_done_pending: cluster.journal.copy_done_pending(volser, current),
+            newest_held_below_current,
+        };
+        let decision = retention::decide(area, version, bytes, &facts);
+        tracing::debug!(%volser, version, ?area, ?decision, "retention");
+        decision
+    }
+
+    /// The rule's decision on a file in the store's quarantine area: it stays while the
+    /// quarantine records it, by number and digest.
+    pub(crate) fn decide_quarantined(&self, cluster: &Cluster, q: &QuarantinedVersion) -> Decision {
+        let facts = Facts {
+            cluster: cluster.id,
+            record: None,
+            view_caught_up: self.view_caught_up,
+            in_journal: false,
+            quarantined: self
+                .quarantine_records
+                .contains(&(q.volser, q.version, q.digest.0)),
+            copy_done_pending: false,
+            newest_held_below_current: None,
+        };
+        retention::decide(
+            Area::Quarantine,
+            q.version,
+            HeldBytes::Digest(q.digest),
+            &facts,
+        )
+    }
 }
 
 /// How often a cluster removes versions that newer ones superseded.
@@ -164,6 +243,7 @@ impl Cluster {
             incarnation,
             next_mount: AtomicU64::new(1),
             ready: AtomicBool::new(false),
+            sweeps: AtomicU64::new(0),
         });
         cluster.form_grid().await?;
         tokio::spawn(cluster.clone().settle());
@@ -272,50 +352,26 @@ impl Cluster {
         }
     }
 
-    /// Remove volume files the catalog does not count: superseded versions, and (`caught_up`:
-    /// this view is as new as the leader's) files of volumes the catalog does not know. Kept:
-    /// the current version, newer ones (a RUN copy or duplex whose writer has not published
-    /// yet), versions still in this cluster's journal and quarantined ones.
+    /// Remove the volume files the retention rule lets go (`vtgrid_core::retention`):
+    /// superseded versions once the current one is held here (or no longer owed), and (`caught_up`:
+    /// this view is as new as the leader's) files of volumes the catalog does not know. Kept: the
+    /// current version, newer ones, the last copy below the current one until that arrives,
+    /// versions still in this cluster's journal and quarantined ones.
     async fn reconcile_tvc(&self, caught_up: bool) {
-        let held = match self.tvc.run(|s| s.versions()).await {
-            Ok(v) => v,
+        if let Err(e) = self.finish_quarantine_moves().await {
+            tracing::error!(error = %e, "finishing quarantine moves");
+        }
+        let facts = match self.retention_facts(caught_up).await {
+            Ok(f) => f,
             Err(e) => {
-                tracing::error!(error = %e, "listing the volume store");
-                return;
-            }
-        };
-        let pending = self.journal.pending_versions();
-        let store = self.journal.store().clone();
-        let quarantined = match crate::tvc_io::offload(store.is_blocking(), move || {
-            store.quarantined()
-        })
-        .await
-        {
-            Ok(q) => q
-                .into_iter()
-                .map(|r| (r.volser, r.version))
-                .collect::<Vec<_>>(),
-            Err(e) => {
-                tracing::error!(error = %e, "reading the quarantine; keeping every volume file");
+                tracing::error!(error = %e, "gathering retention facts; keeping every volume file");
                 return;
             }
         };
         let mut removed = 0;
-        for (volser, version) in held {
-            if pending.contains(&(volser, version)) || quarantined.contains(&(volser, version)) {
-                continue;
-            }
-            let keep = self.catalog.view.read(|s| match s.volumes.get(&volser) {
-                Some(r) if version == r.version => true,
-                // Newer than the catalog: a RUN copy or Sync duplex whose writer has not
-                // published the version yet (it may be cut off for hours and still publish), or
-                // an orphan of a write that never will; the next write of that number replaces
-                // the orphan, so keeping it costs only space.
-                Some(r) if version > r.version => true,
-                Some(_) => false,
-                None => !caught_up,
-            });
-            if !keep {
+        for (volser, version) in facts.held.clone() {
+            let decision = facts.decide(self, Area::Cache, volser, version, HeldBytes::Unchecked);
+            if decision.may_remove() {
                 match self.tvc.run(move |s| s.remove(volser, version)).await {
                     Ok(()) => removed += 1,
                     Err(e) => {
@@ -324,9 +380,96 @@ impl Cluster {
                 }
             }
         }
+        for q in &facts.quarantine_area {
+            if facts.decide_quarantined(self, q).may_remove() {
+                let q = *q;
+                match self
+                    .tvc
+                    .run(move |s| s.remove_quarantined(q.volser, q.version, q.digest))
+                    .await
+                {
+                    Ok(()) => removed += 1,
+                    Err(e) => {
+                        tracing::warn!(volser = %q.volser, version = q.version, error = %e, "removing a discarded quarantined version")
+                    }
+                }
+            }
+        }
         if removed > 0 {
             tracing::info!(removed, "volume store reconciled with the catalog");
         }
+        self.sweeps.fetch_add(1, Ordering::Release);
+    }
+
+    /// What the retention rule needs to know besides the catalog, read once per pass: the
+    /// versions held, those in the journal and those quarantined.
+    pub(crate) async fn retention_facts(
+        &self,
+        view_caught_up: bool,
+    ) -> Result<RetentionFacts, crate::error::NodeError> {
+        let held = self.tvc.run(|s| s.versions()).await?;
+        let quarantine_area = self.tvc.run(|s| s.quarantined()).await?;
+        let records = self.quarantine().await?;
+        let moved = |r: &vtgrid_catalog::QuarantineRecord| {
+            quarantine_area
+                .iter()
+                .any(|q| (q.volser, q.version, q.digest) == (r.volser, r.version, r.digest))
+        };
+        Ok(RetentionFacts {
+            held: held.into_iter().collect(),
+            in_journal: self.journal.pending_versions().into_iter().collect(),
+            quarantined_unmoved: records
+                .iter()
+                .filter(|r| !moved(r))
+                .map(|r| (r.volser, r.version))
+                .collect(),
+            quarantine_records: records
+                .iter()
+                .map(|r| (r.volser, r.version, r.digest.0))
+                .collect(),
+            quarantine_area,
+            view_caught_up,
+        })
+    }
+
+    /// Move the file of a version the quarantine records into the store's quarantine area
+    /// (DESIGN §3). The publisher writes the quarantine record first, atomically with dropping
+    /// the journal entry, and then moves the file; a crash in between leaves the file in the
+    /// cache, where the retention rule keeps it, until this runs again (at start, every sweep,
+    /// and before a quarantined version is read). A cache file whose bytes are not the recorded
+    /// digest is left where it is (it is not the quarantined version).
+    pub(crate) async fn move_into_quarantine(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        digest: vtgrid_core::Digest,
+    ) -> Result<(), crate::error::NodeError> {
+        self.tvc
+            .run(move |s| s.quarantine(volser, version, digest))
+            .await?;
+        tracing::info!(%volser, version, "moved into the quarantine area");
+        Ok(())
+    }
+
+    /// [`Cluster::move_into_quarantine`] for every quarantine record whose file has not moved.
+    pub(crate) async fn finish_quarantine_moves(&self) -> Result<(), crate::error::NodeError> {
+        let facts = self.retention_facts(false).await?;
+        for r in self.quarantine().await? {
+            if facts.quarantined_unmoved.contains(&(r.volser, r.version)) {
+                if let Err(e) = self
+                    .move_into_quarantine(r.volser, r.version, r.digest)
+                    .await
+                {
+                    tracing::error!(volser = %r.volser, version = r.version, error = %e, "a quarantined version could not be moved into the quarantine area");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How many sweeps of the volume store have finished in this run (tests wait on it).
+    pub fn sweeps(&self) -> u64 {
+        self.sweeps.load(Ordering::Acquire)
     }
 
     /// The volumes a writer is duplexing into this cluster now (Sync mode), sorted.

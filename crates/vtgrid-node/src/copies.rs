@@ -22,6 +22,7 @@ use vtgrid_catalog::QueuedCopy;
 use vtgrid_copy::{CopyEngine, CopySite, OwedCopy, Throttle};
 use vtgrid_core::catalog::CatalogCommand;
 use vtgrid_core::copy::{copy_duty, copy_plan, CopyPriority};
+use vtgrid_core::retention::{Area, Decision, HeldBytes};
 use vtgrid_core::{ClusterId, CopyModeVector, Digest, VersionNumber, Volser};
 use vtgrid_proto::pb::grid_service_client::GridServiceClient;
 use vtgrid_proto::pb::PullCopyRequest;
@@ -110,24 +111,52 @@ impl Cluster {
     }
 
     /// A file with no CopyDone: a copy whose journal append a crash cut off, or a Sync duplex
-    /// whose writer never committed the version. Keep it only if it is the catalog's version,
-    /// byte for byte.
+    /// whose writer never committed the version. Adopted if it is the catalog's version, byte for
+    /// byte; otherwise removed if the retention rule lets it go (an orphan of a version number
+    /// that was later written with other bytes), and kept if not (a version this cluster wrote
+    /// and has not published, or quarantined: the copy waits until it has moved).
     async fn adopt_held_copy(&self, volser: Volser, version: VersionNumber, digest: Digest) {
-        if self.holds_verified(volser, version, digest).await {
-            let done = CatalogCommand::CopyDone {
-                volser,
-                version,
-                cluster: self.id,
-                digest: Some(digest),
-            };
-            match self.journal.append(done).await {
-                Ok(_) => tracing::info!(%volser, version, "copy already held; CopyDone recorded"),
-                Err(e) => tracing::error!(%volser, version, error = %e, "journalling a CopyDone"),
+        let trailer = self
+            .tvc
+            .run(move |s| s.open(volser, version).map(|r| r.meta().digest))
+            .await;
+        let bytes = match trailer {
+            Ok(d) if d == digest => {
+                let done = CatalogCommand::CopyDone {
+                    volser,
+                    version,
+                    cluster: self.id,
+                    digest: Some(digest),
+                };
+                match self.journal.append(done).await {
+                    Ok(_) => {
+                        tracing::info!(%volser, version, "copy already held; CopyDone recorded")
+                    }
+                    Err(e) => {
+                        tracing::error!(%volser, version, error = %e, "journalling a CopyDone")
+                    }
+                }
+                return;
             }
-        } else {
-            tracing::warn!(%volser, version, "held file is not the catalog's version; removing it");
-            if let Err(e) = self.tvc.run(move |s| s.remove(volser, version)).await {
-                tracing::error!(%volser, version, error = %e, "removing a stale volume file");
+            Ok(d) => HeldBytes::Digest(d),
+            Err(_) => HeldBytes::Unreadable,
+        };
+        let decision = match self.retention_facts(false).await {
+            Ok(facts) => facts.decide(self, Area::Cache, volser, version, bytes),
+            Err(e) => {
+                tracing::error!(%volser, version, error = %e, "retention facts; keeping the file");
+                return;
+            }
+        };
+        match decision {
+            Decision::Remove(why) => {
+                tracing::warn!(%volser, version, ?why, "held file is not the catalog's version; removing it");
+                if let Err(e) = self.tvc.run(move |s| s.remove(volser, version)).await {
+                    tracing::error!(%volser, version, error = %e, "removing a stale volume file");
+                }
+            }
+            Decision::Keep(why) => {
+                tracing::info!(%volser, version, ?why, "held file is not the catalog's version but must stay; the copy waits")
             }
         }
     }

@@ -316,8 +316,17 @@ impl Cluster {
         volser: Volser,
         version: VersionNumber,
     ) -> Result<ReceiverStream<Result<Bytes, NodeError>>, NodeError> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, NodeError>>(4);
         let reader = self.tvc.run(move |s| s.open(volser, version)).await?;
+        Ok(self.stream_reader(reader))
+    }
+
+    /// Stream a reader's verified chunks (a chunk that fails its check ends the stream with
+    /// the error, counted as a checksum error).
+    fn stream_reader(
+        &self,
+        reader: Box<dyn vtgrid_tvc::VersionReader>,
+    ) -> ReceiverStream<Result<Bytes, NodeError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, NodeError>>(4);
         let tvc = self.tvc.clone();
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
@@ -346,7 +355,7 @@ impl Cluster {
                 }
             }
         });
-        Ok(ReceiverStream::new(rx))
+        ReceiverStream::new(rx)
     }
 
     /// Does `source` answer with the first bytes of `version`? (Used before a mount that will read
@@ -490,25 +499,49 @@ impl Cluster {
             .ok_or(NodeError::NotQuarantined { volser, version })
     }
 
-    /// The operator gave up a quarantined version: forget it and free its file (unless the
-    /// catalog's current version of the volume here happens to be the same number).
+    /// The operator gave up a quarantined version: forget it, then free its file in the
+    /// quarantine area (the retention rule lets it go once no record names it). A file that had
+    /// not moved yet is then an ordinary cache file, under the rule like any other.
     pub async fn discard_quarantined(
         &self,
         volser: Volser,
         version: VersionNumber,
     ) -> Result<(), NodeError> {
-        self.quarantined(volser, version).await?;
+        let record = self.quarantined(volser, version).await?;
         let store = self.journal.store().clone();
         crate::tvc_io::offload(store.is_blocking(), move || store.discard(volser, version))
             .await
             .map_err(NodeError::Journal)?;
-        let current = self
-            .effective(&volser)
-            .map(|r| r.version == version && r.consistent_at.contains_key(&self.id));
-        if !current.unwrap_or(false) {
-            self.tvc.run(move |s| s.remove(volser, version)).await?;
+        let facts = self.retention_facts(false).await?;
+        let q = vtgrid_tvc::QuarantinedVersion {
+            volser,
+            version,
+            digest: record.digest,
+        };
+        let decision = facts.decide_quarantined(self, &q);
+        if decision.may_remove() {
+            self.tvc
+                .run(move |s| s.remove_quarantined(volser, version, q.digest))
+                .await?;
         }
-        tracing::info!(%volser, version, "quarantined version discarded");
+        tracing::info!(%volser, version, ?decision, "quarantined version discarded");
         Ok(())
+    }
+
+    /// A quarantined version's bytes, from the quarantine area, checked against the digest the
+    /// quarantine recorded (a mismatch is `CHECKSUM_MISMATCH`, never data).
+    pub async fn read_quarantined(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+    ) -> Result<ReceiverStream<Result<Bytes, NodeError>>, NodeError> {
+        let record = self.quarantined(volser, version).await?;
+        self.finish_quarantine_moves().await?;
+        let digest = record.digest;
+        let reader = self
+            .tvc
+            .run(move |s| s.open_quarantined(volser, version, digest))
+            .await?;
+        Ok(self.stream_reader(reader))
     }
 }

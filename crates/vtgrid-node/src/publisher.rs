@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use vtgrid_catalog::{JournalEntry, QuarantineRecord};
 use vtgrid_core::catalog::{CatalogCommand, CatalogRejection};
+use vtgrid_core::retention::{Area, HeldBytes};
 
 use crate::cluster::Cluster;
 use crate::error::NodeError;
@@ -125,12 +126,10 @@ impl Cluster {
             (None, Some(v)) => {
                 self.remove_entry(entry).await;
                 self.journal.forget(volser, entry.seq);
-                // The version is in the catalog: the one before it is superseded here.
+                // The version is in the catalog: the one before it is superseded here, if the
+                // retention rule agrees (it holds the new one, so it does unless quarantined).
                 if v.version > 1 {
-                    let old = v.version - 1;
-                    if let Err(e) = self.tvc.run(move |s| s.remove(volser, old)).await {
-                        tracing::warn!(%volser, version = old, error = %e, "removing a superseded version");
-                    }
+                    self.remove_superseded(volser, v.version - 1).await;
                 }
             }
             (None, None) => {
@@ -151,6 +150,12 @@ impl Cluster {
                 let r = record.clone();
                 match offload(store.is_blocking(), move || store.quarantine(seq, &r)).await {
                     Ok(()) => {
+                        // The record first, then the file (see `Cluster::move_into_quarantine`
+                        // for a crash in between): from here on nothing of that number touches it.
+                        if let Err(e) = self.move_into_quarantine(volser, v.version, v.digest).await
+                        {
+                            tracing::error!(%volser, version = v.version, error = %e, "moving a quarantined version; retried at the next sweep");
+                        }
                         self.journal.forget(volser, entry.seq);
                         self.events.raise(
                             OWNERSHIP_CONFLICT,
@@ -175,6 +180,26 @@ impl Cluster {
                     Some(volser),
                     format!("a change of {volser} made here under epoch {epoch} was refused by the catalog ({rejection})"),
                 );
+            }
+        }
+    }
+
+    /// Remove this cluster's `old` version of `volser` if the retention rule lets it go.
+    async fn remove_superseded(&self, volser: vtgrid_core::Volser, old: u64) {
+        let facts = match self.retention_facts(false).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(%volser, version = old, error = %e, "retention facts; the sweep retries");
+                return;
+            }
+        };
+        if !facts.held.contains(&(volser, old)) {
+            return;
+        }
+        let decision = facts.decide(self, Area::Cache, volser, old, HeldBytes::Unchecked);
+        if decision.may_remove() {
+            if let Err(e) = self.tvc.run(move |s| s.remove(volser, old)).await {
+                tracing::warn!(%volser, version = old, error = %e, "removing a superseded version");
             }
         }
     }

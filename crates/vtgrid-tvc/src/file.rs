@@ -5,7 +5,11 @@
 //!  <dir>/
 //!    .partial/<VOLSER>-<version>-<pid>-<n>.part   versions being written; open() deletes them
 //!    <VOLSER>/<version, 20 digits>.vol            committed versions (see crate::format)
+//!    .quarantine/<VOLSER>-<version>-<digest>.vol  quarantined versions, under their own identity
 //! ```
+//!
+//! Quarantining is one rename from `<VOLSER>/` into `.quarantine/` (then both directories are
+//! fsynced): a crash leaves the version in exactly one of the two places.
 //!
 //! A version becomes visible only through a rename, and only after it is complete on disk:
 //!
@@ -25,15 +29,70 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use vtgrid_core::{VersionNumber, Volser};
+use vtgrid_core::{Digest, VersionNumber, Volser};
 
 use crate::error::{IoOp, TvcError};
 use crate::format::{stored_len, FrameReader, FrameWriter, FramedVersionReader, Target};
 use crate::space::{Reservation, Space};
-use crate::store::{copy_base, SpaceUsage, VersionMeta, VersionReader, VersionWriter, VolumeStore};
+use crate::store::{
+    copy_base, QuarantinedVersion, SpaceUsage, VersionMeta, VersionReader, VersionWriter,
+    VolumeStore,
+};
 
 /// The directory under the store's `dir` holding versions being written.
 pub const PARTIAL_DIR: &str = ".partial";
+/// The directory under the store's `dir` holding quarantined versions.
+pub const QUARANTINE_DIR: &str = ".quarantine";
+
+/// Where quarantined `version` of `volser` with `digest` lives:
+/// `<dir>/.quarantine/<VOLSER>-<version, 20 digits>-<digest, hex>.vol`.
+pub fn quarantine_path(
+    dir: &Path,
+    volser: Volser,
+    version: VersionNumber,
+    digest: Digest,
+) -> PathBuf {
+    dir.join(QUARANTINE_DIR)
+        .join(format!("{volser}-{version:020}-{}.vol", digest.to_hex()))
+}
+
+/// The identity a quarantine file name stands for, or `None` for a name the store did not make.
+fn parse_quarantine_name(name: &str) -> Option<QuarantinedVersion> {
+    let stem = name.strip_suffix(".vol")?;
+    let mut parts = stem.split('-');
+    let (volser, version, hex) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || version.len() != 20 || hex.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (i, b) in digest.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(QuarantinedVersion {
+        volser: volser.parse().ok()?,
+        version: version.parse().ok()?,
+        digest: Digest(digest),
+    })
+}
+
+/// Every quarantined version in `dir` with its stored length, sorted.
+fn scan_quarantine(dir: &Path) -> Result<Vec<(QuarantinedVersion, u64)>, TvcError> {
+    let qdir = dir.join(QUARANTINE_DIR);
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&qdir).map_err(io_err(IoOp::List, &qdir))? {
+        let entry = entry.map_err(io_err(IoOp::List, &qdir))?;
+        let Some(q) = entry.file_name().to_str().and_then(parse_quarantine_name) else {
+            continue;
+        };
+        match entry.metadata() {
+            Ok(meta) => out.push((q, meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(IoOp::Read, &entry.path())(e)),
+        }
+    }
+    out.sort_unstable_by_key(|(q, _)| q.key());
+    Ok(out)
+}
 
 /// Where committed `version` of `volser` lives: `<dir>/<VOLSER>/<version, 20 digits>.vol`. Zero
 /// padding makes a directory listing sort by version.
@@ -88,7 +147,16 @@ impl FileVolumeStore {
         if removed > 0 {
             tracing::info!(dir = %dir.display(), removed, "deleted partial versions left by a previous run");
         }
-        let committed = scan(dir)?.iter().map(|(_, _, len)| len).sum();
+        let quarantine_dir = dir.join(QUARANTINE_DIR);
+        if !quarantine_dir.exists() {
+            fs::create_dir_all(&quarantine_dir).map_err(io_err(IoOp::Create, &quarantine_dir))?;
+            sync_dir(dir)?;
+        }
+        let committed = scan(dir)?.iter().map(|(_, _, len)| len).sum::<u64>()
+            + scan_quarantine(dir)?
+                .iter()
+                .map(|(_, len)| len)
+                .sum::<u64>();
         Ok(FileVolumeStore {
             dir: dir.to_path_buf(),
             space: Space::new(quota_bytes, committed),
@@ -251,6 +319,89 @@ impl VolumeStore for FileVolumeStore {
 
     fn usage(&self) -> SpaceUsage {
         self.space.usage()
+    }
+
+    fn quarantine(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> Result<(), TvcError> {
+        let from = version_path(&self.dir, volser, version);
+        let to = quarantine_path(&self.dir, volser, version, digest);
+        // Under the space lock, so a commit of the same number cannot slip in between the check
+        // of the trailer and the rename.
+        self.space.remove(|| {
+            match self.open(volser, version) {
+                Ok(reader) if reader.meta().digest == digest => {}
+                Ok(_) => return Err(TvcError::DigestMismatch { volser, version }),
+                Err(TvcError::NotFound { .. }) if to.exists() => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            fs::rename(&from, &to).map_err(io_err(IoOp::Rename, &to))?;
+            Ok(0)
+        })?;
+        sync_dir(&self.dir.join(QUARANTINE_DIR))?;
+        sync_dir(&self.dir.join(volser.as_str()))
+    }
+
+    fn open_quarantined(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> Result<Box<dyn VersionReader>, TvcError> {
+        let path = quarantine_path(&self.dir, volser, version, digest);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(TvcError::NotFound { volser, version })
+            }
+            Err(e) => return Err(io_err(IoOp::Read, &path)(e)),
+        };
+        let frames = FrameReader::open(
+            file,
+            Target {
+                volser,
+                version,
+                path,
+            },
+        )?;
+        if frames.meta().digest != digest {
+            return Err(TvcError::DigestMismatch { volser, version });
+        }
+        Ok(Box::new(FramedVersionReader(frames)))
+    }
+
+    fn remove_quarantined(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> Result<(), TvcError> {
+        let path = quarantine_path(&self.dir, volser, version, digest);
+        let mut removed = false;
+        self.space.remove(|| {
+            let len = match fs::metadata(&path) {
+                Ok(meta) => meta.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(io_err(IoOp::Read, &path)(e)),
+            };
+            fs::remove_file(&path).map_err(io_err(IoOp::Remove, &path))?;
+            removed = true;
+            Ok(len)
+        })?;
+        if removed {
+            sync_dir(&self.dir.join(QUARANTINE_DIR))?;
+        }
+        Ok(())
+    }
+
+    fn quarantined(&self) -> Result<Vec<QuarantinedVersion>, TvcError> {
+        Ok(scan_quarantine(&self.dir)?
+            .into_iter()
+            .map(|(q, _)| q)
+            .collect())
     }
 
     fn is_blocking(&self) -> bool {
@@ -569,6 +720,53 @@ mod tests {
         let reopened = FileVolumeStore::open(store.dir(), None).unwrap();
         assert_eq!(reopened.versions().unwrap(), [(v1(), 1)]);
         assert_eq!(reopened.usage().used_bytes, stored_len(1));
+    }
+
+    /// A quarantine file whose trailer records another digest than its name (someone put other
+    /// bytes under the quarantined identity) is `DigestMismatch`, never data; and the
+    /// quarantine's space is counted again after a reopen.
+    #[test]
+    fn quarantined_file_is_checked_against_its_recorded_digest() {
+        let (_g, store) = make(None);
+        let ours = write_version(&store, v1(), 2, b"ours");
+        let theirs = write_version(&store, v1(), 3, b"theirs, other bytes");
+        store.quarantine(v1(), 2, ours.digest).unwrap();
+        fs::copy(
+            version_path(store.dir(), v1(), 3),
+            quarantine_path(store.dir(), v1(), 2, theirs.digest),
+        )
+        .unwrap();
+        let err = store
+            .open_quarantined(v1(), 2, theirs.digest)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                TvcError::HeaderMismatch { .. } | TvcError::DigestMismatch { .. }
+            ),
+            "{err:?}"
+        );
+        assert!(err.is_corruption());
+        fs::copy(
+            quarantine_path(store.dir(), v1(), 2, ours.digest),
+            quarantine_path(store.dir(), v1(), 2, Digest([1; 32])),
+        )
+        .unwrap();
+        let err = store
+            .open_quarantined(v1(), 2, Digest([1; 32]))
+            .err()
+            .unwrap();
+        assert!(matches!(err, TvcError::DigestMismatch { .. }), "{err:?}");
+        assert_eq!(read_all(&store, v1(), 3).unwrap(), b"theirs, other bytes");
+
+        let reopened = FileVolumeStore::open(store.dir(), None).unwrap();
+        // The two files copied in by hand are counted too.
+        assert_eq!(
+            reopened.usage().used_bytes,
+            store.usage().used_bytes + stored_len(19) + stored_len(4)
+        );
+        assert_eq!(reopened.quarantined().unwrap().len(), 3);
     }
 
     #[test]

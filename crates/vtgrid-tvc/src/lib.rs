@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! - [`store`]: the seam: [`VolumeStore`], [`VersionWriter`], [`VersionReader`], [`VersionMeta`],
-//!   [`SpaceUsage`].
+//!   [`SpaceUsage`], and the quarantine area ([`QuarantinedVersion`]: refused versions under
+//!   their own identity, DESIGN §3).
 //! - [`format`](mod@format): the stored framing (header, CRC32C chunks, trailer), drawn as a table.
 //! - [`file`](mod@file): [`FileVolumeStore`], one file per version under `<data_dir>/tvc`, blocking `std::fs`.
 //! - [`mem`]: [`MemVolumeStore`], the same framing in memory, with `crash()` for turmoil.
@@ -34,4 +35,6 @@ pub use error::{IoOp, TvcError};
 pub use file::{version_path, FileVolumeStore};
 pub use format::CHUNK_SIZE;
 pub use mem::MemVolumeStore;
-pub use store::{SpaceUsage, VersionMeta, VersionReader, VersionWriter, VolumeStore};
+pub use store::{
+    QuarantinedVersion, SpaceUsage, VersionMeta, VersionReader, VersionWriter, VolumeStore,
+};

@@ -17,14 +17,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use vtgrid_core::{VersionNumber, Volser};
+use vtgrid_core::{Digest, VersionNumber, Volser};
 
 use crate::error::TvcError;
 use crate::format::{
     data_offset, stored_len, FrameReader, FrameWriter, FramedVersionReader, Target, TRAILER_LEN,
 };
 use crate::space::{Reservation, Space};
-use crate::store::{copy_base, SpaceUsage, VersionMeta, VersionReader, VersionWriter, VolumeStore};
+use crate::store::{
+    copy_base, QuarantinedVersion, SpaceUsage, VersionMeta, VersionReader, VersionWriter,
+    VolumeStore,
+};
 
 /// An in-memory volume store. Clones share the same versions, so a simulation keeps a handle
 /// across [`MemVolumeStore::crash`].
@@ -37,9 +40,22 @@ struct MemInner {
     /// Committed versions in their stored (framed) form. A `BTreeMap` so `versions()` comes out
     /// sorted and deterministic.
     versions: Mutex<BTreeMap<(Volser, VersionNumber), Bytes>>,
+    /// Quarantined versions under their own identity, in stored form (lock after `versions`).
+    quarantine: Mutex<QuarantineMap>,
     /// Committed plus in-flight bytes; its generation counts crashes.
     space: Arc<Space>,
 }
+
+fn target(volser: Volser, version: VersionNumber) -> Target {
+    Target {
+        volser,
+        version,
+        path: mem_path(volser, version),
+    }
+}
+
+/// Quarantined versions by identity (VOLSER, version, digest bytes), in stored form.
+type QuarantineMap = BTreeMap<(Volser, VersionNumber, [u8; 32]), Bytes>;
 
 /// The name errors use for a version held in memory.
 fn mem_path(volser: Volser, version: VersionNumber) -> PathBuf {
@@ -52,6 +68,7 @@ impl MemVolumeStore {
         MemVolumeStore {
             inner: Arc::new(MemInner {
                 versions: Mutex::new(BTreeMap::new()),
+                quarantine: Mutex::new(BTreeMap::new()),
                 space: Space::new(quota_bytes, 0),
             }),
         }
@@ -62,6 +79,13 @@ impl MemVolumeStore {
         // half-changed.
         self.inner
             .versions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn quarantine_map(&self) -> MutexGuard<'_, QuarantineMap> {
+        self.inner
+            .quarantine
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -161,6 +185,75 @@ impl VolumeStore for MemVolumeStore {
 
     fn usage(&self) -> SpaceUsage {
         self.inner.space.usage()
+    }
+
+    fn quarantine(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> Result<(), TvcError> {
+        let mut map = self.versions_map();
+        let mut quarantine = self.quarantine_map();
+        let key = (volser, version, digest.0);
+        let Some(stored) = map.get(&(volser, version)).cloned() else {
+            return if quarantine.contains_key(&key) {
+                Ok(())
+            } else {
+                Err(TvcError::NotFound { volser, version })
+            };
+        };
+        let reader = FrameReader::open(Cursor::new(stored.clone()), target(volser, version))?;
+        if reader.meta().digest != digest {
+            return Err(TvcError::DigestMismatch { volser, version });
+        }
+        map.remove(&(volser, version));
+        quarantine.insert(key, stored);
+        Ok(())
+    }
+
+    fn open_quarantined(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> Result<Box<dyn VersionReader>, TvcError> {
+        let stored = self
+            .quarantine_map()
+            .get(&(volser, version, digest.0))
+            .cloned();
+        let stored = stored.ok_or(TvcError::NotFound { volser, version })?;
+        let frames = FrameReader::open(Cursor::new(stored), target(volser, version))?;
+        if frames.meta().digest != digest {
+            return Err(TvcError::DigestMismatch { volser, version });
+        }
+        Ok(Box::new(FramedVersionReader(frames)))
+    }
+
+    fn remove_quarantined(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> Result<(), TvcError> {
+        let mut quarantine = self.quarantine_map();
+        self.inner.space.remove(|| {
+            Ok(quarantine
+                .remove(&(volser, version, digest.0))
+                .map_or(0, |b| b.len() as u64))
+        })
+    }
+
+    fn quarantined(&self) -> Result<Vec<QuarantinedVersion>, TvcError> {
+        Ok(self
+            .quarantine_map()
+            .keys()
+            .map(|(volser, version, digest)| QuarantinedVersion {
+                volser: *volser,
+                version: *version,
+                digest: Digest(*digest),
+            })
+            .collect())
     }
 
     fn is_blocking(&self) -> bool {

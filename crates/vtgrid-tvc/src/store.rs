@@ -16,6 +16,22 @@ use vtgrid_core::{Digest, VersionNumber, Volser};
 
 use crate::error::TvcError;
 
+/// The identity of a version in the quarantine area: its number and its digest, so two versions
+/// of one number (the refused one and the catalog's) never share a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuarantinedVersion {
+    pub volser: Volser,
+    pub version: VersionNumber,
+    pub digest: Digest,
+}
+
+impl QuarantinedVersion {
+    /// A total order for sorted listings (`Digest` has none of its own).
+    pub(crate) fn key(&self) -> (Volser, VersionNumber, [u8; 32]) {
+        (self.volser, self.version, self.digest.0)
+    }
+}
+
 /// What a committed version is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VersionMeta {
@@ -70,6 +86,42 @@ pub trait VolumeStore: Send + Sync + 'static {
 
     /// Current space use and quota.
     fn usage(&self) -> SpaceUsage;
+
+    /// Move committed `version` of `volser` into the quarantine area, under its own identity
+    /// `(volser, version, digest)` (DESIGN §3): from then on no write, copy or `remove` of that
+    /// version number touches it, and it is no longer listed by [`VolumeStore::versions`] nor
+    /// opened by [`VolumeStore::open`]. The move is atomic and durable, and changes no space use.
+    ///
+    /// The version's trailer must record `digest`: otherwise it is not the quarantined version
+    /// (`DigestMismatch`) and nothing moves. Idempotent: when the version is already in the
+    /// quarantine area and gone from the cache, `Ok`; when it is in neither, `NotFound`.
+    fn quarantine(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> Result<(), TvcError>;
+
+    /// Open a quarantined version for reading, checked against the `digest` the quarantine
+    /// recorded: a version whose trailer records another digest is `DigestMismatch`, never data.
+    /// The reader then verifies every chunk and the whole digest, as for any version.
+    fn open_quarantined(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> Result<Box<dyn VersionReader>, TvcError>;
+
+    /// Delete a quarantined version (the operator discarded it; missing is not an error).
+    fn remove_quarantined(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        digest: Digest,
+    ) -> Result<(), TvcError>;
+
+    /// Every version in the quarantine area, sorted.
+    fn quarantined(&self) -> Result<Vec<QuarantinedVersion>, TvcError>;
 
     /// True when calls do real blocking I/O (the file store): async callers must use
     /// `spawn_blocking`.

@@ -14,7 +14,7 @@ use vtgrid_core::{Digest, VersionNumber, Volser};
 
 use crate::error::TvcError;
 use crate::format::{stored_len, CHUNK_SIZE};
-use crate::store::{VersionMeta, VolumeStore};
+use crate::store::{QuarantinedVersion, VersionMeta, VolumeStore};
 
 /// The quota [`run_suite`] gives the store for [`quota_rejects_write_with_storage_full`]: room for
 /// two full chunks.
@@ -71,6 +71,26 @@ pub fn cases<S: VolumeStore>() -> Vec<(&'static str, Option<u64>, Case<S>)> {
             "versions_lists_committed_only",
             None,
             versions_lists_committed_only::<S>,
+        ),
+        (
+            "quarantine_moves_a_version_into_its_own_area",
+            None,
+            quarantine_moves_a_version_into_its_own_area::<S>,
+        ),
+        (
+            "quarantined_version_survives_writes_of_its_number",
+            None,
+            quarantined_version_survives_writes_of_its_number::<S>,
+        ),
+        (
+            "quarantine_checks_the_recorded_digest",
+            None,
+            quarantine_checks_the_recorded_digest::<S>,
+        ),
+        (
+            "remove_quarantined_frees_space",
+            None,
+            remove_quarantined_frees_space::<S>,
         ),
     ]
 }
@@ -423,6 +443,115 @@ pub fn versions_lists_committed_only<S: VolumeStore>(store: &S) {
     );
 }
 
+/// Quarantining moves a committed version out of the cache into its own area, atomically and at
+/// no cost in space; moving it again is a no-op, and a version in neither place is `NotFound`.
+pub fn quarantine_moves_a_version_into_its_own_area<S: VolumeStore>(store: &S) {
+    let v = volser("QA0001");
+    write_version(store, v, 1, &pattern(100, 1));
+    let data = pattern(CHUNK_SIZE + 9, 2);
+    let meta = write_version(store, v, 2, &data);
+    let before = store.usage();
+    store.quarantine(v, 2, meta.digest).expect("quarantine");
+    assert_eq!(store.versions().expect("versions"), [(v, 1)]);
+    assert!(matches!(store.open(v, 2), Err(TvcError::NotFound { .. })));
+    assert_eq!(
+        store.quarantined().expect("quarantined"),
+        [QuarantinedVersion {
+            volser: v,
+            version: 2,
+            digest: meta.digest
+        }]
+    );
+    assert_eq!(store.usage(), before, "a move takes no space");
+    let mut reader = store
+        .open_quarantined(v, 2, meta.digest)
+        .expect("open quarantined");
+    assert_eq!(reader.meta(), &meta);
+    let mut read = Vec::new();
+    while let Some(chunk) = reader.next_chunk().expect("chunk") {
+        read.extend_from_slice(&chunk);
+    }
+    assert_eq!(read, data);
+    store
+        .quarantine(v, 2, meta.digest)
+        .expect("quarantining again is a no-op");
+    assert!(matches!(
+        store.quarantine(v, 3, meta.digest),
+        Err(TvcError::NotFound { version: 3, .. })
+    ));
+}
+
+/// Once quarantined, a version is untouched by a later write, a recommit or a `remove` of the
+/// same number: those act on the cache only.
+pub fn quarantined_version_survives_writes_of_its_number<S: VolumeStore>(store: &S) {
+    let v = volser("QW0001");
+    let ours = pattern(5000, 1);
+    let meta = write_version(store, v, 2, &ours);
+    store.quarantine(v, 2, meta.digest).expect("quarantine");
+    let theirs = pattern(7000, 2);
+    let copy = write_version(store, v, 2, &theirs);
+    assert_ne!(copy.digest, meta.digest);
+    write_version(store, v, 2, &pattern(10, 3));
+    store.remove(v, 2).expect("remove the cache's v2");
+    write_version(store, v, 2, &theirs);
+    assert_eq!(read_all(store, v, 2).expect("cache"), theirs);
+    let mut reader = store.open_quarantined(v, 2, meta.digest).expect("open");
+    let mut read = Vec::new();
+    while let Some(chunk) = reader.next_chunk().expect("chunk") {
+        read.extend_from_slice(&chunk);
+    }
+    assert_eq!(read, ours, "the quarantined bytes are the ones quarantined");
+    assert!(
+        matches!(
+            store.quarantine(v, 2, meta.digest),
+            Ok(()) | Err(TvcError::DigestMismatch { .. })
+        ),
+        "a second version 2 with other bytes is never moved over the quarantined one"
+    );
+    assert_eq!(read_all(store, v, 2).expect("cache"), theirs);
+}
+
+/// The digest is part of the identity: quarantining a version whose trailer records another
+/// digest moves nothing (`DigestMismatch`), and a quarantined version is found only under the
+/// digest it was quarantined with.
+pub fn quarantine_checks_the_recorded_digest<S: VolumeStore>(store: &S) {
+    let v = volser("QD0001");
+    let meta = write_version(store, v, 1, &pattern(300, 1));
+    let other = Digest([7; 32]);
+    assert!(matches!(
+        store.quarantine(v, 1, other),
+        Err(TvcError::DigestMismatch { version: 1, .. })
+    ));
+    assert_eq!(
+        store.versions().expect("versions"),
+        [(v, 1)],
+        "nothing moved"
+    );
+    assert_eq!(store.quarantined().expect("quarantined"), []);
+    store.quarantine(v, 1, meta.digest).expect("quarantine");
+    assert!(matches!(
+        store.open_quarantined(v, 1, other),
+        Err(TvcError::NotFound { .. })
+    ));
+    assert!(store.open_quarantined(v, 1, meta.digest).is_ok());
+}
+
+/// Removing a quarantined version frees its space; removing a missing one is not an error.
+pub fn remove_quarantined_frees_space<S: VolumeStore>(store: &S) {
+    let v = volser("QR0001");
+    let meta = write_version(store, v, 4, &pattern(CHUNK_SIZE + 1, 1));
+    store.quarantine(v, 4, meta.digest).expect("quarantine");
+    assert_eq!(store.usage().used_bytes, stored_len(CHUNK_SIZE as u64 + 1));
+    store
+        .remove_quarantined(v, 4, meta.digest)
+        .expect("remove quarantined");
+    assert_eq!(store.usage().used_bytes, 0);
+    assert_eq!(store.quarantined().expect("quarantined"), []);
+    store
+        .remove_quarantined(v, 4, meta.digest)
+        .expect("removing a missing one is fine");
+}
+
 /// One `#[test]` per suite case, for a store built by `$make: Fn(Option<u64>) -> (G, S)`, plus a
 /// check that no case is missing from the list.
 #[cfg(test)]
@@ -439,6 +568,10 @@ macro_rules! suite_tests {
             remove_frees_space,
             open_missing_is_not_found,
             versions_lists_committed_only,
+            quarantine_moves_a_version_into_its_own_area,
+            quarantined_version_survives_writes_of_its_number,
+            quarantine_checks_the_recorded_digest,
+            remove_quarantined_frees_space,
         );
     };
     (@cases $make:expr; $($case:ident,)*) => {

@@ -1,3 +1,5 @@
-//! What survives a crash of a cluster (B37, DESIGN §4 and §8).
+//! What survives a crash of a cluster (B37, DESIGN §4 and §8), and what nothing may overwrite.
 
 mod b37_crash_mid_write;
+mod quarantine_identity;
+mod t17_sync_point;

@@ -60,11 +60,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<Self::ReadQuarantinedStream>, Status> {
         let req = request.into_inner();
         let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
-        let record = self.cluster.quarantined(volser, req.version).await?;
-        let bytes = self
-            .cluster
-            .stream_local(record.volser, record.version)
-            .await?;
+        let bytes = self.cluster.read_quarantined(volser, req.version).await?;
         let out = bytes.map(|c| c.map(|data| pb::ReadChunk { data }).map_err(Status::from));
         Ok(Response::new(Box::pin(out)))
     }
