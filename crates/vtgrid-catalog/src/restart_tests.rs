@@ -37,12 +37,14 @@ fn command(index: u64, command: CatalogCommand) -> Entry {
     }
 }
 
+/// Voters C0, C1 and C2: the catalog refuses owners, inserters and writers outside them.
 fn membership(index: u64) -> Entry {
     let nodes = BTreeMap::from([
+        (0, BasicNode::new("grid-0:7100")),
         (1, BasicNode::new("grid-1:7100")),
         (2, BasicNode::new("grid-2:7100")),
     ]);
-    let membership = Membership::new(vec![BTreeSet::from([1, 2])], nodes);
+    let membership = Membership::new(vec![BTreeSet::from([0, 1, 2])], nodes);
     Entry {
         log_id: log_id(index),
         payload: EntryPayload::Membership(membership),

@@ -19,6 +19,7 @@ use openraft::{ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
 use crate::codec::{decode, encode};
 use crate::engine::{on_engine, Cf, KvEngine, KvOp};
 use crate::error::CatalogStorageError;
+use crate::state_machine::members_of;
 use crate::types::{Snapshot, SnapshotMeta, StorageError, TypeConfig};
 use crate::view::AppliedCatalog;
 
@@ -71,7 +72,7 @@ pub(crate) fn decode_data(
     meta: &SnapshotMeta,
     data: &[u8],
 ) -> Result<AppliedCatalog, CatalogStorageError> {
-    let applied: AppliedCatalog =
+    let mut applied: AppliedCatalog =
         serde_json::from_slice(data).map_err(|source| CatalogStorageError::SnapshotUnreadable {
             snapshot_id: meta.snapshot_id.clone(),
             source,
@@ -83,6 +84,10 @@ pub(crate) fn decode_data(
             data: applied.last_applied,
         });
     }
+    // The members follow from the membership the snapshot holds. A snapshot of the release
+    // before the catalog recorded them has none; every replica derives the same set here.
+    let members = members_of(applied.last_membership.membership());
+    applied.state.set_members(members);
     Ok(applied)
 }
 

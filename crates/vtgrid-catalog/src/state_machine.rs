@@ -15,20 +15,40 @@
 //! nothing: the log already holds each committed entry durably, and the snapshot bounds how much
 //! of it a restart replays.
 
+use std::collections::BTreeSet;
 use std::io::Cursor;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend};
 use vtgrid_core::catalog::Applied;
-use vtgrid_core::CatalogResponse;
+use vtgrid_core::{CatalogResponse, ClusterId};
 
 use crate::engine::{on_engine, KvEngine};
 use crate::error::CatalogStorageError;
 use crate::snapshot::{self, CatalogSnapshotBuilder, SnapshotLock};
 use crate::types::{
-    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    Entry, LogId, Membership, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 use crate::view::{AppliedCatalog, CatalogView};
+
+/// The grid's clusters a membership names: its voters, in every configuration of a joint one.
+/// The catalog checks new owners, inserters, writers and copy holders against them
+/// ([`vtgrid_core::CatalogState::members`]). Learners are left out: a node openraft keeps as a
+/// learner is one being added or one removed with `retain`, and neither should be handed a
+/// volume. A node id that is no vtgrid cluster id (above 15) cannot stand for a cluster and is
+/// left out too, the same way on every replica.
+pub(crate) fn members_of(membership: &Membership) -> BTreeSet<ClusterId> {
+    membership
+        .voter_ids()
+        .filter_map(|id| match ClusterId::from_raft_id(id) {
+            Ok(cluster) => Some(cluster),
+            Err(e) => {
+                tracing::warn!(node = id, error = %e, "a Raft voter that is no vtgrid cluster");
+                None
+            }
+        })
+        .collect()
+}
 
 /// The catalog's Raft state machine on any [`KvEngine`]. openraft owns it; the node reads the
 /// catalog through the [`CatalogView`] it hands out.
@@ -94,6 +114,7 @@ impl<E: KvEngine> RaftStateMachine<TypeConfig> for StateMachineStore<E> {
                     EntryPayload::Blank => Ok(Applied::Nothing),
                     EntryPayload::Normal(command) => applied.state.apply(&command),
                     EntryPayload::Membership(membership) => {
+                        applied.state.set_members(members_of(&membership));
                         applied.last_membership =
                             StoredMembership::new(Some(entry.log_id), membership);
                         Ok(Applied::Nothing)
@@ -158,5 +179,107 @@ impl<E: KvEngine> RaftStateMachine<TypeConfig> for StateMachineStore<E> {
         });
         read.await
             .map_err(|e| e.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Read))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use openraft::storage::RaftStateMachine;
+    use openraft::{BasicNode, EntryPayload};
+    use vtgrid_core::{
+        CatalogCommand, CatalogRejection, Category, CategoryDefinition, ClusterId, Epoch,
+    };
+
+    use crate::snapshot;
+    use crate::types::{Entry, Membership, SnapshotMeta, StoredMembership};
+    use crate::view::AppliedCatalog;
+    use crate::{open_catalog, MemEngine};
+
+    fn c(n: u8) -> ClusterId {
+        ClusterId::new(n).unwrap()
+    }
+
+    fn entry(index: u64, payload: EntryPayload<crate::TypeConfig>) -> Entry {
+        Entry {
+            log_id: openraft::testing::log_id(1, 1, index),
+            payload,
+        }
+    }
+
+    /// Voters C0, C1 and the witness C8; C3 is a learner.
+    fn membership() -> Membership {
+        let nodes = [0, 1, 3, 8]
+            .into_iter()
+            .map(|id| (id, BasicNode::new(format!("grid-{id}:7100"))))
+            .collect::<BTreeMap<_, _>>();
+        Membership::new(vec![BTreeSet::from([0, 1, 8])], nodes)
+    }
+
+    /// The catalog learns the grid's clusters from the membership it applies, and refuses to
+    /// hand a volume to a learner or to a cluster it never heard of.
+    #[tokio::test]
+    async fn a_membership_entry_records_the_voters_and_transfers_stay_among_them() {
+        let (_log, mut sm, view) = open_catalog(MemEngine::new()).unwrap();
+        let define = CatalogCommand::DefineCategory(CategoryDefinition {
+            category: Category(1),
+            name: "SCRATCH".into(),
+            fast_ready: true,
+        });
+        let insert = CatalogCommand::InsertVolumes {
+            by: c(0),
+            range: "A00000".parse().unwrap(),
+            category: Category(1),
+        };
+        let transfer = |to| CatalogCommand::Transfer {
+            volser: "A00000".parse().unwrap(),
+            from: c(0),
+            to,
+            epoch: Epoch(1),
+        };
+        let responses = sm
+            .apply([
+                entry(1, EntryPayload::Membership(membership())),
+                entry(2, EntryPayload::Normal(define)),
+                entry(3, EntryPayload::Normal(insert)),
+                entry(4, EntryPayload::Normal(transfer(c(3)))),
+                entry(5, EntryPayload::Normal(transfer(c(1)))),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            view.read(|s| s.members.clone()),
+            BTreeSet::from([c(0), c(1), c(8)])
+        );
+        assert_eq!(
+            responses[3],
+            Err(CatalogRejection::NotADataCluster { cluster: c(3) }),
+            "a learner is not handed a volume"
+        );
+        assert!(responses[4].is_ok(), "{:?}", responses[4]);
+    }
+
+    /// A snapshot of the release before the catalog recorded its members: they come from the
+    /// membership stored beside the state.
+    #[test]
+    fn an_older_snapshot_gets_its_members_from_its_membership() {
+        let last = openraft::testing::log_id(1, 1, 7);
+        let applied = AppliedCatalog {
+            last_applied: Some(last),
+            last_membership: StoredMembership::new(Some(last), membership()),
+            state: Default::default(),
+        };
+        let mut json = serde_json::to_value(&applied).unwrap();
+        let removed = json["state"].as_object_mut().unwrap().remove("members");
+        assert!(removed.is_some(), "the field this test removes exists");
+        let meta = SnapshotMeta {
+            last_log_id: Some(last),
+            last_membership: applied.last_membership.clone(),
+            snapshot_id: "old".into(),
+        };
+        let bytes = serde_json::to_vec(&json).unwrap();
+        let decoded = snapshot::decode_data(&meta, &bytes).unwrap();
+        assert_eq!(decoded.state.members, BTreeSet::from([c(0), c(1), c(8)]));
     }
 }

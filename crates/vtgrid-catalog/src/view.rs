@@ -66,8 +66,8 @@ impl CatalogView {
         self.read_guard().clone()
     }
 
-    /// A writer panics only inside `CatalogState::apply`, which checks before it changes, so a
-    /// poisoned lock still holds a consistent catalog; openraft stops the node anyway.
+    /// `CatalogState::apply` refuses rather than panics and checks before it changes, so a lock
+    /// poisoned by some other bug still holds a consistent catalog; openraft stops the node anyway.
     pub(crate) fn read_guard(&self) -> RwLockReadGuard<'_, AppliedCatalog> {
         self.0.read().unwrap_or_else(PoisonError::into_inner)
     }

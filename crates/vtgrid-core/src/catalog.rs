@@ -12,8 +12,16 @@
 //!                                                               |- token.admits(Ci, epoch)? else StaleEpoch / NotOwner
 //!                                                               '- record updated, Applied::Updated
 //! ```
+//!
+//! The state machine trusts no command: every replica applies whatever the log holds, so a command
+//! that is wrong (a forged entry, a bug in a proposer, an entry of an older release) must be
+//! refused the same way everywhere, never panic there (it would panic again on every restart).
+//! Values reach `apply` already valid, because every domain type deserializes through its
+//! validating constructor; what `apply` checks is what depends on the state: who may send what,
+//! which clusters belong to the grid (the Raft membership, [`CatalogState::members`]), and
+//! counters at their end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -29,7 +37,9 @@ use crate::volume::{Digest, VersionNumber, VolumeRecord};
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum CatalogCommand {
     /// Create volumes owned by the inserting cluster at epoch 1 (B16). All or nothing: one
-    /// VOLSER that exists already rejects the whole range.
+    /// VOLSER that exists already rejects the whole range. `by` is a data cluster of the grid;
+    /// one command inserts at most [`MAX_RANGE_LEN`](crate::volser::MAX_RANGE_LEN) volumes (the
+    /// range type allows no more, read back from storage included).
     InsertVolumes {
         by: ClusterId,
         range: VolserRange,
@@ -37,6 +47,8 @@ pub enum CatalogCommand {
     },
     /// Move ownership from `from` to `to`. `epoch` is the epoch `from` holds; the new token gets
     /// the next one. Proposed by the surrendering owner (the two-party handshake of DESIGN §3).
+    /// `to` must be a data cluster of the grid: a witness or a cluster outside the membership
+    /// could never use or hand back the volume.
     Transfer {
         volser: Volser,
         from: ClusterId,
@@ -65,14 +77,17 @@ pub enum CatalogCommand {
     DefineCategory(CategoryDefinition),
     /// Create or replace a management class (all its per-cluster vectors at once).
     DefineManagementClass(ManagementClass),
-    /// `cluster` holds a verified copy of `version` (DESIGN §4). Not fenced by epoch: any cluster
-    /// reports its own copies. A report for a version that is no longer current is refused.
+    /// `cluster` holds a verified copy of `version` (DESIGN §4). Not fenced by epoch: any data
+    /// cluster of the grid reports its own copies. A report for a version that is no longer
+    /// current is refused.
     CopyDone {
         volser: Volser,
         version: VersionNumber,
         cluster: ClusterId,
         /// The copy's BLAKE3 digest: a copy of other bytes under the same version number (an
-        /// orphan of a write that never reached the catalog) is refused, never counted.
+        /// orphan of a write that never reached the catalog) is refused, never counted. `None`
+        /// only so that entries of the release before digests still parse: it is refused
+        /// ([`CatalogRejection::CopyWithoutDigest`]), since a copy is counted only by its bytes.
         #[serde(default)]
         digest: Option<Digest>,
     },
@@ -206,6 +221,22 @@ pub enum CatalogRejection {
         current: VersionNumber,
         got: VersionNumber,
     },
+    /// A witness, or a cluster outside the grid's membership, named where only a data cluster of
+    /// the grid can stand: a new owner, an inserter, a writer, a holder of a copy.
+    #[error("{cluster} is not a data cluster of the grid")]
+    NotADataCluster { cluster: ClusterId },
+    #[error("the copy of {volser} at version {version} names no digest; a copy is counted only by its bytes")]
+    CopyWithoutDigest {
+        volser: Volser,
+        version: VersionNumber,
+    },
+    #[error("volume {volser}: epoch {epoch} is the last there is; its ownership cannot move on")]
+    EpochExhausted { volser: Volser, epoch: Epoch },
+    #[error("volume {volser}: version {version} is the last there is")]
+    VersionExhausted {
+        volser: Volser,
+        version: VersionNumber,
+    },
 }
 
 /// The replicated catalog. Ordered maps keep every iteration deterministic.
@@ -214,6 +245,13 @@ pub struct CatalogState {
     pub volumes: BTreeMap<Volser, VolumeRecord>,
     pub categories: BTreeMap<Category, CategoryDefinition>,
     pub management_classes: BTreeMap<ConstructName, ManagementClass>,
+    /// The grid's voters (data clusters and witnesses) as the last Raft membership entry applied
+    /// names them; the storage layer records them with [`CatalogState::set_members`] so that the
+    /// rules here can tell a cluster of the grid from any number. Empty until a membership is
+    /// applied (a state built in a test, a snapshot of an older release before it is read back):
+    /// then any data cluster id is taken as a member, see [`CatalogState::is_data_member`].
+    #[serde(default)]
+    pub members: BTreeSet<ClusterId>,
 }
 
 impl CatalogState {
@@ -242,10 +280,7 @@ impl CatalogState {
                 self.categories.insert(def.category, def.clone());
                 Ok(Applied::Defined)
             }
-            CatalogCommand::DefineManagementClass(mc) => {
-                self.management_classes.insert(mc.name.clone(), mc.clone());
-                Ok(Applied::Defined)
-            }
+            CatalogCommand::DefineManagementClass(mc) => self.define_class(mc),
             CatalogCommand::CopyDone {
                 volser,
                 version,
@@ -260,12 +295,37 @@ impl CatalogState {
         self.categories.get(&category).is_some_and(|d| d.fast_ready)
     }
 
+    /// Record the grid's voters, from a Raft membership entry as it is applied (or a snapshot as
+    /// it is read back). Every replica applies the same entries, so every replica holds the same
+    /// set.
+    pub fn set_members(&mut self, members: impl IntoIterator<Item = ClusterId>) {
+        self.members = members.into_iter().collect();
+    }
+
+    /// May `cluster` own, insert, write or hold a volume? Only a data cluster (never a witness,
+    /// DESIGN §2) and, once a membership has been applied, only one of the grid's voters. With no
+    /// membership recorded any data cluster id passes: a node's log always starts with its
+    /// membership, so only hand-built states and older snapshots lack one, and refusing all
+    /// there would refuse every command of a grid whose snapshot predates the field.
+    pub fn is_data_member(&self, cluster: ClusterId) -> bool {
+        cluster.is_data_cluster() && (self.members.is_empty() || self.members.contains(&cluster))
+    }
+
+    fn require_data_member(&self, cluster: ClusterId) -> Result<(), CatalogRejection> {
+        if self.is_data_member(cluster) {
+            Ok(())
+        } else {
+            Err(CatalogRejection::NotADataCluster { cluster })
+        }
+    }
+
     fn insert(
         &mut self,
         by: ClusterId,
         range: &VolserRange,
         category: Category,
     ) -> CatalogResponse {
+        self.require_data_member(by)?;
         self.require_category(category)?;
         if let Some(existing) = range.iter().find(|v| self.volumes.contains_key(v)) {
             return Err(CatalogRejection::DuplicateVolser { volser: existing });
@@ -297,10 +357,11 @@ impl CatalogState {
         to: ClusterId,
         epoch: Epoch,
     ) -> CatalogResponse {
+        self.require_data_member(to)?;
         let record = self.fenced(volser, from, epoch)?;
         record.token = OwnershipToken {
             owner: to,
-            epoch: epoch.next(),
+            epoch: next_epoch(volser, epoch)?,
         };
         Ok(Applied::Transferred {
             token: record.token,
@@ -311,7 +372,7 @@ impl CatalogState {
         let record = self.fenced(volser, by, epoch)?;
         record.token = OwnershipToken {
             owner: by,
-            epoch: epoch.next(),
+            epoch: next_epoch(volser, epoch)?,
         };
         Ok(Applied::Transferred {
             token: record.token,
@@ -326,6 +387,12 @@ impl CatalogState {
         change: &VolumeChange,
     ) -> CatalogResponse {
         // Check everything before changing anything, so a rejection leaves no trace.
+        self.require_data_member(by)?;
+        if let Some(v) = &change.version {
+            for holder in std::iter::once(v.written_at).chain(v.held_by.iter().copied()) {
+                self.require_data_member(holder)?;
+            }
+        }
         if let Some(category) = change.category {
             self.require_category(category)?;
         }
@@ -340,7 +407,14 @@ impl CatalogState {
         }
         let record = self.fenced(volser, by, epoch)?;
         if let Some(v) = &change.version {
-            if v.version != record.version + 1 {
+            let next = record
+                .version
+                .checked_add(1)
+                .ok_or(CatalogRejection::VersionExhausted {
+                    volser,
+                    version: record.version,
+                })?;
+            if v.version != next {
                 return Err(CatalogRejection::VersionNotNext {
                     volser,
                     current: record.version,
@@ -361,11 +435,15 @@ impl CatalogState {
         cluster: ClusterId,
         digest: Option<Digest>,
     ) -> CatalogResponse {
+        self.require_data_member(cluster)?;
         let record = self
             .volumes
             .get_mut(&volser)
             .ok_or(CatalogRejection::UnknownVolume { volser })?;
-        if digest.is_some_and(|d| d != record.digest) && record.version == version {
+        let Some(digest) = digest else {
+            return Err(CatalogRejection::CopyWithoutDigest { volser, version });
+        };
+        if digest != record.digest && record.version == version {
             return Err(CatalogRejection::CopyNotOfThisVersion { volser, version });
         }
         if record.version != version {
@@ -379,6 +457,17 @@ impl CatalogState {
         Ok(Applied::Updated {
             record: Box::new(record.clone()),
         })
+    }
+
+    /// A class may be defined for any data cluster id, one that has not joined the grid yet
+    /// included (an operator prepares the grid file first), but never for a witness, which
+    /// mounts nothing.
+    fn define_class(&mut self, mc: &ManagementClass) -> CatalogResponse {
+        if let Some(&cluster) = mc.vectors.keys().find(|c| !c.is_data_cluster()) {
+            return Err(CatalogRejection::NotADataCluster { cluster });
+        }
+        self.management_classes.insert(mc.name.clone(), mc.clone());
+        Ok(Applied::Defined)
     }
 
     /// The record, if `sender` holding `held` is its current owner (epoch fencing).
@@ -416,6 +505,13 @@ impl CatalogState {
             Err(CatalogRejection::UnknownCategory { category })
         }
     }
+}
+
+/// The epoch an ownership change moves `volser` to, if `epoch` is not the last there is.
+fn next_epoch(volser: Volser, epoch: Epoch) -> Result<Epoch, CatalogRejection> {
+    epoch
+        .checked_next()
+        .ok_or(CatalogRejection::EpochExhausted { volser, epoch })
 }
 
 #[cfg(test)]
@@ -711,7 +807,7 @@ mod tests {
             volser: vol,
             version: 0,
             cluster: c(2),
-            digest: None,
+            digest: Some(Digest::EMPTY),
         });
         assert_eq!(
             stale,
@@ -766,5 +862,305 @@ mod tests {
             Err(CatalogRejection::UnknownManagementClass { .. })
         ));
         assert_eq!(s, before);
+    }
+}
+
+#[cfg(test)]
+mod untrusted_tests {
+    //! Commands the state machine must refuse however they reached the log (issue 9, "the state
+    //! machine trusts its commands"). Each one used to be accepted or to panic.
+
+    use super::*;
+
+    fn c(n: u8) -> ClusterId {
+        ClusterId::new(n).unwrap()
+    }
+
+    fn v(s: &str) -> Volser {
+        s.parse().unwrap()
+    }
+
+    /// A grid of C0, C1 and the witness C8, with A00000..A00004 owned by C0.
+    fn grid() -> CatalogState {
+        let mut s = CatalogState::default();
+        s.set_members([c(0), c(1), c(8)]);
+        s.apply(&CatalogCommand::DefineCategory(CategoryDefinition {
+            category: Category(1),
+            name: "SCRATCH".into(),
+            fast_ready: true,
+        }))
+        .unwrap();
+        s.apply(&CatalogCommand::InsertVolumes {
+            by: c(0),
+            range: "A00000-A00004".parse().unwrap(),
+            category: Category(1),
+        })
+        .unwrap();
+        s
+    }
+
+    /// Apply `command`, expect `rejection`, and check that the state did not change.
+    fn refused(s: &mut CatalogState, command: CatalogCommand, rejection: CatalogRejection) {
+        let before = s.clone();
+        assert_eq!(s.apply(&command), Err(rejection), "{command:?}");
+        assert_eq!(*s, before, "a refused {command:?} changed the state");
+    }
+
+    fn version(n: u64, at: ClusterId, held_by: Vec<ClusterId>) -> VolumeChange {
+        VolumeChange {
+            version: Some(NewVersion {
+                version: n,
+                size: 1,
+                digest: Digest([7; 32]),
+                written_at: at,
+                copy_modes: None,
+                held_by,
+            }),
+            ..VolumeChange::default()
+        }
+    }
+
+    /// The review's example (issue 9): a range whose `prefix_len` says 7 of 6 characters. It used
+    /// to deserialize and then panic inside `apply` on every replica, and again on every restart.
+    #[test]
+    fn an_insert_with_prefix_len_7_does_not_deserialize() {
+        let json = r#"{"InsertVolumes":{"by":0,"range":{"first":"A00000","last":"A00009","prefix_len":7},"category":"0001"}}"#;
+        let got = serde_json::from_str::<CatalogCommand>(json);
+        let err = got
+            .expect_err("a range with prefix_len 7 is not a range")
+            .to_string();
+        assert!(
+            err.contains("prefix_len 7"),
+            "the error names the problem: {err}"
+        );
+    }
+
+    /// Valid values keep the format the journal, the Raft log and snapshots already hold.
+    #[test]
+    fn an_insert_keeps_its_stored_format() {
+        let json = r#"{"InsertVolumes":{"by":3,"range":{"first":"A00000","last":"A00009","prefix_len":1},"category":"0001"}}"#;
+        let command: CatalogCommand = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            command,
+            CatalogCommand::InsertVolumes {
+                by: c(3),
+                range: "A00000-A00009".parse().unwrap(),
+                category: Category(1),
+            }
+        );
+        assert_eq!(serde_json::to_string(&command).unwrap(), json);
+    }
+
+    #[test]
+    fn an_insert_of_more_than_the_cap_does_not_deserialize() {
+        let json = r#"{"InsertVolumes":{"by":0,"range":{"first":"000000","last":"100000","prefix_len":0},"category":"0001"}}"#;
+        let err = serde_json::from_str::<CatalogCommand>(json)
+            .expect_err("100001 volumes in one command")
+            .to_string();
+        assert!(err.contains("at most 100000"), "{err}");
+        let json = r#"{"InsertVolumes":{"by":0,"range":{"first":"000000","last":"099999","prefix_len":0},"category":"0001"}}"#;
+        assert!(serde_json::from_str::<CatalogCommand>(json).is_ok());
+    }
+
+    #[test]
+    fn a_cluster_id_past_the_voters_does_not_deserialize() {
+        let json = r#"{"Reclaim":{"volser":"A00001","by":200,"epoch":1}}"#;
+        let err = serde_json::from_str::<CatalogCommand>(json)
+            .expect_err("there is no C200")
+            .to_string();
+        assert!(err.contains("invalid cluster id 200"), "{err}");
+    }
+
+    #[test]
+    fn a_transfer_to_a_witness_or_a_stranger_is_refused() {
+        let mut s = grid();
+        for to in [c(8), c(2), c(12)] {
+            refused(
+                &mut s,
+                CatalogCommand::Transfer {
+                    volser: v("A00001"),
+                    from: c(0),
+                    to,
+                    epoch: Epoch(1),
+                },
+                CatalogRejection::NotADataCluster { cluster: to },
+            );
+        }
+        let to_member = s.apply(&CatalogCommand::Transfer {
+            volser: v("A00001"),
+            from: c(0),
+            to: c(1),
+            epoch: Epoch(1),
+        });
+        assert!(to_member.is_ok(), "{to_member:?}");
+    }
+
+    #[test]
+    fn only_a_data_member_inserts_writes_or_reports_a_copy() {
+        let mut s = grid();
+        refused(
+            &mut s,
+            CatalogCommand::InsertVolumes {
+                by: c(8),
+                range: "B00000".parse().unwrap(),
+                category: Category(1),
+            },
+            CatalogRejection::NotADataCluster { cluster: c(8) },
+        );
+        refused(
+            &mut s,
+            CatalogCommand::UpdateVolume {
+                volser: v("A00001"),
+                by: c(0),
+                epoch: Epoch(1),
+                change: version(1, c(2), vec![]),
+            },
+            CatalogRejection::NotADataCluster { cluster: c(2) },
+        );
+        refused(
+            &mut s,
+            CatalogCommand::UpdateVolume {
+                volser: v("A00001"),
+                by: c(0),
+                epoch: Epoch(1),
+                change: version(1, c(0), vec![c(1), c(9)]),
+            },
+            CatalogRejection::NotADataCluster { cluster: c(9) },
+        );
+        s.apply(&CatalogCommand::UpdateVolume {
+            volser: v("A00001"),
+            by: c(0),
+            epoch: Epoch(1),
+            change: version(1, c(0), vec![c(1)]),
+        })
+        .unwrap();
+        refused(
+            &mut s,
+            CatalogCommand::CopyDone {
+                volser: v("A00001"),
+                version: 1,
+                cluster: c(8),
+                digest: Some(Digest([7; 32])),
+            },
+            CatalogRejection::NotADataCluster { cluster: c(8) },
+        );
+    }
+
+    /// With no membership applied yet, any data cluster id is a member, a witness id never.
+    #[test]
+    fn with_no_membership_any_data_cluster_id_is_a_member() {
+        let mut s = grid();
+        s.set_members([]);
+        assert!(s.is_data_member(c(7)));
+        assert!(!s.is_data_member(c(8)));
+        refused(
+            &mut s,
+            CatalogCommand::Transfer {
+                volser: v("A00001"),
+                from: c(0),
+                to: c(15),
+                epoch: Epoch(1),
+            },
+            CatalogRejection::NotADataCluster { cluster: c(15) },
+        );
+        assert!(s
+            .apply(&CatalogCommand::Transfer {
+                volser: v("A00001"),
+                from: c(0),
+                to: c(7),
+                epoch: Epoch(1),
+            })
+            .is_ok());
+    }
+
+    #[test]
+    fn a_copy_done_without_digest_is_refused() {
+        let mut s = grid();
+        refused(
+            &mut s,
+            CatalogCommand::CopyDone {
+                volser: v("A00002"),
+                version: 0,
+                cluster: c(1),
+                digest: None,
+            },
+            CatalogRejection::CopyWithoutDigest {
+                volser: v("A00002"),
+                version: 0,
+            },
+        );
+        // An entry of the release before digests still parses, to be refused.
+        let old: CatalogCommand =
+            serde_json::from_str(r#"{"CopyDone":{"volser":"A00002","version":0,"cluster":1}}"#)
+                .unwrap();
+        assert!(matches!(
+            s.apply(&old),
+            Err(CatalogRejection::CopyWithoutDigest { .. })
+        ));
+    }
+
+    #[test]
+    fn an_epoch_at_its_end_is_refused_not_wrapped() {
+        let mut s = grid();
+        let vol = v("A00003");
+        s.volumes.get_mut(&vol).unwrap().token.epoch = Epoch(u64::MAX);
+        let exhausted = CatalogRejection::EpochExhausted {
+            volser: vol,
+            epoch: Epoch(u64::MAX),
+        };
+        refused(
+            &mut s,
+            CatalogCommand::Transfer {
+                volser: vol,
+                from: c(0),
+                to: c(1),
+                epoch: Epoch(u64::MAX),
+            },
+            exhausted.clone(),
+        );
+        refused(
+            &mut s,
+            CatalogCommand::Reclaim {
+                volser: vol,
+                by: c(0),
+                epoch: Epoch(u64::MAX),
+            },
+            exhausted,
+        );
+    }
+
+    #[test]
+    fn a_version_at_its_end_is_refused_not_wrapped() {
+        let mut s = grid();
+        let vol = v("A00004");
+        s.volumes.get_mut(&vol).unwrap().version = u64::MAX;
+        refused(
+            &mut s,
+            CatalogCommand::UpdateVolume {
+                volser: vol,
+                by: c(0),
+                epoch: Epoch(1),
+                change: version(0, c(0), vec![]),
+            },
+            CatalogRejection::VersionExhausted {
+                volser: vol,
+                version: u64::MAX,
+            },
+        );
+    }
+
+    #[test]
+    fn a_class_defined_for_a_witness_is_refused() {
+        let mut s = grid();
+        let class = ManagementClass {
+            name: "MCW".parse().unwrap(),
+            vectors: BTreeMap::from([(c(0), "RR".parse().unwrap()), (c(8), "RR".parse().unwrap())]),
+            on_sync_failure: Default::default(),
+        };
+        refused(
+            &mut s,
+            CatalogCommand::DefineManagementClass(class),
+            CatalogRejection::NotADataCluster { cluster: c(8) },
+        );
     }
 }

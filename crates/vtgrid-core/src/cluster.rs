@@ -12,8 +12,20 @@ pub const MAX_CLUSTERS: u8 = 8;
 pub const MAX_VOTERS: u8 = 16;
 
 /// A cluster's index in the grid: `C0`, `C1`, ... It is also the position of the cluster's letter in
-/// a copy-mode vector and, as a `u64`, the cluster's Raft node id.
+/// a copy-mode vector and, as a `u64`, the cluster's Raft node id. Data clusters are 0..7,
+/// witnesses 8..15 (DESIGN §2).
+///
+/// Stored as its number; reading one back goes through [`ClusterId::new`], so `C200` never exists.
+///
+/// ```
+/// use vtgrid_core::ClusterId;
+/// let c: ClusterId = serde_json::from_str("3").unwrap();
+/// assert!(c.is_data_cluster());
+/// assert!(!ClusterId::new(9).unwrap().is_data_cluster(), "a witness");
+/// assert!(serde_json::from_str::<ClusterId>("16").is_err());
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
 pub struct ClusterId(u8);
 
 impl ClusterId {
@@ -40,12 +52,31 @@ impl ClusterId {
         u64::from(self.0)
     }
 
+    /// A data cluster (0..7) holds volumes and serves hosts; the ids above are witnesses, which
+    /// keep the catalog only and may never own, write or hold a volume.
+    pub fn is_data_cluster(self) -> bool {
+        self.0 < MAX_CLUSTERS
+    }
+
     pub fn from_raft_id(id: u64) -> Result<Self, DomainError> {
         let small = u8::try_from(id).map_err(|_| DomainError::InvalidClusterId {
             input: id as i64,
             max: MAX_VOTERS - 1,
         })?;
         ClusterId::new(small)
+    }
+}
+
+impl TryFrom<u8> for ClusterId {
+    type Error = DomainError;
+    fn try_from(id: u8) -> Result<Self, Self::Error> {
+        ClusterId::new(id)
+    }
+}
+
+impl From<ClusterId> for u8 {
+    fn from(c: ClusterId) -> u8 {
+        c.0
     }
 }
 
@@ -71,8 +102,15 @@ impl Epoch {
     /// The epoch of a freshly inserted volume.
     pub const FIRST: Epoch = Epoch(1);
 
+    /// The epoch after this one. Panics past `u64::MAX`; the catalog, which must never panic on
+    /// what it is sent, uses [`Epoch::checked_next`] and refuses the change instead.
     pub fn next(self) -> Epoch {
         Epoch(self.0 + 1)
+    }
+
+    /// The epoch after this one, if there is one.
+    pub fn checked_next(self) -> Option<Epoch> {
+        self.0.checked_add(1).map(Epoch)
     }
 }
 

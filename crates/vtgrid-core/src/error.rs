@@ -34,6 +34,11 @@ pub enum RangeProblem {
     Reversed,
     #[error("a range may hold at most 100000 volumes")]
     TooLarge,
+    /// A stored range whose prefix length does not fit its ends (a damaged or forged entry).
+    #[error(
+        "prefix_len {stored} does not fit its ends, which share a prefix of {expected} characters"
+    )]
+    PrefixLen { stored: u8, expected: u8 },
 }
 
 /// Why a copy-mode vector does not parse.

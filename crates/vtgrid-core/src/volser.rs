@@ -81,7 +81,12 @@ impl fmt::Debug for Volser {
 /// assert_eq!(all, ["A00098", "A00099", "A00100", "A00101"]);
 /// assert!("A00010-B00020".parse::<VolserRange>().is_err());
 /// ```
+///
+/// Every range is made by [`VolserRange::new`], deserialization included: the journal, the Raft log
+/// and snapshots hold ranges as `{first, last, prefix_len}`, and a stored `prefix_len` that does
+/// not fit its ends is refused there, so a range that would index past a VOLSER never exists.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StoredRange", into = "StoredRange")]
 pub struct VolserRange {
     first: Volser,
     last: Volser,
@@ -93,6 +98,45 @@ pub struct VolserRange {
 pub const MAX_RANGE_LEN: u64 = 100_000;
 
 impl VolserRange {
+    /// The range from `first` to `last`, both included: the one place the range rules live
+    /// (a shared prefix, trailing digits that count up, at most [`MAX_RANGE_LEN`] volumes).
+    pub fn new(first: Volser, last: Volser) -> Result<Self, DomainError> {
+        let bad = |why| DomainError::InvalidVolserRange {
+            input: format!("{first}-{last}"),
+            why,
+        };
+        if first == last {
+            return Ok(VolserRange::single(first));
+        }
+        // The prefix is everything before the trailing digits that differ.
+        let common = first
+            .0
+            .iter()
+            .zip(last.0.iter())
+            .take_while(|(x, y)| x == y)
+            .count();
+        let mut prefix_len = common;
+        while prefix_len > 0 && first.0[prefix_len - 1].is_ascii_digit() {
+            prefix_len -= 1;
+        }
+        let tail_digits = |v: &Volser| v.0[prefix_len..].iter().all(u8::is_ascii_digit);
+        if !tail_digits(&first) || !tail_digits(&last) {
+            return Err(bad(RangeProblem::Prefix));
+        }
+        if last < first {
+            return Err(bad(RangeProblem::Reversed));
+        }
+        let range = VolserRange {
+            first,
+            last,
+            prefix_len: prefix_len as u8,
+        };
+        if range.len() > MAX_RANGE_LEN {
+            return Err(bad(RangeProblem::TooLarge));
+        }
+        Ok(range)
+    }
+
     pub fn single(v: Volser) -> Self {
         VolserRange {
             first: v,
@@ -161,46 +205,59 @@ fn digits(v: &Volser, prefix_len: u8) -> u64 {
 impl FromStr for VolserRange {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |why| DomainError::InvalidVolserRange {
-            input: s.to_string(),
-            why,
-        };
         let (a, b) = match s.split_once('-') {
             None => return Ok(VolserRange::single(s.trim().parse()?)),
             Some(pair) => pair,
         };
-        let first: Volser = a.trim().parse().map_err(|_| bad(RangeProblem::Shape))?;
-        let last: Volser = b.trim().parse().map_err(|_| bad(RangeProblem::Shape))?;
-        if first == last {
-            return Ok(VolserRange::single(first));
-        }
-        // The prefix is everything before the trailing digits that differ.
-        let common = first
-            .0
-            .iter()
-            .zip(last.0.iter())
-            .take_while(|(x, y)| x == y)
-            .count();
-        let mut prefix_len = common;
-        while prefix_len > 0 && first.0[prefix_len - 1].is_ascii_digit() {
-            prefix_len -= 1;
-        }
-        let tail_digits = |v: &Volser| v.0[prefix_len..].iter().all(u8::is_ascii_digit);
-        if !tail_digits(&first) || !tail_digits(&last) {
-            return Err(bad(RangeProblem::Prefix));
-        }
-        if last < first {
-            return Err(bad(RangeProblem::Reversed));
-        }
-        let range = VolserRange {
-            first,
-            last,
-            prefix_len: prefix_len as u8,
+        let shape = || DomainError::InvalidVolserRange {
+            input: s.to_string(),
+            why: RangeProblem::Shape,
         };
-        if range.len() > MAX_RANGE_LEN {
-            return Err(bad(RangeProblem::TooLarge));
+        let first: Volser = a.trim().parse().map_err(|_| shape())?;
+        let last: Volser = b.trim().parse().map_err(|_| shape())?;
+        VolserRange::new(first, last).map_err(|e| match e {
+            DomainError::InvalidVolserRange { why, .. } => DomainError::InvalidVolserRange {
+                input: s.to_string(),
+                why,
+            },
+            other => other,
+        })
+    }
+}
+
+/// A range as stored: both ends and the prefix length. Kept apart from [`VolserRange`] so that
+/// reading one back goes through [`VolserRange::new`].
+#[derive(Serialize, Deserialize)]
+struct StoredRange {
+    first: Volser,
+    last: Volser,
+    prefix_len: u8,
+}
+
+impl TryFrom<StoredRange> for VolserRange {
+    type Error = DomainError;
+    fn try_from(stored: StoredRange) -> Result<Self, Self::Error> {
+        let range = VolserRange::new(stored.first, stored.last)?;
+        if range.prefix_len != stored.prefix_len {
+            return Err(DomainError::InvalidVolserRange {
+                input: range.to_string(),
+                why: RangeProblem::PrefixLen {
+                    stored: stored.prefix_len,
+                    expected: range.prefix_len,
+                },
+            });
         }
         Ok(range)
+    }
+}
+
+impl From<VolserRange> for StoredRange {
+    fn from(r: VolserRange) -> StoredRange {
+        StoredRange {
+            first: r.first,
+            last: r.last,
+            prefix_len: r.prefix_len,
+        }
     }
 }
 

@@ -164,6 +164,12 @@ impl NodeError {
                 }
                 CatalogRejection::UnknownCategory { .. } => (NotFound, Reason::UnknownCategory),
                 CatalogRejection::UnknownManagementClass { .. } => (NotFound, Reason::UnknownClass),
+                CatalogRejection::NotADataCluster { .. }
+                | CatalogRejection::CopyWithoutDigest { .. } => {
+                    (InvalidArgument, Reason::InvalidArgument)
+                }
+                CatalogRejection::EpochExhausted { .. }
+                | CatalogRejection::VersionExhausted { .. } => (Internal, Reason::Internal),
             },
             NodeError::CatalogUnavailable(_) => (Unavailable, Reason::CatalogUnavailable),
             NodeError::Tvc(t) => tvc_code(t),
