@@ -68,6 +68,9 @@ pub struct Cluster {
     next_mount: AtomicU64,
     /// Set once the catalog has a leader, configured constructs exist and the TVC is reconciled.
     ready: AtomicBool,
+    /// True once the process is stopping: long-lived streams (`WatchEvents`) end on it, or a
+    /// watcher would hold the graceful shutdown open forever.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// How often a cluster removes versions that newer ones superseded.
@@ -164,6 +167,7 @@ impl Cluster {
             incarnation,
             next_mount: AtomicU64::new(1),
             ready: AtomicBool::new(false),
+            stopping: tokio::sync::watch::Sender::new(false),
         });
         cluster.form_grid().await?;
         tokio::spawn(cluster.clone().settle());
