@@ -19,10 +19,13 @@
 //!   `VTGRID_DEMO_1GIB=1`.
 //! - `setup_script`: `scripts/setup.sh`'s libclang detection on fake trees (libclang-cpp is not
 //!   libclang).
+//! - `cancelled_calls`: 32 cancelled write streams on one volume, `vtgrid admin demount`, the
+//!   unload's outcome from `vtgrid volume write`, SIGTERM with a `WatchEvents` stream open.
 //! - `bench`: `vtgrid bench copy` at a small size: its code path and its table, not its figures.
 
 mod bad_input;
 mod bench;
+mod cancelled_calls;
 mod copies_restart;
 mod corruption;
 mod demo_1gib;

@@ -70,6 +70,9 @@ pub enum Command {
     /// Versions this cluster wrote while cut off that the catalog refused (kept, never dropped).
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Operator actions on the cluster at --endpoint.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Events the cluster at --endpoint raised since it started (e.g. OWNERSHIP_CONFLICT).
     Events {
         /// Keep printing new events as they are raised (Ctrl-C stops).
@@ -218,6 +221,13 @@ pub enum ClassCommand {
         on_sync_failure: String,
     },
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// End the job on a volume mounted on this cluster as if it abended (its host is gone): the
+    /// partial version is dropped and the volume is free at once. NOT_MOUNTED when it is not.
+    Demount { volser: String },
 }
 
 #[derive(Debug, Subcommand)]

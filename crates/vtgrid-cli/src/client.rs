@@ -73,6 +73,9 @@ pub async fn channel(endpoint: &str) -> Result<Channel, CliError> {
         .map_err(|e| CliError::Usage(format!("bad --endpoint: {e}")))?;
     ep.connect_timeout(std::time::Duration::from_secs(3))
         .tcp_nodelay(true)
+        .http2_keep_alive_interval(vtgrid_node::transport::KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(vtgrid_node::transport::KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
         .connect()
         .await
         .map_err(|source| CliError::Connect {

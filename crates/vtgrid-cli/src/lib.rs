@@ -53,6 +53,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Status => commands::status::run(&global).await,
         Command::Bench(cmd) => commands::bench::run(cmd).await,
         Command::Quarantine(cmd) => commands::quarantine::run(&global, cmd).await,
+        Command::Admin(cmd) => commands::admin::run(&global, cmd).await,
         Command::Events { follow } => commands::quarantine::events(&global, follow).await,
         Command::Copies { volumes } => commands::status::copies(&global, volumes).await,
     }

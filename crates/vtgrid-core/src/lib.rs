@@ -16,6 +16,7 @@
 //!   (epoch fencing, owner-only updates, grid-unique VOLSERs) and their responses.
 //! - [`gate`]: the one gate: may this cluster mount, write or commit a volume now (B10).
 //! - [`retention`]: the one rule for deleting a volume file: n-1 stays until n is held here.
+//! - [`replay`]: is a journal entry the catalog already has a version for a replay or a conflict.
 //! - [`error`]: `DomainError`, raised when text does not parse into a domain value.
 //!
 //! What it leaves out on purpose: where a volume's bytes live (`vtgrid-tvc`), how commands reach
@@ -29,6 +30,7 @@ pub mod copy;
 pub mod copy_mode;
 pub mod error;
 pub mod gate;
+pub mod replay;
 pub mod retention;
 pub mod volser;
 pub mod volume;

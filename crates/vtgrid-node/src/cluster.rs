@@ -73,6 +73,9 @@ pub struct Cluster {
     ready: AtomicBool,
     /// Finished passes of `reconcile_tvc` (start-up and sweeps).
     sweeps: AtomicU64,
+    /// True once the process is stopping: long-lived streams (`WatchEvents`) end on it, or a
+    /// watcher would hold the graceful shutdown open forever.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// A cluster's side of the retention rule (`vtgrid_core::retention`), gathered once so one pass
@@ -244,6 +247,7 @@ impl Cluster {
             next_mount: AtomicU64::new(1),
             ready: AtomicBool::new(false),
             sweeps: AtomicU64::new(0),
+            stopping: tokio::sync::watch::Sender::new(false),
         });
         cluster.form_grid().await?;
         tokio::spawn(cluster.clone().settle());

@@ -77,6 +77,8 @@ pub enum Problem {
     RunCopiesRequired,
     #[error("copies pulled at once must be 1..64")]
     CopyConcurrency,
+    #[error("an idle timeout is 1..=86400 seconds")]
+    IdleTimeout,
     #[error("the vector has {len} letters but the grid has {clusters} data clusters")]
     VectorLength { len: usize, clusters: usize },
 }
@@ -97,6 +99,8 @@ pub struct GridConfig {
     pub telemetry: TelemetryConfig,
     #[serde(default)]
     pub copy: CopyConfig,
+    #[serde(default)]
+    pub jobs: JobsConfig,
     /// Where the file came from, for messages.
     #[serde(skip)]
     pub source: PathBuf,
@@ -225,6 +229,46 @@ impl Default for CopyConfig {
             bytes_per_sec: 0,
             concurrency: default_copy_concurrency(),
         }
+    }
+}
+
+/// Host jobs, grid-wide (`[jobs]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// A mount with no host call for this long is aborted as if its job abended (partial version
+    /// dropped, volume demounted), so a host that vanished without a word cannot hold a volume
+    /// until the cluster restarts. A sync cluster drops a duplex whose writer sent nothing for
+    /// this long plus [`DUPLEX_IDLE_MARGIN`]. 1..=86400 seconds; default 300.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+}
+
+/// How much longer a sync cluster waits on a silent duplex than the writer waits on an idle
+/// mount: the writer's own idle abort, which closes the duplex, comes first.
+pub const DUPLEX_IDLE_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn default_idle_timeout_secs() -> u64 {
+    300
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            idle_timeout_secs: default_idle_timeout_secs(),
+        }
+    }
+}
+
+impl JobsConfig {
+    /// How long a mount may go without a host call.
+    pub fn mount_idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// How long a sync cluster waits for the next message of a duplex.
+    pub fn duplex_idle_timeout(&self) -> std::time::Duration {
+        self.mount_idle_timeout() + DUPLEX_IDLE_MARGIN
     }
 }
 
@@ -385,6 +429,9 @@ impl GridConfig {
         self.management_classes()?;
         if self.copy.concurrency == 0 || self.copy.concurrency > 64 {
             return Err(self.invalid("copy.concurrency", Problem::CopyConcurrency));
+        }
+        if !(1..=86_400).contains(&self.jobs.idle_timeout_secs) {
+            return Err(self.invalid("jobs.idle_timeout_secs", Problem::IdleTimeout));
         }
         Ok(())
     }
@@ -659,6 +706,22 @@ copy_modes = { C0 = "R" }
         assert_eq!(parse(OK).unwrap().copy.concurrency, 2, "default");
         let e = parse(&format!("{OK}\n[copy]\nconcurrency = 0\n")).unwrap_err();
         assert_eq!(field_of(e), "copy.concurrency");
+    }
+
+    #[test]
+    fn job_idle_timeout_is_read_and_checked() {
+        let g = parse(&format!("{OK}\n[jobs]\nidle_timeout_secs = 60\n")).unwrap();
+        assert_eq!(
+            g.jobs.mount_idle_timeout(),
+            std::time::Duration::from_secs(60)
+        );
+        assert_eq!(
+            g.jobs.duplex_idle_timeout(),
+            std::time::Duration::from_secs(60) + DUPLEX_IDLE_MARGIN
+        );
+        assert_eq!(parse(OK).unwrap().jobs.idle_timeout_secs, 300, "default");
+        let e = parse(&format!("{OK}\n[jobs]\nidle_timeout_secs = 0\n")).unwrap_err();
+        assert_eq!(field_of(e), "jobs.idle_timeout_secs");
     }
 
     #[test]

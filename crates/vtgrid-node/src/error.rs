@@ -26,6 +26,10 @@ pub enum NodeError {
     UnknownVolume { volser: Volser },
     #[error("volume {volser} is mounted")]
     VolumeInUse { volser: Volser },
+    #[error("volume {volser} is not mounted on this cluster")]
+    NotMounted { volser: Volser },
+    #[error("volume {volser} is being rewind-unloaded; its commit finishes on its own")]
+    UnloadInProgress { volser: Volser },
     #[error("no scratch volume in category {category} that {cluster} owns is free")]
     NoScratchAvailable {
         category: Category,
@@ -137,7 +141,10 @@ impl NodeError {
                 (InvalidArgument, Reason::InvalidArgument)
             }
             NodeError::UnknownVolume { .. } => (NotFound, Reason::UnknownVolume),
-            NodeError::VolumeInUse { .. } => (FailedPrecondition, Reason::VolumeInUse),
+            NodeError::VolumeInUse { .. } | NodeError::UnloadInProgress { .. } => {
+                (FailedPrecondition, Reason::VolumeInUse)
+            }
+            NodeError::NotMounted { .. } => (FailedPrecondition, Reason::NotMounted),
             NodeError::NoScratchAvailable { .. } => (ResourceExhausted, Reason::NoScratchAvailable),
             NodeError::UnknownClass { .. } => (NotFound, Reason::UnknownClass),
             NodeError::UnknownCategory { .. } | NodeError::NotScratchCategory { .. } => {

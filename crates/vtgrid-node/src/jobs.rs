@@ -23,10 +23,11 @@ use vtgrid_core::catalog::{CatalogCommand, NewVersion, VolumeChange};
 use vtgrid_core::gate::{GateRefusal, LocalUse, Standing};
 use vtgrid_core::{Category, ClusterId, Constructs, Volser, VolumeRecord};
 
+use crate::abandon::{AbandonOnDrop, CommitEnd};
 use crate::cluster::Cluster;
 use crate::config::Role;
 use crate::error::NodeError;
-use crate::mounts::{JobIo, Mount};
+use crate::mounts::{JobIo, Mount, OwnedCall, UnloadOutcome};
 
 /// What the host asks to mount.
 #[derive(Debug, Clone)]
@@ -68,7 +69,7 @@ const SCRATCH_ATTEMPTS: usize = 4;
 type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, NodeError>> + Send>>;
 
 impl Cluster {
-    pub async fn mount(&self, opts: MountOptions) -> Result<Arc<Mount>, NodeError> {
+    pub async fn mount(self: &Arc<Self>, opts: MountOptions) -> Result<Arc<Mount>, NodeError> {
         if self.role == Role::Witness {
             return Err(NodeError::Witness);
         }
@@ -94,6 +95,7 @@ impl Cluster {
             }
         };
         self.metrics.mounts.inc();
+        self.watch_idle(&mount);
         tracing::info!(volser = %mount.volser, mount = %mount.id, blank = mount.blank, "mounted");
         Ok(mount)
     }
@@ -279,6 +281,7 @@ impl Cluster {
             constructs_on_commit: (*constructs != Constructs::default())
                 .then(|| merge_constructs(&record.constructs, constructs)),
             io: tokio::sync::Mutex::new(JobIo::default()),
+            state: Default::default(),
         }))
     }
 
@@ -339,17 +342,21 @@ impl Cluster {
     /// Take one write stream of a job. Any way the stream ends other than its `End` message with
     /// the right byte count aborts the job (`TRUNCATED_STREAM`): the partial version is dropped and
     /// the volume demounted; the last committed version is untouched.
-    pub async fn write<S>(&self, mount: Arc<Mount>, mut items: S) -> Result<(u64, u64), NodeError>
+    ///
+    /// The call may be cancelled at any `.await` (the host gives up, its deadline expires): the
+    /// job is then abandoned by a drop guard, which demounts at once and drops the partial
+    /// version in a task of its own.
+    pub async fn write<S>(
+        self: &Arc<Self>,
+        mount: Arc<Mount>,
+        mut items: S,
+    ) -> Result<(u64, u64), NodeError>
     where
         S: Stream<Item = Result<WriteItem, tonic::Status>> + Unpin,
     {
-        let mut io = mount.io.lock().await;
-        if io.failed {
-            return Err(NodeError::NotWritable {
-                mount_id: mount.id.clone(),
-                volser: mount.volser,
-            });
-        }
+        let _call = mount.begin_call();
+        let mut io = self.job_io(&mount).await?;
+        let cancelled = AbandonOnDrop::arm(self, &mount);
         let mut received = 0u64;
         let outcome = loop {
             match items.next().await {
@@ -382,6 +389,7 @@ impl Cluster {
                 }
             }
         };
+        cancelled.disarm();
         match outcome {
             Ok(()) => {
                 let total = io.writer.as_ref().map_or(0, |w| w.bytes_written());
@@ -443,25 +451,48 @@ impl Cluster {
         Ok(writer)
     }
 
-    /// Drop the job's partial version and demount (the host's job abends).
-    async fn abort_job(&self, mount: &Mount, io: &mut JobIo) {
+    /// Drop the job's partial version and demount (the host's job abends). Everything that must
+    /// happen is done before the one `.await`, so a cancelled caller leaves nothing behind: the
+    /// writer moved into the offloaded abort is dropped (its partial file deleted) even if that
+    /// await never returns. A committing job is demounted by its commit task instead.
+    pub(crate) async fn abort_job(&self, mount: &Mount, io: &mut JobIo) {
         io.failed = true;
         // Closing the duplexes makes each sync cluster drop its partial version too.
         io.duplex.clear();
-        if let Some(writer) = io.writer.take() {
+        let writer = io.writer.take();
+        self.mounts.abandon(&mount.id);
+        tracing::warn!(volser = %mount.volser, mount = %mount.id, "job aborted; partial version dropped");
+        if let Some(writer) = writer {
             self.tvc.offload(move || writer.abort()).await;
         }
-        self.mounts.demount(&mount.id);
-        tracing::warn!(volser = %mount.volser, mount = %mount.id, "job aborted; partial version dropped");
+    }
+
+    /// The job's I/O, for a call that goes on with the job: refused when the job failed, was
+    /// abandoned, or has ended.
+    async fn job_io<'m>(
+        &self,
+        mount: &'m Mount,
+    ) -> Result<tokio::sync::MutexGuard<'m, JobIo>, NodeError> {
+        let io = mount.io.lock().await;
+        if io.failed || mount.is_abandoned() || !self.mounts.is_registered(&mount.id) {
+            return Err(NodeError::NotWritable {
+                mount_id: mount.id.clone(),
+                volser: mount.volser,
+            });
+        }
+        Ok(io)
     }
 
     /// A durable point for the job: every byte written so far is fsynced, here and, in Sync mode,
     /// at the other sync cluster (B42).
-    pub async fn sync(&self, mount: &Mount) -> Result<u64, NodeError> {
-        let mut io = mount.io.lock().await;
+    pub async fn sync(self: &Arc<Self>, mount: &Arc<Mount>) -> Result<u64, NodeError> {
+        let _call = mount.begin_call();
+        let mut io = self.job_io(mount).await?;
         let Some(writer) = io.writer.take() else {
             return Ok(0);
         };
+        // Cancelled while the writer is away or the sync cluster is asked: the job abends.
+        let cancelled = AbandonOnDrop::arm(self, mount);
         let (writer, result) = self
             .tvc
             .offload(move || {
@@ -476,6 +507,7 @@ impl Cluster {
             Ok(n) => self.duplex_sync(mount, &mut io, n).await.map(|()| n),
             Err(e) => Err(e.into()),
         };
+        cancelled.disarm();
         if outcome.is_err() {
             self.abort_job(mount, &mut io).await;
         }
@@ -483,13 +515,20 @@ impl Cluster {
     }
 
     /// The bytes the job sees: the committed version it mounted, or nothing for a blank mount.
-    pub async fn read(&self, mount: &Mount) -> Result<ByteStream, NodeError> {
+    /// The job counts as active (not idle) until the stream is dropped.
+    pub async fn read(&self, mount: &Arc<Mount>) -> Result<ByteStream, NodeError> {
         if mount.blank || mount.base_version == 0 {
             return Ok(Box::pin(futures::stream::empty()));
         }
         let metrics = self.metrics.clone();
-        let bytes = self.version_stream(mount).await?;
+        let bytes = {
+            let _call = mount.begin_call();
+            self.version_stream(mount).await?
+        };
+        let active = OwnedCall::begin(mount.clone());
         Ok(Box::pin(bytes.inspect(move |c| {
+            // The stream owns the call: the job is active for as long as it lives.
+            let _reading = &active;
             if let Ok(data) = c {
                 metrics.bytes_read.inc_by(data.len() as u64);
             }
@@ -523,9 +562,86 @@ impl Cluster {
         Err(NodeError::NoValidCopy { volser, version })
     }
 
-    /// Close the job: commit what it wrote as the next version and demount.
-    pub async fn rewind_unload(&self, mount: &Mount) -> Result<Unloaded, NodeError> {
+    /// Close the job `mount_id`: commit what it wrote as the next version and demount.
+    ///
+    /// The commit runs to completion in its own task, from the writer's commit through the RUN
+    /// copies and the journal append to the demount, and its outcome is recorded: a call that is
+    /// cancelled half-way leaves the commit going, and a retried RewindUnload of the same mount id
+    /// waits for it or answers the recorded outcome (issue 9, sequence B). Without that, a
+    /// cancelled call could leave a journalled version its own cluster does not show, and the
+    /// next job would write the same number over it.
+    pub async fn rewind_unload(self: &Arc<Self>, mount_id: &str) -> UnloadOutcome {
+        let unknown = || {
+            Arc::new(Err(NodeError::UnknownMount {
+                mount_id: mount_id.to_string(),
+            }))
+        };
+        let mount = match self.mounts.get(mount_id) {
+            Ok(m) => m,
+            Err(_) => {
+                return self
+                    .mounts
+                    .recorded_unload(mount_id)
+                    .unwrap_or_else(unknown)
+            }
+        };
+        let mut outcome = match self.start_commit(&mount) {
+            Some(rx) => rx,
+            None => {
+                return self
+                    .mounts
+                    .recorded_unload(mount_id)
+                    .unwrap_or_else(unknown)
+            }
+        };
+        let answered = outcome
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|o| o.clone());
+        answered.unwrap_or_else(unknown)
+    }
+
+    /// The receiver of the job's commit outcome, starting the commit task unless it runs
+    /// already; none when the job has ended.
+    fn start_commit(
+        self: &Arc<Self>,
+        mount: &Arc<Mount>,
+    ) -> Option<tokio::sync::watch::Receiver<Option<UnloadOutcome>>> {
+        let mut slot = mount.state.commit.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(rx) = slot.as_ref() {
+            return Some(rx.clone());
+        }
+        if !self.mounts.begin_commit(&mount.id) {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        *slot = Some(rx.clone());
+        let (cluster, mount) = (self.clone(), mount.clone());
+        tokio::spawn(async move {
+            let ending = CommitEnd {
+                cluster: &cluster,
+                mount: &mount,
+                tx,
+                ended: false,
+            };
+            let outcome = {
+                let _call = mount.begin_call();
+                cluster.commit_job(&mount).await
+            };
+            ending.finish(outcome);
+        });
+        Some(rx)
+    }
+
+    /// The commit of one job (run by its commit task only; see [`Cluster::rewind_unload`]).
+    async fn commit_job(&self, mount: &Mount) -> Result<Unloaded, NodeError> {
         let mut io = mount.io.lock().await;
+        if mount.is_abandoned() {
+            // A write or sync of this job was cancelled before the unload got its turn: the
+            // job abended, and what it wrote is not a whole stream.
+            self.abort_job(mount, &mut io).await;
+        }
         if io.failed {
             return Err(NodeError::UnknownMount {
                 mount_id: mount.id.clone(),
@@ -533,7 +649,6 @@ impl Cluster {
         }
         let Some(writer) = io.writer.take() else {
             // Nothing written: no new version, nothing changes (a scratch volume stays scratch).
-            self.mounts.demount(&mount.id);
             let record = self.effective(&mount.volser)?;
             let copies = record.consistent_clusters().collect();
             return Ok(Unloaded {
@@ -582,6 +697,23 @@ impl Cluster {
             )
             .await;
         copies.extend(duplexed);
+        // One journal entry per version number (`vtgrid_core::replay` relies on it): the version
+        // must follow what this cluster itself shows of the volume.
+        let shown = self.effective(&mount.volser)?.version;
+        if shown + 1 != meta.version {
+            let (volser, version) = (meta.volser, meta.version);
+            if let Err(rm) = self.tvc.run(move |s| s.remove(volser, version)).await {
+                tracing::error!(%volser, version, error = %rm, "could not remove a version that does not follow");
+            }
+            self.abort_job(mount, &mut io).await;
+            return Err(NodeError::Rejected(
+                vtgrid_core::CatalogRejection::VersionNotNext {
+                    volser,
+                    current: shown,
+                    got: version,
+                },
+            ));
+        }
         let change = VolumeChange {
             category: mount.category_on_commit,
             constructs: mount.constructs_on_commit.clone(),
@@ -618,10 +750,9 @@ impl Cluster {
                 tracing::error!(%volser, version, error = %rm, "could not remove an unjournalled version");
             }
             io.failed = true;
-            self.mounts.demount(&mount.id);
             return Err(e);
         }
-        self.mounts.demount(&mount.id);
+        io.failed = true; // the job is over: nothing more may be written to this mount
         self.metrics.unloads.inc();
         tracing::info!(volser = %mount.volser, version = meta.version, size = meta.size, "rewind-unload committed");
         Ok(Unloaded {

@@ -7,6 +7,7 @@
 //!   define configured constructs, reconcile the volume store with the catalog).
 //! - [`jobs`]: host jobs: mount, write, read, sync, rewind-unload, category change.
 //! - [`mounts`]: the table of mounted volumes (one mount of a volume at a time).
+//! - [`abandon`]: jobs that end without their host: cancelled calls, idle mounts, force demount.
 //! - [`ownership`]: the surrender/transfer handshake between clusters, remote version reads.
 //! - [`journal`], [`publisher`]: the owner journal (local autonomy, B15) and its way into Raft,
 //!   with quarantine of refused versions.
@@ -25,6 +26,7 @@
 //! What it leaves out on purpose: domain rules (`vtgrid-core`), storage formats
 //! (`vtgrid-catalog`, `vtgrid-tvc`) and command-line parsing (`vtgrid-cli`).
 
+pub mod abandon;
 pub mod catalog;
 pub mod cluster;
 pub mod config;

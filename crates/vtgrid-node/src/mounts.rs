@@ -4,10 +4,25 @@
 //! `std::sync::Mutex` because no `.await` ever happens while it is held (mini-redis `db.rs`); each
 //! job's I/O state sits behind its own `tokio::sync::Mutex`, so a slow write on one volume never
 //! blocks another job, and calls of one job (write, sync, unload) run one after the other.
+//!
+//! A job ends in one of two ways, and the table decides which under its lock, so they never mix:
+//!
+//! ```text
+//!   mounted ──RewindUnload──> committing ──commit task ends──> ended, outcome recorded
+//!      │                                                        (a retried RewindUnload of
+//!      │                                                         the mount id answers it)
+//!      └──call cancelled / idle timeout / force demount──> abandoned: demounted at once,
+//!                                                          partial version dropped
+//! ```
+//!
+//! A committing job is never abandoned: its commit runs to completion in its own task, whatever
+//! happens to the call that started it (issue 9, sequence B).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::time::Instant;
 use vtgrid_core::gate::LocalUse;
 use vtgrid_core::{Category, Constructs, OwnershipToken, VersionNumber, Volser};
 use vtgrid_tvc::VersionWriter;
@@ -35,6 +50,106 @@ pub struct Mount {
     /// Constructs the volume gets when the job commits.
     pub constructs_on_commit: Option<Constructs>,
     pub io: tokio::sync::Mutex<JobIo>,
+    /// How the job is doing: calls in flight, abandoned, its commit.
+    pub(crate) state: JobState,
+}
+
+/// The life of a job beside its I/O (see the module doc).
+#[derive(Default)]
+pub(crate) struct JobState {
+    /// Host calls in flight and when the last one ended (the idle timeout).
+    activity: Activity,
+    /// Set when the job was abandoned (a cancelled call, the idle timeout, a force demount):
+    /// whoever takes `io` next must not go on with the job.
+    abandoned: AtomicBool,
+    /// The job's commit, once a rewind-unload started it: every RewindUnload of this mount
+    /// waits for the same outcome.
+    pub(crate) commit: Mutex<Option<tokio::sync::watch::Receiver<Option<UnloadOutcome>>>>,
+}
+
+/// What rewind-unload of one mount ended with, kept for retries of the same mount id.
+pub type UnloadOutcome = Arc<Result<crate::jobs::Unloaded, NodeError>>;
+
+impl Mount {
+    /// A host call of this job begins; the job is not idle until the guard drops.
+    pub(crate) fn begin_call(&self) -> CallGuard<'_> {
+        self.state.activity.calls.fetch_add(1, Ordering::AcqRel);
+        CallGuard { mount: self }
+    }
+
+    /// How long the job has had no call in flight (zero while one is).
+    pub(crate) fn idle_for(&self, now: Instant) -> std::time::Duration {
+        let activity = &self.state.activity;
+        if activity.calls.load(Ordering::Acquire) > 0 {
+            return std::time::Duration::ZERO;
+        }
+        now.saturating_duration_since(*activity.last_lock())
+    }
+
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.state.abandoned.load(Ordering::Acquire)
+    }
+
+    /// Mark the job abandoned; true the first time.
+    pub(crate) fn mark_abandoned(&self) -> bool {
+        !self.state.abandoned.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// Calls in flight on one job, and the end of the last one.
+struct Activity {
+    calls: AtomicUsize,
+    last: Mutex<Instant>,
+}
+
+impl Default for Activity {
+    fn default() -> Activity {
+        Activity {
+            calls: AtomicUsize::new(0),
+            last: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl Activity {
+    fn last_lock(&self) -> std::sync::MutexGuard<'_, Instant> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One host call of a job; the job counts as active while it lives.
+pub(crate) struct CallGuard<'a> {
+    mount: &'a Mount,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        end_call(self.mount);
+    }
+}
+
+/// A call that outlives its handler (a read stream); the job counts as active while it lives.
+pub(crate) struct OwnedCall {
+    mount: Arc<Mount>,
+}
+
+impl OwnedCall {
+    pub(crate) fn begin(mount: Arc<Mount>) -> OwnedCall {
+        mount.state.activity.calls.fetch_add(1, Ordering::AcqRel);
+        OwnedCall { mount }
+    }
+}
+
+impl Drop for OwnedCall {
+    fn drop(&mut self) {
+        end_call(&self.mount);
+    }
+}
+
+fn end_call(mount: &Mount) {
+    let activity = &mount.state.activity;
+    *activity.last_lock() = Instant::now();
+    activity.calls.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// The write side of a job.
@@ -98,7 +213,16 @@ impl Drop for Hold<'_> {
 struct Inner {
     by_id: BTreeMap<String, Arc<Mount>>,
     by_volser: BTreeMap<Volser, String>,
+    /// Mounts whose commit task runs: they end only when it does.
+    committing: BTreeSet<String>,
+    /// The outcome of the last [`UNLOADS_KEPT`] rewind-unloads, by mount id.
+    unloaded: BTreeMap<String, UnloadOutcome>,
+    unloaded_order: VecDeque<String>,
 }
+
+/// How many rewind-unload outcomes the table keeps for hosts that retry a cancelled unload.
+/// Mount ids are never reused within a run, so an old one only ever finds its own outcome.
+const UNLOADS_KEPT: usize = 1024;
 
 impl MountTable {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -196,9 +320,32 @@ impl MountTable {
         })
     }
 
-    /// End a job. Returns false when it had already ended.
-    pub fn demount(&self, mount_id: &str) -> bool {
+    /// The job mounted on `volser`, if any (a volume held for a surrender is not a job).
+    pub fn mount_of(&self, volser: &Volser) -> Option<Arc<Mount>> {
+        let inner = self.lock();
+        let id = inner.by_volser.get(volser)?;
+        inner.by_id.get(id).cloned()
+    }
+
+    /// The job is still mounted (not ended, not abandoned).
+    pub fn is_registered(&self, mount_id: &str) -> bool {
+        self.lock().by_id.contains_key(mount_id)
+    }
+
+    /// The commit of `mount_id` starts: from now on only [`MountTable::end_commit`] ends the job.
+    /// False when the job is no longer mounted or already committing.
+    pub fn begin_commit(&self, mount_id: &str) -> bool {
         let mut inner = self.lock();
+        inner.by_id.contains_key(mount_id) && inner.committing.insert(mount_id.to_string())
+    }
+
+    /// End a job that is not committing: the volume is free at once. Returns false when it had
+    /// already ended or its commit runs (a commit is never cut short).
+    pub fn abandon(&self, mount_id: &str) -> bool {
+        let mut inner = self.lock();
+        if inner.committing.contains(mount_id) {
+            return false;
+        }
         match inner.by_id.remove(mount_id) {
             Some(m) => {
                 inner.by_volser.remove(&m.volser);
@@ -206,5 +353,31 @@ impl MountTable {
             }
             None => false,
         }
+    }
+
+    /// The commit of `mount_id` ended with `outcome`: demount and keep the outcome for retries.
+    pub fn end_commit(&self, mount_id: &str, outcome: UnloadOutcome) {
+        let mut inner = self.lock();
+        inner.committing.remove(mount_id);
+        if let Some(m) = inner.by_id.remove(mount_id) {
+            inner.by_volser.remove(&m.volser);
+        }
+        if inner
+            .unloaded
+            .insert(mount_id.to_string(), outcome)
+            .is_none()
+        {
+            inner.unloaded_order.push_back(mount_id.to_string());
+        }
+        while inner.unloaded_order.len() > UNLOADS_KEPT {
+            if let Some(old) = inner.unloaded_order.pop_front() {
+                inner.unloaded.remove(&old);
+            }
+        }
+    }
+
+    /// What the rewind-unload of an ended job answered, if it is still kept.
+    pub fn recorded_unload(&self, mount_id: &str) -> Option<UnloadOutcome> {
+        self.lock().unloaded.get(mount_id).cloned()
     }
 }

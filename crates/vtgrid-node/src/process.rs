@@ -6,7 +6,8 @@
 //! ```text
 //!   load the grid file, check the id's role ──> telemetry ──> RocksDB at data_dir/catalog
 //!     ──> bind listeners ──> Cluster::start (form or rejoin the catalog's Raft group)
-//!     ──> serve until SIGINT/SIGTERM ──> stop accepting, finish requests in flight ──> stop Raft
+//!     ──> serve until SIGINT/SIGTERM ──> stop accepting, end event streams, finish requests in
+//!         flight (at most 10 s, then close their connections) ──> stop Raft
 //!
 //!   data cluster (node)                      witness
 //!   volumes: FileVolumeStore at data_dir/tvc volumes: none (an empty memory store, quota 0)
@@ -36,7 +37,12 @@ use crate::cluster::{Cluster, StartError};
 use crate::config::{ClusterConfig, ConfigError, GridConfig, Role, WitnessConfig};
 use crate::services::{grid_routes, host_routes, GridApi, StatusApi};
 use crate::telemetry::{self, TelemetryGuard};
-use crate::transport::TcpConnector;
+use crate::transport::{TcpConnector, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
+
+/// How long a stopping process lets requests in flight finish before it closes their
+/// connections: a host write or read may take that long to end on its own, and a stream that
+/// never ends (a stuck host) must not keep the process from stopping.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeProcessError {
@@ -283,6 +289,8 @@ async fn serve_until_stopped(
             // until the client's delayed ACK (up to 40 ms), and a host's 1 MiB writes crawl.
             let incoming = TcpIncoming::from(n.listener).with_nodelay(Some(true));
             let server = Server::builder()
+                .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+                .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
                 .add_routes(n.routes)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop.wait_for(|s| *s).await;
@@ -292,10 +300,25 @@ async fn serve_until_stopped(
         .collect();
     signals.recv().await;
     tracing::info!("stopping: no new requests; finishing the ones in flight");
+    cluster.stopping.send_replace(true);
     let _ = stop_tx.send(true);
     let mut outcome = Ok(());
-    for (network, task) in tasks {
-        match task.await {
+    let grace = tokio::time::Instant::now() + STOP_GRACE;
+    for (network, mut task) in tasks {
+        let served = match tokio::time::timeout_at(grace, &mut task).await {
+            Ok(served) => served,
+            Err(_) => {
+                // A call still open after the grace (a host's stream that never ends): cut it.
+                tracing::warn!(
+                    network,
+                    grace_secs = STOP_GRACE.as_secs(),
+                    "requests still in flight; closing their connections"
+                );
+                task.abort();
+                continue;
+            }
+        };
+        match served {
             Ok(Ok(())) => {}
             Ok(Err(source)) => {
                 if outcome.is_ok() {

@@ -5,13 +5,15 @@
 //! overtake each other; it retries with a growing pause. An entry the catalog *refuses* because the
 //! volume's ownership moved on (stale epoch, not the owner) is quarantined with an
 //! `OWNERSHIP_CONFLICT` event. An entry the catalog already holds (a crash after the commit and
-//! before the removal replays it) is simply removed.
+//! before the removal replays it) is simply removed; one whose number the catalog holds with
+//! another digest is not a replay and is quarantined too (`vtgrid_core::replay`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use vtgrid_catalog::{JournalEntry, QuarantineRecord};
 use vtgrid_core::catalog::{CatalogCommand, CatalogRejection};
+use vtgrid_core::replay::{judge_version_not_next, ReplayVerdict};
 use vtgrid_core::retention::{Area, HeldBytes};
 
 use crate::cluster::Cluster;
@@ -85,12 +87,13 @@ impl Cluster {
     async fn publish_entry(&self, entry: &JournalEntry) -> Outcome {
         match self.catalog.propose(entry.command.clone()).await {
             Ok(_) => Outcome::Published,
-            // The same version committed before a crash: the journal entry is a replay.
-            Err(NodeError::Rejected(CatalogRejection::VersionNotNext { current, got, .. }))
-                if current >= got =>
-            {
-                Outcome::Published
-            }
+            // The catalog has a version of this number: a replay of this entry (committed
+            // before a crash) only if it holds it with this entry's digest (`vtgrid_core::replay`).
+            Err(NodeError::Rejected(
+                rejection @ CatalogRejection::VersionNotNext {
+                    volser, current, ..
+                },
+            )) => self.judge_replay(entry, volser, current, rejection),
             // A copy of a version the catalog has not seen yet: the writer's entry is on its way.
             Err(NodeError::Rejected(CatalogRejection::VersionNotCurrent {
                 current, got, ..
@@ -100,6 +103,39 @@ impl Cluster {
                 tracing::debug!(seq = entry.seq, error = %e, "journal entry not published yet");
                 Outcome::Later
             }
+        }
+    }
+
+    /// The publisher's replay rule for an entry refused as `VersionNotNext`.
+    fn judge_replay(
+        &self,
+        entry: &JournalEntry,
+        volser: vtgrid_core::Volser,
+        current: vtgrid_core::VersionNumber,
+        rejection: CatalogRejection,
+    ) -> Outcome {
+        let CatalogCommand::UpdateVolume {
+            change:
+                vtgrid_core::catalog::VolumeChange {
+                    version: Some(new), ..
+                },
+            ..
+        } = &entry.command
+        else {
+            return Outcome::Refused(rejection);
+        };
+        let seen = self.catalog.view.read(|s| {
+            s.volumes
+                .get(&volser)
+                .map_or((0, vtgrid_core::Digest::EMPTY), |r| (r.version, r.digest))
+        });
+        match judge_version_not_next(new, current, seen) {
+            ReplayVerdict::Replay => Outcome::Published,
+            ReplayVerdict::Conflict => {
+                tracing::error!(%volser, version = new.version, digest = %new.digest, "the catalog holds another version under this number; quarantining the entry");
+                Outcome::Refused(rejection)
+            }
+            ReplayVerdict::Undecided => Outcome::NotYet,
         }
     }
 

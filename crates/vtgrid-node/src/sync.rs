@@ -378,7 +378,19 @@ pub(crate) async fn serve_duplex(
     {
         return;
     }
-    while let Some(msg) = inbound.next().await {
+    // A writer that goes silent (its host vanished, the link died without a reset) must not
+    // hold the volume's duplex slot and partial version forever: the writer's own idle abort
+    // closes the duplex first, and this bounds the wait if that close never arrives.
+    let idle = cluster.grid.jobs.duplex_idle_timeout();
+    loop {
+        let msg = match tokio::time::timeout(idle, inbound.next()).await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(%volser, version, from = open.from, idle_secs = idle.as_secs(), "sync duplex idle too long");
+                break;
+            }
+        };
         let Ok(SyncWriteMessage { item: Some(item) }) = msg else {
             break;
         };

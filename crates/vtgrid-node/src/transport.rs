@@ -18,6 +18,13 @@ pub struct TcpConnector;
 /// A dial that takes longer than this fails, so a dead peer costs a caller one second, not minutes.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// HTTP/2 keepalive, on every server and client: a ping this often on an open connection...
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// ...and a connection whose ping is not answered within this is closed, so a peer or host that
+/// vanished without a reset breaks its streams (and aborts its job) instead of leaving a handler
+/// waiting on a dead connection.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Connector for TcpConnector {
     fn channel(&self, addr: &str) -> Channel {
         // A validated HOST:PORT always forms a URI; a bad one fails at connect time instead.
@@ -26,6 +33,9 @@ impl Connector for TcpConnector {
         endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
             .connect_lazy()
     }
 }

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod admin;
 pub mod bench;
 pub mod config;
 pub mod constructs;

@@ -193,12 +193,41 @@ async fn write(global: &Global, mount: pb::MountRequest) -> Result<(), CliError>
     if global.json {
         print_json(&serde_json::json!({
             "volser": done.volser, "version": done.version, "size": done.size,
-            "digest": done.digest, "category": done.category,
+            "digest": done.digest, "category": done.category, "written": done.written,
+            "copies": done.copies,
+            "immediate_copy_deferred": done.immediate_copy_deferred,
+            "sync_deferred": done.sync_deferred,
         }));
     } else {
         println!("{}", done.volser);
+        // stderr, for the person at the terminal: stdout stays just the VOLSER for scripts.
+        eprintln!("{}", unload_outcome(&done));
     }
     Ok(())
+}
+
+/// What a host must know of its rewind-unload: the version, where it is held, and whether a RUN
+/// or Sync copy was deferred (B39, B43), e.g. `A00000 version 2: held by C0, C1; RUN copy
+/// deferred (IMMEDIATE_COPY_DEFERRED)`.
+fn unload_outcome(done: &pb::RewindUnloadResponse) -> String {
+    let holders: Vec<String> = done.copies.iter().map(|c| format!("C{c}")).collect();
+    let mut line = if done.written {
+        format!(
+            "{} version {}: held by {}",
+            done.volser,
+            done.version,
+            holders.join(", ")
+        )
+    } else {
+        format!("{} unchanged at version {}", done.volser, done.version)
+    };
+    if done.immediate_copy_deferred {
+        line.push_str("; RUN copy deferred (IMMEDIATE_COPY_DEFERRED)");
+    }
+    if done.sync_deferred {
+        line.push_str("; Sync copy deferred (SYNC_DEFERRED)");
+    }
+    line
 }
 
 /// Mount, stream the volume to stdout, rewind-unload.
@@ -356,4 +385,38 @@ fn print_volume(v: &pb::Volume) {
         c.management_class, c.storage_class, c.data_class
     );
     println!("mounted     {}", v.mounted);
+}
+
+#[cfg(test)]
+mod unload_outcome_tests {
+    use super::*;
+
+    #[test]
+    fn a_deferred_run_copy_is_said() {
+        let done = pb::RewindUnloadResponse {
+            volser: "A00000".into(),
+            version: 2,
+            written: true,
+            copies: vec![0, 2],
+            immediate_copy_deferred: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            unload_outcome(&done),
+            "A00000 version 2: held by C0, C2; RUN copy deferred (IMMEDIATE_COPY_DEFERRED)"
+        );
+    }
+
+    #[test]
+    fn a_deferred_sync_copy_is_said() {
+        let done = pb::RewindUnloadResponse {
+            volser: "A00001".into(),
+            version: 1,
+            written: true,
+            copies: vec![0],
+            sync_deferred: true,
+            ..Default::default()
+        };
+        assert!(unload_outcome(&done).ends_with("; Sync copy deferred (SYNC_DEFERRED)"));
+    }
 }

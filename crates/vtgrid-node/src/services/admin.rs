@@ -78,6 +78,20 @@ impl AdminService for AdminApi {
     }
 
     #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
+    async fn force_demount(
+        &self,
+        request: Request<pb::ForceDemountRequest>,
+    ) -> Result<Response<pb::ForceDemountResponse>, Status> {
+        let volser: Volser = request
+            .into_inner()
+            .volser
+            .parse()
+            .map_err(NodeError::from)?;
+        let mount_id = self.cluster.force_demount(volser)?;
+        Ok(Response::new(pb::ForceDemountResponse { mount_id }))
+    }
+
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
     async fn insert_volumes(
         &self,
         request: Request<pb::InsertVolumesRequest>,

@@ -133,9 +133,10 @@ impl HostService for HostApi {
         &self,
         request: Request<pb::RewindUnloadRequest>,
     ) -> Result<Response<pb::RewindUnloadResponse>, Status> {
-        let mount = self.cluster.mounts.get(&request.into_inner().mount_id)?;
-        let done = self.cluster.rewind_unload(&mount).await?;
-        let r = done.record;
+        let mount_id = request.into_inner().mount_id;
+        let outcome = self.cluster.rewind_unload(&mount_id).await;
+        let done = outcome.as_ref().as_ref().map_err(NodeError::to_status)?;
+        let r = &done.record;
         Ok(Response::new(pb::RewindUnloadResponse {
             volser: r.volser.to_string(),
             version: r.version,

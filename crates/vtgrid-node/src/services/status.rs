@@ -119,7 +119,15 @@ impl StatusService for StatusApi {
                 at_ms: 0,
             }),
         });
-        Ok(Response::new(Box::pin(backlog.chain(live))))
+        // The stream ends when the process stops: graceful shutdown waits for every stream in
+        // flight, and a follower never ends its own.
+        let mut stopping = self.cluster.stopping.subscribe();
+        let stopped = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        };
+        Ok(Response::new(Box::pin(
+            backlog.chain(live).take_until(Box::pin(stopped)),
+        )))
     }
 
     async fn list_copy_queue(
