@@ -175,8 +175,9 @@ impl AdminService for AdminApi {
             n => n.min(MAX_PAGE),
         };
         let prefix = req.volser_prefix.to_ascii_uppercase();
-        let mounts = &self.cluster.mounts;
-        let (volumes, more) = self.cluster.catalog.view.read(|s| {
+        // The records out of the view first, then the mount table: never the table from inside
+        // a view read (the lock order in `mounts.rs`).
+        let (records, more) = self.cluster.catalog.view.read(|s| {
             let start = match after {
                 Some(v) => std::ops::Bound::Excluded(v),
                 None => std::ops::Bound::Unbounded,
@@ -191,14 +192,15 @@ impl AdminService for AdminApi {
                         .is_none_or(|o| u32::from(r.token.owner.get()) == o)
                 })
                 .filter(|r| r.volser.as_str().starts_with(&prefix));
-            let volumes: Vec<pb::Volume> = hits
-                .by_ref()
-                .take(page)
-                .map(|r| volume_to_pb(r, mounts.is_mounted(&r.volser)))
-                .collect();
+            let records: Vec<_> = hits.by_ref().take(page).cloned().collect();
             let more = hits.next().is_some();
-            (volumes, more)
+            (records, more)
         });
+        let mounts = &self.cluster.mounts;
+        let volumes: Vec<pb::Volume> = records
+            .iter()
+            .map(|r| volume_to_pb(r, mounts.is_mounted(&r.volser)))
+            .collect();
         let next_page_token = if more {
             volumes.last().map(|v| v.volser.clone()).unwrap_or_default()
         } else {
