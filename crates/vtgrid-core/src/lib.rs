@@ -14,6 +14,7 @@
 //! - [`volume`]: the catalog record of one volume and its committed version.
 //! - [`catalog`]: the catalog state machine: commands, the rules that accept or reject them
 //!   (epoch fencing, owner-only updates, grid-unique VOLSERs) and their responses.
+//! - [`election`]: when a voter may start a Raft election (a quorum in reach: no term inflation).
 //! - [`gate`]: the one gate: may this cluster mount, write or commit a volume now (B10).
 //! - [`error`]: `DomainError`, raised when text does not parse into a domain value.
 //!
@@ -26,6 +27,7 @@ pub mod cluster;
 pub mod construct;
 pub mod copy;
 pub mod copy_mode;
+pub mod election;
 pub mod error;
 pub mod gate;
 pub mod volser;

@@ -52,8 +52,10 @@ pub struct Cluster {
     /// Each peer's grid link, as the link monitor last saw it.
     pub(crate) links:
         std::sync::Mutex<std::collections::BTreeMap<ClusterId, crate::links::LinkState>>,
-    /// When this run of the cluster started (the copy throttle's clock).
+    /// When this run of the cluster started (the copy throttle's and election gate's clock).
     pub(crate) started: tokio::time::Instant,
+    /// When a leader last reached this voter (the election gate's "a leader is in charge").
+    pub(crate) leader_contact: crate::elections::LeaderContact,
     pub events: EventLog,
     /// Dials peers' grid listeners (ownership handshakes, remote reads, forwarded proposals).
     pub connector: Arc<dyn Connector>,
@@ -103,6 +105,9 @@ pub fn raft_config() -> openraft::Config {
         election_timeout_min: 400,
         election_timeout_max: 800,
         install_snapshot_timeout: 2_000,
+        // Turned on by `Cluster::guard_elections` once a quorum of voters is in reach, so a
+        // voter alone never climbs terms (there is no pre-vote in openraft 0.9).
+        enable_elect: false,
         ..openraft::Config::default()
     }
 }
@@ -156,6 +161,7 @@ impl Cluster {
             path_health: Default::default(),
             path_links: Default::default(),
             started: tokio::time::Instant::now(),
+            leader_contact: Default::default(),
             events: EventLog::default(),
             connector,
             tvc: Tvc::new(volumes),
@@ -168,6 +174,7 @@ impl Cluster {
         cluster.form_grid().await?;
         tokio::spawn(cluster.clone().settle());
         tokio::spawn(cluster.clone().monitor_links());
+        tokio::spawn(cluster.clone().guard_elections());
         if role == Role::Data {
             tokio::spawn(cluster.clone().publish_journal());
             tokio::spawn(cluster.clone().run_copy_engine());

@@ -11,6 +11,7 @@
 //! - [`journal`], [`publisher`]: the owner journal (local autonomy, B15) and its way into Raft,
 //!   with quarantine of refused versions.
 //! - [`events`]: events raised for operators (`OWNERSHIP_CONFLICT`, ...).
+//! - [`elections`]: openraft's elections on only while a quorum of voters is in reach.
 //! - [`links`]: the grid links to each peer and the grid states (flags, G0013).
 //! - [`copies`]: the copy engine: the copies this cluster owes, pulled by priority; RUN copies.
 //! - [`catalog`]: reading the local catalog view and proposing commands (forwarded to the leader).
@@ -29,6 +30,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod config;
 pub mod copies;
+pub mod elections;
 pub mod error;
 pub mod events;
 pub mod jobs;

@@ -136,7 +136,14 @@ impl GridService for GridApi {
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         let rpc = decode(request.get_ref())?;
-        encode(&self.cluster.catalog.raft.append_entries(rpc).await)
+        let reply = self.cluster.catalog.raft.append_entries(rpc).await;
+        // A leader this voter follows reached it (a stale one gets HigherVote): the election
+        // gate counts a quorum in reach without asking the peers.
+        if matches!(&reply, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)))
+        {
+            self.cluster.leader_contact.heard();
+        }
+        encode(&reply)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
