@@ -85,6 +85,20 @@ pub enum Command {
     /// Benchmarks on a grid this command starts on loopback.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Operator actions on the cluster at --endpoint.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// A voter that lost its catalog (status: membership AMNESIAC) joins the grid again as a new
+    /// member: the leader removes it, catches it up and makes it a voter again.
+    Rejoin {
+        /// Join as a new member (required: the other way back is to restore its data dir).
+        #[arg(long)]
+        as_new: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

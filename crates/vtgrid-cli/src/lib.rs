@@ -55,5 +55,6 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Quarantine(cmd) => commands::quarantine::run(&global, cmd).await,
         Command::Events { follow } => commands::quarantine::events(&global, follow).await,
         Command::Copies { volumes } => commands::status::copies(&global, volumes).await,
+        Command::Admin(cmd) => commands::status::admin(&global, cmd).await,
     }
 }

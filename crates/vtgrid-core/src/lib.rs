@@ -16,6 +16,7 @@
 //!   (epoch fencing, owner-only updates, grid-unique VOLSERs) and their responses.
 //! - [`election`]: when a voter may start a Raft election (a quorum in reach: no term inflation).
 //! - [`gate`]: the one gate: may this cluster mount, write or commit a volume now (B10).
+//! - [`membership`]: amnesia: may a voter with an empty catalog vote, form the grid, or must it wait.
 //! - [`error`]: `DomainError`, raised when text does not parse into a domain value.
 //!
 //! What it leaves out on purpose: where a volume's bytes live (`vtgrid-tvc`), how commands reach
@@ -30,6 +31,7 @@ pub mod copy_mode;
 pub mod election;
 pub mod error;
 pub mod gate;
+pub mod membership;
 pub mod volser;
 pub mod volume;
 

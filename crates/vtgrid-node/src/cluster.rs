@@ -4,12 +4,10 @@
 //! storage backends (RocksDB and files, or memory) and the [`Connector`] to peers, then serves the
 //! routers from [`crate::services`] on whatever listeners it has.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::BasicNode;
 use vtgrid_catalog::{open_catalog, KvEngine, KvJournal, Raft};
 use vtgrid_core::catalog::CatalogCommand;
 use vtgrid_core::{Category, CategoryDefinition, ClusterId, ManagementClass};
@@ -70,6 +68,10 @@ pub struct Cluster {
     next_mount: AtomicU64,
     /// Set once the catalog has a leader, configured constructs exist and the TVC is reconciled.
     ready: AtomicBool,
+    /// Where this voter stands in the Raft group (amnesia, issue 9).
+    pub(crate) membership: crate::membership::MembershipState,
+    /// The durable record that this voter formed or joined the grid.
+    pub(crate) member_record: crate::membership::MemberRecord,
 }
 
 /// How often a cluster removes versions that newer ones superseded.
@@ -89,12 +91,10 @@ pub enum StartError {
     RaftConfig(#[from] openraft::ConfigError),
     #[error("Raft stopped: {0}")]
     RaftFatal(#[from] openraft::error::Fatal<u64>),
-    #[error("forming the catalog's Raft group: {0}")]
-    RaftInit(
-        #[from] openraft::error::RaftError<u64, openraft::error::InitializeError<u64, BasicNode>>,
-    ),
     #[error("grid file: {0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("membership record: {0}")]
+    MembershipRecord(crate::error::NodeError),
 }
 
 /// Raft timing for a grid on a LAN or loopback. Elections take well under a second.
@@ -127,6 +127,7 @@ impl Cluster {
             .role_of(id.get())
             .ok_or(StartError::UnknownCluster(id.get()))?;
         let engine_for_journal = engine.clone();
+        let member_record = crate::membership::MemberRecord::new(engine.clone());
         let (log, sm, view) = open_catalog(engine)?;
         let config = Arc::new(raft_config().validate()?);
         let raft = Raft::new(
@@ -143,6 +144,7 @@ impl Cluster {
             sm,
         )
         .await?;
+        let membership = Self::starting_membership(&raft, &member_record).await?;
         let cluster = Arc::new(Cluster {
             id,
             role,
@@ -170,8 +172,10 @@ impl Cluster {
             incarnation,
             next_mount: AtomicU64::new(1),
             ready: AtomicBool::new(false),
+            membership: crate::membership::MembershipState::new(membership),
+            member_record,
         });
-        cluster.form_grid().await?;
+        tokio::spawn(cluster.clone().join_grid());
         tokio::spawn(cluster.clone().settle());
         tokio::spawn(cluster.clone().monitor_links());
         tokio::spawn(cluster.clone().guard_elections());
@@ -183,30 +187,31 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// First start of a grid: the lowest-numbered voter creates the Raft group with every voter
-    /// of the grid file. Later starts find the group in the log and rejoin it.
-    async fn form_grid(&self) -> Result<(), StartError> {
-        let voters = self.grid.voters();
-        let first = voters.keys().next().copied();
-        let initialized = self.catalog.raft.is_initialized().await?;
-        if initialized || first != Some(self.id.raft_id()) {
-            return Ok(());
+    /// Where this voter stands when it starts, from its own disk alone: with a log, or with the
+    /// membership record, it is a member (a restart); empty and unrecorded, it must ask its peers
+    /// first (`join_grid`, amnesia: see [`crate::membership`]).
+    async fn starting_membership(
+        raft: &Raft,
+        record: &crate::membership::MemberRecord,
+    ) -> Result<vtgrid_core::membership::Membership, StartError> {
+        use vtgrid_core::membership::Membership;
+        let has_log = raft.is_initialized().await?;
+        let recorded = record
+            .recorded()
+            .await
+            .map_err(StartError::MembershipRecord)?;
+        if has_log && !recorded {
+            // A grid formed before the record existed: record it now.
+            record
+                .record()
+                .await
+                .map_err(StartError::MembershipRecord)?;
         }
-        let members: BTreeMap<u64, BasicNode> = voters
-            .into_iter()
-            .map(|(id, addr)| (id, BasicNode { addr }))
-            .collect();
-        match self.catalog.raft.initialize(members).await {
-            Ok(()) => {
-                tracing::info!(cluster = %self.id, "formed the catalog's Raft group");
-                Ok(())
-            }
-            // Another start raced us to it; the group exists, which is all we wanted.
-            Err(openraft::error::RaftError::APIError(
-                openraft::error::InitializeError::NotAllowed(_),
-            )) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(if has_log || recorded {
+            Membership::Member
+        } else {
+            Membership::Unformed
+        })
     }
 
     /// Wait for a leader, define the grid file's constructs (leader only), reconcile the TVC.
@@ -335,8 +340,10 @@ impl Cluster {
         }
     }
 
+    /// Ready to serve: settled, and a member of the grid (not a voter that lost its catalog).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+            && self.membership() == vtgrid_core::membership::Membership::Member
     }
 
     pub(crate) fn next_mount_id(&self) -> String {

@@ -12,6 +12,7 @@
 //!   with quarantine of refused versions.
 //! - [`events`]: events raised for operators (`OWNERSHIP_CONFLICT`, ...).
 //! - [`elections`]: openraft's elections on only while a quorum of voters is in reach.
+//! - [`membership`]: amnesia: a voter that lost its catalog waits for `admin rejoin --as-new`.
 //! - [`links`]: the grid links to each peer and the grid states (flags, G0013).
 //! - [`copies`]: the copy engine: the copies this cluster owes, pulled by priority; RUN copies.
 //! - [`catalog`]: reading the local catalog view and proposing commands (forwarded to the leader).
@@ -36,6 +37,7 @@ pub mod events;
 pub mod jobs;
 pub mod journal;
 pub mod links;
+pub mod membership;
 pub mod metrics;
 pub mod mounts;
 pub mod ownership;

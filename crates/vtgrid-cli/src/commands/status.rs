@@ -15,6 +15,7 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
     if global.json {
         print_json(&serde_json::json!({
             "grid": s.grid, "cluster": s.cluster, "name": s.name, "ready": s.ready,
+            "membership": s.membership,
             "raft": { "role": s.raft_role, "leader": s.raft_leader, "term": s.raft_term,
                       "last_applied": s.last_applied, "voters": s.voters },
             "volumes": s.volumes, "volumes_owned": s.volumes_owned, "mounts": s.mounts,
@@ -45,6 +46,9 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
         s.name,
         if s.ready { "ready" } else { "starting" }
     );
+    if s.membership != "MEMBER" && !s.membership.is_empty() {
+        println!("membership {}", s.membership);
+    }
     println!(
         "catalog   {} in term {}, leader {}, applied {}, voters {:?}",
         s.raft_role, s.raft_term, leader, s.last_applied, s.voters
@@ -125,6 +129,24 @@ pub async fn copies(global: &Global, volumes: bool) -> Result<(), CliError> {
             c.priority,
             c.age_ms as f64 / 1e3
         );
+    }
+    Ok(())
+}
+
+/// `vtgrid admin ...`.
+pub async fn admin(global: &Global, cmd: crate::args::AdminCommand) -> Result<(), CliError> {
+    match cmd {
+        crate::args::AdminCommand::Rejoin { as_new } => {
+            let mut admin = client::admin(&global.endpoint).await?;
+            admin
+                .rejoin(vtgrid_proto::pb::RejoinRequest { as_new })
+                .await?;
+            if global.json {
+                print_json(&serde_json::json!({ "rejoined": true }));
+            } else {
+                println!("rejoined the grid as a new member; it votes again");
+            }
+        }
     }
     Ok(())
 }

@@ -251,4 +251,21 @@ impl AdminService for AdminApi {
             .read(|s| s.management_classes.values().map(class_to_pb).collect());
         Ok(Response::new(pb::ListManagementClassesResponse { classes }))
     }
+
+    /// Amnesia (issue 9): join the grid again as a new member (see `crate::membership`).
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
+    async fn rejoin(
+        &self,
+        request: Request<pb::RejoinRequest>,
+    ) -> Result<Response<pb::RejoinResponse>, Status> {
+        if !request.into_inner().as_new {
+            return Err(NodeError::InvalidArgument {
+                field: "as_new",
+                problem: "the one rejoin there is joins as a new member; or restore the data dir",
+            }
+            .into());
+        }
+        self.cluster.clone().rejoin_as_new().await?;
+        Ok(Response::new(pb::RejoinResponse {}))
+    }
 }

@@ -16,6 +16,7 @@ use vtgrid_proto::pb::{self, grid_service_server::GridService, RaftMessage};
 use crate::error::NodeError;
 
 use crate::cluster::Cluster;
+use crate::membership::RaftRpc;
 
 pub struct GridApi {
     cluster: Arc<Cluster>,
@@ -135,6 +136,7 @@ impl GridService for GridApi {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.cluster.admit_raft(RaftRpc::Log)?;
         let rpc = decode(request.get_ref())?;
         let reply = self.cluster.catalog.raft.append_entries(rpc).await;
         // A leader this voter follows reached it (a stale one gets HigherVote): the election
@@ -147,6 +149,8 @@ impl GridService for GridApi {
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        // Amnesia: a voter that lost its catalog must not vote (it may have voted in this term).
+        self.cluster.admit_raft(RaftRpc::Vote)?;
         let rpc = decode(request.get_ref())?;
         encode(&self.cluster.catalog.raft.vote(rpc).await)
     }
@@ -155,6 +159,7 @@ impl GridService for GridApi {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.cluster.admit_raft(RaftRpc::Log)?;
         let rpc = decode(request.get_ref())?;
         encode(&self.cluster.catalog.raft.install_snapshot(rpc).await)
     }
@@ -166,5 +171,29 @@ impl GridService for GridApi {
         let command: CatalogCommand = decode(request.get_ref())?;
         let reply = self.cluster.catalog.propose_local(command).await?;
         encode(&reply)
+    }
+
+    async fn catalog_membership(
+        &self,
+        _request: Request<pb::CatalogMembershipRequest>,
+    ) -> Result<Response<pb::CatalogMembershipResponse>, Status> {
+        Ok(Response::new(self.cluster.catalog_membership().await?))
+    }
+
+    async fn form(
+        &self,
+        _request: Request<pb::FormRequest>,
+    ) -> Result<Response<pb::FormResponse>, Status> {
+        Ok(Response::new(self.cluster.answer_form().await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
+    async fn readmit(
+        &self,
+        request: Request<pb::ReadmitRequest>,
+    ) -> Result<Response<pb::ReadmitResponse>, Status> {
+        let voter = u64::from(request.into_inner().cluster);
+        self.cluster.clone().readmit(voter).await?;
+        Ok(Response::new(pb::ReadmitResponse {}))
     }
 }
