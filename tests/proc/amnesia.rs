@@ -117,3 +117,54 @@ async fn the_lowest_voter_that_lost_its_data_dir_waits_for_rejoin_as_new_and_vot
     let left: Vec<u8> = [0, 1, 2].into_iter().filter(|c| *c != leader).collect();
     grid.wait_for_leader(&left, AGREE).await;
 }
+
+/// A witness that lost its data dir waits the same way, and rejoins through its grid address.
+///
+/// Sequence: C0, C1 and witness W8 form a grid → insert A* through C0 → kill -9 W8, delete its
+/// data dir, start it again → W8 reports AMNESIAC and is not ready → C0 and C1 keep their leader
+/// → an insert through the witness is refused (it owns no volumes) → `vtgrid admin rejoin
+/// --as-new` at W8's grid address → W8 is a ready MEMBER, voters {0, 1, 8} → kill -9 the leader
+/// among C0/C1: the other one and W8 elect a leader, so W8 votes again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_witness_that_lost_its_data_dir_rejoins_as_new_through_its_grid_address() {
+    let mut grid = ProcessGrid::start(2, 1).await;
+    let witness = 8;
+    grid.wait_for_leader(&[0, 1, witness], AGREE).await;
+    grid.insert(0, "A00000-A00004", PRIVATE_CATEGORY).await;
+
+    grid.kill9(witness);
+    std::fs::remove_dir_all(&grid.voter(witness).data_dir).expect("delete W8's data dir");
+    grid.spawn(witness);
+    wait_for("W8 to say it lost its catalog", NOTICE, || async {
+        (membership(&grid, witness).await.as_deref() == Some("AMNESIAC")).then_some(())
+    })
+    .await;
+    assert!(
+        !grid.status(witness).await.ready,
+        "an amnesiac witness is not ready"
+    );
+    let leader = grid.wait_for_leader(&[0, 1], AGREE).await;
+
+    let endpoint = grid.voter(witness).status_endpoint();
+    let refused = CliCall::new(&["--endpoint", &endpoint, "volume", "insert", "W00000"])
+        .run()
+        .await;
+    assert_eq!(refused.code(), Some(2), "a witness inserts no volumes");
+
+    CliCall::new(&["--endpoint", &endpoint, "admin", "rejoin", "--as-new"])
+        .timeout(Duration::from_secs(150))
+        .run()
+        .await
+        .assert_success();
+    wait_for("W8 to be a ready member again", CATCH_UP, || async {
+        let s = grid.try_status(witness).await?;
+        (s.ready && s.membership == "MEMBER").then_some(())
+    })
+    .await;
+    let voters: BTreeSet<u32> = grid.status(leader).await.voters.into_iter().collect();
+    assert_eq!(voters, BTreeSet::from([0, 1, 8]), "W8 is a voter again");
+
+    grid.kill9(leader);
+    let other = 1 - leader;
+    grid.wait_for_leader(&[other, witness], AGREE).await;
+}

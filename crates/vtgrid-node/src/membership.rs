@@ -9,10 +9,14 @@
 //!              ├─ lowest voter, all peers empty ───────> record, Form at every peer, initialize
 //!              └─ other voters: wait for the lowest voter's Form ──> record ──> Member
 //!
-//!   vtgrid admin rejoin --as-new (at the amnesiac) ──> Rejoining: takes the log, still no votes
-//!        ──> Readmit at a peer (forwarded to the leader), on the leader in its own task:
-//!            remove it as voter (kept as learner) ──> add_learner, blocking until caught up
-//!            ──> make it a voter ──> the rejoiner records membership ──> Member
+//!   vtgrid admin rejoin --as-new (at the amnesiac)
+//!        Readmit step 1 at a peer (forwarded to the leader, run in the leader's own task):
+//!            remove it from the group altogether, while it still refuses the log (the leader
+//!            must forget how far the lost log went: openraft stops a leader that sees a
+//!            follower's log go backwards)
+//!        ──> Rejoining: takes the log, still no votes
+//!        ──> Readmit step 2: add_learner, blocking until caught up ──> make it a voter
+//!        ──> the rejoiner records membership ──> Member
 //! ```
 //!
 //! The membership record sits in the catalog store's `meta` column family beside Raft's vote, so
@@ -376,8 +380,9 @@ impl Cluster {
         {
             let _change = self.membership.change.lock().await;
             match self.membership() {
+                // Refusing the log again until step 1 (a rerun of a rejoin that stopped half way).
                 Membership::Amnesiac | Membership::Rejoining => {
-                    self.membership.set(Membership::Rejoining)
+                    self.membership.set(Membership::Amnesiac)
                 }
                 Membership::Member | Membership::Unformed => {
                     return Err(NodeError::NotAmnesiac { cluster: self.id })
@@ -386,35 +391,22 @@ impl Cluster {
         }
         tracing::info!(cluster = %self.id, "rejoining the grid as a new member");
         let task = tokio::spawn(async move {
-            let mut last = NodeError::catalog(CatalogFailure::NoLeader);
-            for peer in self.peer_ids() {
-                let mut client = self.grid_client(peer);
-                let call = client.readmit(pb::ReadmitRequest {
-                    cluster: u32::from(self.id.get()),
-                });
-                match tokio::time::timeout(READMIT_TIMEOUT, call).await {
-                    Ok(Ok(_)) => {
-                        self.member_record.record().await?;
-                        self.membership.set(Membership::Member);
-                        let name = self.grid.name_of(self.id.get()).unwrap_or("?").to_string();
-                        self.events.raise(
-                            REJOINED,
-                            None,
-                            format!("{name} rejoined the grid as a new member and votes again"),
-                        );
-                        tracing::info!(cluster = %self.id, "rejoined the grid as a voter");
-                        return Ok(());
-                    }
-                    Ok(Err(status)) => {
-                        last = NodeError::catalog(CatalogFailure::LeaderUnreachable {
-                            addr: format!("voter {peer}"),
-                            status: Box::new(status),
-                        })
-                    }
-                    Err(_) => last = NodeError::catalog(CatalogFailure::Timeout(READMIT_TIMEOUT)),
-                }
-            }
-            Err(last)
+            // Step 1 while this voter still refuses the log: the leader's replication progress
+            // remembers the log this voter lost, and openraft stops a leader that sees a
+            // follower's log go backwards. Removed altogether, it is added back from nothing.
+            self.readmit_step(1).await?;
+            self.membership.set(Membership::Rejoining);
+            self.readmit_step(2).await?;
+            self.member_record.record().await?;
+            self.membership.set(Membership::Member);
+            let name = self.grid.name_of(self.id.get()).unwrap_or("?").to_string();
+            self.events.raise(
+                REJOINED,
+                None,
+                format!("{name} rejoined the grid as a new member and votes again"),
+            );
+            tracing::info!(cluster = %self.id, "rejoined the grid as a voter");
+            Ok(())
         });
         task.await.unwrap_or_else(|join| {
             tracing::error!(error = %join, "rejoin task");
@@ -422,10 +414,33 @@ impl Cluster {
         })
     }
 
+    /// Ask the peers, in turn, to have the leader do readmission `step` for this voter.
+    async fn readmit_step(&self, step: u32) -> Result<(), NodeError> {
+        let mut last = NodeError::catalog(CatalogFailure::NoLeader);
+        for peer in self.peer_ids() {
+            let mut client = self.grid_client(peer);
+            let call = client.readmit(pb::ReadmitRequest {
+                cluster: u32::from(self.id.get()),
+                step,
+            });
+            match tokio::time::timeout(READMIT_TIMEOUT, call).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(status)) => {
+                    last = NodeError::catalog(CatalogFailure::LeaderUnreachable {
+                        addr: format!("voter {peer}"),
+                        status: Box::new(status),
+                    })
+                }
+                Err(_) => last = NodeError::catalog(CatalogFailure::Timeout(READMIT_TIMEOUT)),
+            }
+        }
+        Err(last)
+    }
+
     /// `GridService.Readmit`: on the leader, remove `voter`, catch it up as a learner and make
     /// it a voter again; a follower passes it to the leader. Each step is safe to repeat, so an
     /// operator whose call failed runs it again.
-    pub(crate) async fn readmit(self: Arc<Self>, voter: u64) -> Result<(), NodeError> {
+    pub(crate) async fn readmit(self: Arc<Self>, voter: u64, step: u32) -> Result<(), NodeError> {
         let leader = self.catalog.raft.metrics().borrow().current_leader;
         match leader {
             Some(l) if l == self.id.raft_id() => {}
@@ -434,6 +449,7 @@ impl Cluster {
                 return client
                     .readmit(pb::ReadmitRequest {
                         cluster: voter as u32,
+                        step,
                     })
                     .await
                     .map(|_| ())
@@ -479,20 +495,41 @@ impl Cluster {
                     NodeError::catalog(CatalogFailure::Fatal(f))
                 }
             };
-            let is_voter = raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .membership()
-                .voter_ids()
-                .any(|v| v == voter);
-            if is_voter {
-                tracing::info!(voter, "readmission: removing the voter (kept as a learner)");
-                raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([voter])), true)
+            let in_group = {
+                let m = raft.metrics().borrow().membership_config.clone();
+                let found = m.membership().nodes().any(|(id, _)| *id == voter);
+                found
+            };
+            if step == 1 {
+                if in_group {
+                    tracing::info!(voter, "readmission: removing the voter from the group");
+                    raft.change_membership(
+                        ChangeMembers::RemoveVoters(BTreeSet::from([voter])),
+                        false,
+                    )
                     .await
                     .map_err(membership_error)?;
+                    let still = {
+                        let m = raft.metrics().borrow().membership_config.clone();
+                        let found = m.membership().nodes().any(|(id, _)| *id == voter);
+                        found
+                    };
+                    if still {
+                        // It was a learner only (an earlier readmission stopped half way).
+                        raft.change_membership(
+                            ChangeMembers::RemoveNodes(BTreeSet::from([voter])),
+                            false,
+                        )
+                        .await
+                        .map_err(membership_error)?;
+                    }
+                }
+                return Ok(());
             }
-            tracing::info!(voter, "readmission: catching the learner up");
+            tracing::info!(
+                voter,
+                "readmission: adding it as a learner and catching it up"
+            );
             raft.add_learner(voter, BasicNode { addr }, true)
                 .await
                 .map_err(membership_error)?;

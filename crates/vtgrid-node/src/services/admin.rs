@@ -86,6 +86,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::InsertVolumesRequest>,
     ) -> Result<Response<pb::InsertVolumesResponse>, Status> {
+        // A witness serves AdminService only so an operator can rejoin it; it owns no volumes.
+        if self.cluster.role == crate::config::Role::Witness {
+            return Err(NodeError::Witness.into());
+        }
         let req = request.into_inner();
         let range: VolserRange = req.range.parse().map_err(NodeError::from)?;
         let category = if req.category.is_empty() {

@@ -192,8 +192,18 @@ impl GridService for GridApi {
         &self,
         request: Request<pb::ReadmitRequest>,
     ) -> Result<Response<pb::ReadmitResponse>, Status> {
-        let voter = u64::from(request.into_inner().cluster);
-        self.cluster.clone().readmit(voter).await?;
+        let req = request.into_inner();
+        if !(1..=2).contains(&req.step) {
+            return Err(NodeError::InvalidArgument {
+                field: "step",
+                problem: "1 (remove) or 2 (admit)",
+            }
+            .into());
+        }
+        self.cluster
+            .clone()
+            .readmit(u64::from(req.cluster), req.step)
+            .await?;
         Ok(Response::new(pb::ReadmitResponse {}))
     }
 }
