@@ -12,6 +12,8 @@
 //! - `services`: gRPC health and reflection.
 //! - `grid_processes`: several clusters and a witness as one Raft group: leader agreement, kill -9
 //!   of the leader, whole-grid restart, `grid up` with witnesses.
+//! - `amnesia`: a voter whose data dir was lost neither votes nor re-forms the grid; it waits
+//!   for `vtgrid admin rejoin --as-new` and then votes again.
 //! - `grid_files`: the shipped grid files, the two-voter warning, node/witness id checks.
 //! - `copies_restart`: kill -9 of the cluster pulling deferred copies, restart, the queue drains.
 //! - `sync_processes`: Sync mode over the real grid network, strict and deferred (B42, B43).
@@ -23,6 +25,7 @@
 //!   unload's outcome from `vtgrid volume write`, SIGTERM with a `WatchEvents` stream open.
 //! - `bench`: `vtgrid bench copy` at a small size: its code path and its table, not its figures.
 
+mod amnesia;
 mod bad_input;
 mod bench;
 mod cancelled_calls;

@@ -556,6 +556,13 @@ impl ProcessGrid {
         );
     }
 
+    /// Start stopped voter `id` again without waiting for it to be ready (a voter that lost its
+    /// catalog never is until the operator acts).
+    pub fn spawn(&mut self, id: u8) {
+        let index = self.index_of(id);
+        self.spawn_voter(index);
+    }
+
     /// Start voter `id` again: same grid file, ports and data dir; wait until it is ready. A port
     /// the previous process held can be briefly busy, so a start that fails to bind is retried.
     pub async fn restart(&mut self, id: u8) {

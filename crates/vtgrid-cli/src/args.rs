@@ -228,6 +228,13 @@ pub enum AdminCommand {
     /// End the job on a volume mounted on this cluster as if it abended (its host is gone): the
     /// partial version is dropped and the volume is free at once. NOT_MOUNTED when it is not.
     Demount { volser: String },
+    /// A voter that lost its catalog (status: membership AMNESIAC) joins the grid again as a new
+    /// member: the leader removes it, catches it up and makes it a voter again.
+    Rejoin {
+        /// Join as a new member (required: the other way back is to restore its data dir).
+        #[arg(long)]
+        as_new: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,9 +14,11 @@
 //! - [`volume`]: the catalog record of one volume and its committed version.
 //! - [`catalog`]: the catalog state machine: commands, the rules that accept or reject them
 //!   (epoch fencing, owner-only updates, grid-unique VOLSERs) and their responses.
+//! - [`election`]: when a voter may start a Raft election (a quorum in reach: no term inflation).
 //! - [`gate`]: the one gate: may this cluster mount, write or commit a volume now (B10).
 //! - [`retention`]: the one rule for deleting a volume file: n-1 stays until n is held here.
 //! - [`replay`]: is a journal entry the catalog already has a version for a replay or a conflict.
+//! - [`membership`]: amnesia: may a voter with an empty catalog vote, form the grid, or must it wait.
 //! - [`error`]: `DomainError`, raised when text does not parse into a domain value.
 //!
 //! What it leaves out on purpose: where a volume's bytes live (`vtgrid-tvc`), how commands reach
@@ -28,8 +30,10 @@ pub mod cluster;
 pub mod construct;
 pub mod copy;
 pub mod copy_mode;
+pub mod election;
 pub mod error;
 pub mod gate;
+pub mod membership;
 pub mod replay;
 pub mod retention;
 pub mod volser;

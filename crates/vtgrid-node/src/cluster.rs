@@ -4,12 +4,11 @@
 //! storage backends (RocksDB and files, or memory) and the [`Connector`] to peers, then serves the
 //! routers from [`crate::services`] on whatever listeners it has.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::BasicNode;
 use vtgrid_catalog::{open_catalog, KvEngine, KvJournal, Raft};
 use vtgrid_core::catalog::CatalogCommand;
 use vtgrid_core::retention::{self, Area, Decision, Facts, HeldBytes};
@@ -55,8 +54,10 @@ pub struct Cluster {
     /// Each peer's grid link, as the link monitor last saw it.
     pub(crate) links:
         std::sync::Mutex<std::collections::BTreeMap<ClusterId, crate::links::LinkState>>,
-    /// When this run of the cluster started (the copy throttle's clock).
+    /// When this run of the cluster started (the copy throttle's and election gate's clock).
     pub(crate) started: tokio::time::Instant,
+    /// When a leader last reached this voter (the election gate's "a leader is in charge").
+    pub(crate) leader_contact: crate::elections::LeaderContact,
     pub events: EventLog,
     /// Dials peers' grid listeners (ownership handshakes, remote reads, forwarded proposals).
     pub connector: Arc<dyn Connector>,
@@ -76,6 +77,10 @@ pub struct Cluster {
     /// True once the process is stopping: long-lived streams (`WatchEvents`) end on it, or a
     /// watcher would hold the graceful shutdown open forever.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// Where this voter stands in the Raft group (amnesia, issue 9).
+    pub(crate) membership: crate::membership::MembershipState,
+    /// The durable record that this voter formed or joined the grid.
+    pub(crate) member_record: crate::membership::MemberRecord,
 }
 
 /// A cluster's side of the retention rule (`vtgrid_core::retention`), gathered once so one pass
@@ -169,12 +174,10 @@ pub enum StartError {
     RaftConfig(#[from] openraft::ConfigError),
     #[error("Raft stopped: {0}")]
     RaftFatal(#[from] openraft::error::Fatal<u64>),
-    #[error("forming the catalog's Raft group: {0}")]
-    RaftInit(
-        #[from] openraft::error::RaftError<u64, openraft::error::InitializeError<u64, BasicNode>>,
-    ),
     #[error("grid file: {0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("membership record: {0}")]
+    MembershipRecord(crate::error::NodeError),
 }
 
 /// Raft timing for a grid on a LAN or loopback. Elections take well under a second.
@@ -185,6 +188,9 @@ pub fn raft_config() -> openraft::Config {
         election_timeout_min: 400,
         election_timeout_max: 800,
         install_snapshot_timeout: 2_000,
+        // Turned on by `Cluster::guard_elections` once a quorum of voters is in reach, so a
+        // voter alone never climbs terms (there is no pre-vote in openraft 0.9).
+        enable_elect: false,
         ..openraft::Config::default()
     }
 }
@@ -204,6 +210,7 @@ impl Cluster {
             .role_of(id.get())
             .ok_or(StartError::UnknownCluster(id.get()))?;
         let engine_for_journal = engine.clone();
+        let member_record = crate::membership::MemberRecord::new(engine.clone());
         let (log, sm, view) = open_catalog(engine)?;
         let config = Arc::new(raft_config().validate()?);
         let raft = Raft::new(
@@ -220,6 +227,7 @@ impl Cluster {
             sm,
         )
         .await?;
+        let membership = Self::starting_membership(&raft, &member_record).await?;
         let cluster = Arc::new(Cluster {
             id,
             role,
@@ -238,6 +246,7 @@ impl Cluster {
             path_health: Default::default(),
             path_links: Default::default(),
             started: tokio::time::Instant::now(),
+            leader_contact: Default::default(),
             events: EventLog::default(),
             connector,
             tvc: Tvc::new(volumes),
@@ -248,10 +257,13 @@ impl Cluster {
             ready: AtomicBool::new(false),
             sweeps: AtomicU64::new(0),
             stopping: tokio::sync::watch::Sender::new(false),
+            membership: crate::membership::MembershipState::new(membership),
+            member_record,
         });
-        cluster.form_grid().await?;
+        tokio::spawn(cluster.clone().join_grid());
         tokio::spawn(cluster.clone().settle());
         tokio::spawn(cluster.clone().monitor_links());
+        tokio::spawn(cluster.clone().guard_elections());
         if role == Role::Data {
             tokio::spawn(cluster.clone().publish_journal());
             tokio::spawn(cluster.clone().run_copy_engine());
@@ -261,30 +273,31 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// First start of a grid: the lowest-numbered voter creates the Raft group with every voter
-    /// of the grid file. Later starts find the group in the log and rejoin it.
-    async fn form_grid(&self) -> Result<(), StartError> {
-        let voters = self.grid.voters();
-        let first = voters.keys().next().copied();
-        let initialized = self.catalog.raft.is_initialized().await?;
-        if initialized || first != Some(self.id.raft_id()) {
-            return Ok(());
+    /// Where this voter stands when it starts, from its own disk alone: with a log, or with the
+    /// membership record, it is a member (a restart); empty and unrecorded, it must ask its peers
+    /// first (`join_grid`, amnesia: see [`crate::membership`]).
+    async fn starting_membership(
+        raft: &Raft,
+        record: &crate::membership::MemberRecord,
+    ) -> Result<vtgrid_core::membership::Membership, StartError> {
+        use vtgrid_core::membership::Membership;
+        let has_log = raft.is_initialized().await?;
+        let recorded = record
+            .recorded()
+            .await
+            .map_err(StartError::MembershipRecord)?;
+        if has_log && !recorded {
+            // A grid formed before the record existed: record it now.
+            record
+                .record()
+                .await
+                .map_err(StartError::MembershipRecord)?;
         }
-        let members: BTreeMap<u64, BasicNode> = voters
-            .into_iter()
-            .map(|(id, addr)| (id, BasicNode { addr }))
-            .collect();
-        match self.catalog.raft.initialize(members).await {
-            Ok(()) => {
-                tracing::info!(cluster = %self.id, "formed the catalog's Raft group");
-                Ok(())
-            }
-            // Another start raced us to it; the group exists, which is all we wanted.
-            Err(openraft::error::RaftError::APIError(
-                openraft::error::InitializeError::NotAllowed(_),
-            )) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(if has_log || recorded {
+            Membership::Member
+        } else {
+            Membership::Unformed
+        })
     }
 
     /// Wait for a leader, define the grid file's constructs (leader only), reconcile the TVC.
@@ -486,8 +499,10 @@ impl Cluster {
             .collect()
     }
 
+    /// Ready to serve: settled, and a member of the grid (not a voter that lost its catalog).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+            && self.membership() == vtgrid_core::membership::Membership::Member
     }
 
     pub(crate) fn next_mount_id(&self) -> String {

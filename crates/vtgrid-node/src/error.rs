@@ -89,6 +89,17 @@ pub enum NodeError {
     NotQuarantined { volser: Volser, version: u64 },
     #[error("a witness serves no volumes")]
     Witness,
+    /// Amnesia (issue 9): this voter's catalog is empty in a grid that formed; it takes no part
+    /// in Raft until `vtgrid admin rejoin --as-new` or its data dir is restored.
+    #[error("cluster {cluster} lost its catalog ({membership}): run `vtgrid admin rejoin --as-new` at it, or restore its data dir")]
+    RejoinRequired {
+        cluster: ClusterId,
+        membership: &'static str,
+    },
+    #[error("cluster {cluster} has not lost its catalog: there is nothing to rejoin")]
+    NotAmnesiac { cluster: ClusterId },
+    #[error("reading or writing this voter's membership record: {0}")]
+    MembershipRecord(vtgrid_catalog::EngineError),
     #[error("sync cluster {peer} did not keep up with the job on {volser} ({cause}); the class says on_sync_failure = \"fail\", so the job failed")]
     SyncPeerUnavailable {
         volser: Volser,
@@ -185,6 +196,9 @@ impl NodeError {
             NodeError::PeerRefused { code, reason, .. } => (*code, *reason),
             NodeError::NotQuarantined { .. } => (NotFound, Reason::UnknownVolume),
             NodeError::Witness => (FailedPrecondition, Reason::InvalidArgument),
+            NodeError::RejoinRequired { .. } => (FailedPrecondition, Reason::RejoinRequired),
+            NodeError::NotAmnesiac { .. } => (FailedPrecondition, Reason::InvalidArgument),
+            NodeError::MembershipRecord(_) => (Internal, Reason::Internal),
             NodeError::SyncPeerUnavailable { .. } => (Unavailable, Reason::SyncPeerUnavailable),
         };
         status_with_reason(code, reason, self.to_string())

@@ -55,6 +55,13 @@ pub const COPY_OPERATIONS_RESTORED: &str = "COPY_OPERATIONS_RESTORED";
 /// event; an operator's alerting follows `WatchEvents` for this code.
 pub const CALL_HOME: &str = "CALL_HOME";
 
+/// Amnesia (issue 9): this voter's catalog is empty in a grid that formed, so it does not vote or
+/// form the grid until `vtgrid admin rejoin --as-new` or its data dir is restored.
+pub const REJOIN_REQUIRED: &str = "REJOIN_REQUIRED";
+
+/// The voter that lost its catalog was readmitted as a new member and votes again.
+pub const REJOINED: &str = "REJOINED";
+
 /// How many events a cluster remembers.
 pub const EVENT_LOG_LEN: usize = 1000;
 

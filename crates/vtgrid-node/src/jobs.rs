@@ -117,15 +117,15 @@ impl Cluster {
             Some(false) => return Err(NodeError::NotScratchCategory { category }),
             Some(true) => {}
         }
-        let candidates: Vec<VolumeRecord> = self.catalog.view.read(|s| {
-            s.volumes
-                .values()
-                .filter(|r| !self.mounts.is_mounted(&r.volser))
-                .cloned()
-                .collect::<Vec<_>>()
-        });
+        // The view first, then the mount table: never the table from inside a view read (the
+        // lock order in `mounts.rs`).
+        let candidates: Vec<VolumeRecord> = self
+            .catalog
+            .view
+            .read(|s| s.volumes.values().cloned().collect::<Vec<_>>());
         let candidates: Vec<VolumeRecord> = candidates
             .into_iter()
+            .filter(|r| !self.mounts.is_mounted(&r.volser))
             .map(|r| self.journal.overlay(r))
             .filter(|r| r.category == category)
             .collect();

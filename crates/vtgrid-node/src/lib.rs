@@ -12,6 +12,8 @@
 //! - [`journal`], [`publisher`]: the owner journal (local autonomy, B15) and its way into Raft,
 //!   with quarantine of refused versions.
 //! - [`events`]: events raised for operators (`OWNERSHIP_CONFLICT`, ...).
+//! - [`elections`]: openraft's elections on only while a quorum of voters is in reach.
+//! - [`membership`]: amnesia: a voter that lost its catalog waits for `admin rejoin --as-new`.
 //! - [`links`]: the grid links to each peer and the grid states (flags, G0013).
 //! - [`copies`]: the copy engine: the copies this cluster owes, pulled by priority; RUN copies.
 //! - [`catalog`]: reading the local catalog view and proposing commands (forwarded to the leader).
@@ -31,11 +33,13 @@ pub mod catalog;
 pub mod cluster;
 pub mod config;
 pub mod copies;
+pub mod elections;
 pub mod error;
 pub mod events;
 pub mod jobs;
 pub mod journal;
 pub mod links;
+pub mod membership;
 pub mod metrics;
 pub mod mounts;
 pub mod ownership;

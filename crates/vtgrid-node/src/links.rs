@@ -161,11 +161,16 @@ impl Cluster {
     }
 
     async fn ping(&self, _peer: ClusterId, addr: &str) -> bool {
+        self.ping_within(addr, PING_EVERY).await
+    }
+
+    /// One ping of the grid address `addr`: did it answer within `timeout`?
+    pub(crate) async fn ping_within(&self, addr: &str, timeout: Duration) -> bool {
         let mut client = GridServiceClient::new(self.connector.channel(addr));
         let call = client.ping(PingRequest {
             from: u32::from(self.id.get()),
         });
-        matches!(tokio::time::timeout(PING_EVERY, call).await, Ok(Ok(_)))
+        matches!(tokio::time::timeout(timeout, call).await, Ok(Ok(_)))
     }
 
     /// One link's ping. The call paths learn of it too, so jobs avoid a dead link at once.

@@ -17,6 +17,12 @@
 //!
 //! A committing job is never abandoned: its commit runs to completion in its own task, whatever
 //! happens to the call that started it (issue 9, sequence B).
+//! Lock order: the mount table comes before the catalog view. [`MountTable::mount_with`] reads
+//! the view while it holds the table (the choice of volume and the "not mounted" check are one
+//! step), so nothing may ask the table anything from inside `CatalogView::read`: copy the
+//! records out of the view first, then ask the table. (With std's `RwLock` the other order hangs
+//! the node once `apply` waits to write; see `vtgrid_catalog::CatalogView`.) Debug builds assert
+//! it on every lock of the table.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -226,6 +232,11 @@ const UNLOADS_KEPT: usize = 1024;
 
 impl MountTable {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        debug_assert!(
+            !vtgrid_catalog::CatalogView::reading_on_this_thread(),
+            "lock order: the mount table was asked from inside CatalogView::read; \
+             read the view first, then ask the mount table"
+        );
         // A panic while holding this lock leaves only two consistent maps behind; keep serving.
         self.inner
             .lock()
@@ -379,5 +390,35 @@ impl MountTable {
     /// What the rewind-unload of an ended job answered, if it is still kept.
     pub fn recorded_unload(&self, mount_id: &str) -> Option<UnloadOutcome> {
         self.lock().unloaded.get(mount_id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vtgrid_catalog::CatalogView;
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "lock order")]
+    fn asking_the_table_from_inside_a_view_read_panics_in_debug_builds() {
+        let view = CatalogView::default();
+        let table = MountTable::default();
+        let volser: Volser = "A00000".parse().expect("a valid VOLSER");
+        view.read(|_| table.is_mounted(&volser));
+    }
+
+    #[test]
+    fn reading_the_view_while_holding_the_table_is_the_allowed_order() {
+        let view = CatalogView::default();
+        let table = MountTable::default();
+        let volser: Volser = "A00000".parse().expect("a valid VOLSER");
+        let refused = table.mount_with(|_| {
+            let known = view.read(|s| s.volumes.contains_key(&volser));
+            assert!(!known, "an empty catalog knows no volume");
+            Err(NodeError::UnknownVolume { volser })
+        });
+        assert!(matches!(refused, Err(NodeError::UnknownVolume { .. })));
+        assert!(!table.is_mounted(&volser));
     }
 }

@@ -29,13 +29,14 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use vtgrid_catalog::RocksEngine;
 use vtgrid_core::ClusterId;
+use vtgrid_proto::pb::admin_service_server::AdminServiceServer;
 use vtgrid_proto::pb::grid_service_server::GridServiceServer;
 use vtgrid_proto::pb::status_service_server::StatusServiceServer;
 use vtgrid_tvc::{FileVolumeStore, MemVolumeStore, VolumeStore};
 
 use crate::cluster::{Cluster, StartError};
 use crate::config::{ClusterConfig, ConfigError, GridConfig, Role, WitnessConfig};
-use crate::services::{grid_routes, host_routes, GridApi, StatusApi};
+use crate::services::{grid_routes, host_routes, AdminApi, GridApi, StatusApi};
 use crate::telemetry::{self, TelemetryGuard};
 use crate::transport::{TcpConnector, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
 
@@ -254,12 +255,15 @@ async fn start_voter(
     .await?)
 }
 
-/// What a witness serves on its grid address: GridService, StatusService and gRPC health.
+/// What a witness serves on its grid address: GridService, StatusService, AdminService (so an
+/// operator can run `vtgrid admin rejoin --as-new` at a witness that lost its catalog; it inserts
+/// no volumes) and gRPC health.
 async fn witness_routes(cluster: Arc<Cluster>) -> Routes {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<GridServiceServer<GridApi>>().await;
     health.set_serving::<StatusServiceServer<StatusApi>>().await;
     grid_routes(cluster.clone())
+        .add_service(AdminServiceServer::new(AdminApi::new(cluster.clone())))
         .add_service(StatusServiceServer::new(StatusApi::new(cluster)))
         .add_service(health_service)
 }

@@ -15,6 +15,7 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
     if global.json {
         print_json(&serde_json::json!({
             "grid": s.grid, "cluster": s.cluster, "name": s.name, "ready": s.ready,
+            "membership": s.membership,
             "raft": { "role": s.raft_role, "leader": s.raft_leader, "term": s.raft_term,
                       "last_applied": s.last_applied, "voters": s.voters },
             "volumes": s.volumes, "volumes_owned": s.volumes_owned, "mounts": s.mounts,
@@ -45,6 +46,9 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
         s.name,
         if s.ready { "ready" } else { "starting" }
     );
+    if s.membership != "MEMBER" && !s.membership.is_empty() {
+        println!("membership {}", s.membership);
+    }
     println!(
         "catalog   {} in term {}, leader {}, applied {}, voters {:?}",
         s.raft_role, s.raft_term, leader, s.last_applied, s.voters

@@ -96,6 +96,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::InsertVolumesRequest>,
     ) -> Result<Response<pb::InsertVolumesResponse>, Status> {
+        // A witness serves AdminService only so an operator can rejoin it; it owns no volumes.
+        if self.cluster.role == crate::config::Role::Witness {
+            return Err(NodeError::Witness.into());
+        }
         let req = request.into_inner();
         let range: VolserRange = req.range.parse().map_err(NodeError::from)?;
         let category = if req.category.is_empty() {
@@ -185,8 +189,9 @@ impl AdminService for AdminApi {
             n => n.min(MAX_PAGE),
         };
         let prefix = req.volser_prefix.to_ascii_uppercase();
-        let mounts = &self.cluster.mounts;
-        let (volumes, more) = self.cluster.catalog.view.read(|s| {
+        // The records out of the view first, then the mount table: never the table from inside
+        // a view read (the lock order in `mounts.rs`).
+        let (records, more) = self.cluster.catalog.view.read(|s| {
             let start = match after {
                 Some(v) => std::ops::Bound::Excluded(v),
                 None => std::ops::Bound::Unbounded,
@@ -201,14 +206,15 @@ impl AdminService for AdminApi {
                         .is_none_or(|o| u32::from(r.token.owner.get()) == o)
                 })
                 .filter(|r| r.volser.as_str().starts_with(&prefix));
-            let volumes: Vec<pb::Volume> = hits
-                .by_ref()
-                .take(page)
-                .map(|r| volume_to_pb(r, mounts.is_mounted(&r.volser)))
-                .collect();
+            let records: Vec<_> = hits.by_ref().take(page).cloned().collect();
             let more = hits.next().is_some();
-            (volumes, more)
+            (records, more)
         });
+        let mounts = &self.cluster.mounts;
+        let volumes: Vec<pb::Volume> = records
+            .iter()
+            .map(|r| volume_to_pb(r, mounts.is_mounted(&r.volser)))
+            .collect();
         let next_page_token = if more {
             volumes.last().map(|v| v.volser.clone()).unwrap_or_default()
         } else {
@@ -258,5 +264,22 @@ impl AdminService for AdminApi {
             .view
             .read(|s| s.management_classes.values().map(class_to_pb).collect());
         Ok(Response::new(pb::ListManagementClassesResponse { classes }))
+    }
+
+    /// Amnesia (issue 9): join the grid again as a new member (see `crate::membership`).
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
+    async fn rejoin(
+        &self,
+        request: Request<pb::RejoinRequest>,
+    ) -> Result<Response<pb::RejoinResponse>, Status> {
+        if !request.into_inner().as_new {
+            return Err(NodeError::InvalidArgument {
+                field: "as_new",
+                problem: "the one rejoin there is joins as a new member; or restore the data dir",
+            }
+            .into());
+        }
+        self.cluster.clone().rejoin_as_new().await?;
+        Ok(Response::new(pb::RejoinResponse {}))
     }
 }

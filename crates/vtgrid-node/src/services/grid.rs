@@ -16,6 +16,7 @@ use vtgrid_proto::pb::{self, grid_service_server::GridService, RaftMessage};
 use crate::error::NodeError;
 
 use crate::cluster::Cluster;
+use crate::membership::RaftRpc;
 
 pub struct GridApi {
     cluster: Arc<Cluster>,
@@ -135,11 +136,21 @@ impl GridService for GridApi {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.cluster.admit_raft(RaftRpc::Log)?;
         let rpc = decode(request.get_ref())?;
-        encode(&self.cluster.catalog.raft.append_entries(rpc).await)
+        let reply = self.cluster.catalog.raft.append_entries(rpc).await;
+        // A leader this voter follows reached it (a stale one gets HigherVote): the election
+        // gate counts a quorum in reach without asking the peers.
+        if matches!(&reply, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)))
+        {
+            self.cluster.leader_contact.heard();
+        }
+        encode(&reply)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        // Amnesia: a voter that lost its catalog must not vote (it may have voted in this term).
+        self.cluster.admit_raft(RaftRpc::Vote)?;
         let rpc = decode(request.get_ref())?;
         encode(&self.cluster.catalog.raft.vote(rpc).await)
     }
@@ -148,6 +159,7 @@ impl GridService for GridApi {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.cluster.admit_raft(RaftRpc::Log)?;
         let rpc = decode(request.get_ref())?;
         encode(&self.cluster.catalog.raft.install_snapshot(rpc).await)
     }
@@ -159,5 +171,39 @@ impl GridService for GridApi {
         let command: CatalogCommand = decode(request.get_ref())?;
         let reply = self.cluster.catalog.propose_local(command).await?;
         encode(&reply)
+    }
+
+    async fn catalog_membership(
+        &self,
+        _request: Request<pb::CatalogMembershipRequest>,
+    ) -> Result<Response<pb::CatalogMembershipResponse>, Status> {
+        Ok(Response::new(self.cluster.catalog_membership().await?))
+    }
+
+    async fn form(
+        &self,
+        _request: Request<pb::FormRequest>,
+    ) -> Result<Response<pb::FormResponse>, Status> {
+        Ok(Response::new(self.cluster.answer_form().await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
+    async fn readmit(
+        &self,
+        request: Request<pb::ReadmitRequest>,
+    ) -> Result<Response<pb::ReadmitResponse>, Status> {
+        let req = request.into_inner();
+        if !(1..=2).contains(&req.step) {
+            return Err(NodeError::InvalidArgument {
+                field: "step",
+                problem: "1 (remove) or 2 (admit)",
+            }
+            .into());
+        }
+        self.cluster
+            .clone()
+            .readmit(u64::from(req.cluster), req.step)
+            .await?;
+        Ok(Response::new(pb::ReadmitResponse {}))
     }
 }

@@ -211,6 +211,7 @@ impl StatusService for StatusApi {
             ready: c.is_ready(),
             journal_pending: c.journal.pending_count() as u64,
             quarantined: c.quarantine().await.map(|q| q.len() as u64).unwrap_or(0),
+            membership: c.membership().name().into(),
         }))
     }
 }

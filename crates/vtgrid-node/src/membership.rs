@@ -1,0 +1,551 @@
+//! Amnesia (issue 9): a voter that lost its catalog takes no part in Raft until an operator says
+//! how it comes back. The rule is [`vtgrid_core::membership`]; this is where it acts.
+//!
+//! ```text
+//!   Cluster::start ── own log? recorded membership? ──> Member at once (a restart)
+//!        └─ empty and unrecorded: Unformed ──> join_grid asks every peer (CatalogMembership)
+//!              ├─ a peer's group formed ───────────────> Amnesiac: log, REJOIN_REQUIRED event,
+//!              │                                         status AMNESIAC, Raft RPCs refused
+//!              ├─ lowest voter, all peers empty ───────> record, Form at every peer, initialize
+//!              └─ other voters: wait for the lowest voter's Form ──> record ──> Member
+//!
+//!   vtgrid admin rejoin --as-new (at the amnesiac)
+//!        Readmit step 1 at a peer (forwarded to the leader, run in the leader's own task):
+//!            remove it from the group altogether, while it still refuses the log (the leader
+//!            must forget how far the lost log went: openraft stops a leader that sees a
+//!            follower's log go backwards)
+//!        ──> Rejoining: takes the log, still no votes
+//!        ──> Readmit step 2: add_learner, blocking until caught up ──> make it a voter
+//!        ──> the rejoiner records membership ──> Member
+//! ```
+//!
+//! The membership record sits in the catalog store's `meta` column family beside Raft's vote, so
+//! it is lost exactly when the log is: a voter with the record has (or is being sent) the log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{BasicNode, ChangeMembers};
+use vtgrid_catalog::{Cf, EngineError, KvEngine, KvOp};
+use vtgrid_core::membership::{start_decision, Membership, PeerCatalog, StartDecision};
+use vtgrid_proto::pb::{self, grid_service_client::GridServiceClient};
+
+use crate::cluster::Cluster;
+use crate::error::{CatalogFailure, NodeError};
+use crate::events::{REJOINED, REJOIN_REQUIRED};
+
+/// The key of the membership record in `Cf::Meta` (Raft's own keys there are `vote`, ...).
+const MEMBER_KEY: &[u8] = b"vtgrid-grid-member";
+/// How long one question to a peer may take.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often an undecided voter asks its peers again.
+const ASK_EVERY: Duration = Duration::from_secs(1);
+/// How long a readmission may take: a learner catching up from a snapshot.
+const READMIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The durable "this voter formed or joined the grid" record, over the catalog's engine.
+pub(crate) struct MemberRecord {
+    read: Arc<dyn Fn() -> Result<bool, EngineError> + Send + Sync>,
+    write: Arc<dyn Fn() -> Result<(), EngineError> + Send + Sync>,
+    blocking: bool,
+}
+
+impl MemberRecord {
+    pub(crate) fn new<E: KvEngine>(engine: E) -> MemberRecord {
+        let reader = engine.clone();
+        MemberRecord {
+            blocking: engine.is_blocking(),
+            read: Arc::new(move || Ok(reader.get(Cf::Meta, MEMBER_KEY)?.is_some())),
+            write: Arc::new(move || {
+                let op = KvOp::Put {
+                    cf: Cf::Meta,
+                    key: MEMBER_KEY.to_vec(),
+                    value: b"1".to_vec(),
+                };
+                engine.write(vec![op], true)
+            }),
+        }
+    }
+
+    pub(crate) async fn recorded(&self) -> Result<bool, NodeError> {
+        let read = self.read.clone();
+        crate::tvc_io::offload(self.blocking, move || read())
+            .await
+            .map_err(NodeError::MembershipRecord)
+    }
+
+    /// Record membership, fsynced before it returns.
+    pub(crate) async fn record(&self) -> Result<(), NodeError> {
+        let write = self.write.clone();
+        crate::tvc_io::offload(self.blocking, move || write())
+            .await
+            .map_err(NodeError::MembershipRecord)
+    }
+}
+
+/// The membership state and the lock its changes take.
+pub(crate) struct MembershipState {
+    now: std::sync::Mutex<Membership>,
+    /// Held across a change that records membership first, so a `Form` and the start-up
+    /// questions never decide at once.
+    change: tokio::sync::Mutex<()>,
+}
+
+impl MembershipState {
+    pub(crate) fn new(initial: Membership) -> MembershipState {
+        MembershipState {
+            now: std::sync::Mutex::new(initial),
+            change: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn get(&self) -> Membership {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, m: Membership) {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner()) = m;
+    }
+
+    /// Move `from` → `to`; false (and nothing changed) when the state is not `from`.
+    fn change(&self, from: Membership, to: Membership) -> bool {
+        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        if *now != from {
+            return false;
+        }
+        *now = to;
+        true
+    }
+}
+
+/// Which Raft RPC a peer sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RaftRpc {
+    Vote,
+    /// AppendEntries or InstallSnapshot.
+    Log,
+}
+
+impl Cluster {
+    /// Where this voter stands in the catalog's Raft group.
+    pub fn membership(&self) -> Membership {
+        self.membership.get()
+    }
+
+    /// The lowest-numbered voter of the grid file: the one that forms the grid.
+    fn forms_the_grid(&self) -> bool {
+        self.grid.voters().keys().next().copied() == Some(self.id.raft_id())
+    }
+
+    fn peer_ids(&self) -> Vec<u64> {
+        let me = self.id.raft_id();
+        self.grid
+            .voters()
+            .keys()
+            .copied()
+            .filter(|v| *v != me)
+            .collect()
+    }
+
+    fn grid_client(&self, voter: u64) -> GridServiceClient<tonic::transport::Channel> {
+        let addr = self
+            .grid
+            .grid_paths(voter as u8)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        GridServiceClient::new(self.connector.channel(&addr))
+    }
+
+    /// After start: settle an empty, unrecorded voter's place (ask, form, or find it lost its
+    /// catalog), and finish a formation the lowest voter began before a crash.
+    pub(crate) async fn join_grid(self: Arc<Self>) {
+        let mut said_waiting = false;
+        loop {
+            match self.next_start_step().await {
+                Ok(StartDecision::Member { .. }) => return,
+                Ok(StartDecision::Amnesiac) => {
+                    self.become_amnesiac("a peer holds the grid's catalog, this voter's is empty");
+                    return;
+                }
+                Ok(StartDecision::Form) => match self.form().await {
+                    Ok(true) => return,
+                    Ok(false) => {
+                        self.become_amnesiac("a peer refused to form: it is in a grid already");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(cluster = %self.id, error = %e, "forming the grid; retrying")
+                    }
+                },
+                Ok(StartDecision::AskAgain) => {
+                    if !said_waiting {
+                        tracing::info!(cluster = %self.id, "empty catalog: waiting for every voter \
+                            to answer (a new grid forms once all have)");
+                        said_waiting = true;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(cluster = %self.id, error = %e, "deciding this voter's membership; retrying")
+                }
+            }
+            tokio::time::sleep(ASK_EVERY).await;
+        }
+    }
+
+    async fn next_start_step(&self) -> Result<StartDecision, NodeError> {
+        let state = self.membership();
+        if matches!(state, Membership::Amnesiac | Membership::Rejoining) {
+            // Decided elsewhere: a leader reached this empty voter, or the operator spoke.
+            return Ok(StartDecision::Member { record: false });
+        }
+        let has_log = self
+            .catalog
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|f| NodeError::catalog(CatalogFailure::Fatal(f)))?;
+        let recorded = self.member_record.recorded().await?;
+        let lowest = self.forms_the_grid();
+        if state == Membership::Member && !(lowest && recorded && !has_log) {
+            // A Form made this voter a member, or there is nothing left to do.
+            return Ok(StartDecision::Member { record: false });
+        }
+        let peers = if has_log || recorded {
+            Vec::new()
+        } else {
+            let asks = self.peer_ids().into_iter().map(|p| self.ask_catalog(p));
+            futures::future::join_all(asks).await
+        };
+        let decision = start_decision(has_log, recorded, lowest, &peers);
+        if let StartDecision::Member { record } = decision {
+            if record {
+                self.member_record.record().await?;
+            }
+            self.membership
+                .change(Membership::Unformed, Membership::Member);
+        }
+        Ok(decision)
+    }
+
+    async fn ask_catalog(&self, peer: u64) -> Option<PeerCatalog> {
+        let mut client = self.grid_client(peer);
+        let call = client.catalog_membership(pb::CatalogMembershipRequest {
+            from: u32::from(self.id.get()),
+        });
+        match tokio::time::timeout(ASK_TIMEOUT, call).await {
+            Ok(Ok(r)) => {
+                let r = r.into_inner();
+                Some(PeerCatalog {
+                    formed: r.formed,
+                    member: r.member,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The lowest voter forms a new grid: record, every peer takes part, initialize. `Ok(false)`:
+    /// a peer is in a grid already.
+    async fn form(&self) -> Result<bool, NodeError> {
+        self.member_record.record().await?;
+        self.membership
+            .change(Membership::Unformed, Membership::Member);
+        for peer in self.peer_ids() {
+            let mut client = self.grid_client(peer);
+            let call = client.form(pb::FormRequest {
+                from: u32::from(self.id.get()),
+            });
+            let answer = tokio::time::timeout(ASK_TIMEOUT, call).await;
+            match answer {
+                Ok(Ok(r)) if r.get_ref().accepted => {}
+                Ok(Ok(r)) if r.get_ref().formed => return Ok(false),
+                _ => {
+                    return Err(NodeError::catalog(CatalogFailure::NoLeader));
+                }
+            }
+        }
+        let members: BTreeMap<u64, BasicNode> = self
+            .grid
+            .voters()
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect();
+        match self.catalog.raft.initialize(members).await {
+            Ok(()) => tracing::info!(cluster = %self.id, "formed the catalog's Raft group"),
+            // Formed already (a retry after the first try got that far).
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => {}
+            Err(openraft::error::RaftError::APIError(e)) => {
+                tracing::error!(cluster = %self.id, error = %e, "forming the catalog's Raft group");
+                return Err(NodeError::catalog(CatalogFailure::NoLeader));
+            }
+            Err(openraft::error::RaftError::Fatal(f)) => {
+                return Err(NodeError::catalog(CatalogFailure::Fatal(f)))
+            }
+        }
+        Ok(true)
+    }
+
+    /// `GridService.CatalogMembership`: what this voter's catalog is.
+    pub(crate) async fn catalog_membership(
+        &self,
+    ) -> Result<pb::CatalogMembershipResponse, NodeError> {
+        let formed = self
+            .catalog
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|f| NodeError::catalog(CatalogFailure::Fatal(f)))?;
+        Ok(pb::CatalogMembershipResponse {
+            formed,
+            member: self.member_record.recorded().await?,
+        })
+    }
+
+    /// `GridService.Form`: take part in a new grid, unless this voter is in one (or lost its
+    /// catalog, which only the operator settles).
+    pub(crate) async fn answer_form(&self) -> Result<pb::FormResponse, NodeError> {
+        let _change = self.membership.change.lock().await;
+        let formed = self
+            .catalog
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|f| NodeError::catalog(CatalogFailure::Fatal(f)))?;
+        let state = self.membership();
+        if formed || !matches!(state, Membership::Unformed | Membership::Member) {
+            return Ok(pb::FormResponse {
+                accepted: false,
+                formed,
+            });
+        }
+        // Recorded before the answer: a crash after it keeps this voter a member.
+        self.member_record.record().await?;
+        if self
+            .membership
+            .change(Membership::Unformed, Membership::Member)
+        {
+            tracing::info!(cluster = %self.id, "taking part in forming the grid");
+        }
+        Ok(pb::FormResponse {
+            accepted: true,
+            formed: false,
+        })
+    }
+
+    /// May a peer's Raft RPC reach openraft here? An unformed voter that is sent one learns that
+    /// the grid formed without it: it lost its catalog.
+    pub(crate) fn admit_raft(&self, rpc: RaftRpc) -> Result<(), NodeError> {
+        let state = self.membership();
+        let admitted = match rpc {
+            RaftRpc::Vote => state.may_vote(),
+            RaftRpc::Log => state.takes_the_log(),
+        };
+        if admitted {
+            return Ok(());
+        }
+        if state == Membership::Unformed {
+            self.become_amnesiac("a peer's Raft group reached this voter, whose catalog is empty");
+        }
+        Err(NodeError::RejoinRequired {
+            cluster: self.id,
+            membership: self.membership().name(),
+        })
+    }
+
+    /// Lost catalog: say so (log, event, status) and take no part until the operator decides.
+    fn become_amnesiac(&self, why: &str) {
+        if !self
+            .membership
+            .change(Membership::Unformed, Membership::Amnesiac)
+        {
+            return;
+        }
+        let name = self.grid.name_of(self.id.get()).unwrap_or("?").to_string();
+        let message = format!(
+            "{name} lost its catalog ({why}): it does not vote or form the grid. Run `vtgrid admin \
+             rejoin --as-new` at it to join as a new member, or stop it and restore its data dir"
+        );
+        tracing::error!(cluster = %self.id, "{message}");
+        self.events.raise(REJOIN_REQUIRED, None, message);
+    }
+
+    /// `AdminService.Rejoin{as_new}` at an amnesiac voter: the leader readmits it; then it
+    /// records membership and votes again. Runs in its own task: an operator who gives up waiting
+    /// does not leave the readmission half done here.
+    pub async fn rejoin_as_new(self: Arc<Self>) -> Result<(), NodeError> {
+        {
+            let _change = self.membership.change.lock().await;
+            match self.membership() {
+                // Refusing the log again until step 1 (a rerun of a rejoin that stopped half way).
+                Membership::Amnesiac | Membership::Rejoining => {
+                    self.membership.set(Membership::Amnesiac)
+                }
+                Membership::Member | Membership::Unformed => {
+                    return Err(NodeError::NotAmnesiac { cluster: self.id })
+                }
+            }
+        }
+        tracing::info!(cluster = %self.id, "rejoining the grid as a new member");
+        let task = tokio::spawn(async move {
+            // Step 1 while this voter still refuses the log: the leader's replication progress
+            // remembers the log this voter lost, and openraft stops a leader that sees a
+            // follower's log go backwards. Removed altogether, it is added back from nothing.
+            self.readmit_step(1).await?;
+            self.membership.set(Membership::Rejoining);
+            self.readmit_step(2).await?;
+            self.member_record.record().await?;
+            self.membership.set(Membership::Member);
+            let name = self.grid.name_of(self.id.get()).unwrap_or("?").to_string();
+            self.events.raise(
+                REJOINED,
+                None,
+                format!("{name} rejoined the grid as a new member and votes again"),
+            );
+            tracing::info!(cluster = %self.id, "rejoined the grid as a voter");
+            Ok(())
+        });
+        task.await.unwrap_or_else(|join| {
+            tracing::error!(error = %join, "rejoin task");
+            Err(NodeError::catalog(CatalogFailure::NoLeader))
+        })
+    }
+
+    /// Ask the peers, in turn, to have the leader do readmission `step` for this voter.
+    async fn readmit_step(&self, step: u32) -> Result<(), NodeError> {
+        let mut last = NodeError::catalog(CatalogFailure::NoLeader);
+        for peer in self.peer_ids() {
+            let mut client = self.grid_client(peer);
+            let call = client.readmit(pb::ReadmitRequest {
+                cluster: u32::from(self.id.get()),
+                step,
+            });
+            match tokio::time::timeout(READMIT_TIMEOUT, call).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(status)) => {
+                    last = NodeError::catalog(CatalogFailure::LeaderUnreachable {
+                        addr: format!("voter {peer}"),
+                        status: Box::new(status),
+                    })
+                }
+                Err(_) => last = NodeError::catalog(CatalogFailure::Timeout(READMIT_TIMEOUT)),
+            }
+        }
+        Err(last)
+    }
+
+    /// `GridService.Readmit`: on the leader, remove `voter`, catch it up as a learner and make
+    /// it a voter again; a follower passes it to the leader. Each step is safe to repeat, so an
+    /// operator whose call failed runs it again.
+    pub(crate) async fn readmit(self: Arc<Self>, voter: u64, step: u32) -> Result<(), NodeError> {
+        let leader = self.catalog.raft.metrics().borrow().current_leader;
+        match leader {
+            Some(l) if l == self.id.raft_id() => {}
+            Some(l) => {
+                let mut client = self.grid_client(l);
+                return client
+                    .readmit(pb::ReadmitRequest {
+                        cluster: voter as u32,
+                        step,
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|status| {
+                        NodeError::catalog(CatalogFailure::LeaderUnreachable {
+                            addr: format!("voter {l}"),
+                            status: Box::new(status),
+                        })
+                    });
+            }
+            None => return Err(NodeError::catalog(CatalogFailure::NoLeader)),
+        }
+        if voter == self.id.raft_id() {
+            return Err(NodeError::InvalidArgument {
+                field: "cluster",
+                problem: "the leader is not amnesiac",
+            });
+        }
+        let addr = self
+            .grid
+            .voters()
+            .get(&voter)
+            .cloned()
+            .ok_or(NodeError::InvalidArgument {
+                field: "cluster",
+                problem: "not a voter of the grid file",
+            })?;
+        // In its own task: a caller that goes away does not stop it between two steps.
+        let cluster = self.clone();
+        let steps = tokio::spawn(async move {
+            let raft = &cluster.catalog.raft;
+            let membership_error = |e: openraft::error::RaftError<
+                u64,
+                openraft::error::ClientWriteError<u64, BasicNode>,
+            >| match e {
+                openraft::error::RaftError::APIError(
+                    openraft::error::ClientWriteError::ChangeMembershipError(c),
+                ) => NodeError::catalog(CatalogFailure::MembershipChange(c)),
+                openraft::error::RaftError::APIError(
+                    openraft::error::ClientWriteError::ForwardToLeader(_),
+                ) => NodeError::catalog(CatalogFailure::NoLeader),
+                openraft::error::RaftError::Fatal(f) => {
+                    NodeError::catalog(CatalogFailure::Fatal(f))
+                }
+            };
+            let in_group = {
+                let m = raft.metrics().borrow().membership_config.clone();
+                let found = m.membership().nodes().any(|(id, _)| *id == voter);
+                found
+            };
+            if step == 1 {
+                if in_group {
+                    tracing::info!(voter, "readmission: removing the voter from the group");
+                    raft.change_membership(
+                        ChangeMembers::RemoveVoters(BTreeSet::from([voter])),
+                        false,
+                    )
+                    .await
+                    .map_err(membership_error)?;
+                    let still = {
+                        let m = raft.metrics().borrow().membership_config.clone();
+                        let found = m.membership().nodes().any(|(id, _)| *id == voter);
+                        found
+                    };
+                    if still {
+                        // It was a learner only (an earlier readmission stopped half way).
+                        raft.change_membership(
+                            ChangeMembers::RemoveNodes(BTreeSet::from([voter])),
+                            false,
+                        )
+                        .await
+                        .map_err(membership_error)?;
+                    }
+                }
+                return Ok(());
+            }
+            tracing::info!(
+                voter,
+                "readmission: adding it as a learner and catching it up"
+            );
+            raft.add_learner(voter, BasicNode { addr }, true)
+                .await
+                .map_err(membership_error)?;
+            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([voter])), false)
+                .await
+                .map_err(membership_error)?;
+            tracing::info!(voter, "readmission: a voter again");
+            Ok::<(), NodeError>(())
+        });
+        match tokio::time::timeout(READMIT_TIMEOUT, steps).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => {
+                tracing::error!(error = %join, "readmission task");
+                Err(NodeError::catalog(CatalogFailure::NoLeader))
+            }
+            Err(_) => Err(NodeError::catalog(CatalogFailure::Timeout(READMIT_TIMEOUT))),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Amnesia (issue 9): a voter whose data dir was lost comes back with an empty catalog. It must
+//! not vote (it may have voted in this term, or counted towards entries it no longer holds) and,
+//! as the lowest-numbered voter, must not form a second Raft group. It says so (log, the
+//! `REJOIN_REQUIRED` event, status membership `AMNESIAC`, never ready) and waits for the
+//! operator: `vtgrid admin rejoin --as-new` readmits it as a new member, which then votes again.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use vtgrid_proto::pb;
+use vtgrid_tests::support::{wait_for, CliCall, ProcessGrid, PRIVATE_CATEGORY};
+
+/// How long a grid may take to agree on a leader.
+const AGREE: Duration = Duration::from_secs(15);
+/// How long a restarted voter may take to find out it lost its catalog.
+const NOTICE: Duration = Duration::from_secs(20);
+/// How long a readmitted voter may take to catch up.
+const CATCH_UP: Duration = Duration::from_secs(30);
+
+async fn membership(grid: &ProcessGrid, id: u8) -> Option<String> {
+    grid.try_status(id).await.map(|s| s.membership)
+}
+
+async fn events(grid: &ProcessGrid, id: u8) -> Vec<pb::Event> {
+    let endpoint = grid.voter(id).status_endpoint();
+    let channel = tonic::transport::Endpoint::from_shared(endpoint)
+        .expect("a status endpoint")
+        .connect()
+        .await
+        .expect("connect to the status endpoint");
+    pb::status_service_client::StatusServiceClient::new(channel)
+        .list_events(pb::ListEventsRequest {})
+        .await
+        .expect("ListEvents")
+        .into_inner()
+        .events
+}
+
+/// The lowest voter loses its data dir: it does not re-form the grid, waits, and rejoins.
+///
+/// Sequence: C0, C1, C2 form a grid → insert A* through C0 and B* through C1 → every catalog
+/// has them → kill -9 C0, delete its data dir, start it again → C0 reports membership AMNESIAC,
+/// not ready, raises REJOIN_REQUIRED, and its catalog stays empty → C1 and C2 keep a leader among
+/// themselves and still count C0 as a voter → only the first start formed the group → an insert
+/// through C1 still commits → `vtgrid admin rejoin --as-new` at C0 succeeds → C0 is a ready
+/// MEMBER with every volume, voters {0, 1, 2} → kill -9 the leader: the two left (C0 one of
+/// them) elect a new leader, so C0 votes again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lowest_voter_that_lost_its_data_dir_waits_for_rejoin_as_new_and_votes_again() {
+    let mut grid = ProcessGrid::start(3, 0).await;
+    grid.wait_for_leader(&[0, 1, 2], AGREE).await;
+    grid.insert(0, "A00000-A00004", PRIVATE_CATEGORY).await;
+    grid.insert(1, "B00000-B00004", PRIVATE_CATEGORY).await;
+    grid.wait_for_equal_catalogs(&[0, 1, 2], CATCH_UP, |vs| vs.len() == 10)
+        .await;
+
+    grid.kill9(0);
+    let data_dir = grid.voter(0).data_dir.clone();
+    std::fs::remove_dir_all(&data_dir).expect("delete C0's data dir");
+    grid.spawn(0);
+
+    wait_for("C0 to say it lost its catalog", NOTICE, || async {
+        (membership(&grid, 0).await.as_deref() == Some("AMNESIAC")).then_some(())
+    })
+    .await;
+    let status = grid.status(0).await;
+    assert!(!status.ready, "an amnesiac voter is not ready: {status:?}");
+    assert_eq!(
+        status.volumes, 0,
+        "C0's catalog stays empty: it takes no log"
+    );
+    assert!(
+        events(&grid, 0)
+            .await
+            .iter()
+            .any(|e| e.code == "REJOIN_REQUIRED"),
+        "C0 raised REJOIN_REQUIRED"
+    );
+    let leader = grid.wait_for_leader(&[1, 2], AGREE).await;
+    let voters: BTreeSet<u32> = grid.status(1).await.voters.into_iter().collect();
+    assert_eq!(voters, BTreeSet::from([0, 1, 2]), "C0 is still a voter");
+    let formed = grid
+        .log(0)
+        .matches("formed the catalog's Raft group")
+        .count();
+    assert_eq!(
+        formed, 1,
+        "C0 formed the grid on its first start only, not again empty"
+    );
+
+    let inserted = grid.insert(1, "B00005", PRIVATE_CATEGORY).await;
+    assert_eq!(inserted.count, 1, "the grid goes on without C0");
+
+    let run = CliCall::new(&[
+        "--endpoint",
+        &grid.endpoint(0),
+        "admin",
+        "rejoin",
+        "--as-new",
+    ])
+    .timeout(Duration::from_secs(150))
+    .run()
+    .await;
+    run.assert_success();
+
+    wait_for("C0 to be a ready member again", CATCH_UP, || async {
+        let s = grid.try_status(0).await?;
+        (s.ready && s.membership == "MEMBER").then_some(())
+    })
+    .await;
+    grid.wait_for_equal_catalogs(&[0, 1, 2], CATCH_UP, |vs| vs.len() == 11)
+        .await;
+    let voters: BTreeSet<u32> = grid.status(leader).await.voters.into_iter().collect();
+    assert_eq!(voters, BTreeSet::from([0, 1, 2]), "C0 is a voter again");
+
+    grid.kill9(leader);
+    let left: Vec<u8> = [0, 1, 2].into_iter().filter(|c| *c != leader).collect();
+    grid.wait_for_leader(&left, AGREE).await;
+}
+
+/// A witness that lost its data dir waits the same way, and rejoins through its grid address.
+///
+/// Sequence: C0, C1 and witness W8 form a grid → insert A* through C0 → kill -9 W8, delete its
+/// data dir, start it again → W8 reports AMNESIAC and is not ready → C0 and C1 keep their leader
+/// → an insert through the witness is refused (it owns no volumes) → `vtgrid admin rejoin
+/// --as-new` at W8's grid address → W8 is a ready MEMBER, voters {0, 1, 8} → kill -9 the leader
+/// among C0/C1: the other one and W8 elect a leader, so W8 votes again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_witness_that_lost_its_data_dir_rejoins_as_new_through_its_grid_address() {
+    let mut grid = ProcessGrid::start(2, 1).await;
+    let witness = 8;
+    grid.wait_for_leader(&[0, 1, witness], AGREE).await;
+    grid.insert(0, "A00000-A00004", PRIVATE_CATEGORY).await;
+
+    grid.kill9(witness);
+    std::fs::remove_dir_all(&grid.voter(witness).data_dir).expect("delete W8's data dir");
+    grid.spawn(witness);
+    wait_for("W8 to say it lost its catalog", NOTICE, || async {
+        (membership(&grid, witness).await.as_deref() == Some("AMNESIAC")).then_some(())
+    })
+    .await;
+    assert!(
+        !grid.status(witness).await.ready,
+        "an amnesiac witness is not ready"
+    );
+    let leader = grid.wait_for_leader(&[0, 1], AGREE).await;
+
+    let endpoint = grid.voter(witness).status_endpoint();
+    let refused = CliCall::new(&["--endpoint", &endpoint, "volume", "insert", "W00000"])
+        .run()
+        .await;
+    assert_eq!(refused.code(), Some(2), "a witness inserts no volumes");
+
+    CliCall::new(&["--endpoint", &endpoint, "admin", "rejoin", "--as-new"])
+        .timeout(Duration::from_secs(150))
+        .run()
+        .await
+        .assert_success();
+    wait_for("W8 to be a ready member again", CATCH_UP, || async {
+        let s = grid.try_status(witness).await?;
+        (s.ready && s.membership == "MEMBER").then_some(())
+    })
+    .await;
+    let voters: BTreeSet<u32> = grid.status(leader).await.voters.into_iter().collect();
+    assert_eq!(voters, BTreeSet::from([0, 1, 8]), "W8 is a voter again");
+
+    grid.kill9(leader);
+    let other = 1 - leader;
+    grid.wait_for_leader(&[other, witness], AGREE).await;
+}
