@@ -171,6 +171,14 @@ fn class_toml(name: &str, vectors: &[String]) -> String {
     )
 }
 
+/// A tonic server as a real node runs it: with HTTP/2 keepalive, so a host or peer that vanished
+/// without a reset (a lost path, a hold) breaks its streams instead of holding a call open.
+fn sim_server() -> Server {
+    Server::builder()
+        .http2_keepalive_interval(Some(vtgrid_node::transport::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(vtgrid_node::transport::KEEPALIVE_TIMEOUT))
+}
+
 /// The body of voter `id`'s turmoil host: recover from the disks, start, serve until crashed.
 ///
 /// A data cluster serves the host network and the grid network; a witness only the grid network
@@ -222,18 +230,18 @@ pub async fn run_cluster(
     for listener in link_listeners {
         let routes = grid_routes(cluster.clone());
         tokio::spawn(async move {
-            let _ = Server::builder()
+            let _ = sim_server()
                 .add_routes(routes)
                 .serve_with_incoming(incoming(listener))
                 .await;
         });
     }
-    let grid = Server::builder()
+    let grid = sim_server()
         .add_routes(grid_side)
         .serve_with_incoming(incoming(grid_listener));
     match host_listener {
         Some(listener) => {
-            let host = Server::builder()
+            let host = sim_server()
                 .add_routes(host_routes(cluster).await)
                 .serve_with_incoming(incoming(listener));
             tokio::try_join!(host, grid)?;
@@ -306,7 +314,10 @@ pub fn sim_builder(seed: u64) -> turmoil::Builder {
     builder
         .rng_seed(seed)
         .min_message_latency(CLIENT_LATENCY)
-        .max_message_latency(CLIENT_LATENCY);
+        .max_message_latency(CLIENT_LATENCY)
+        // Room for the connections dialled while a path is held: every grid call opens one,
+        // and turmoil fails the whole simulation when a listener's backlog (64) overflows.
+        .tcp_capacity(4096);
     builder
 }
 
