@@ -25,21 +25,13 @@ const V: &str = "A00000";
 async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn std::error::Error>> {
     client::wait_grid_ready(&control, Duration::from_secs(60)).await?;
     client::wait_quiescent(&control, Duration::from_secs(30)).await?;
-    let mut leader = None;
     wait_for(
         "one leader all voters agree on",
         Duration::from_secs(20),
-        || {
-            let seen: Vec<_> = (0..3u8)
-                .filter_map(|id| control.cluster(id))
-                .map(|c| c.catalog.leader())
-                .collect();
-            leader = seen[0];
-            leader.is_some() && seen.len() == 3 && seen.iter().all(|l| *l == leader)
-        },
+        || client::agreed_leader(&control).is_some(),
     )
     .await?;
-    let l = leader.map(|l| l.get()).ok_or("no leader")?;
+    let l = client::agreed_leader(&control).ok_or("no leader")?;
     let followers: Vec<u8> = (0..3).filter(|c| *c != l).collect();
     let (r, o) = (followers[0], followers[1]);
 

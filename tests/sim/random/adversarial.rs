@@ -49,6 +49,8 @@ use vtgrid_sim::rand::rngs::StdRng;
 use vtgrid_sim::rand::{Rng, SeedableRng};
 use vtgrid_sim::seed::for_each_seed_in_parallel;
 
+use super::fault_schedule::{classed, payload};
+
 /// (data clusters, witnesses).
 const TOPOLOGIES: [(u8, u8); 5] = [(2, 1), (3, 0), (3, 1), (4, 0), (5, 0)];
 const WORKERS: usize = 2;
@@ -226,11 +228,6 @@ fn plan(seed: u64) -> Plan {
         faults,
         workers,
     }
-}
-
-fn payload(seed: u64, worker: usize, n: usize, len: usize) -> Vec<u8> {
-    let tag = format!("seed {seed} worker {worker} job {n}|");
-    tag.bytes().cycle().take(len.max(tag.len())).collect()
 }
 
 /// A fault's span: start, end (None while it lasts), what it is.
@@ -448,13 +445,6 @@ fn heal(control: &GridControl) {
             turmoil::repair(a.as_str(), b.as_str());
             turmoil::release(a.as_str(), b.as_str());
         }
-    }
-}
-
-fn classed(request: pb::MountRequest, class: Option<&str>) -> pb::MountRequest {
-    match class {
-        Some(class) => client::with_class(request, class),
-        None => request,
     }
 }
 

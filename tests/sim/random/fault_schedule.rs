@@ -249,7 +249,7 @@ fn plan(seed: u64, mix: Mix) -> Plan {
 }
 
 /// Unique bytes for one job, so every write has its own digest.
-fn payload(seed: u64, worker: usize, n: usize, len: usize) -> Vec<u8> {
+pub(super) fn payload(seed: u64, worker: usize, n: usize, len: usize) -> Vec<u8> {
     let tag = format!("seed {seed} worker {worker} job {n}|");
     tag.bytes().cycle().take(len.max(tag.len())).collect()
 }
@@ -384,7 +384,7 @@ async fn run_worker(
 }
 
 /// The mount request with the job's management class, if it names one.
-fn classed(
+pub(super) fn classed(
     request: vtgrid_proto::pb::MountRequest,
     class: Option<&str>,
 ) -> vtgrid_proto::pb::MountRequest {
