@@ -6,6 +6,7 @@
 //! through these helpers has a deadline (openraft tests-turmoil README, "Determinism").
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use futures::StreamExt;
 use tonic::transport::Channel;
 use vtgrid_core::Volser;
 use vtgrid_node::transport::Connector;
+use vtgrid_node::Cluster;
 use vtgrid_proto::pb::admin_service_client::AdminServiceClient;
 use vtgrid_proto::pb::host_service_client::HostServiceClient;
 use vtgrid_proto::pb::status_service_client::StatusServiceClient;
@@ -100,7 +102,9 @@ pub async fn wait_quiescent(control: &GridControl, within: Duration) -> Result<(
             .filter_map(|id| control.cluster(id))
             .collect();
         if running.len() == control.voters().len() {
-            match invariants::b15_catalogs_converge(&running) {
+            match raft_log_applied_everywhere(&running)
+                .and_then(|()| invariants::b15_catalogs_converge(&running))
+            {
                 Ok(()) => return Ok(()),
                 Err(e) => last = e,
             }
@@ -114,6 +118,33 @@ pub async fn wait_quiescent(control: &GridControl, within: Duration) -> Result<(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Every voter has applied the whole of the leader's log: no commit is on its way to some
+/// cluster's catalog while another already shows it (identical catalogs at one instant are not
+/// enough, as a host may apply an entry later in the same step).
+fn raft_log_applied_everywhere(running: &[Arc<Cluster>]) -> Result<(), String> {
+    let metrics: Vec<_> = running
+        .iter()
+        .map(|c| (c.id, c.catalog.raft.metrics().borrow().clone()))
+        .collect();
+    let Some(leader) = metrics
+        .iter()
+        .find(|(_, m)| m.current_leader == Some(m.id) && m.state.is_leader())
+    else {
+        return Err("no leader".into());
+    };
+    let end = leader.1.last_log_index;
+    for (c, (id, _)) in running.iter().zip(&metrics) {
+        // The catalog's own applied index: the metrics trail the view by a moment.
+        let applied = c.catalog.view.last_applied().map(|l| l.index);
+        if applied != end {
+            return Err(format!(
+                "{id} applied the log up to {applied:?}, the leader's ends at {end:?}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A specific mount of `volser`, writing from the start.
@@ -464,6 +495,34 @@ pub fn copies_owed(control: &GridControl) -> Vec<String> {
         });
     }
     owed
+}
+
+/// Wait, once the caller has healed the network and restarted what is down, until the grid has
+/// settled completely: every voter ready, catalogs identical, every owed copy made, and nothing
+/// left mounted, held, in doubt, duplexed or reserved ([`invariants::nothing_left_behind`]), then
+/// the catalogs identical again (the last copies' records applied everywhere).
+pub async fn wait_settled(control: &GridControl) -> Result<(), String> {
+    wait_grid_ready(control, Duration::from_secs(120)).await?;
+    wait_quiescent(control, Duration::from_secs(120)).await?;
+    wait_copies_settled(control, Duration::from_secs(120)).await?;
+    let mut last = String::new();
+    let settled = wait_for("nothing left behind", Duration::from_secs(600), || {
+        let running: Vec<_> = control
+            .voters()
+            .into_iter()
+            .filter_map(|id| control.cluster(id))
+            .collect();
+        match invariants::nothing_left_behind(&running) {
+            Ok(()) => true,
+            Err(e) => {
+                last = e;
+                false
+            }
+        }
+    })
+    .await;
+    settled.map_err(|e| format!("{e}: {last}"))?;
+    wait_quiescent(control, Duration::from_secs(60)).await
 }
 
 /// Wait until no copy is owed anywhere (see [`copies_owed`]): every queue drained, and every

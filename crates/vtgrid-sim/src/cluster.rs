@@ -252,8 +252,11 @@ pub async fn run_cluster(
 }
 
 /// Run `scenario` as the tape host against `clusters` plain clusters (`sim_grid(clusters, 0)`, memory
-/// storage), with `seed` and at most `duration` of simulated time. For scenarios that need no faults
-/// beyond the partitions they cut themselves; `SimGrid` drives crashes and invariants.
+/// storage), with `seed` and at most `duration` of simulated time, checking the grid's invariants
+/// after every step (B10 from each cluster's own standing) and at the end, after a heal
+/// ([`crate::client::wait_settled`]: catalogs converge, every copy owed made and verified, nothing
+/// left mounted or reserved, no quarantine). For scenarios that keep no ledger and need no faults beyond the
+/// partitions they cut themselves; `SimGrid` drives crashes.
 pub fn run_grid<F>(
     seed: u64,
     clusters: u8,
@@ -276,29 +279,24 @@ pub fn run_grid_with<F>(
 where
     F: std::future::Future<Output = turmoil::Result> + 'static,
 {
-    // Links cut by an earlier simulation on this thread (another seed) must not carry over.
-    crate::net::Link::repair_all();
-    let mut sim = sim_builder(seed).simulation_duration(duration).build();
-    vtgrid_catalog::runtime::seed_thread_rng(seed);
-    let grid = Arc::new(grid);
-    for id in grid
-        .voters()
-        .into_keys()
-        .filter_map(|id| u8::try_from(id).ok())
-    {
-        let (grid, disks) = (grid.clone(), SimDisks::new());
-        sim.host(host_name(id), move || {
-            run_cluster(grid.clone(), id, disks.clone())
-        });
-    }
-    let voters: Vec<u8> = grid
-        .voters()
-        .into_keys()
-        .filter_map(|id| u8::try_from(id).ok())
-        .collect();
-    vary_link_latencies(&sim, seed, &voters);
-    sim.client("tape-host", scenario);
-    sim.run().map_err(|e| e.to_string())
+    let mut grid =
+        crate::grid::SimGrid::with_config(seed, grid, duration, crate::grid::DEFAULT_TICK);
+    let control = grid.control();
+    grid.client("tape-host", async move {
+        scenario.await?;
+        // The end checks compare settled catalogs: heal what the scenario cut, then wait.
+        crate::net::Link::repair_all();
+        control.heal();
+        crate::client::wait_settled(&control).await?;
+        let running: Vec<_> = control
+            .voters()
+            .into_iter()
+            .filter_map(|id| control.cluster(id))
+            .collect();
+        crate::invariants::no_quarantine(&running)?;
+        Ok(())
+    });
+    crate::invariants::Invariants::new(crate::ledger::Ledger::new()).run(&mut grid)
 }
 
 /// turmoil's builder for a simulation of seed `seed`.

@@ -178,15 +178,25 @@ impl SimGrid {
         duration: Duration,
         tick: Duration,
     ) -> SimGrid {
+        SimGrid::with_config(seed, sim_grid(clusters, witnesses), duration, tick)
+    }
+
+    /// A simulated grid on a grid file the test adjusted first (per-cluster overrides, extra
+    /// grid links): one turmoil host per voter of `grid`.
+    pub fn with_config(seed: u64, grid: GridConfig, duration: Duration, tick: Duration) -> SimGrid {
         let sim = crate::cluster::sim_builder(seed)
             .simulation_duration(duration)
             .tick_duration(tick)
             .build();
         vtgrid_catalog::runtime::seed_thread_rng(seed);
         crate::net::Link::repair_all();
-        let grid = Arc::new(sim_grid(clusters, witnesses));
-        let ids = (0..clusters).chain((FIRST_WITNESS..).take(usize::from(witnesses)));
-        let voters: BTreeMap<u8, SimDisks> = ids.map(|id| (id, SimDisks::new())).collect();
+        let grid = Arc::new(grid);
+        let voters: BTreeMap<u8, SimDisks> = grid
+            .voters()
+            .into_keys()
+            .filter_map(|id| u8::try_from(id).ok())
+            .map(|id| (id, SimDisks::new()))
+            .collect();
         let mut sim_grid = SimGrid {
             sim,
             seed,

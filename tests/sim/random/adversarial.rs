@@ -776,27 +776,8 @@ async fn scenario(
             control.restart(id).await;
         }
     }
-    client::wait_grid_ready(&control, Duration::from_secs(120)).await?;
-    client::wait_quiescent(&control, Duration::from_secs(120)).await?;
-    client::wait_copies_settled(&control, Duration::from_secs(120)).await?;
-    h.note("quiet, every copy owed made".into());
-    let mut last = String::new();
-    let settled = client::wait_for("nothing left behind", Duration::from_secs(600), || {
-        let running: Vec<_> = control
-            .voters()
-            .into_iter()
-            .filter_map(|id| control.cluster(id))
-            .collect();
-        match invariants::nothing_left_behind(&running) {
-            Ok(()) => true,
-            Err(e) => {
-                last = e;
-                false
-            }
-        }
-    })
-    .await;
-    settled.map_err(|e| format!("{e}: {last}"))?;
+    client::wait_settled(&control).await?;
+    h.note("quiet, every copy owed made, nothing left behind".into());
     let running: Vec<_> = control
         .voters()
         .into_iter()
