@@ -2,12 +2,14 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Uri};
 use vtgrid_node::transport::Connector;
@@ -46,10 +48,13 @@ impl Connector for SimConnector {
                     }
                     let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
                     let route = format!("{from} -> {host}:{port}");
+                    let (read, write) = stream.into_split();
                     Ok::<_, io::Error>(TokioIo::new(LinkStream {
+                        stall: Stall::armed_for(&from, &host),
                         link,
                         route,
-                        stream,
+                        read,
+                        write: Some(write),
                     }))
                 }
             }))
@@ -97,18 +102,130 @@ impl Link {
         CUT.with(|c| c.borrow_mut().remove(self));
     }
 
-    /// Forget every cut link (a new simulation on this thread).
+    /// Forget every cut link and armed stall (a new simulation on this thread).
     pub fn repair_all() {
         CUT.with(|c| c.borrow_mut().clear());
+        Stall::disarm_all();
     }
 }
 
-/// A connection that fails once its link is cut.
+thread_local! {
+    /// Stalls armed in the simulation running on this thread (see [`Stall`]).
+    static STALLS: std::cell::RefCell<Vec<Stall>> = Default::default();
+}
+
+/// How long a stalled connection's late bytes keep the connection open once delivered, so the
+/// receiver handles them as a live request rather than one whose connection closed at once.
+const STALL_HOLD_OPEN: Duration = Duration::from_secs(15);
+
+/// One message stalled in the network on its own connection (sequence A of issue 9; spec T18):
+/// the first write, on a connection from host `from` to host `to`, whose bytes contain `needle`
+/// (say a catalog command's JSON, which a Propose carries verbatim) is held back from the peer;
+/// the sender sees it sent. Everything the sender writes on that connection afterwards is lost,
+/// as if the connection broke right behind the message. On [`Stall::release`] the held bytes
+/// arrive, late, while every connection opened meanwhile went through normally.
+///
+/// Turmoil's hold/release works per host pair, so it cannot delay one message while a later one
+/// between the same hosts (a barrier, a fencing command) overtakes it; this can.
+#[derive(Clone)]
+pub struct Stall {
+    inner: Arc<StallInner>,
+}
+
+struct StallInner {
+    from: String,
+    to: String,
+    needle: Vec<u8>,
+    fired: AtomicBool,
+    delivered: AtomicBool,
+    released: tokio::sync::watch::Sender<bool>,
+}
+
+impl Stall {
+    /// Arm a one-shot stall for connections from `from` to `to` (turmoil host names).
+    pub fn arm(from: &str, to: &str, needle: &[u8]) -> Stall {
+        let stall = Stall {
+            inner: Arc::new(StallInner {
+                from: from.to_string(),
+                to: to.to_string(),
+                needle: needle.to_vec(),
+                fired: AtomicBool::new(false),
+                delivered: AtomicBool::new(false),
+                released: tokio::sync::watch::channel(false).0,
+            }),
+        };
+        STALLS.with(|s| s.borrow_mut().push(stall.clone()));
+        stall
+    }
+
+    /// Forget every armed stall (a new simulation on this thread).
+    pub fn disarm_all() {
+        STALLS.with(|s| s.borrow_mut().clear());
+    }
+
+    /// Has a message been caught?
+    pub fn fired(&self) -> bool {
+        self.inner.fired.load(Ordering::SeqCst)
+    }
+
+    /// Did the held bytes reach the peer after the release?
+    pub fn delivered(&self) -> bool {
+        self.inner.delivered.load(Ordering::SeqCst)
+    }
+
+    /// Let the held message go on to its peer.
+    pub fn release(&self) {
+        self.inner.released.send_replace(true);
+    }
+
+    fn armed_for(from: &str, to: &str) -> Option<Stall> {
+        STALLS.with(|s| {
+            s.borrow()
+                .iter()
+                .find(|st| st.inner.from == from && st.inner.to == to && !st.fired())
+                .cloned()
+        })
+    }
+
+    /// Does this write start the stall? Claims the stall if so (one connection only).
+    fn catches(&self, buf: &[u8]) -> bool {
+        let needle = &self.inner.needle;
+        !needle.is_empty()
+            && buf.windows(needle.len()).any(|w| w == needle.as_slice())
+            && self
+                .inner
+                .fired
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+    }
+
+    /// Hold `held` until the release, then write it to the peer and keep the connection open
+    /// a while. Runs as a task of the sending host: if that host crashes, the bytes are lost.
+    fn deliver_later(&self, mut write: turmoil::net::tcp::OwnedWriteHalf, held: Vec<u8>) {
+        let stall = self.clone();
+        let mut released = self.inner.released.subscribe();
+        tokio::spawn(async move {
+            if released.wait_for(|r| *r).await.is_err() {
+                return;
+            }
+            if write.write_all(&held).await.is_ok() && write.flush().await.is_ok() {
+                stall.inner.delivered.store(true, Ordering::SeqCst);
+            }
+            tokio::time::sleep(STALL_HOLD_OPEN).await;
+            drop(write);
+        });
+    }
+}
+
+/// A connection that fails once its link is cut, and may stall (see [`Stall`]).
 struct LinkStream {
     link: Link,
     /// "from -> host:port", for the trace.
     route: String,
-    stream: turmoil::net::TcpStream,
+    read: turmoil::net::tcp::OwnedReadHalf,
+    /// `None` once a stall took the write side away: later writes are lost.
+    write: Option<turmoil::net::tcp::OwnedWriteHalf>,
+    stall: Option<Stall>,
 }
 
 impl LinkStream {
@@ -131,7 +248,7 @@ impl AsyncRead for LinkStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         self.check()?;
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        Pin::new(&mut self.read).poll_read(cx, buf)
     }
 }
 
@@ -142,7 +259,20 @@ impl AsyncWrite for LinkStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.check()?;
-        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Some(stall) = self.stall.clone() {
+            if self.write.is_some() && stall.catches(buf) {
+                crate::trace::note(|| format!("stalled {} bytes on {}", buf.len(), self.route));
+                if let Some(write) = self.write.take() {
+                    stall.deliver_later(write, buf.to_vec());
+                }
+                return Poll::Ready(Ok(buf.len()));
+            }
+        }
+        let Some(write) = self.write.as_mut() else {
+            // Behind a stalled message: lost, though the sender cannot tell.
+            return Poll::Ready(Ok(buf.len()));
+        };
+        let written = Pin::new(write).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &written {
             crate::trace::bytes(&self.route, &buf[..*n]);
         }
@@ -150,10 +280,16 @@ impl AsyncWrite for LinkStream {
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.check()?;
-        Pin::new(&mut self.stream).poll_flush(cx)
+        match self.write.as_mut() {
+            Some(write) => Pin::new(write).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        match self.write.as_mut() {
+            Some(write) => Pin::new(write).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Ownership across clusters: the handshake, unreachable owners, local autonomy and its
 //! quarantine (DESIGN §3).
 
+mod a_late_transfer_after_reclaim;
 mod b10_surrender_outcome_unknown;
 mod b11_transfer_and_b14_b15_partition;
 mod b11_transfer_between_every_pair;
