@@ -112,7 +112,14 @@ impl<E: KvEngine> RaftStateMachine<TypeConfig> for StateMachineStore<E> {
                 applied.last_applied = Some(entry.log_id);
                 match entry.payload {
                     EntryPayload::Blank => Ok(Applied::Nothing),
-                    EntryPayload::Normal(command) => applied.state.apply(&command),
+                    EntryPayload::Normal(command) => {
+                        let response = applied.state.apply(&command);
+                        if let Err(refusal) = &response {
+                            // Every replica refuses the same entries: say so at debug level only.
+                            tracing::debug!(index = entry.log_id.index, %refusal, ?command, "catalog command refused");
+                        }
+                        response
+                    }
                     EntryPayload::Membership(membership) => {
                         applied.state.set_members(members_of(&membership));
                         applied.last_membership =

@@ -51,6 +51,8 @@ impl Connector for SimConnector {
                     let (read, write) = stream.into_split();
                     Ok::<_, io::Error>(TokioIo::new(LinkStream {
                         stall: Stall::armed_for(&from, &host),
+                        tap: Tap::armed_for(&from, &host).map(|t| (t, Vec::new())),
+                        peer: (host.clone(), port),
                         link,
                         route,
                         read,
@@ -106,6 +108,7 @@ impl Link {
     pub fn repair_all() {
         CUT.with(|c| c.borrow_mut().clear());
         Stall::disarm_all();
+        Tap::disarm_all();
     }
 }
 
@@ -217,6 +220,113 @@ impl Stall {
     }
 }
 
+/// A message delivered twice (issue 9, "duplicated"): the first connection from host `from` to
+/// host `to` whose bytes come to contain `needle` goes through as usual, and its bytes up to and
+/// including that message are kept; [`Tap::duplicate`] sends them again, later, on a new
+/// connection from `from`, so the receiver handles the same request a second time (a retry
+/// whose first try had in fact arrived, or a message the network duplicated and delayed).
+#[derive(Clone)]
+pub struct Tap {
+    inner: Arc<TapInner>,
+}
+
+struct TapInner {
+    from: String,
+    to: String,
+    needle: Vec<u8>,
+    caught: AtomicBool,
+    delivered: AtomicBool,
+    go: tokio::sync::watch::Sender<bool>,
+}
+
+thread_local! {
+    /// Taps armed in the simulation running on this thread.
+    static TAPS: std::cell::RefCell<Vec<Tap>> = Default::default();
+}
+
+impl Tap {
+    /// Arm a one-shot tap on the connections from `from` to `to` (turmoil host names).
+    pub fn arm(from: &str, to: &str, needle: &[u8]) -> Tap {
+        let tap = Tap {
+            inner: Arc::new(TapInner {
+                from: from.to_string(),
+                to: to.to_string(),
+                needle: needle.to_vec(),
+                caught: AtomicBool::new(false),
+                delivered: AtomicBool::new(false),
+                go: tokio::sync::watch::channel(false).0,
+            }),
+        };
+        TAPS.with(|t| t.borrow_mut().push(tap.clone()));
+        tap
+    }
+
+    /// Forget every armed tap (a new simulation on this thread).
+    pub fn disarm_all() {
+        TAPS.with(|t| t.borrow_mut().clear());
+    }
+
+    /// Has a connection carried the message?
+    pub fn caught(&self) -> bool {
+        self.inner.caught.load(Ordering::SeqCst)
+    }
+
+    /// Did the duplicate reach the peer?
+    pub fn delivered(&self) -> bool {
+        self.inner.delivered.load(Ordering::SeqCst)
+    }
+
+    /// Send the kept bytes again, on a new connection.
+    pub fn duplicate(&self) {
+        self.inner.go.send_replace(true);
+    }
+
+    fn armed_for(from: &str, to: &str) -> Option<Tap> {
+        TAPS.with(|t| {
+            t.borrow()
+                .iter()
+                .find(|tap| tap.inner.from == from && tap.inner.to == to && !tap.caught())
+                .cloned()
+        })
+    }
+
+    fn catches(&self, recorded: &[u8]) -> bool {
+        let needle = &self.inner.needle;
+        !needle.is_empty()
+            && recorded
+                .windows(needle.len())
+                .any(|w| w == needle.as_slice())
+            && self
+                .inner
+                .caught
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+    }
+
+    /// Wait for [`Tap::duplicate`], then dial `peer` and send `bytes`. A task of the sending
+    /// host: it dies with it.
+    fn duplicate_later(&self, peer: (String, u16), bytes: Vec<u8>) {
+        let tap = self.clone();
+        let mut go = self.inner.go.subscribe();
+        tokio::spawn(async move {
+            if go.wait_for(|g| *g).await.is_err() {
+                return;
+            }
+            let Ok(stream) = turmoil::net::TcpStream::connect((peer.0.as_str(), peer.1)).await
+            else {
+                return;
+            };
+            // The read side stays open too: closing it early could reset the connection.
+            let (read, mut write) = stream.into_split();
+            if write.write_all(&bytes).await.is_ok() && write.flush().await.is_ok() {
+                tap.inner.delivered.store(true, Ordering::SeqCst);
+            }
+            tokio::time::sleep(STALL_HOLD_OPEN).await;
+            drop((read, write));
+        });
+    }
+}
+
 /// A connection that fails once its link is cut, and may stall (see [`Stall`]).
 struct LinkStream {
     link: Link,
@@ -226,6 +336,10 @@ struct LinkStream {
     /// `None` once a stall took the write side away: later writes are lost.
     write: Option<turmoil::net::tcp::OwnedWriteHalf>,
     stall: Option<Stall>,
+    /// A tap still recording this connection's bytes, and what it recorded so far.
+    tap: Option<(Tap, Vec<u8>)>,
+    /// The host and port dialled (a tap's duplicate dials them again).
+    peer: (String, u16),
 }
 
 impl LinkStream {
@@ -237,6 +351,21 @@ impl LinkStream {
             ))
         } else {
             Ok(())
+        }
+    }
+}
+
+impl LinkStream {
+    /// Feed a tap: once the bytes it waits for went out, it has the connection up to there.
+    fn record(&mut self, sent: &[u8]) {
+        let Some((tap, recorded)) = self.tap.as_mut() else {
+            return;
+        };
+        recorded.extend_from_slice(sent);
+        if tap.catches(recorded) {
+            let (tap, recorded) = self.tap.take().expect("the tap is there");
+            crate::trace::note(|| format!("tapped {} bytes on {}", recorded.len(), self.route));
+            tap.duplicate_later(self.peer.clone(), recorded);
         }
     }
 }
@@ -274,7 +403,9 @@ impl AsyncWrite for LinkStream {
         };
         let written = Pin::new(write).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &written {
-            crate::trace::bytes(&self.route, &buf[..*n]);
+            let n = *n;
+            crate::trace::bytes(&self.route, &buf[..n]);
+            self.record(&buf[..n]);
         }
         written
     }
