@@ -8,6 +8,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use vtgrid_proto::pb;
+use vtgrid_tests::support::copy_watch::{is_consistent_at, read_sha256};
+use vtgrid_tests::support::host::{ok, specific, write_job};
+use vtgrid_tests::support::payload::Payload;
 use vtgrid_tests::support::{wait_for, CliCall, ProcessGrid, PRIVATE_CATEGORY};
 
 /// How long a grid may take to agree on a leader.
@@ -167,4 +170,82 @@ async fn a_witness_that_lost_its_data_dir_rejoins_as_new_through_its_grid_addres
     grid.kill9(leader);
     let other = 1 - leader;
     grid.wait_for_leader(&[other, witness], AGREE).await;
+}
+
+/// A voter readmitted after losing its data dir holds none of the copies the catalog counted
+/// for it: the readmission takes it out of every volume's copies (`CopiesLost`), and its copy
+/// engine makes them again. Until then the grid counts only the copies that exist.
+///
+/// Sequence: C0, C1, C2 with class DUAL (RUN at C0 and C1, No Copy at C2) → insert D00000 at
+/// C1, write v1 there: the unload names C0 and C1 → kill -9 C0, delete its data dir, start it,
+/// `vtgrid admin rejoin --as-new` → whenever the catalog counts C0 for D00000 v1 again, C0's
+/// data dir holds the version's file → it does within the catch-up time → a read through C0
+/// returns the bytes written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejoined_voter_counts_for_no_copy_until_it_has_made_it_again() {
+    const VOLSER: &str = "D00000";
+    let classes = "[[management_class]]\nname = \"DUAL\"\n\
+                   copy_modes = { C0 = \"RRN\", C1 = \"RRN\", C2 = \"RRN\" }\n"
+        .to_string();
+    let mut grid = ProcessGrid::start_configured(3, 0, false, |layout| {
+        layout.management_classes = Some(classes);
+    })
+    .await;
+    grid.wait_for_leader(&[0, 1, 2], AGREE).await;
+    grid.insert(1, VOLSER, PRIVATE_CATEGORY).await;
+    let payload = Payload::new(0xA3_0001, 200_000);
+    let mut host = grid.host(1).await;
+    let mut request = specific(VOLSER);
+    request.constructs = Some(pb::Constructs {
+        management_class: "DUAL".into(),
+        ..Default::default()
+    });
+    let done = ok(
+        write_job(&mut host, request, payload).await,
+        "write D00000 v1 at C1",
+    );
+    assert!(
+        done.copies.contains(&0) && done.copies.contains(&1),
+        "the unload names C0 and C1: {done:?}"
+    );
+
+    grid.kill9(0);
+    let data_dir = grid.voter(0).data_dir.clone();
+    std::fs::remove_dir_all(&data_dir).expect("delete C0's data dir");
+    grid.spawn(0);
+    wait_for("C0 to say it lost its catalog", NOTICE, || async {
+        (membership(&grid, 0).await.as_deref() == Some("AMNESIAC")).then_some(())
+    })
+    .await;
+    let leader = grid.wait_for_leader(&[1, 2], AGREE).await;
+    CliCall::new(&[
+        "--endpoint",
+        &grid.endpoint(0),
+        "admin",
+        "rejoin",
+        "--as-new",
+    ])
+    .timeout(Duration::from_secs(150))
+    .run()
+    .await
+    .assert_success();
+
+    let file = vtgrid_tvc::version_path(&data_dir.join("tvc"), VOLSER.parse().unwrap(), 1);
+    // The leader's view: it applied the readmission's commands before the rejoin returned.
+    let at_leader = grid.endpoint(leader);
+    wait_for("the catalog to count C0's copy again", CATCH_UP, || async {
+        is_consistent_at(&at_leader, VOLSER, 0).await.then_some(())
+    })
+    .await;
+    assert!(
+        file.exists(),
+        "the catalog counts C0 for {VOLSER} v1, but C0 lost its data dir and {} does not exist",
+        file.display()
+    );
+    let (sha, len) = read_sha256(&grid.endpoint(0), VOLSER, Duration::from_secs(30)).await;
+    assert_eq!(
+        (sha, len),
+        (payload.sha256(), payload.len()),
+        "a read through C0 returns v1"
+    );
 }

@@ -94,10 +94,16 @@ pub enum CatalogCommand {
     /// Changes nothing. A cluster that commits one and waits until it has applied it knows its
     /// view holds everything committed before: a read barrier for a view that may trail.
     Barrier,
+    /// `cluster` lost its data dir and was readmitted as a new member (`vtgrid admin rejoin
+    /// --as-new`): it holds none of the copies the catalog counted for it. They stop counting,
+    /// so its copy engine sees them owed again and no rule (reads, retention, B6) relies on
+    /// them. Committed by the leader during the readmission, before the cluster votes again.
+    CopiesLost { cluster: ClusterId },
 }
 
 impl CatalogCommand {
-    /// The volumes this command changes if accepted (used by storage to write only those).
+    /// The volumes this command changes if accepted (the publisher's journal key). `CopiesLost`
+    /// names none: it may take its cluster out of any volume's copies, and changes nothing else.
     pub fn volume_keys(&self) -> Vec<Volser> {
         match self {
             CatalogCommand::InsertVolumes { range, .. } => range.iter().collect(),
@@ -108,6 +114,8 @@ impl CatalogCommand {
             CatalogCommand::DefineCategory(_)
             | CatalogCommand::DefineManagementClass(_)
             | CatalogCommand::Barrier => vec![],
+            // Any volume's copies may change: see `CatalogState::copies_lost`.
+            CatalogCommand::CopiesLost { .. } => vec![],
         }
     }
 }
@@ -177,6 +185,10 @@ pub enum Applied {
         record: Box<VolumeRecord>,
     },
     Defined,
+    /// The copies a cluster no longer holds stopped counting.
+    CopiesForgotten {
+        count: u64,
+    },
     /// The blank entry or membership change openraft itself commits.
     Nothing,
 }
@@ -288,6 +300,7 @@ impl CatalogState {
                 digest,
             } => self.copy_done(*volser, *version, *cluster, *digest),
             CatalogCommand::Barrier => Ok(Applied::Nothing),
+            CatalogCommand::CopiesLost { cluster } => self.copies_lost(*cluster),
         }
     }
 
@@ -457,6 +470,25 @@ impl CatalogState {
         Ok(Applied::Updated {
             record: Box::new(record.clone()),
         })
+    }
+
+    /// `cluster` holds none of its copies any more (its data dir was lost): take it out of every
+    /// volume's consistent clusters. Its ownership tokens stay; a version it owns whose only copy
+    /// was there now has no valid copy (B6), which is the truth.
+    ///
+    /// Accepted for a data cluster outside the membership too: the readmission commits it right
+    /// after removing the voter from the group.
+    fn copies_lost(&mut self, cluster: ClusterId) -> CatalogResponse {
+        if !cluster.is_data_cluster() {
+            return Err(CatalogRejection::NotADataCluster { cluster });
+        }
+        let mut count = 0;
+        for record in self.volumes.values_mut() {
+            if record.consistent_at.remove(&cluster).is_some() {
+                count += 1;
+            }
+        }
+        Ok(Applied::CopiesForgotten { count })
     }
 
     /// A class may be defined for any data cluster id, one that has not joined the grid yet
@@ -765,6 +797,43 @@ mod tests {
         let r = &s.volumes[&vol];
         assert_eq!((r.version, r.size), (1, 10));
         assert_eq!(r.consistent_clusters().collect::<Vec<_>>(), vec![c(0)]);
+    }
+
+    #[test]
+    fn copies_lost_takes_the_cluster_out_of_every_copy_and_nothing_else() {
+        let mut s = grid();
+        for volser in ["A00000", "A00001", "A00002"] {
+            s.apply(&CatalogCommand::UpdateVolume {
+                volser: v(volser),
+                by: c(0),
+                epoch: Epoch::FIRST,
+                change: new_version(1, c(0)),
+            })
+            .unwrap();
+        }
+        for volser in ["A00000", "A00002"] {
+            s.apply(&CatalogCommand::CopyDone {
+                volser: v(volser),
+                version: 1,
+                cluster: c(1),
+                digest: Some(Digest([1; 32])),
+            })
+            .unwrap();
+        }
+        let before = s.clone();
+        assert_eq!(
+            s.apply(&CatalogCommand::CopiesLost { cluster: c(1) }),
+            Ok(Applied::CopiesForgotten { count: 2 })
+        );
+        for (volser, old) in &before.volumes {
+            let mut expected = old.clone();
+            expected.consistent_at.remove(&c(1));
+            assert_eq!(s.volumes[volser], expected, "{volser}: only C1's copy went");
+        }
+        assert_eq!(
+            s.apply(&CatalogCommand::CopiesLost { cluster: c(8) }),
+            Err(CatalogRejection::NotADataCluster { cluster: c(8) })
+        );
     }
 
     #[test]

@@ -437,6 +437,37 @@ impl Cluster {
         Err(last)
     }
 
+    /// Readmission step 1, on the leader: the voter lost its data dir, so none of the copies the
+    /// catalog counts for it exist any more. `CopiesLost` stops counting them (its copy engine
+    /// then owes them again, and no read, retention decision or B6 check relies on them). Safe to
+    /// repeat; a witness holds no copies.
+    async fn forget_copies_of(&self, voter: u64) -> Result<(), NodeError> {
+        let Some(lost) = u8::try_from(voter)
+            .ok()
+            .and_then(|id| vtgrid_core::ClusterId::new(id).ok())
+            .filter(|id| id.is_data_cluster())
+        else {
+            return Ok(());
+        };
+        let reply = self
+            .catalog
+            .propose_local(vtgrid_core::CatalogCommand::CopiesLost { cluster: lost })
+            .await?;
+        match reply.response {
+            Ok(applied) => {
+                tracing::info!(
+                    voter,
+                    ?applied,
+                    "readmission: the voter's old copies no longer count"
+                )
+            }
+            Err(refusal) => {
+                tracing::warn!(voter, %refusal, "readmission: the voter's old copies still count")
+            }
+        }
+        Ok(())
+    }
+
     /// `GridService.Readmit`: on the leader, remove `voter`, catch it up as a learner and make
     /// it a voter again; a follower passes it to the leader. Each step is safe to repeat, so an
     /// operator whose call failed runs it again.
@@ -524,6 +555,7 @@ impl Cluster {
                         .map_err(membership_error)?;
                     }
                 }
+                cluster.forget_copies_of(voter).await?;
                 return Ok(());
             }
             tracing::info!(
