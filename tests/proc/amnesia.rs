@@ -177,7 +177,7 @@ async fn a_witness_that_lost_its_data_dir_rejoins_as_new_through_its_grid_addres
 /// engine makes them again. Until then the grid counts only the copies that exist.
 ///
 /// Sequence: C0, C1, C2 with class DUAL (RUN at C0 and C1, No Copy at C2) → insert D00000 at
-/// C1, write v1 there: the unload names C0 and C1 → kill -9 C0, delete its data dir, start it,
+/// C1, write v1 there: the unload names C0 and C1 → every catalog has v1 → kill -9 C0, delete its data dir, start it,
 /// `vtgrid admin rejoin --as-new` → whenever the catalog counts C0 for D00000 v1 again, C0's
 /// data dir holds the version's file → it does within the catch-up time → a read through C0
 /// returns the bytes written.
@@ -208,6 +208,10 @@ async fn a_rejoined_voter_counts_for_no_copy_until_it_has_made_it_again() {
         done.copies.contains(&0) && done.copies.contains(&1),
         "the unload names C0 and C1: {done:?}"
     );
+    // v1 is published everywhere before C0 loses its data: a publish still in C1's journal at
+    // that moment would name C0 after the readmission (see docs/decisions.md).
+    grid.wait_for_equal_catalogs(&[0, 1, 2], CATCH_UP, |vs| vs.iter().any(|v| v.version == 1))
+        .await;
 
     grid.kill9(0);
     let data_dir = grid.voter(0).data_dir.clone();
