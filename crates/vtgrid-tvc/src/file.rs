@@ -469,6 +469,8 @@ impl VolumeStore for FileVolumeStore {
         let partial = PartialFile {
             path,
             renamed: false,
+            synced: false,
+            aborted: false,
         };
         let mut writer = Box::new(FileVersionWriter {
             frames: FrameWriter::new(file, target)?,
@@ -708,15 +710,20 @@ fn verify_all(path: &Path, volser: Volser, version: VersionNumber) -> Result<(),
     Ok(())
 }
 
-/// The partial file of a writer; deleted on drop unless it was renamed into place.
+/// The partial file of a writer; deleted on drop unless it was renamed into place, or it has
+/// a sync point and was not aborted (then, as after a crash, the next open keeps its prefix).
 struct PartialFile {
     path: PathBuf,
     renamed: bool,
+    /// Its sync marker is on disk.
+    synced: bool,
+    /// `abort` was called: delete it, synced or not.
+    aborted: bool,
 }
 
 impl Drop for PartialFile {
     fn drop(&mut self) {
-        if self.renamed {
+        if self.renamed || (self.synced && !self.aborted) {
             return;
         }
         // The marker first: a partial without its marker is deleted at the next open, a marker
@@ -799,6 +806,7 @@ impl VersionWriter for FileVersionWriter {
         });
         self.mark(result)?;
         self.synced = true;
+        self.partial.synced = true;
         Ok(self.frames.written())
     }
 
@@ -816,11 +824,13 @@ impl VersionWriter for FileVersionWriter {
             ..
         } = *self;
         if !synced {
+            partial.aborted = true;
             return Ok(None);
         }
         let target = frames.target().clone();
         drop(frames.into_sink());
         let Some(marker) = read_marker(&marker_path(&partial.path))? else {
+            partial.aborted = true;
             return Ok(None);
         };
         let replaced =
@@ -889,8 +899,9 @@ impl VersionWriter for FileVersionWriter {
         })
     }
 
-    fn abort(self: Box<Self>) {
+    fn abort(mut self: Box<Self>) {
         // Dropping the partial file guard and the reservation does the work.
+        self.partial.aborted = true;
         drop(self);
     }
 }

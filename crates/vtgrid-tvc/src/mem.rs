@@ -376,8 +376,10 @@ impl VolumeStore for MemVolumeStore {
     }
 }
 
-/// A writer's entry in the store's sync points; removed when the writer ends any way but a
-/// crash (which has taken it already).
+/// A writer's entry in the store's sync points; removed when the writer commits, aborts or
+/// keeps its prefix. A writer merely dropped leaves it to the next `crash()`, as the file store
+/// leaves a synced partial file to its next open: a simulated crash drops the crashed host's
+/// writers (turmoil runs their destructors), which a power cut would not.
 struct SyncPointSlot {
     store: MemVolumeStore,
     id: u64,
@@ -386,12 +388,6 @@ struct SyncPointSlot {
 impl SyncPointSlot {
     fn take(&self) -> Option<SyncPoint> {
         lock(&self.store.inner.sync_points).remove(&self.id)
-    }
-}
-
-impl Drop for SyncPointSlot {
-    fn drop(&mut self) {
-        self.take();
     }
 }
 
@@ -502,6 +498,7 @@ impl VersionWriter for MemVersionWriter {
             frames,
             reservation,
             store,
+            point,
             ..
         } = *self;
         let target = frames.target().clone();
@@ -513,6 +510,8 @@ impl VersionWriter for MemVersionWriter {
             let replaced = map.insert((target.volser, target.version), stored);
             Ok(replaced.map_or(0, |b| b.len() as u64))
         })?;
+        drop(map);
+        point.take();
         Ok(VersionMeta {
             volser: target.volser,
             version: target.version,
@@ -523,6 +522,7 @@ impl VersionWriter for MemVersionWriter {
 
     fn abort(self: Box<Self>) {
         // Dropping the reservation gives back the space; the buffer goes with the writer.
+        self.point.take();
         drop(self);
     }
 }

@@ -195,8 +195,10 @@ pub trait VersionWriter: Send {
     /// name, fsync the directory. After `Ok` the version survives a crash.
     fn commit(self: Box<Self>) -> Result<VersionMeta, TvcError>;
 
-    /// Drop the partial version, synced or not, and give back its space. Dropping the writer does
-    /// the same.
+    /// Drop the partial version, synced or not, and give back its space. Dropping the writer
+    /// does the same for a writer with no sync point; one with a sync point is left as a crash
+    /// leaves it (its prefix comes back at the next open), since a simulated crash drops
+    /// writers too.
     fn abort(self: Box<Self>);
 }
 

@@ -129,6 +129,11 @@ pub fn cases<S: Reopen>() -> Vec<(&'static str, Option<u64>, Case<S>)> {
             keep_synced_keeps_the_prefix_without_a_crash::<S>,
         ),
         (
+            "dropped_synced_writer_leaves_its_prefix_to_the_next_crash",
+            None,
+            dropped_synced_writer_leaves_its_prefix_to_the_next_crash::<S>,
+        ),
+        (
             "promoted_prefix_replaces_nothing_but_its_number",
             None,
             promoted_prefix_replaces_nothing_but_its_number::<S>,
@@ -724,6 +729,27 @@ pub fn keep_synced_keeps_the_prefix_without_a_crash<S: Reopen>(store: &S) {
         .expect("removing a missing one is fine");
 }
 
+/// A writer dropped without `abort` (what a simulated crash does to the crashed host's tasks)
+/// leaves its sync point for the next crash or open, like a power cut; one with no sync point
+/// leaves nothing. Its space is not counted until then.
+pub fn dropped_synced_writer_leaves_its_prefix_to_the_next_crash<S: Reopen>(store: &S) {
+    let v = volser("SY0005");
+    let mut synced = store.begin(v, 1, None).expect("begin");
+    synced.write(&pattern(2500, 9)).expect("write");
+    synced.sync().expect("sync");
+    synced.write(b"after").expect("write");
+    drop(synced);
+    let mut unsynced = store.begin(v, 2, None).expect("begin");
+    unsynced.write(b"no sync point").expect("write");
+    drop(unsynced);
+    assert_eq!(store.usage().in_flight_bytes, 0);
+    let store = store.crash_reopen();
+    let prefixes = store.synced().expect("synced");
+    assert_eq!(prefixes.len(), 1);
+    assert_eq!(prefixes[0].meta, prefix_meta(v, 1, &pattern(2500, 9)));
+    assert_eq!(store.usage().used_bytes, stored_len(2500));
+}
+
 /// A synced prefix of a number that is committed already (a stale one) replaces that version
 /// only when promoted, and a later prefix of the same number replaces an earlier one.
 pub fn promoted_prefix_replaces_nothing_but_its_number<S: Reopen>(store: &S) {
@@ -778,6 +804,7 @@ macro_rules! suite_tests {
             synced_prefix_survives_a_crash_cut_to_its_sync_point,
             unsynced_partial_is_lost_on_crash,
             keep_synced_keeps_the_prefix_without_a_crash,
+            dropped_synced_writer_leaves_its_prefix_to_the_next_crash,
             promoted_prefix_replaces_nothing_but_its_number,
         );
     };

@@ -1,13 +1,13 @@
 //! T17 (spec §4.2; B42): data before an acknowledged sync point is on the volume, whatever
 //! happens to the writer afterwards (the seed's tape semantics).
 //!
-//! NOT FIXED YET (issue 9, left open by helper-c): neither store keeps a synced partial version
-//! across a crash, so this test fails on the current code and is ignored until the fix lands.
-//!
 //! Sequence: c0, c1, c2 → c0 inserts S00000-S00002 → the host mounts S00001 at c0 with class SSD
 //! (C0 and C1 sync, C2 deferred) and writes b1..b5 → `Sync` answers 5 blocks durable → the host
 //! writes b6..b8 → c0 crashes before the next sync point and restarts → once the grid is quiet,
-//! S00001's current version is exactly b1..b5 (size, digest) and a mount at c0 reads b1..b5.
+//! S00001's current version is exactly b1..b5 (size, digest) and a mount at c0 reads b1..b5 →
+//! C1, the other sync cluster, kept b1..b5 when the duplex broke and counts that as its copy of
+//! the version without pulling one (B42: it holds the data up to the last sync point); C2 gets
+//! its deferred copy; a read at c1 is b1..b5 too.
 
 use std::time::Duration;
 
@@ -58,6 +58,19 @@ async fn scenario(control: GridControl, _ledger: Ledger) -> Result<(), Box<dyn s
     )?;
     let (_, read) = client::read_job(0, V).await?;
     ensure(read == synced, "T17: a later mount reads b1..b5")?;
+    client::wait_consistent(0, V, &[0, 1, 2], Duration::from_secs(60)).await?;
+    let c1 = control.cluster(1).ok_or("c1 runs")?;
+    ensure(
+        c1.metrics.copies.get() == 0,
+        "B42: C1 adopted the prefix it kept instead of pulling a copy",
+    )?;
+    ensure(
+        c1.tvc.store().synced()?.is_empty(),
+        "C1 has no synced prefix left once it holds the version",
+    )?;
+    let (_, read) = client::read_job(1, V).await?;
+    ensure(read == synced, "T17: C1 has exactly b1..b5")?;
+    client::wait_quiescent(&control, Duration::from_secs(60)).await?;
     Ok(())
 }
 
@@ -69,7 +82,6 @@ fn run(seed: u64) -> Result<(), String> {
 }
 
 #[test]
-#[ignore = "T17 not fixed yet: synced partial versions do not survive a crash (issue 9)"]
 fn t17_writer_crash_keeps_the_synced_prefix() {
     for_each_seed("t17_writer_crash_keeps_the_synced_prefix", &[17, 71], run);
 }
