@@ -634,7 +634,10 @@ pub fn synced_prefix_survives_a_crash_cut_to_its_sync_point<S: Reopen>(store: &S
         meta: prefix_meta(v, 2, &prefix),
         note: b"note at the sync point".to_vec(),
     };
-    assert_eq!(store.synced().expect("synced"), [expected.clone()]);
+    assert_eq!(
+        store.synced().expect("synced"),
+        std::slice::from_ref(&expected)
+    );
     assert_eq!(
         store.versions().expect("versions"),
         [(v, 1)],
