@@ -458,39 +458,29 @@ impl Cluster {
     /// dropped. With no sync point, the partial version is dropped and the volume keeps its last
     /// version. A committing job is demounted by its commit task instead.
     ///
-    /// A caller cancelled here leaves no partial bytes behind: the writer moves into the
-    /// offloaded `keep_synced` at once (run inline for the memory store, on the blocking pool
-    /// for files, so it finishes either way). The prefix is published while the job's mount
-    /// still holds the volume; if that is cut short the prefix waits in the store for the next
-    /// sweep, and the idle watch demounts.
+    /// The job is demounted before the first `.await`, the volume held in the same step until
+    /// its prefix is published, so a cancelled caller leaves nothing mounted: the writer moves
+    /// into the offloaded `keep_synced` (run inline for the memory store, on the blocking pool
+    /// for files, so it finishes either way) and the hold goes with the future. A prefix whose
+    /// publication is cut short waits in the store for the next sweep.
     pub(crate) async fn abort_job(&self, mount: &Mount, io: &mut JobIo) {
         io.failed = true;
         // Closing the duplexes makes each sync cluster keep its synced prefix and drop the rest.
         io.duplex.clear();
         let writer = io.writer.take();
-        let kept = match writer {
-            Some(writer) => self.tvc.offload(move || writer.keep_synced()).await,
-            None => Ok(None),
-        };
-        match kept {
-            Ok(Some(meta)) => {
-                let prefix = self
-                    .tvc
-                    .run(move |s| s.synced())
-                    .await
-                    .ok()
-                    .and_then(|all| all.into_iter().find(|p| p.meta == meta));
-                if let Some(prefix) = prefix {
-                    self.publish_abended(mount, prefix).await;
-                }
-            }
-            Ok(None) => {}
+        let hold = self.mounts.abandon_holding(&mount.id, mount.volser);
+        // Held, or still mounted by its own commit task: nothing else writes the volume.
+        let exclusive = hold.is_some() || self.mounts.is_registered(&mount.id);
+        tracing::warn!(volser = %mount.volser, mount = %mount.id, "job aborted; bytes after its last sync point dropped");
+        let Some(writer) = writer else { return };
+        match self.tvc.offload(move || writer.keep_synced()).await {
+            Ok(Some(meta)) if exclusive => self.publish_abended(meta).await,
+            Ok(_) => {}
             Err(e) => {
                 tracing::error!(volser = %mount.volser, error = %e, "keeping an abended job's synced prefix")
             }
         }
-        self.mounts.abandon(&mount.id);
-        tracing::warn!(volser = %mount.volser, mount = %mount.id, "job aborted; bytes after its last sync point dropped");
+        drop(hold);
     }
 
     /// The job's I/O, for a call that goes on with the job: refused when the job failed, was

@@ -139,23 +139,21 @@ impl Cluster {
         Ok(true)
     }
 
-    /// A job abended after a sync point with its writer given up here (`keep_synced`): publish
-    /// the prefix now if the volume is still free for it. A prefix left here (the volume was
-    /// mounted again meanwhile, or the journal failed) is looked at by the next sweep.
-    pub(crate) async fn publish_abended(&self, mount: &Mount, prefix: SyncedPrefix) {
-        // The job's own mount, or a hold when its mount is gone already (an abandoned job).
-        let hold = if self.mounts.is_registered(&mount.id) {
-            None
-        } else {
-            match self.mounts.hold(mount.volser) {
-                Ok(h) => Some(h),
-                Err(_) => return,
-            }
-        };
+    /// A job abended after a sync point and its writer kept `meta` as a synced prefix: publish
+    /// it now. The caller holds the volume (the job's mount or a hold). A prefix left here (the
+    /// journal failed) is looked at by the next sweep.
+    pub(crate) async fn publish_abended(&self, meta: vtgrid_tvc::VersionMeta) {
+        let volser = meta.volser;
+        let prefix = self
+            .tvc
+            .run(|s| s.synced())
+            .await
+            .ok()
+            .and_then(|all| all.into_iter().find(|p| p.meta == meta));
+        let Some(prefix) = prefix else { return };
         if let Err(e) = self.publish_prefix(&prefix).await {
-            tracing::error!(volser = %mount.volser, error = %e, "publishing an abended job's synced prefix");
+            tracing::error!(%volser, error = %e, "publishing an abended job's synced prefix");
         }
-        drop(hold);
     }
 
     /// At start and every sweep: each synced prefix this cluster may publish becomes the next
