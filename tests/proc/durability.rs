@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use vtgrid_proto::pb::Reason;
 use vtgrid_tests::support::host::{
-    mount, read_volume, rewind_unload, specific, write_volume, OpenWriteStream,
+    mount, read_volume, rewind_unload, specific, write_stream, write_volume, OpenWriteStream,
+    StreamEnd,
 };
 use vtgrid_tests::support::{
     assert_reason, ok, wait_for, Payload, TestGrid, MIB, PRIVATE_CATEGORY,
@@ -139,5 +140,77 @@ async fn kill9_during_write_keeps_last_committed_version_and_drops_the_partial()
         data == b_v1.to_vec(),
         "A00001 reads back intact ({} bytes)",
         data.len()
+    );
+}
+
+/// T17 on a real file store: a `kill -9` after an acknowledged sync point leaves exactly the
+/// bytes up to it as the volume's next version (tape semantics, B42), whatever the job wrote
+/// after; nothing is left in `tvc/.partial/`.
+///
+/// Sequence: node → insert A00000-A00009 → A00000 v1 (1 MiB + 3) → mount A00000 → one write
+/// call of 2 MiB + 9 bytes → Sync answers 2 MiB + 9 durable → a write stream of 3 MiB more, never
+/// ended → wait until the partial file has grown past the synced bytes → kill -9 → restart →
+/// `.partial/` is empty → A00000 is at v2, size and digest of the synced bytes → it reads back
+/// as those bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill9_after_a_sync_point_keeps_the_synced_prefix_as_the_version() {
+    let mut grid = TestGrid::start().await;
+    grid.insert("A00000-A00009", PRIVATE_CATEGORY).await;
+    let mut host = grid.host().await;
+    write_volume(&mut host, "A00000", Payload::mib(20, 1, 3)).await;
+    let job = ok(mount(&mut host, specific("A00000")).await, "mount A00000");
+    let synced = Payload::mib(21, 2, 9);
+    ok(
+        write_stream(&mut host, &job.mount_id, synced, StreamEnd::Complete).await,
+        "write the bytes before the sync point",
+    );
+    let durable = ok(
+        host.sync(vtgrid_proto::pb::SyncRequest {
+            mount_id: job.mount_id.clone(),
+        })
+        .await,
+        "sync",
+    )
+    .into_inner()
+    .durable_bytes;
+    assert_eq!(durable, synced.len());
+    let stream = OpenWriteStream::open(&host, &job.mount_id).await;
+    for chunk in Payload::mib(22, 3, 0).chunks(MIB as usize) {
+        assert!(
+            stream.send(chunk).await,
+            "the node ended the write stream early"
+        );
+    }
+    let grown = synced.len() + 2 * MIB;
+    wait_for(
+        "the partial version growing past the sync point",
+        Duration::from_secs(30),
+        || async {
+            grid.partial_files()
+                .into_iter()
+                .find(|(p, len)| p.extension().is_some_and(|e| e == "part") && *len > grown)
+        },
+    )
+    .await;
+
+    grid.kill9();
+    let _ = stream.finish().await;
+    grid.restart().await;
+
+    assert_eq!(
+        grid.partial_files(),
+        Vec::new(),
+        "partial files after restart"
+    );
+    let v = grid.volume("A00000").await;
+    assert_eq!(
+        (v.version, v.size, v.digest.as_str()),
+        (2, synced.len(), synced.blake3_hex().as_str()),
+        "A00000's new version is exactly the synced bytes"
+    );
+    let data = read_volume(&mut grid.host().await, "A00000").await;
+    assert!(
+        data == synced.to_vec(),
+        "A00000 reads back as the synced bytes"
     );
 }

@@ -12,6 +12,7 @@
 //!                   V unknown: view caught up ──► Remove; view trailing   ──► Keep
 //!                   k > current (a RUN copy or duplex not published yet)  ──► Keep
 //!                   k = current: its bytes are not the catalog's          ──► Remove
+//!                                Synced, and held here or not owed here   ──► Remove
 //!                                otherwise                                ──► Keep
 //!                   k < current: this cluster holds current verified, or is
 //!                                not owed it at all                       ──► Remove
@@ -154,8 +155,11 @@ pub fn decide(area: Area, version: VersionNumber, bytes: HeldBytes, facts: &Fact
             }
             (Area::Cache, HeldBytes::Unreadable) => Decision::Remove(Remove::NotTheCatalogsBytes),
             // A synced prefix of the current version is kept until the version is held here:
-            // it is what this cluster makes its copy from (T17).
-            (Area::Synced, _) if holds_current => Decision::Remove(Remove::Superseded),
+            // it is what this cluster makes its copy from (T17); a cluster owed no copy never
+            // makes one.
+            (Area::Synced, _) if holds_current || copy_duty(record, facts.cluster).is_none() => {
+                Decision::Remove(Remove::Superseded)
+            }
             _ => Decision::Keep(Keep::Current),
         },
         std::cmp::Ordering::Less => {
@@ -353,6 +357,17 @@ mod tests {
         assert_eq!(
             decide(Area::Synced, 5, HeldBytes::Unchecked, &f),
             Decision::Remove(Remove::Superseded)
+        );
+        let not_owed = record("SSN", &[(0, 6)]);
+        assert_eq!(
+            decide(
+                Area::Synced,
+                6,
+                HeldBytes::Unchecked,
+                &facts(2, Some(&not_owed))
+            ),
+            Decision::Remove(Remove::Superseded),
+            "a cluster owed no copy of the version has no use for its prefix"
         );
         let held = record("SSD", &[(0, 6), (1, 6)]);
         assert_eq!(

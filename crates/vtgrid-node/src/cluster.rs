@@ -373,7 +373,8 @@ impl Cluster {
     /// superseded versions once the current one is held here (or no longer owed), and (`caught_up`:
     /// this view is as new as the leader's) files of volumes the catalog does not know. Kept: the
     /// current version, newer ones, the last copy below the current one until that arrives,
-    /// versions still in this cluster's journal and quarantined ones.
+    /// versions still in this cluster's journal and quarantined ones. Synced prefixes this
+    /// cluster may publish become versions first (`crate::synced`).
     async fn reconcile_tvc(&self, caught_up: bool) {
         if let Err(e) = self.finish_quarantine_moves().await {
             tracing::error!(error = %e, "finishing quarantine moves");
@@ -397,6 +398,7 @@ impl Cluster {
                 }
             }
         }
+        removed += self.settle_synced_prefixes(&facts).await;
         for q in &facts.quarantine_area {
             if facts.decide_quarantined(self, q).may_remove() {
                 let q = *q;

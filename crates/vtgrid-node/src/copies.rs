@@ -218,6 +218,10 @@ impl Cluster {
         if self.holds_verified(volser, version, digest).await {
             return Ok(());
         }
+        // A sync cluster that kept the prefix its writer published holds the copy already.
+        if self.adopt_synced_prefix(volser, version, digest).await {
+            return Ok(());
+        }
         let bytes = self.stream_remote(source, volser, version, digest).await?;
         let meta = self.store_stream(volser, version, Box::pin(bytes)).await?;
         if meta.digest != digest {

@@ -448,23 +448,39 @@ impl Cluster {
                 r?;
             }
         }
+        // What the version is published with if the job ends after a sync point (T17).
+        writer.set_note(self.sync_note(mount));
         Ok(writer)
     }
 
-    /// Drop the job's partial version and demount (the host's job abends). Everything that must
-    /// happen is done before the one `.await`, so a cancelled caller leaves nothing behind: the
-    /// writer moved into the offloaded abort is dropped (its partial file deleted) even if that
-    /// await never returns. A committing job is demounted by its commit task instead.
+    /// End the job (the host's job abends) and demount: its bytes up to its last sync point
+    /// become the next version (tape semantics, B42/T17; see [`crate::synced`]), the rest is
+    /// dropped. With no sync point, the partial version is dropped and the volume keeps its last
+    /// version. A committing job is demounted by its commit task instead.
+    ///
+    /// The job is demounted before the first `.await`, the volume held in the same step until
+    /// its prefix is published, so a cancelled caller leaves nothing mounted: the writer moves
+    /// into the offloaded `keep_synced` (run inline for the memory store, on the blocking pool
+    /// for files, so it finishes either way) and the hold goes with the future. A prefix whose
+    /// publication is cut short waits in the store for the next sweep.
     pub(crate) async fn abort_job(&self, mount: &Mount, io: &mut JobIo) {
         io.failed = true;
-        // Closing the duplexes makes each sync cluster drop its partial version too.
+        // Closing the duplexes makes each sync cluster keep its synced prefix and drop the rest.
         io.duplex.clear();
         let writer = io.writer.take();
-        self.mounts.abandon(&mount.id);
-        tracing::warn!(volser = %mount.volser, mount = %mount.id, "job aborted; partial version dropped");
-        if let Some(writer) = writer {
-            self.tvc.offload(move || writer.abort()).await;
+        let hold = self.mounts.abandon_holding(&mount.id, mount.volser);
+        // Held, or still mounted by its own commit task: nothing else writes the volume.
+        let exclusive = hold.is_some() || self.mounts.is_registered(&mount.id);
+        tracing::warn!(volser = %mount.volser, mount = %mount.id, "job aborted; bytes after its last sync point dropped");
+        let Some(writer) = writer else { return };
+        match self.tvc.offload(move || writer.keep_synced()).await {
+            Ok(Some(meta)) if exclusive => self.publish_abended(meta).await,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(volser = %mount.volser, error = %e, "keeping an abended job's synced prefix")
+            }
         }
+        drop(hold);
     }
 
     /// The job's I/O, for a call that goes on with the job: refused when the job failed, was
@@ -488,24 +504,36 @@ impl Cluster {
     pub async fn sync(self: &Arc<Self>, mount: &Arc<Mount>) -> Result<u64, NodeError> {
         let _call = mount.begin_call();
         let mut io = self.job_io(mount).await?;
-        let Some(writer) = io.writer.take() else {
+        let Some(written) = io.writer.as_ref().map(|w| w.bytes_written()) else {
             return Ok(0);
         };
         // Cancelled while the writer is away or the sync cluster is asked: the job abends.
         let cancelled = AbandonOnDrop::arm(self, mount);
-        let (writer, result) = self
-            .tvc
-            .offload(move || {
-                let mut writer = writer;
-                let r = writer.sync();
-                (writer, r)
-            })
-            .await;
-        io.writer = Some(writer);
-        let outcome = match result {
-            Ok(n) if io.duplex.is_empty() => Ok(n),
-            Ok(n) => self.duplex_sync(mount, &mut io, n).await.map(|()| n),
-            Err(e) => Err(e.into()),
+        // The sync clusters first, then the local fsync and its marker: a sync point this
+        // cluster records as durable is one the host is told succeeded, so a job that ends
+        // after a failed sync point leaves the prefix of the one before it (T17).
+        let duplexed = if io.duplex.is_empty() {
+            Ok(())
+        } else {
+            self.duplex_sync(mount, &mut io, written).await
+        };
+        let outcome = match duplexed {
+            Ok(()) => match io.writer.take() {
+                Some(writer) => {
+                    let (writer, result) = self
+                        .tvc
+                        .offload(move || {
+                            let mut writer = writer;
+                            let r = writer.sync();
+                            (writer, r)
+                        })
+                        .await;
+                    io.writer = Some(writer);
+                    result.map_err(NodeError::from)
+                }
+                None => Ok(written),
+            },
+            Err(e) => Err(e),
         };
         cancelled.disarm();
         if outcome.is_err() {

@@ -8,6 +8,7 @@
 //! - [`jobs`]: host jobs: mount, write, read, sync, rewind-unload, category change.
 //! - [`mounts`]: the table of mounted volumes (one mount of a volume at a time).
 //! - [`abandon`]: jobs that end without their host: cancelled calls, idle mounts, force demount.
+//! - [`synced`]: a job's bytes up to its last sync point outlive the job (B42, T17).
 //! - [`ownership`]: the surrender/transfer handshake between clusters, remote version reads.
 //! - [`journal`], [`publisher`]: the owner journal (local autonomy, B15) and its way into Raft,
 //!   with quarantine of refused versions.
@@ -49,6 +50,7 @@ pub mod publisher;
 pub mod raft_network;
 pub mod services;
 pub mod sync;
+pub mod synced;
 pub mod telemetry;
 pub mod transport;
 pub mod tvc_io;

@@ -366,6 +366,28 @@ impl MountTable {
         }
     }
 
+    /// [`MountTable::abandon`], and in the same step hold the volume for what the job leaves
+    /// behind (its synced prefix, `crate::synced`): no other job can mount it in between. None
+    /// when the job's commit runs (its mount still holds the volume) or another job or hold has
+    /// the volume already.
+    pub fn abandon_holding(&self, mount_id: &str, volser: Volser) -> Option<Hold<'_>> {
+        let mut inner = self.lock();
+        if inner.committing.contains(mount_id) {
+            return None;
+        }
+        if let Some(m) = inner.by_id.remove(mount_id) {
+            inner.by_volser.remove(&m.volser);
+        }
+        if inner.by_volser.contains_key(&volser) {
+            return None;
+        }
+        inner.by_volser.insert(volser, HOLD.to_string());
+        Some(Hold {
+            table: self,
+            volser,
+        })
+    }
+
     /// The commit of `mount_id` ended with `outcome`: demount and keep the outcome for retries.
     pub fn end_commit(&self, mount_id: &str, outcome: UnloadOutcome) {
         let mut inner = self.lock();

@@ -339,8 +339,9 @@ impl Cluster {
 }
 
 /// The sync cluster's side of one duplex: opened by the first message, then chunks, sync points
-/// and the commit, each answered on `acks`. Ends (dropping the partial version) when the writer's
-/// stream ends or breaks before the commit.
+/// and the commit, each answered on `acks`. Ends when the writer's stream ends or breaks before
+/// the commit, keeping the bytes up to the last sync point (a synced prefix) and dropping the
+/// rest.
 pub(crate) async fn serve_duplex(
     cluster: std::sync::Arc<Cluster>,
     mut inbound: tonic::Streaming<SyncWriteMessage>,
@@ -463,8 +464,19 @@ pub(crate) async fn serve_duplex(
         }
     }
     if let Some(w) = writer.take() {
-        cluster.tvc.offload(move || w.abort()).await;
-        tracing::warn!(%volser, version, "sync duplex ended before its commit; partial version dropped");
+        // Tape semantics (B42, T17): the bytes up to the last sync point stay, as a synced
+        // prefix, in case the writer publishes them (`crate::synced`); the rest goes.
+        match cluster.tvc.offload(move || w.keep_synced()).await {
+            Ok(Some(kept)) => {
+                tracing::warn!(%volser, version, size = kept.size, "sync duplex ended before its commit; synced prefix kept")
+            }
+            Ok(None) => {
+                tracing::warn!(%volser, version, "sync duplex ended before its commit; partial version dropped")
+            }
+            Err(e) => {
+                tracing::warn!(%volser, version, error = %e, "sync duplex ended before its commit; its synced prefix could not be kept")
+            }
+        }
     }
 }
 

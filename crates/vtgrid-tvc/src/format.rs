@@ -27,6 +27,21 @@
 //! A sync point writes the chunk being filled as a short chunk; later writes extend that chunk
 //! and rewrite it in place, so syncs never change the layout.
 //!
+//! A sync point also records a marker beside the partial version, so the prefix outlives the
+//! writer (a synced prefix, B42/T17). Cutting the partial file back to the marker's size, with
+//! the last chunk's header rewritten for that size and a trailer appended, gives exactly the
+//! stored form of a version of those bytes:
+//!
+//! ```text
+//!  sync marker   len  field
+//!  0               8  magic  b"VTGSYNC1"
+//!  8               8  size: data bytes up to the sync point, u64 LE
+//!  16             32  BLAKE3 of those bytes
+//!  48              4  note length n, u32 LE
+//!  52              n  note (the node's, opaque here)
+//!  52 + n          4  CRC32C of everything before, u32 LE
+//! ```
+//!
 //! The CRC covers each chunk so a reader can reject a bad chunk before handing out its bytes; the
 //! BLAKE3 digest covers the order and completeness of the chunks, and is what the catalog records.
 
@@ -69,7 +84,7 @@ pub fn data_offset(pos: u64) -> u64 {
     HEADER_LEN + (pos / chunk) * (CHUNK_HEADER_LEN + chunk) + CHUNK_HEADER_LEN + pos % chunk
 }
 
-fn encode_header(volser: Volser, version: VersionNumber) -> [u8; HEADER_LEN as usize] {
+pub(crate) fn encode_header(volser: Volser, version: VersionNumber) -> [u8; HEADER_LEN as usize] {
     let mut out = [0u8; HEADER_LEN as usize];
     out[..8].copy_from_slice(&MAGIC);
     out[8..14].copy_from_slice(volser.as_str().as_bytes());
@@ -85,6 +100,118 @@ pub(crate) fn encode_trailer(size: u64, digest: &Digest) -> [u8; TRAILER_LEN as 
     let crc = crc32c::crc32c(&out[4..44]);
     out[44..].copy_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// First 8 bytes of a sync marker.
+pub const SYNC_MAGIC: [u8; 8] = *b"VTGSYNC1";
+
+/// What a sync point recorded: the prefix's size and digest, and the caller's note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SyncMarker {
+    pub size: u64,
+    pub digest: Digest,
+    pub note: Vec<u8>,
+}
+
+impl SyncMarker {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let note_len = u32::try_from(self.note.len()).expect("a sync note is small");
+        let mut out = Vec::with_capacity(56 + self.note.len());
+        out.extend_from_slice(&SYNC_MAGIC);
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&self.digest.0);
+        out.extend_from_slice(&note_len.to_le_bytes());
+        out.extend_from_slice(&self.note);
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// The marker in `bytes`, or `None` when they are not a whole, intact marker.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<SyncMarker> {
+        if bytes.len() < 56 || bytes[..8] != SYNC_MAGIC {
+            return None;
+        }
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32c::crc32c(body) != le_u32(crc) {
+            return None;
+        }
+        let note_len = le_u32(&body[48..52]) as usize;
+        if body.len() != 52 + note_len {
+            return None;
+        }
+        Some(SyncMarker {
+            size: le_u64(&body[8..16]),
+            digest: Digest(body[16..48].try_into().expect("32 bytes")),
+            note: body[52..].to_vec(),
+        })
+    }
+}
+
+/// Cut the stored bytes of a partial version back to `marker.size` data bytes and close them as
+/// a version: the last chunk's header is rewritten for its length, a trailer appended. Every
+/// chunk but the last is checked against its CRC and the whole prefix against the marker's
+/// digest; `None` when the bytes are not the prefix the marker recorded (then they must not
+/// become a version). Works on anything readable and writable at an offset: a file, or a
+/// partial version in memory.
+pub(crate) fn close_prefix<F: Read + Write + Seek>(
+    f: &mut F,
+    volser: Volser,
+    version: VersionNumber,
+    marker: &SyncMarker,
+) -> io::Result<Option<u64>> {
+    let mut header = [0u8; HEADER_LEN as usize];
+    f.seek(SeekFrom::Start(0))?;
+    if read_full(f, &mut header)? < header.len() || header != encode_header(volser, version) {
+        return Ok(None);
+    }
+    let count = chunk_count(marker.size);
+    let mut hasher = blake3::Hasher::new();
+    let mut data = vec![0u8; CHUNK_SIZE];
+    let mut last_head = None;
+    for i in 0..count {
+        let offset = HEADER_LEN + i * (CHUNK_HEADER_LEN + CHUNK_SIZE as u64);
+        let len = (marker.size - i * CHUNK_SIZE as u64).min(CHUNK_SIZE as u64) as usize;
+        let mut head = [0u8; CHUNK_HEADER_LEN as usize];
+        f.seek(SeekFrom::Start(offset))?;
+        if read_full(f, &mut head)? < head.len() || read_full(f, &mut data[..len])? < len {
+            return Ok(None);
+        }
+        let crc = crc32c::crc32c(&data[..len]);
+        if i + 1 < count && (le_u32(&head[..4]) as usize != len || le_u32(&head[4..]) != crc) {
+            return Ok(None);
+        }
+        hasher.update(&data[..len]);
+        last_head = Some((offset, len as u32, crc));
+    }
+    if Digest(*hasher.finalize().as_bytes()) != marker.digest {
+        return Ok(None);
+    }
+    if let Some((offset, len, crc)) = last_head {
+        let mut head = [0u8; CHUNK_HEADER_LEN as usize];
+        head[..4].copy_from_slice(&len.to_le_bytes());
+        head[4..].copy_from_slice(&crc.to_le_bytes());
+        f.seek(SeekFrom::Start(offset))?;
+        f.write_all(&head)?;
+    }
+    let end = stored_len(marker.size) - TRAILER_LEN;
+    f.seek(SeekFrom::Start(end))?;
+    f.write_all(&encode_trailer(marker.size, &marker.digest))?;
+    Ok(Some(stored_len(marker.size)))
+}
+
+/// Read into `buf` until it is full or the source ends; the bytes read.
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 fn le_u32(bytes: &[u8]) -> u32 {
@@ -198,6 +325,16 @@ impl<W: Write + Seek> FrameWriter<W> {
 
     pub(crate) fn sink_mut(&mut self) -> &mut W {
         &mut self.sink
+    }
+
+    /// Give back the sink, as it is (no trailer): for a writer that ends without committing.
+    pub(crate) fn into_sink(self) -> W {
+        self.sink
+    }
+
+    /// BLAKE3 of the data taken so far (the hasher goes on).
+    pub(crate) fn prefix_digest(&self) -> Digest {
+        Digest(*self.hasher.clone().finalize().as_bytes())
     }
 
     /// Append data, writing out each chunk as it reaches [`CHUNK_SIZE`]. On error the writer's

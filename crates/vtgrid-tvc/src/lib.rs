@@ -8,7 +8,8 @@
 //! # Layout
 //! - [`store`]: the seam: [`VolumeStore`], [`VersionWriter`], [`VersionReader`], [`VersionMeta`],
 //!   [`SpaceUsage`], and the quarantine area ([`QuarantinedVersion`]: refused versions under
-//!   their own identity, DESIGN §3).
+//!   their own identity, DESIGN §3), and synced prefixes ([`SyncedPrefix`]: the bytes up to the
+//!   last sync point of a version whose writer did not commit, B42/T17).
 //! - [`format`](mod@format): the stored framing (header, CRC32C chunks, trailer), drawn as a table.
 //! - [`file`](mod@file): [`FileVolumeStore`], one file per version under `<data_dir>/tvc`, blocking `std::fs`.
 //! - [`mem`]: [`MemVolumeStore`], the same framing in memory, with `crash()` for turmoil.
@@ -36,5 +37,6 @@ pub use file::{version_path, FileVolumeStore};
 pub use format::CHUNK_SIZE;
 pub use mem::MemVolumeStore;
 pub use store::{
-    QuarantinedVersion, SpaceUsage, VersionMeta, VersionReader, VersionWriter, VolumeStore,
+    QuarantinedVersion, SpaceUsage, SyncedPrefix, VersionMeta, VersionReader, VersionWriter,
+    VolumeStore,
 };

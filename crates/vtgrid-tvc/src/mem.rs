@@ -8,12 +8,15 @@
 //! [`MemVolumeStore::crash`] stands for a node losing power: committed versions survive (commit
 //! means durable), every version being written is lost, as the file store's restart deletes
 //! `.partial/`. A writer started before the crash fails every later call with
-//! [`TvcError::Crashed`]; the store's space generation tells it so. Synced but uncommitted bytes
-//! are lost too, exactly as in the file store.
+//! [`TvcError::Crashed`]; the store's space generation tells it so. A writer's bytes up to its
+//! last sync point survive, as in the file store: each sync keeps a snapshot of the framed prefix
+//! (what the file store's reopen cuts the partial file back to), and `crash()` turns every
+//! snapshot into a synced prefix.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -21,12 +24,13 @@ use vtgrid_core::{Digest, VersionNumber, Volser};
 
 use crate::error::TvcError;
 use crate::format::{
-    data_offset, stored_len, FrameReader, FrameWriter, FramedVersionReader, Target, TRAILER_LEN,
+    close_prefix, data_offset, stored_len, FrameReader, FrameWriter, FramedVersionReader,
+    SyncMarker, Target, TRAILER_LEN,
 };
 use crate::space::{Reservation, Space};
 use crate::store::{
-    copy_base, QuarantinedVersion, SpaceUsage, VersionMeta, VersionReader, VersionWriter,
-    VolumeStore,
+    copy_base, QuarantinedVersion, SpaceUsage, SyncedPrefix, VersionMeta, VersionReader,
+    VersionWriter, VolumeStore,
 };
 
 /// An in-memory volume store. Clones share the same versions, so a simulation keeps a handle
@@ -44,6 +48,26 @@ struct MemInner {
     quarantine: Mutex<QuarantineMap>,
     /// Committed plus in-flight bytes; its generation counts crashes.
     space: Arc<Space>,
+    /// Synced prefixes: stored form and note (lock after `quarantine`).
+    synced: Mutex<SyncedMap>,
+    /// Each live writer's last sync point, by writer id: what a crash keeps (lock after `synced`).
+    sync_points: Mutex<BTreeMap<u64, SyncPoint>>,
+    next_writer: AtomicU64,
+}
+
+type SyncedMap = BTreeMap<(Volser, VersionNumber), (Bytes, Vec<u8>)>;
+
+/// A writer's prefix at its last sync point, framed as a version.
+struct SyncPoint {
+    volser: Volser,
+    version: VersionNumber,
+    stored: Bytes,
+    note: Vec<u8>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each change is a single insert or remove: a panic elsewhere cannot leave it half-changed.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn target(volser: Volser, version: VersionNumber) -> Target {
@@ -70,6 +94,9 @@ impl MemVolumeStore {
                 versions: Mutex::new(BTreeMap::new()),
                 quarantine: Mutex::new(BTreeMap::new()),
                 space: Space::new(quota_bytes, 0),
+                synced: Mutex::new(BTreeMap::new()),
+                sync_points: Mutex::new(BTreeMap::new()),
+                next_writer: AtomicU64::new(0),
             }),
         }
     }
@@ -91,9 +118,44 @@ impl MemVolumeStore {
     }
 
     /// Simulate a crash and restart: committed versions stay, every version in flight is lost
-    /// with its space, and writers begun before now can no longer write or commit.
+    /// with its space but for its bytes up to its last sync point, which become a synced
+    /// prefix, and writers begun before now can no longer write or commit.
     pub fn crash(&self) {
-        self.inner.space.crash();
+        let mut synced = lock(&self.inner.synced);
+        let mut points = lock(&self.inner.sync_points);
+        let mut kept = 0u64;
+        for (_, p) in std::mem::take(&mut *points) {
+            kept += p.stored.len() as u64;
+            if let Some((old, _)) = synced.insert((p.volser, p.version), (p.stored, p.note)) {
+                kept -= old.len() as u64;
+            }
+        }
+        self.inner.space.crash(kept);
+    }
+
+    /// Flip every bit of data byte `offset` of a synced prefix (for tests).
+    ///
+    /// # Panics
+    /// If `offset` is not below the prefix's size.
+    pub fn corrupt_synced_byte(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+        offset: u64,
+    ) -> Result<(), TvcError> {
+        let mut synced = lock(&self.inner.synced);
+        let (stored, _) = synced
+            .get_mut(&(volser, version))
+            .ok_or(TvcError::NotFound { volser, version })?;
+        let at = data_offset(offset);
+        assert!(
+            at < stored.len() as u64 - TRAILER_LEN,
+            "offset {offset} is past the data"
+        );
+        let mut bytes = stored.to_vec();
+        bytes[at as usize] ^= 0xff;
+        *stored = Bytes::from(bytes);
+        Ok(())
     }
 
     /// Flip every bit of data byte `offset` of a committed version, as a disk error would (for
@@ -147,6 +209,11 @@ impl VolumeStore for MemVolumeStore {
             reservation,
             store: self.clone(),
             broken: false,
+            note: Vec::new(),
+            point: SyncPointSlot {
+                store: self.clone(),
+                id: self.inner.next_writer.fetch_add(1, Ordering::Relaxed),
+            },
         });
         if let Some(base) = base {
             copy_base(self.open(volser, base)?.as_mut(), writer.as_mut())?;
@@ -256,8 +323,71 @@ impl VolumeStore for MemVolumeStore {
             .collect())
     }
 
+    fn synced(&self) -> Result<Vec<SyncedPrefix>, TvcError> {
+        let synced = lock(&self.inner.synced);
+        let mut out = Vec::new();
+        for ((volser, version), (stored, note)) in synced.iter() {
+            // A prefix is framed when it is kept, so its framing is sound.
+            if let Ok(r) = FrameReader::open(Cursor::new(stored.clone()), target(*volser, *version))
+            {
+                out.push(SyncedPrefix {
+                    meta: r.meta().clone(),
+                    note: note.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn promote_synced(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+    ) -> Result<VersionMeta, TvcError> {
+        let stored = lock(&self.inner.synced)
+            .get(&(volser, version))
+            .map(|(s, _)| s.clone())
+            .ok_or(TvcError::NotFound { volser, version })?;
+        let mut reader = FrameReader::open(Cursor::new(stored.clone()), target(volser, version))?;
+        while reader.next_chunk()?.is_some() {}
+        let meta = reader.meta().clone();
+        let mut map = self.versions_map();
+        let mut synced = lock(&self.inner.synced);
+        self.inner.space.remove(|| {
+            synced.remove(&(volser, version));
+            Ok(map
+                .insert((volser, version), stored)
+                .map_or(0, |b| b.len() as u64))
+        })?;
+        Ok(meta)
+    }
+
+    fn remove_synced(&self, volser: Volser, version: VersionNumber) -> Result<(), TvcError> {
+        let mut synced = lock(&self.inner.synced);
+        self.inner.space.remove(|| {
+            Ok(synced
+                .remove(&(volser, version))
+                .map_or(0, |(b, _)| b.len() as u64))
+        })
+    }
+
     fn is_blocking(&self) -> bool {
         false
+    }
+}
+
+/// A writer's entry in the store's sync points; removed when the writer commits, aborts or
+/// keeps its prefix. A writer merely dropped leaves it to the next `crash()`, as the file store
+/// leaves a synced partial file to its next open: a simulated crash drops the crashed host's
+/// writers (turmoil runs their destructors), which a power cut would not.
+struct SyncPointSlot {
+    store: MemVolumeStore,
+    id: u64,
+}
+
+impl SyncPointSlot {
+    fn take(&self) -> Option<SyncPoint> {
+        lock(&self.store.inner.sync_points).remove(&self.id)
     }
 }
 
@@ -269,6 +399,10 @@ struct MemVersionWriter {
     store: MemVolumeStore,
     /// A write failed mid-way (cannot happen in memory, kept for the same contract as the file).
     broken: bool,
+    /// Kept with each sync point.
+    note: Vec<u8>,
+    /// This writer's last sync point in the store.
+    point: SyncPointSlot,
 }
 
 impl MemVersionWriter {
@@ -298,9 +432,60 @@ impl VersionWriter for MemVersionWriter {
     }
 
     fn sync(&mut self) -> Result<u64, TvcError> {
-        // Memory has no durable point short of commit: a crash loses every partial version.
         self.check_usable()?;
+        // The prefix as the file store's reopen would leave it: framed as a version of the
+        // bytes so far (the store keeps it across a crash).
+        self.frames.write_partial()?;
+        let marker = SyncMarker {
+            size: self.frames.written(),
+            digest: self.frames.prefix_digest(),
+            note: self.note.clone(),
+        };
+        let target = self.frames.target().clone();
+        let mut prefix = Cursor::new(self.frames.sink_mut().get_ref().clone());
+        let closed = close_prefix(&mut prefix, target.volser, target.version, &marker)
+            .map_err(|e| target.io_error(crate::IoOp::Write, 0, e))?;
+        let len = closed.expect("a prefix framed in memory matches its own digest");
+        let mut stored = prefix.into_inner();
+        stored.truncate(len as usize);
+        lock(&self.store.inner.sync_points).insert(
+            self.point.id,
+            SyncPoint {
+                volser: target.volser,
+                version: target.version,
+                stored: Bytes::from(stored),
+                note: marker.note,
+            },
+        );
         Ok(self.frames.written())
+    }
+
+    fn set_note(&mut self, note: Vec<u8>) {
+        self.note = note;
+    }
+
+    fn keep_synced(self: Box<Self>) -> Result<Option<VersionMeta>, TvcError> {
+        self.check_usable()?;
+        let MemVersionWriter {
+            reservation,
+            store,
+            point,
+            ..
+        } = *self;
+        let Some(p) = point.take() else {
+            return Ok(None);
+        };
+        let meta = FrameReader::open(Cursor::new(p.stored.clone()), target(p.volser, p.version))?
+            .meta()
+            .clone();
+        let mut synced = lock(&store.inner.synced);
+        let len = p.stored.len() as u64;
+        reservation.commit_as(len, || {
+            Ok(synced
+                .insert((p.volser, p.version), (p.stored, p.note))
+                .map_or(0, |(b, _)| b.len() as u64))
+        })?;
+        Ok(Some(meta))
     }
 
     fn bytes_written(&self) -> u64 {
@@ -313,6 +498,7 @@ impl VersionWriter for MemVersionWriter {
             frames,
             reservation,
             store,
+            point,
             ..
         } = *self;
         let target = frames.target().clone();
@@ -324,6 +510,8 @@ impl VersionWriter for MemVersionWriter {
             let replaced = map.insert((target.volser, target.version), stored);
             Ok(replaced.map_or(0, |b| b.len() as u64))
         })?;
+        drop(map);
+        point.take();
         Ok(VersionMeta {
             volser: target.volser,
             version: target.version,
@@ -334,6 +522,7 @@ impl VersionWriter for MemVersionWriter {
 
     fn abort(self: Box<Self>) {
         // Dropping the reservation gives back the space; the buffer goes with the writer.
+        self.point.take();
         drop(self);
     }
 }
@@ -359,8 +548,8 @@ mod tests {
         "A00001".parse().unwrap()
     }
 
-    /// Sequence: commit v1 → begin v2 (append) and write → crash → v1 is intact, v2 never
-    /// existed, and the space v2 held is free.
+    /// Sequence: commit v1 → begin v2 (append) and write, no sync point → crash → v1 is intact,
+    /// v2 never existed, and the space v2 held is free.
     #[test]
     fn crash_loses_in_flight_keeps_committed() {
         let store = MemVolumeStore::new(None);
@@ -369,7 +558,6 @@ mod tests {
         write_version(&store, v1(), 1, &data);
         let mut writer = store.begin(v1(), 2, Some(1)).unwrap();
         writer.write(&pattern(4000, 2)).unwrap();
-        writer.sync().unwrap();
         handle.crash();
         assert_eq!(store.versions().unwrap(), [(v1(), 1)]);
         assert_eq!(read_all(&store, v1(), 1).unwrap(), data);
@@ -425,6 +613,22 @@ mod tests {
             store.corrupt_byte(v1(), 9, 0),
             Err(TvcError::NotFound { .. })
         ));
+    }
+
+    /// A synced prefix damaged in memory is not promoted: the promotion verifies it first and
+    /// leaves it where it was.
+    #[test]
+    fn damaged_synced_prefix_is_not_promoted() {
+        let store = MemVolumeStore::new(None);
+        let mut writer = store.begin(v1(), 1, None).unwrap();
+        writer.write(&pattern(CHUNK_SIZE + 9, 4)).unwrap();
+        writer.sync().unwrap();
+        store.crash();
+        store.corrupt_synced_byte(v1(), 1, 3).unwrap();
+        let err = store.promote_synced(v1(), 1).unwrap_err();
+        assert!(err.is_corruption(), "{err:?}");
+        assert_eq!(store.versions().unwrap(), []);
+        assert_eq!(store.synced().unwrap().len(), 1);
     }
 
     #[test]

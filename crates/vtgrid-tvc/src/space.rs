@@ -107,10 +107,12 @@ impl Space {
         Ok(())
     }
 
-    /// A simulated crash: every writer in flight is lost with its bytes.
-    pub(crate) fn crash(&self) {
+    /// A simulated crash: every writer in flight is lost with its bytes, except `kept` stored
+    /// bytes of synced prefixes, which stay as committed bytes (they are on disk).
+    pub(crate) fn crash(&self, kept: u64) {
         let mut s = self.lock();
         s.in_flight = 0;
+        s.committed += kept;
         s.generation += 1;
     }
 }
@@ -159,7 +161,18 @@ impl Reservation {
     /// it replaced, if any, which stops counting. Fails with `Crashed`, running nothing, if a crash
     /// came first; if `publish` fails the reservation stays, to be given back on drop.
     pub(crate) fn commit(
+        self,
+        publish: impl FnOnce() -> Result<u64, TvcError>,
+    ) -> Result<(), TvcError> {
+        let kept = self.bytes;
+        self.commit_as(kept, publish)
+    }
+
+    /// [`Reservation::commit`], but only `kept` stored bytes stay committed (a writer that keeps
+    /// the prefix up to its sync point gives back what it wrote after it).
+    pub(crate) fn commit_as(
         mut self,
+        kept: u64,
         publish: impl FnOnce() -> Result<u64, TvcError>,
     ) -> Result<(), TvcError> {
         let mut s = self.space.lock();
@@ -175,7 +188,7 @@ impl Reservation {
             }
         };
         s.in_flight -= self.bytes;
-        s.committed = (s.committed + self.bytes).saturating_sub(replaced);
+        s.committed = (s.committed + kept).saturating_sub(replaced);
         self.settled = true;
         Ok(())
     }

@@ -6,7 +6,16 @@
 //!  begin(volser, v, base) ──► VersionWriter ── write/sync ──► commit ──► committed version v
 //!                                  │                                        │
 //!                                  └── abort / drop / crash: gone           └─► open ─► VersionReader
+//!                                      (but see below: bytes up to the last sync point stay)
+//!
+//!  sync ── fsync data ── marker {size, BLAKE3 of the prefix, note} (temp, fsync, rename)
+//!  crash, or keep_synced ──► synced prefix (volser, v) ── promote_synced ──► committed version v
+//!                                                      └── remove_synced ──► gone
 //! ```
+//!
+//! A synced prefix is what a tape holds after a sync point (B42, T17): the data up to the last
+//! acknowledged sync point of a version whose writer never committed. It is kept (and counted as
+//! space) until the node either makes it the version or the retention rule lets it go.
 //!
 //! Every call may block on the disk: async callers check [`VolumeStore::is_blocking`] and run
 //! blocking stores inside `tokio::task::spawn_blocking` (fsync and BLAKE3 over hundreds of MiB
@@ -41,6 +50,17 @@ pub struct VersionMeta {
     pub size: u64,
     /// BLAKE3 of the data bytes: what the catalog records and copies are checked against.
     pub digest: Digest,
+}
+
+/// The bytes of a version being written up to its last sync point, kept after its writer was
+/// lost (a crash) or given up ([`VersionWriter::keep_synced`]). Its framing is checked and its
+/// bytes verified against the digest recorded at the sync point before it is listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncedPrefix {
+    /// The prefix's volume, version number, size and BLAKE3 digest.
+    pub meta: VersionMeta,
+    /// What the writer's owner asked to keep with it ([`VersionWriter::set_note`]).
+    pub note: Vec<u8>,
 }
 
 /// How much of the cache is in use.
@@ -123,6 +143,24 @@ pub trait VolumeStore: Send + Sync + 'static {
     /// Every version in the quarantine area, sorted.
     fn quarantined(&self) -> Result<Vec<QuarantinedVersion>, TvcError>;
 
+    /// Every synced prefix held, sorted by (volser, version): at most one per version number (a
+    /// later one of the same number replaces an earlier).
+    fn synced(&self) -> Result<Vec<SyncedPrefix>, TvcError>;
+
+    /// Make the synced prefix of (`volser`, `version`) that committed version, replacing any
+    /// committed version of that number, after verifying every chunk and the whole digest. A
+    /// prefix whose bytes do not match is `DigestMismatch` (or `ChunkCorrupt`) and stays where it
+    /// is; a missing one is `NotFound`. Durable when it returns; changes no space use but the
+    /// replaced version's.
+    fn promote_synced(
+        &self,
+        volser: Volser,
+        version: VersionNumber,
+    ) -> Result<VersionMeta, TvcError>;
+
+    /// Delete the synced prefix of (`volser`, `version`) (missing is not an error).
+    fn remove_synced(&self, volser: Volser, version: VersionNumber) -> Result<(), TvcError>;
+
     /// True when calls do real blocking I/O (the file store): async callers must use
     /// `spawn_blocking`.
     fn is_blocking(&self) -> bool;
@@ -135,9 +173,20 @@ pub trait VersionWriter: Send {
     /// sizes of the calls, so a version's framing depends only on its size.
     fn write(&mut self, data: &[u8]) -> Result<(), TvcError>;
 
-    /// A durable point: everything written so far is on stable storage (fsync). Returns the bytes
-    /// written so far.
+    /// A durable point: everything written so far is on stable storage (fsync), and so is a
+    /// marker recording its size, digest and note, so the prefix survives a crash as a
+    /// [`SyncedPrefix`]. Returns the bytes written so far.
     fn sync(&mut self) -> Result<u64, TvcError>;
+
+    /// Bytes to keep with the synced prefix from the next sync point on (the node records what
+    /// the version would be published with). Empty by default.
+    fn set_note(&mut self, note: Vec<u8>);
+
+    /// End the writer, keeping the bytes up to its last sync point as a synced prefix (the job
+    /// abended after a sync point). Returns the prefix, or `None` when there was no sync point
+    /// (then it is an abort). Works on a writer broken by a failed write too: the bytes before
+    /// the last sync point were on disk already.
+    fn keep_synced(self: Box<Self>) -> Result<Option<VersionMeta>, TvcError>;
 
     /// Data bytes written so far, including those copied from the base version.
     fn bytes_written(&self) -> u64;
@@ -146,7 +195,10 @@ pub trait VersionWriter: Send {
     /// name, fsync the directory. After `Ok` the version survives a crash.
     fn commit(self: Box<Self>) -> Result<VersionMeta, TvcError>;
 
-    /// Drop the partial version and give back its space. Dropping the writer does the same.
+    /// Drop the partial version, synced or not, and give back its space. Dropping the writer
+    /// does the same for a writer with no sync point; one with a sync point is left as a crash
+    /// leaves it (its prefix comes back at the next open), since a simulated crash drops
+    /// writers too.
     fn abort(self: Box<Self>);
 }
 

@@ -14,7 +14,28 @@ use vtgrid_core::{Digest, VersionNumber, Volser};
 
 use crate::error::TvcError;
 use crate::format::{stored_len, CHUNK_SIZE};
-use crate::store::{QuarantinedVersion, VersionMeta, VolumeStore};
+use crate::store::{QuarantinedVersion, SyncedPrefix, VersionMeta, VolumeStore};
+use crate::{FileVolumeStore, MemVolumeStore};
+
+/// A store the suite can crash: [`Reopen::crash_reopen`] gives the store as it comes back after
+/// a power cut, holding exactly what was durable. Writers begun before are lost; the case drops
+/// them afterwards.
+pub trait Reopen: VolumeStore + Sized {
+    fn crash_reopen(&self) -> Self;
+}
+
+impl Reopen for FileVolumeStore {
+    fn crash_reopen(&self) -> Self {
+        FileVolumeStore::open(self.dir(), self.usage().quota_bytes).expect("reopen the store")
+    }
+}
+
+impl Reopen for MemVolumeStore {
+    fn crash_reopen(&self) -> Self {
+        self.crash();
+        self.clone()
+    }
+}
 
 /// The quota [`run_suite`] gives the store for [`quota_rejects_write_with_storage_full`]: room for
 /// two full chunks.
@@ -24,7 +45,7 @@ pub const SUITE_QUOTA: u64 = stored_len(2 * CHUNK_SIZE as u64);
 pub type Case<S> = fn(&S);
 
 /// Every case with the quota its store needs, by name.
-pub fn cases<S: VolumeStore>() -> Vec<(&'static str, Option<u64>, Case<S>)> {
+pub fn cases<S: Reopen>() -> Vec<(&'static str, Option<u64>, Case<S>)> {
     vec![
         (
             "write_commit_read_roundtrip",
@@ -92,11 +113,36 @@ pub fn cases<S: VolumeStore>() -> Vec<(&'static str, Option<u64>, Case<S>)> {
             None,
             remove_quarantined_frees_space::<S>,
         ),
+        (
+            "synced_prefix_survives_a_crash_cut_to_its_sync_point",
+            None,
+            synced_prefix_survives_a_crash_cut_to_its_sync_point::<S>,
+        ),
+        (
+            "unsynced_partial_is_lost_on_crash",
+            None,
+            unsynced_partial_is_lost_on_crash::<S>,
+        ),
+        (
+            "keep_synced_keeps_the_prefix_without_a_crash",
+            None,
+            keep_synced_keeps_the_prefix_without_a_crash::<S>,
+        ),
+        (
+            "dropped_synced_writer_leaves_its_prefix_to_the_next_crash",
+            None,
+            dropped_synced_writer_leaves_its_prefix_to_the_next_crash::<S>,
+        ),
+        (
+            "promoted_prefix_replaces_nothing_but_its_number",
+            None,
+            promoted_prefix_replaces_nothing_but_its_number::<S>,
+        ),
     ]
 }
 
 /// Run every case, each on a fresh store from `make(quota)`.
-pub fn run_suite<G, S: VolumeStore>(make: impl Fn(Option<u64>) -> (G, S)) {
+pub fn run_suite<G, S: Reopen>(make: impl Fn(Option<u64>) -> (G, S)) {
     for (_, quota, case) in cases::<S>() {
         let (_guard, store) = make(quota);
         case(&store);
@@ -107,7 +153,7 @@ pub fn run_suite<G, S: VolumeStore>(make: impl Fn(Option<u64>) -> (G, S)) {
 ///
 /// # Panics
 /// If there is no such case.
-pub fn run_case<G, S: VolumeStore>(make: impl Fn(Option<u64>) -> (G, S), name: &str) {
+pub fn run_case<G, S: Reopen>(make: impl Fn(Option<u64>) -> (G, S), name: &str) {
     let Some((_, quota, case)) = cases::<S>().into_iter().find(|(n, _, _)| *n == name) else {
         panic!("no suite case named {name}");
     };
@@ -552,6 +598,192 @@ pub fn remove_quarantined_frees_space<S: VolumeStore>(store: &S) {
         .expect("removing a missing one is fine");
 }
 
+fn prefix_meta(v: Volser, version: VersionNumber, data: &[u8]) -> VersionMeta {
+    VersionMeta {
+        volser: v,
+        version,
+        size: data.len() as u64,
+        digest: Digest(*blake3::hash(data).as_bytes()),
+    }
+}
+
+/// Sequence: begin an append of v2 on committed v1 → write past a chunk boundary → set a note →
+/// sync → write more, filling the chunk the sync left short and starting another → crash →
+/// the store holds v1 and a synced prefix of v2 that is exactly base + bytes up to the sync
+/// point, with its note; it counts as space; promoted, it reads back byte for byte and verifies.
+pub fn synced_prefix_survives_a_crash_cut_to_its_sync_point<S: Reopen>(store: &S) {
+    let v = volser("SY0001");
+    let base = pattern(1000, 1);
+    write_version(store, v, 1, &base);
+    let mut writer = store.begin(v, 2, Some(1)).expect("begin");
+    let synced = pattern(CHUNK_SIZE + 4093, 2);
+    writer.write(&synced).expect("write");
+    writer.set_note(b"note at the sync point".to_vec());
+    assert_eq!(
+        writer.sync().expect("sync"),
+        (base.len() + synced.len()) as u64
+    );
+    writer
+        .write(&pattern(CHUNK_SIZE + 7, 3))
+        .expect("write after the sync point");
+    let store = store.crash_reopen();
+    drop(writer);
+
+    let prefix: Vec<u8> = [base.as_slice(), synced.as_slice()].concat();
+    let expected = SyncedPrefix {
+        meta: prefix_meta(v, 2, &prefix),
+        note: b"note at the sync point".to_vec(),
+    };
+    assert_eq!(
+        store.synced().expect("synced"),
+        std::slice::from_ref(&expected)
+    );
+    assert_eq!(
+        store.versions().expect("versions"),
+        [(v, 1)],
+        "not a version yet"
+    );
+    let used = stored_len(base.len() as u64) + stored_len(prefix.len() as u64);
+    assert_eq!(store.usage().used_bytes, used);
+    assert_eq!(store.usage().in_flight_bytes, 0);
+
+    let meta = store.promote_synced(v, 2).expect("promote");
+    assert_eq!(meta, expected.meta);
+    assert_eq!(
+        read_all(&store, v, 2).expect("read the promoted prefix"),
+        prefix
+    );
+    assert_eq!(store.synced().expect("synced"), []);
+    assert_eq!(store.versions().expect("versions"), [(v, 1), (v, 2)]);
+    assert_eq!(
+        store.usage().used_bytes,
+        used,
+        "promoting moves bytes, adds none"
+    );
+    assert!(matches!(
+        store.promote_synced(v, 2),
+        Err(TvcError::NotFound { .. })
+    ));
+}
+
+/// Sequence: a writer with no sync point, a writer synced then aborted, and a writer synced then
+/// committed → crash → no synced prefix at all, only the committed version, and no space but
+/// its.
+pub fn unsynced_partial_is_lost_on_crash<S: Reopen>(store: &S) {
+    let v = volser("SY0002");
+    let mut unsynced = store.begin(v, 1, None).expect("begin");
+    unsynced.write(&pattern(5000, 4)).expect("write");
+    let mut aborted = store.begin(v, 2, None).expect("begin");
+    aborted.write(&pattern(6000, 5)).expect("write");
+    aborted.sync().expect("sync");
+    aborted.abort();
+    let mut committed = store.begin(v, 3, None).expect("begin");
+    committed.write(&pattern(7000, 6)).expect("write");
+    committed.sync().expect("sync");
+    committed.write(b"tail").expect("write");
+    let meta = committed.commit().expect("commit");
+    let store = store.crash_reopen();
+    drop(unsynced);
+
+    assert_eq!(store.synced().expect("synced"), []);
+    assert_eq!(store.versions().expect("versions"), [(v, 3)]);
+    assert_eq!(meta.size, 7004);
+    assert_eq!(store.usage().used_bytes, stored_len(7004));
+}
+
+/// Sequence: write, sync, write, sync, write → `keep_synced` (the job abended, no crash) → the
+/// prefix up to the second sync point is kept and counted, the bytes after it are not; a
+/// writer with no sync point keeps nothing; `remove_synced` frees the space.
+pub fn keep_synced_keeps_the_prefix_without_a_crash<S: Reopen>(store: &S) {
+    let v = volser("SY0003");
+    let (a, b) = (pattern(3000, 7), pattern(2 * CHUNK_SIZE, 8));
+    let mut writer = store.begin(v, 4, None).expect("begin");
+    writer.write(&a).expect("write");
+    writer.sync().expect("sync");
+    writer.write(&b).expect("write");
+    writer.sync().expect("sync");
+    writer.write(b"never synced").expect("write");
+    let kept = writer
+        .keep_synced()
+        .expect("keep")
+        .expect("there was a sync point");
+    let prefix: Vec<u8> = [a.as_slice(), b.as_slice()].concat();
+    assert_eq!(kept, prefix_meta(v, 4, &prefix));
+    assert_eq!(store.synced().expect("synced")[0].meta, kept);
+    assert_eq!(store.usage().used_bytes, stored_len(prefix.len() as u64));
+    assert_eq!(store.usage().in_flight_bytes, 0);
+
+    let mut none = store.begin(v, 5, None).expect("begin");
+    none.write(b"no sync point").expect("write");
+    assert_eq!(none.keep_synced().expect("keep"), None);
+    assert_eq!(store.synced().expect("synced").len(), 1);
+
+    let store = store.crash_reopen();
+    assert_eq!(
+        store.synced().expect("synced")[0].meta,
+        kept,
+        "kept durably"
+    );
+    store.remove_synced(v, 4).expect("remove");
+    assert_eq!(store.synced().expect("synced"), []);
+    assert_eq!(store.usage().used_bytes, 0);
+    store
+        .remove_synced(v, 4)
+        .expect("removing a missing one is fine");
+}
+
+/// A writer dropped without `abort` (what a simulated crash does to the crashed host's tasks)
+/// leaves its sync point for the next crash or open, like a power cut; one with no sync point
+/// leaves nothing. Its space is not counted until then.
+pub fn dropped_synced_writer_leaves_its_prefix_to_the_next_crash<S: Reopen>(store: &S) {
+    let v = volser("SY0005");
+    let mut synced = store.begin(v, 1, None).expect("begin");
+    synced.write(&pattern(2500, 9)).expect("write");
+    synced.sync().expect("sync");
+    synced.write(b"after").expect("write");
+    drop(synced);
+    let mut unsynced = store.begin(v, 2, None).expect("begin");
+    unsynced.write(b"no sync point").expect("write");
+    drop(unsynced);
+    assert_eq!(store.usage().in_flight_bytes, 0);
+    let store = store.crash_reopen();
+    let prefixes = store.synced().expect("synced");
+    assert_eq!(prefixes.len(), 1);
+    assert_eq!(prefixes[0].meta, prefix_meta(v, 1, &pattern(2500, 9)));
+    assert_eq!(store.usage().used_bytes, stored_len(2500));
+}
+
+/// A synced prefix of a number that is committed already (a stale one) replaces that version
+/// only when promoted, and a later prefix of the same number replaces an earlier one.
+pub fn promoted_prefix_replaces_nothing_but_its_number<S: Reopen>(store: &S) {
+    let v = volser("SY0004");
+    write_version(store, v, 1, b"committed one");
+    for data in [&b"first prefix"[..], &b"second, longer prefix"[..]] {
+        let mut writer = store.begin(v, 1, None).expect("begin");
+        writer.write(data).expect("write");
+        writer.sync().expect("sync");
+        writer.keep_synced().expect("keep").expect("synced");
+    }
+    assert_eq!(read_all(store, v, 1).expect("read"), b"committed one");
+    let prefixes = store.synced().expect("synced");
+    assert_eq!(prefixes.len(), 1);
+    assert_eq!(
+        prefixes[0].meta,
+        prefix_meta(v, 1, b"second, longer prefix")
+    );
+    assert_eq!(
+        store.usage().used_bytes,
+        stored_len(13) + stored_len(21),
+        "the replaced prefix stops counting"
+    );
+    store.promote_synced(v, 1).expect("promote");
+    assert_eq!(
+        read_all(store, v, 1).expect("read"),
+        b"second, longer prefix"
+    );
+    assert_eq!(store.usage().used_bytes, stored_len(21));
+}
+
 /// One `#[test]` per suite case, for a store built by `$make: Fn(Option<u64>) -> (G, S)`, plus a
 /// check that no case is missing from the list.
 #[cfg(test)]
@@ -572,6 +804,11 @@ macro_rules! suite_tests {
             quarantined_version_survives_writes_of_its_number,
             quarantine_checks_the_recorded_digest,
             remove_quarantined_frees_space,
+            synced_prefix_survives_a_crash_cut_to_its_sync_point,
+            unsynced_partial_is_lost_on_crash,
+            keep_synced_keeps_the_prefix_without_a_crash,
+            dropped_synced_writer_leaves_its_prefix_to_the_next_crash,
+            promoted_prefix_replaces_nothing_but_its_number,
         );
     };
     (@cases $make:expr; $($case:ident,)*) => {
@@ -587,7 +824,7 @@ macro_rules! suite_tests {
 
             #[test]
             fn every_suite_case_has_a_test() {
-                fn names<S: $crate::VolumeStore, G>(_: impl Fn(Option<u64>) -> (G, S)) -> Vec<&'static str> {
+                fn names<S: $crate::testing::Reopen, G>(_: impl Fn(Option<u64>) -> (G, S)) -> Vec<&'static str> {
                     $crate::testing::cases::<S>().into_iter().map(|(n, _, _)| n).collect()
                 }
                 assert_eq!(names($make), [$(stringify!($case)),*]);

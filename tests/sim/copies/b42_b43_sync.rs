@@ -12,7 +12,8 @@
 //!   SYNC_DEFERRED (event and grid flag); after the repair C1 pulls the sync-deferred copy and the
 //!   flag clears.
 //! - A sync cluster crashing mid-job: SYNCD completes alone and c1 catches up after its restart;
-//!   SYNCF fails the job at its next sync point and the last version stays.
+//!   SYNCF fails the job at its next sync point, and the bytes up to the sync point before are
+//!   the new version (tape semantics, T17), nothing after it.
 //!
 //! - Appends under Sync: the sync cluster starts from its own copy of the base, or fetches the
 //!   base from C0 when a No Copy class left it there alone.
@@ -234,7 +235,8 @@ async fn deferred_and_crashes(
         "C1's sync-deferred copy is the job's bytes",
     )?;
 
-    // The same crash under SYNCF fails the job at its next sync point; the last version stays.
+    // The same crash under SYNCF fails the job at its next sync point; what stays is the version
+    // of the bytes up to the sync point before it.
     let mut host = client::host(0);
     let m = deadline(host.mount(with_class("S00004", "SYNCF")))
         .await?
@@ -252,11 +254,16 @@ async fn deferred_and_crashes(
         outcome,
         Reason::SyncPeerUnavailable,
     )?;
+    // Tape semantics (T17): the bytes up to the job's last acknowledged sync point are on the
+    // volume; nothing written after it is.
     let v = client::volume(0, "S00004").await?;
     ensure(
-        v.version == done.version,
-        "B43 strict: the failed job left the last version",
+        v.version == done.version + 1
+            && v.size == a.len() as u64
+            && v.digest == client::digest_hex(&a),
+        &format!("B43 strict: the failed job leaves the bytes up to its sync point: {v:?}"),
     )?;
+    ledger.acknowledge("S00004".parse()?, v.version, &v.digest, 0);
     control.restart(1).await;
     client::wait_grid_ready(&control, Duration::from_secs(60)).await?;
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;

@@ -527,6 +527,10 @@ async fn job_outcome(
                         mount_id: m.mount_id.clone(),
                     }))
                     .await?;
+                    // Tape semantics (T17): if the job ends before its unload, the bytes up to
+                    // this sync point become the version.
+                    let prefix = [whole.as_slice(), a].concat();
+                    ledger.in_doubt(volser, &digest_hex(&prefix));
                 }
                 client::write(&mut host, &m.mount_id, b).await?;
                 whole.extend_from_slice(&data);
