@@ -44,6 +44,8 @@ struct MemInner {
     quarantine: Mutex<QuarantineMap>,
     /// Committed plus in-flight bytes; its generation counts crashes.
     space: Arc<Space>,
+    /// The disk faults a test put in force (see [`crate::faults`]).
+    faults: crate::faults::FaultPlan,
 }
 
 fn target(volser: Volser, version: VersionNumber) -> Target {
@@ -70,6 +72,7 @@ impl MemVolumeStore {
                 versions: Mutex::new(BTreeMap::new()),
                 quarantine: Mutex::new(BTreeMap::new()),
                 space: Space::new(quota_bytes, 0),
+                faults: Default::default(),
             }),
         }
     }
@@ -88,6 +91,11 @@ impl MemVolumeStore {
             .quarantine
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The disk faults in force on this store (see [`crate::faults`]).
+    pub(crate) fn fault_plan(&self) -> &crate::faults::FaultPlan {
+        &self.inner.faults
     }
 
     /// Simulate a crash and restart: committed versions stay, every version in flight is lost
@@ -142,6 +150,7 @@ impl VolumeStore for MemVolumeStore {
             version,
             path: mem_path(volser, version),
         };
+        self.fault_plan().on_write(&target, stored_len(0))?;
         let mut writer = Box::new(MemVersionWriter {
             frames: FrameWriter::new(Cursor::new(Vec::new()), target)?,
             reservation,
@@ -259,6 +268,10 @@ impl VolumeStore for MemVolumeStore {
     fn is_blocking(&self) -> bool {
         false
     }
+
+    fn fsync_delay(&self) -> Option<std::time::Duration> {
+        self.fault_plan().fsync_delay()
+    }
 }
 
 /// Writes one version into a buffer; `commit` moves it into the store's map.
@@ -267,7 +280,8 @@ struct MemVersionWriter {
     /// Space held; also tells whether a crash came since `begin`.
     reservation: Reservation,
     store: MemVolumeStore,
-    /// A write failed mid-way (cannot happen in memory, kept for the same contract as the file).
+    /// A write or fsync failed (a disk fault, [`crate::faults`]): only abort is left, as in the
+    /// file store.
     broken: bool,
 }
 
@@ -292,7 +306,9 @@ impl VersionWriter for MemVersionWriter {
         self.check_usable()?;
         self.reservation
             .grow_to(stored_len(self.frames.written() + data.len() as u64))?;
-        let result = self.frames.write(data);
+        let result = self.store.fault_plan()
+            .on_write(self.frames.target(), data.len() as u64)
+            .and_then(|()| self.frames.write(data));
         self.broken = result.is_err();
         result
     }
@@ -300,7 +316,9 @@ impl VersionWriter for MemVersionWriter {
     fn sync(&mut self) -> Result<u64, TvcError> {
         // Memory has no durable point short of commit: a crash loses every partial version.
         self.check_usable()?;
-        Ok(self.frames.written())
+        let result = self.store.fault_plan().on_fsync(self.frames.target());
+        self.broken = result.is_err();
+        result.map(|()| self.frames.written())
     }
 
     fn bytes_written(&self) -> u64 {
@@ -309,6 +327,8 @@ impl VersionWriter for MemVersionWriter {
 
     fn commit(self: Box<Self>) -> Result<VersionMeta, TvcError> {
         self.check_usable()?;
+        // The trailer's write and the fsync; a failure makes nothing visible.
+        self.store.fault_plan().on_fsync(self.frames.target())?;
         let MemVersionWriter {
             frames,
             reservation,
