@@ -7,4 +7,5 @@ mod b11_transfer_between_every_pair;
 mod b13_category_change_owner_unreachable;
 mod b14_stale_owner_view_refusal;
 mod b15_stale_epoch_quarantine;
+mod crash_points_surrender;
 mod stranded_transfer_requester_without_leader;
