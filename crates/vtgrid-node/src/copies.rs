@@ -29,8 +29,8 @@ use vtgrid_proto::pb::PullCopyRequest;
 
 use crate::cluster::Cluster;
 use crate::error::NodeError;
-use crate::faults::FaultPoint;
 use crate::events::IMMEDIATE_COPY_DEFERRED;
+use crate::faults::FaultPoint;
 use crate::tvc_io::offload;
 
 /// How long a writer waits for one RUN copy: a base plus time for the bytes at a modest rate.

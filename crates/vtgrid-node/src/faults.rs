@@ -158,7 +158,10 @@ impl FaultPoints {
             _ => false,
         });
         if due {
-            tracing::warn!(?point, "crash point reached; the simulation crashes this host");
+            tracing::warn!(
+                ?point,
+                "crash point reached; the simulation crashes this host"
+            );
             std::future::pending::<()>().await;
         }
     }

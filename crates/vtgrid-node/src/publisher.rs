@@ -18,8 +18,8 @@ use vtgrid_core::retention::{Area, HeldBytes};
 
 use crate::cluster::Cluster;
 use crate::error::NodeError;
-use crate::faults::FaultPoint;
 use crate::events::OWNERSHIP_CONFLICT;
+use crate::faults::FaultPoint;
 use crate::tvc_io::offload;
 
 /// The longest pause between attempts while the catalog is unavailable.

@@ -39,8 +39,8 @@ use vtgrid_proto::pb::{
 use crate::cluster::Cluster;
 use crate::copies::digest_from_hex;
 use crate::error::NodeError;
-use crate::faults::FaultPoint;
 use crate::events::SYNC_DEFERRED;
+use crate::faults::FaultPoint;
 use crate::mounts::{JobIo, Mount};
 
 /// How long a sync cluster may take to open a duplex, take one chunk, or answer a sync point

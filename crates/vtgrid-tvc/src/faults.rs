@@ -208,10 +208,7 @@ mod tests {
         let mut writer = store.begin(v1(), 1, None).unwrap();
         writer.write(b"all of it").unwrap();
         store.set_faults(DiskFaults::no_space());
-        assert!(matches!(
-            writer.commit(),
-            Err(TvcError::StorageFull { .. })
-        ));
+        assert!(matches!(writer.commit(), Err(TvcError::StorageFull { .. })));
         assert_eq!(store.versions().unwrap(), []);
         healed_and_clean(&store);
     }
@@ -237,7 +234,10 @@ mod tests {
         store.set_faults(DiskFaults::write_eio());
         assert!(matches!(
             store.begin(v1(), 1, None).map(|_| ()),
-            Err(TvcError::Io { op: IoOp::Write, .. })
+            Err(TvcError::Io {
+                op: IoOp::Write,
+                ..
+            })
         ));
         healed_and_clean(&store);
     }

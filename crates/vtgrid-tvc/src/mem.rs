@@ -306,7 +306,9 @@ impl VersionWriter for MemVersionWriter {
         self.check_usable()?;
         self.reservation
             .grow_to(stored_len(self.frames.written() + data.len() as u64))?;
-        let result = self.store.fault_plan()
+        let result = self
+            .store
+            .fault_plan()
             .on_write(self.frames.target(), data.len() as u64)
             .and_then(|()| self.frames.write(data));
         self.broken = result.is_err();

@@ -64,7 +64,12 @@ async fn scenario(
     client::wait_for(
         "the armed cluster crashed at its point",
         Duration::from_secs(60),
-        || control.point_crashes().iter().any(|c| c.voter == at && c.point == point),
+        || {
+            control
+                .point_crashes()
+                .iter()
+                .any(|c| c.voter == at && c.point == point)
+        },
     )
     .await?;
     match (&outcome, at) {

@@ -56,12 +56,19 @@ async fn scenario(
     client::wait_quiescent(&control, Duration::from_secs(30)).await?;
 
     control.arm(0, point, 1);
-    let cut = format!("A00001 written as {point:?} fires").repeat(50).into_bytes();
+    let cut = format!("A00001 written as {point:?} fires")
+        .repeat(50)
+        .into_bytes();
     let outcome = client::write_job(0, rrd("A00001"), &cut, &ledger).await;
     client::wait_for(
         "C0 crashed at its crash point",
         Duration::from_secs(30),
-        || control.point_crashes().iter().any(|c| c.voter == 0 && c.point == point),
+        || {
+            control
+                .point_crashes()
+                .iter()
+                .any(|c| c.voter == 0 && c.point == point)
+        },
     )
     .await?;
     if point != FaultPoint::PublishAfterCommit {
@@ -90,7 +97,9 @@ async fn scenario(
         )?;
     }
 
-    let next = format!("A00001 after the restart ({point:?})").repeat(30).into_bytes();
+    let next = format!("A00001 after the restart ({point:?})")
+        .repeat(30)
+        .into_bytes();
     let done = client::write_job(0, rrd("A00001"), &next, &ledger).await?;
     client::ensure(
         done.version == expected + 1 && done.digest == digest_hex(&next),

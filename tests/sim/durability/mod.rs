@@ -2,5 +2,6 @@
 
 mod b37_crash_mid_write;
 mod crash_points_unload;
+mod disk_faults;
 mod quarantine_identity;
 mod t17_sync_point;

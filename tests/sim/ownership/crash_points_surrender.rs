@@ -57,7 +57,12 @@ async fn scenario(
     client::wait_for(
         "the armed cluster crashed at its point",
         Duration::from_secs(30),
-        || control.point_crashes().iter().any(|c| c.voter == at && c.point == point),
+        || {
+            control
+                .point_crashes()
+                .iter()
+                .any(|c| c.voter == at && c.point == point)
+        },
     )
     .await?;
     client::ensure(

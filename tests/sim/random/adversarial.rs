@@ -50,6 +50,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 use vtgrid_core::Volser;
+use vtgrid_node::faults::FaultPoint;
 use vtgrid_proto::pb::{self, Reason};
 use vtgrid_proto::reason_of;
 use vtgrid_sim::client::{self, digest_hex};
@@ -61,7 +62,6 @@ use vtgrid_sim::rand::rngs::StdRng;
 use vtgrid_sim::rand::{Rng, SeedableRng};
 use vtgrid_sim::seed::for_each_seed_in_parallel;
 use vtgrid_tvc::DiskFaults;
-use vtgrid_node::faults::FaultPoint;
 
 use super::fault_schedule::{classed, payload};
 
@@ -135,7 +135,7 @@ impl DiskFault {
 }
 
 /// How long an armed crash point waits to be reached before it is disarmed.
-const ARMED_FOR: Duration = Duration::from_secs(20);
+const ARMED_FOR: Duration = Duration::from_secs(8);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -579,7 +579,9 @@ async fn run_faults(
                         tokio::time::sleep(TICK).await;
                     }
                     if fired_at(&control, x) == fired_before {
-                        h.note(format!("crash point {point:?} at C{x} not reached; disarmed"));
+                        h.note(format!(
+                            "crash point {point:?} at C{x} not reached; disarmed"
+                        ));
                     } else {
                         let i = h.fault_began(format!("{fault:?} fired"));
                         h.note(format!("crash point {point:?} fired at C{x}: crashed"));
@@ -708,7 +710,19 @@ async fn job_outcome(
             let whole = match result {
                 Ok(w) => w,
                 Err(e) => {
-                    let _ = client::unload(&mut host, &m.mount_id).await;
+                    // The cluster may not have failed the job (the host only gave up waiting,
+                    // e.g. on a sync point its Sync peer was slow to answer): then this unload
+                    // commits what was written, a version the host must count as its own.
+                    match client::unload(&mut host, &m.mount_id).await {
+                        Ok(done) if done.written => ledger.acknowledge_unload(volser, &done, at),
+                        Ok(_) => {}
+                        Err(_) if job.kind == Kind::SyncPoint => {
+                            let (a, _) = data.split_at(data.len() / 2);
+                            ledger.in_doubt(volser, &digest_hex(a));
+                            ledger.in_doubt(volser, &digest_hex(&data));
+                        }
+                        Err(_) => {}
+                    }
                     return Err(e);
                 }
             };
@@ -785,7 +799,9 @@ fn why_expected(
     }
     let disk = h.disk_faults_during(&touched(job), from, now);
     if !disk.is_empty() {
-        return Some(format!("disk faults {disk:?} at a cluster the job wrote to"));
+        return Some(format!(
+            "disk faults {disk:?} at a cluster the job wrote to"
+        ));
     }
     match reason_of(status) {
         Some(Reason::VolumeInUse)
