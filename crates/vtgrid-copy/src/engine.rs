@@ -75,14 +75,23 @@ impl<S: CopySite> CopyEngine<S> {
                     }
                 };
                 let mut failed = false;
+                let mut left = false;
                 for (copy, result) in copies.iter().zip(results) {
-                    if let Err(e) = result {
-                        failed = true;
-                        tracing::warn!(volser = %copy.volser, version = copy.version, error = %e, "copy not made; will retry");
+                    match result {
+                        Ok(gone) => left |= gone,
+                        Err(e) => {
+                            failed = true;
+                            tracing::warn!(volser = %copy.volser, version = copy.version, error = %e, "copy not made; will retry");
+                        }
                     }
                 }
                 if failed {
                     tokio::time::sleep(RETRY).await;
+                } else if !left {
+                    // Every copy of the batch is in hand elsewhere (a RUN pull under way, a
+                    // CopyDone on its way to the catalog): the queue is as it was, so wait to
+                    // be woken, as an empty round does, rather than spin on it.
+                    let _ = tokio::time::timeout(RESCAN, self.site.owed_changed()).await;
                 }
             }
             Ok(_) => {
@@ -138,11 +147,12 @@ impl<S: CopySite> CopyEngine<S> {
     }
 
     /// Make one queued copy if it is still owed, from any cluster that holds its version; then
-    /// it leaves the queue. A failure leaves it queued for the next round.
-    async fn pull_queued(&self, copy: &QueuedCopy) -> Result<(), String> {
+    /// it leaves the queue (`Ok(true)`). A copy in hand elsewhere stays queued (`Ok(false)`); a
+    /// failure leaves it queued for the next round.
+    async fn pull_queued(&self, copy: &QueuedCopy) -> Result<bool, String> {
         let (volser, version) = (copy.volser, copy.version);
         if self.site.in_hand(volser, version) {
-            return Ok(()); // a RUN pull of it is under way; the queue entry goes next round
+            return Ok(false); // a RUN pull of it is under way; the queue entry goes next round
         }
         if let Some(sources) = self.site.sources(volser, version) {
             if !self.site.holds(volser, version).await {
@@ -166,6 +176,7 @@ impl<S: CopySite> CopyEngine<S> {
         let c = copy.clone();
         self.queue_op(move |q| q.remove(&c))
             .await
+            .map(|()| true)
             .map_err(|e| e.to_string())
     }
 
@@ -235,6 +246,7 @@ mod tests {
         held: Mutex<BTreeSet<(Volser, VersionNumber)>>,
         pulls: Mutex<Vec<(Volser, ClusterId)>>,
         down: Mutex<BTreeSet<ClusterId>>,
+        in_hand: Mutex<BTreeSet<(Volser, VersionNumber)>>,
     }
 
     fn c(n: u8) -> ClusterId {
@@ -257,8 +269,8 @@ mod tests {
                 .any(|o| o.volser == volser && o.version == version)
                 .then(|| vec![c(0), c(1)])
         }
-        fn in_hand(&self, _: Volser, _: VersionNumber) -> bool {
-            false
+        fn in_hand(&self, volser: Volser, version: VersionNumber) -> bool {
+            self.in_hand.lock().unwrap().contains(&(volser, version))
         }
         async fn held(&self) -> Result<BTreeSet<(Volser, VersionNumber)>, String> {
             Ok(self.held.lock().unwrap().clone())
@@ -383,6 +395,35 @@ mod tests {
             "{took:?}"
         );
         assert_eq!(site.pulls.lock().unwrap().len(), 3);
+    }
+
+    /// Found by a crash point (issue 9, `CopyAfterStore`): a queued copy whose file a crash left
+    /// behind is adopted after the restart, its CopyDone waits for the publisher, and the copy
+    /// stays in hand while still queued. The round then did nothing and returned at once, so on
+    /// an inline (memory) store the engine spun forever without an await that yields, and the
+    /// publisher that would end it never ran; on a blocking store it burnt a core until then.
+    #[tokio::test(start_paused = true)]
+    async fn a_round_whose_queued_copies_are_all_in_hand_waits_instead_of_spinning() {
+        let site = Arc::new(MemSite::default());
+        owe(&site, "H00001", CopyPriority::Deferred, 1);
+        let engine = engine(&site, ONE_AT_A_TIME);
+        engine.schedule().await;
+        site.in_hand
+            .lock()
+            .unwrap()
+            .insert(("H00001".parse().unwrap(), 1));
+        let start = Instant::now();
+        engine.round().await;
+        assert!(start.elapsed() >= RESCAN, "{:?}", start.elapsed());
+        assert_eq!(engine.queue.next(10).unwrap().len(), 1, "still queued");
+        assert!(site.pulls.lock().unwrap().is_empty());
+        site.in_hand.lock().unwrap().clear();
+        site.held
+            .lock()
+            .unwrap()
+            .insert(("H00001".parse().unwrap(), 1));
+        engine.round().await;
+        assert!(engine.queue.next(10).unwrap().is_empty(), "then it leaves");
     }
 
     #[tokio::test(start_paused = true)]

@@ -81,6 +81,8 @@ pub struct Cluster {
     pub(crate) membership: crate::membership::MembershipState,
     /// The durable record that this voter formed or joined the grid.
     pub(crate) member_record: crate::membership::MemberRecord,
+    /// Crash points a simulation may arm (`crate::faults`); empty in production.
+    pub faults: crate::faults::FaultPoints,
 }
 
 /// A cluster's side of the retention rule (`vtgrid_core::retention`), gathered once so one pass
@@ -206,6 +208,28 @@ impl Cluster {
         connector: Arc<dyn Connector>,
         incarnation: u64,
     ) -> Result<Arc<Cluster>, StartError> {
+        Self::start_with_faults(
+            grid,
+            id,
+            engine,
+            volumes,
+            connector,
+            incarnation,
+            crate::faults::FaultPoints::none(),
+        )
+        .await
+    }
+
+    /// [`Cluster::start`] with crash points a simulation arms (`crate::faults`).
+    pub async fn start_with_faults<E: KvEngine>(
+        grid: Arc<GridConfig>,
+        id: ClusterId,
+        engine: E,
+        volumes: Arc<dyn VolumeStore>,
+        connector: Arc<dyn Connector>,
+        incarnation: u64,
+        faults: crate::faults::FaultPoints,
+    ) -> Result<Arc<Cluster>, StartError> {
         let role = grid
             .role_of(id.get())
             .ok_or(StartError::UnknownCluster(id.get()))?;
@@ -259,6 +283,7 @@ impl Cluster {
             stopping: tokio::sync::watch::Sender::new(false),
             membership: crate::membership::MembershipState::new(membership),
             member_record,
+            faults,
         });
         tokio::spawn(cluster.clone().join_grid());
         tokio::spawn(cluster.clone().settle());

@@ -30,6 +30,7 @@ use vtgrid_proto::pb::PullCopyRequest;
 use crate::cluster::Cluster;
 use crate::error::NodeError;
 use crate::events::IMMEDIATE_COPY_DEFERRED;
+use crate::faults::FaultPoint;
 use crate::tvc_io::offload;
 
 /// How long a writer waits for one RUN copy: a base plus time for the bytes at a modest rate.
@@ -122,6 +123,7 @@ impl Cluster {
             .await;
         let bytes = match trailer {
             Ok(d) if d == digest => {
+                self.faults.point(FaultPoint::AdoptBeforeCopyDone).await;
                 let done = CatalogCommand::CopyDone {
                     volser,
                     version,
@@ -196,6 +198,7 @@ impl Cluster {
                 digest: Some(digest),
             })
             .await?;
+        self.faults.point(FaultPoint::CopyAfterCopyDone).await;
         Ok(())
     }
 
@@ -231,6 +234,7 @@ impl Cluster {
                 version,
             }));
         }
+        self.faults.point(FaultPoint::CopyAfterStore).await;
         self.metrics.copies.inc();
         self.metrics.bytes_copied.inc_by(meta.size);
         tracing::info!(%volser, version, from = %source, size = meta.size, "copy made");
@@ -262,7 +266,7 @@ impl Cluster {
                 return Err(e.into());
             }
         }
-        Ok(self.tvc.offload(move || writer.commit()).await?)
+        Ok(self.tvc.commit(writer).await?)
     }
 
     /// The RUN copies of a version this cluster just closed (B37, B39): ask each RUN cluster to

@@ -27,6 +27,7 @@ use crate::abandon::{AbandonOnDrop, CommitEnd};
 use crate::cluster::Cluster;
 use crate::config::Role;
 use crate::error::NodeError;
+use crate::faults::FaultPoint;
 use crate::mounts::{JobIo, Mount, OwnedCall, UnloadOutcome};
 
 /// What the host asks to mount.
@@ -82,6 +83,7 @@ impl Cluster {
                 }
                 self.require_reachable_copy(volser).await?;
                 self.obtain(volser).await?;
+                self.faults.point(FaultPoint::MountAfterObtain).await;
                 let local = if self.overrides().force_local_copy {
                     self.copy_to_local(volser).await
                 } else {
@@ -146,6 +148,7 @@ impl Cluster {
             .take(SCRATCH_ATTEMPTS)
         {
             if self.obtain(r.volser).await.is_ok() {
+                self.faults.point(FaultPoint::MountAfterObtain).await;
                 match self.register_mount(r.volser, opts, constructs, private, true, None) {
                     Ok(m) => return Ok(m),
                     Err(NodeError::VolumeInUse { .. }) => continue,
@@ -520,14 +523,9 @@ impl Cluster {
         let outcome = match duplexed {
             Ok(()) => match io.writer.take() {
                 Some(writer) => {
-                    let (writer, result) = self
-                        .tvc
-                        .offload(move || {
-                            let mut writer = writer;
-                            let r = writer.sync();
-                            (writer, r)
-                        })
-                        .await;
+                    // Through `Tvc::sync`: a slow fsync (a fault the simulation injects) is
+                    // awaited there, on the simulated clock.
+                    let (writer, result) = self.tvc.sync(writer).await;
                     io.writer = Some(writer);
                     result.map_err(NodeError::from)
                 }
@@ -687,13 +685,14 @@ impl Cluster {
                 sync_deferred: false,
             });
         };
-        let meta = match self.tvc.offload(move || writer.commit()).await {
+        let meta = match self.tvc.commit(writer).await {
             Ok(meta) => meta,
             Err(e) => {
                 self.abort_job(mount, &mut io).await;
                 return Err(e.into());
             }
         };
+        self.faults.point(FaultPoint::UnloadAfterStoreCommit).await;
         // Sync mode: the version counts only once every sync cluster of the job holds it too
         // (or, under `defer`, those still in the job do).
         let duplexed = match self
@@ -725,6 +724,7 @@ impl Cluster {
             )
             .await;
         copies.extend(duplexed);
+        self.faults.point(FaultPoint::UnloadAfterRunCopies).await;
         // One journal entry per version number (`vtgrid_core::replay` relies on it): the version
         // must follow what this cluster itself shows of the volume.
         let shown = self.effective(&mount.volser)?.version;
@@ -781,6 +781,7 @@ impl Cluster {
             return Err(e);
         }
         io.failed = true; // the job is over: nothing more may be written to this mount
+        self.faults.point(FaultPoint::UnloadAfterJournal).await;
         self.metrics.unloads.inc();
         tracing::info!(volser = %mount.volser, version = meta.version, size = meta.size, "rewind-unload committed");
         Ok(Unloaded {

@@ -21,6 +21,8 @@
 //! - [`raft_network`]: openraft's network over `GridService`.
 //! - [`services`]: the tonic services and the host/grid routers.
 //! - [`error`]: `NodeError` and its one mapping to gRPC status + stable reason.
+//! - [`faults`]: crash points a simulation arms on the mount, surrender, unload, copy and publish
+//!   paths (never armed in production).
 //! - [`tvc_io`]: running the synchronous volume store from async code.
 //! - [`transport`]: how a cluster dials its peers (TCP, or turmoil in simulations).
 //! - [`metrics`], [`telemetry`]: Prometheus text over HTTP; tracing and OTLP export.
@@ -37,6 +39,7 @@ pub mod copies;
 pub mod elections;
 pub mod error;
 pub mod events;
+pub mod faults;
 pub mod jobs;
 pub mod journal;
 pub mod links;

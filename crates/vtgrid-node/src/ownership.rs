@@ -31,6 +31,7 @@ use vtgrid_proto::reason_of;
 
 use crate::cluster::Cluster;
 use crate::error::NodeError;
+use crate::faults::FaultPoint;
 
 /// How long a requester waits for an owner's answer: long enough for the owner to publish its
 /// pending journal entries and commit the transfer, short enough for a host to see
@@ -219,6 +220,7 @@ impl Cluster {
                 reply.into_inner()
             }
         };
+        self.faults.point(FaultPoint::ObtainAfterReply).await;
         self.catalog.wait_applied(reply.log_index).await?;
         self.metrics.ownership_transfers_in.inc();
         let record = self.effective(&volser)?;
@@ -248,6 +250,7 @@ impl Cluster {
         }
         self.owned(volser)?;
         self.flush_journal(volser).await?;
+        self.faults.point(FaultPoint::SurrenderAfterFlush).await;
         // Publishing may have been refused (the volume was taken over): check the token again.
         let record = self.owned(volser)?;
         let cmd = CatalogCommand::Transfer {
@@ -260,7 +263,9 @@ impl Cluster {
         // (the requester gave up and cancelled the call), the transfer may still commit, and this
         // cluster must not go on using the token meanwhile (B10).
         self.journal.mark_doubt(volser).await?;
+        self.faults.point(FaultPoint::SurrenderAfterDoubt).await;
         let outcome = self.catalog.propose_indexed(cmd).await;
+        self.faults.point(FaultPoint::SurrenderAfterTransfer).await;
         if matches!(outcome, Ok(_) | Err(NodeError::Rejected(_))) {
             // Committed (and applied here: this view now names the new owner) or refused.
             self.journal.clear_doubt(volser).await?;

@@ -19,6 +19,7 @@ use vtgrid_core::retention::{Area, HeldBytes};
 use crate::cluster::Cluster;
 use crate::error::NodeError;
 use crate::events::OWNERSHIP_CONFLICT;
+use crate::faults::FaultPoint;
 use crate::tvc_io::offload;
 
 /// The longest pause between attempts while the catalog is unavailable.
@@ -73,8 +74,12 @@ impl Cluster {
             if volser.is_some_and(|v| waiting.contains(&v)) {
                 continue; // an earlier entry of this volume waits: keep their order
             }
+            self.faults.point(FaultPoint::PublishBeforePropose).await;
             match self.publish_entry(&entry).await {
-                Outcome::Published => self.retire(&entry, None).await,
+                Outcome::Published => {
+                    self.faults.point(FaultPoint::PublishAfterCommit).await;
+                    self.retire(&entry, None).await
+                }
                 Outcome::Refused(rejection) => self.retire(&entry, Some(rejection)).await,
                 Outcome::Later => return false,
                 Outcome::NotYet => waiting.extend(volser),

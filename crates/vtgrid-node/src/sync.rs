@@ -40,6 +40,7 @@ use crate::cluster::Cluster;
 use crate::copies::digest_from_hex;
 use crate::error::NodeError;
 use crate::events::SYNC_DEFERRED;
+use crate::faults::FaultPoint;
 use crate::mounts::{JobIo, Mount};
 
 /// How long a sync cluster may take to open a duplex, take one chunk, or answer a sync point
@@ -406,14 +407,7 @@ pub(crate) async fn serve_duplex(
                 }
             }
             sync_write_message::Item::SyncPoint(bytes) => {
-                let mut w = w;
-                let (w, r) = cluster
-                    .tvc
-                    .offload(move || {
-                        let r = w.sync();
-                        (w, r)
-                    })
-                    .await;
+                let (w, r) = cluster.tvc.sync(w).await;
                 writer = Some(w);
                 match r {
                     Ok(n) if n == bytes => Ok(sync_write_ack::Item::Synced(n)),
@@ -427,9 +421,10 @@ pub(crate) async fn serve_duplex(
             }
             sync_write_message::Item::Commit(commit) => {
                 let want = digest_from_hex(&commit.digest);
-                match cluster.tvc.offload(move || w.commit()).await {
+                match cluster.tvc.commit(w).await {
                     Ok(meta) if Some(meta.digest) == want && meta.size == commit.size => {
                         tracing::info!(%volser, version, size = meta.size, from = open.from, "sync duplex committed");
+                        cluster.faults.point(FaultPoint::DuplexAfterCommit).await;
                         let _ = acks
                             .send(Ok(answer(sync_write_ack::Item::Committed(
                                 meta.digest.to_hex(),

@@ -51,6 +51,39 @@ impl Tvc {
         .await
     }
 
+    /// A durable point of a version being written (fsync), after the store's simulated fsync
+    /// delay, if any (a slow disk in a simulation, `vtgrid_tvc::faults`). The writer comes back
+    /// with the result, as for [`Tvc::write`].
+    pub async fn sync(
+        &self,
+        mut writer: Box<dyn vtgrid_tvc::VersionWriter>,
+    ) -> (
+        Box<dyn vtgrid_tvc::VersionWriter>,
+        Result<u64, vtgrid_tvc::TvcError>,
+    ) {
+        self.fsync_delay().await;
+        self.offload(move || {
+            let r = writer.sync();
+            (writer, r)
+        })
+        .await
+    }
+
+    /// Commit a version being written, after the store's simulated fsync delay, if any.
+    pub async fn commit(
+        &self,
+        writer: Box<dyn vtgrid_tvc::VersionWriter>,
+    ) -> Result<vtgrid_tvc::VersionMeta, vtgrid_tvc::TvcError> {
+        self.fsync_delay().await;
+        self.offload(move || writer.commit()).await
+    }
+
+    async fn fsync_delay(&self) {
+        if let Some(delay) = self.store.fsync_delay() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+
     /// Run `f` (typically on a writer or reader taken from this store) the same way.
     pub async fn offload<T, F>(&self, f: F) -> T
     where

@@ -248,15 +248,20 @@ pub async fn write_job(
 ) -> Result<pb::RewindUnloadResponse, tonic::Status> {
     let mut host = self::host(at);
     let m = deadline(host.mount(request)).await?.into_inner();
-    if let Err(e) = write(&mut host, &m.mount_id, data).await {
-        // Free the mount if the job is still registered (the write may have timed out here only).
-        let _ = unload(&mut host, &m.mount_id).await;
-        return Err(e);
-    }
     let volser: Volser = m
         .volser
         .parse()
         .map_err(|_| tonic::Status::internal(format!("mount returned VOLSER {:?}", m.volser)))?;
+    if let Err(e) = write(&mut host, &m.mount_id, data).await {
+        // Free the mount if the job is still registered (the write may have timed out here only:
+        // then the unload commits what arrived, and the host counts that version as its own).
+        if let Ok(done) = unload(&mut host, &m.mount_id).await {
+            if done.written {
+                ledger.acknowledge_unload(volser, &done, at);
+            }
+        }
+        return Err(e);
+    }
     match unload(&mut host, &m.mount_id).await {
         Ok(done) => {
             if done.written {

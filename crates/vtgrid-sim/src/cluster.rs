@@ -8,6 +8,7 @@ use tonic::transport::Server;
 use vtgrid_catalog::MemEngine;
 use vtgrid_core::ClusterId;
 use vtgrid_node::config::{GridConfig, Role};
+use vtgrid_node::faults::FaultPoints;
 use vtgrid_node::services::{grid_routes, host_routes, StatusApi};
 use vtgrid_node::Cluster;
 use vtgrid_proto::pb::status_service_server::StatusServiceServer;
@@ -53,14 +54,29 @@ impl ClusterSlot {
 
 /// The storage of one simulated cluster: what survives `sim.crash`. Clone it into the host's
 /// closure; each start drops whatever was not made durable before.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SimDisks {
     pub engine: MemEngine,
     pub volumes: MemVolumeStore,
     /// The cluster started on these disks, while it runs (not storage: a handle for the driver).
     pub slot: ClusterSlot,
+    /// The crash points of every cluster started on these disks (not storage: a handle the
+    /// test arms and the driver watches, see `vtgrid_node::faults`).
+    pub faults: FaultPoints,
     /// Counts starts, so each life gets its own mount-id incarnation.
     lives: Arc<AtomicU64>,
+}
+
+impl Default for SimDisks {
+    fn default() -> Self {
+        SimDisks {
+            engine: MemEngine::default(),
+            volumes: MemVolumeStore::default(),
+            slot: ClusterSlot::default(),
+            faults: FaultPoints::armable(),
+            lives: Arc::default(),
+        }
+    }
 }
 
 impl SimDisks {
@@ -212,13 +228,14 @@ pub async fn run_cluster(
             .ok_or_else(|| format!("grid link {path:?} has no port"))?;
         link_listeners.push(turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?);
     }
-    let cluster = Cluster::start(
+    let cluster = Cluster::start_with_faults(
         grid,
         ClusterId::new(id)?,
         disks.engine.clone(),
         Arc::new(volumes),
         Arc::new(SimConnector::new(host_name(id))),
         life,
+        disks.faults.clone(),
     )
     .await?;
     disks.slot.set(Some(cluster.clone()));

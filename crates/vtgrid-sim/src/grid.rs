@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use turmoil::Sim;
 use vtgrid_node::config::GridConfig;
+use vtgrid_node::faults::FaultPoint;
 use vtgrid_node::Cluster;
 
 use crate::cluster::{host_name, run_cluster, sim_grid, SimDisks, FIRST_WITNESS};
@@ -49,6 +50,18 @@ struct ControlState {
     /// Bumped at each crash and restart of a voter, so a job can tell whether its cluster went
     /// away while it ran (a reasonless transport error is then expected).
     lives: BTreeMap<u8, u64>,
+    /// The crashes armed crash points caused, in order.
+    point_crashes: Vec<PointCrash>,
+}
+
+/// A crash an armed crash point caused (see [`GridControl::arm`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PointCrash {
+    pub voter: u8,
+    pub point: FaultPoint,
+    /// Simulated time since the start of the simulation (`turmoil::sim_elapsed`) when the
+    /// driver crashed the voter, right after the step in which the point was reached.
+    pub at: Duration,
 }
 
 /// The test's handle on the grid from inside the simulation (the tape host's side): faults, and
@@ -118,6 +131,31 @@ impl GridControl {
                 self.repair(*a, *b);
             }
         }
+    }
+
+    /// Crash voter `id` the `nth` time (1 = next) it reaches `point` (`vtgrid_node::faults`):
+    /// the driver crashes it right after that step, as [`GridControl::crash`] would, and it
+    /// stays down until restarted. Replaces what was armed at `id`.
+    pub fn arm(&self, id: u8, point: FaultPoint, nth: u32) {
+        if let Some(disks) = self.voters.get(&id) {
+            disks.faults.arm(point, nth);
+        }
+    }
+
+    /// Disarm voter `id`'s crash point; true when it fired since it was armed.
+    pub fn disarm(&self, id: u8) -> bool {
+        self.voters.get(&id).is_some_and(|d| d.faults.disarm())
+    }
+
+    /// Every crash an armed point caused so far.
+    pub fn point_crashes(&self) -> Vec<PointCrash> {
+        self.lock().point_crashes.clone()
+    }
+
+    /// Voter `id`'s volume store, which outlives its crashes: a test sets disk faults on it
+    /// (`MemVolumeStore::set_faults`).
+    pub fn volumes(&self, id: u8) -> Option<vtgrid_tvc::MemVolumeStore> {
+        self.voters.get(&id).map(|d| d.volumes.clone())
     }
 
     /// Crash voter `id` (power cut: unsynced writes are lost); returns once the driver did it.
@@ -305,6 +343,26 @@ impl SimGrid {
         }
     }
 
+    /// Crash every voter whose armed crash point fired during the last step.
+    fn apply_fired_points(&mut self) {
+        for id in self.voters() {
+            let Some(point) = self.control.voters[&id].faults.take_fired() else {
+                continue;
+            };
+            if self.control.is_down(id) {
+                continue;
+            }
+            self.crash(id);
+            let at = self.sim.elapsed();
+            crate::trace::note(|| format!("crash point {point:?} fired at {}", host_name(id)));
+            self.control.lock().point_crashes.push(PointCrash {
+                voter: id,
+                point,
+                at,
+            });
+        }
+    }
+
     /// Step until every client is done, applying the faults clients queue and calling `check`
     /// after every step. A failure names the seed, the step and the simulated time.
     pub fn run(
@@ -315,6 +373,7 @@ impl SimGrid {
             let done = self.sim.step().map_err(|e| self.failure(&e.to_string()))?;
             self.steps += 1;
             self.apply_requested_faults();
+            self.apply_fired_points();
             self.trace_raft();
             check(self).map_err(|e| self.failure(&e))?;
             if done {

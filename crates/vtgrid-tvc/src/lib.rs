@@ -13,6 +13,8 @@
 //! - [`format`](mod@format): the stored framing (header, CRC32C chunks, trailer), drawn as a table.
 //! - [`file`](mod@file): [`FileVolumeStore`], one file per version under `<data_dir>/tvc`, blocking `std::fs`.
 //! - [`mem`]: [`MemVolumeStore`], the same framing in memory, with `crash()` for turmoil.
+//! - [`faults`]: disk faults a test puts in force on a [`MemVolumeStore`] (ENOSPC, EIO on write
+//!   and fsync, a slow fsync), returned as the file store returns the OS errors.
 //! - `space` (private): quota accounting shared by both stores.
 //! - [`testing`]: the conformance suite both stores pass.
 //! - [`error`]: [`TvcError`] and [`IoOp`].
@@ -26,6 +28,7 @@
 pub mod testing;
 
 pub mod error;
+pub mod faults;
 pub mod file;
 pub mod format;
 pub mod mem;
@@ -33,6 +36,7 @@ mod space;
 pub mod store;
 
 pub use error::{IoOp, TvcError};
+pub use faults::DiskFaults;
 pub use file::{version_path, FileVolumeStore};
 pub use format::CHUNK_SIZE;
 pub use mem::MemVolumeStore;

@@ -53,6 +53,8 @@ struct MemInner {
     /// Each live writer's last sync point, by writer id: what a crash keeps (lock after `synced`).
     sync_points: Mutex<BTreeMap<u64, SyncPoint>>,
     next_writer: AtomicU64,
+    /// The disk faults a test put in force (see [`crate::faults`]).
+    faults: crate::faults::FaultPlan,
 }
 
 type SyncedMap = BTreeMap<(Volser, VersionNumber), (Bytes, Vec<u8>)>;
@@ -97,6 +99,7 @@ impl MemVolumeStore {
                 synced: Mutex::new(BTreeMap::new()),
                 sync_points: Mutex::new(BTreeMap::new()),
                 next_writer: AtomicU64::new(0),
+                faults: Default::default(),
             }),
         }
     }
@@ -115,6 +118,11 @@ impl MemVolumeStore {
             .quarantine
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The disk faults in force on this store (see [`crate::faults`]).
+    pub(crate) fn fault_plan(&self) -> &crate::faults::FaultPlan {
+        &self.inner.faults
     }
 
     /// Simulate a crash and restart: committed versions stay, every version in flight is lost
@@ -204,6 +212,7 @@ impl VolumeStore for MemVolumeStore {
             version,
             path: mem_path(volser, version),
         };
+        self.fault_plan().on_write(&target, stored_len(0))?;
         let mut writer = Box::new(MemVersionWriter {
             frames: FrameWriter::new(Cursor::new(Vec::new()), target)?,
             reservation,
@@ -374,6 +383,10 @@ impl VolumeStore for MemVolumeStore {
     fn is_blocking(&self) -> bool {
         false
     }
+
+    fn fsync_delay(&self) -> Option<std::time::Duration> {
+        self.fault_plan().fsync_delay()
+    }
 }
 
 /// A writer's entry in the store's sync points; removed when the writer commits, aborts or
@@ -397,7 +410,8 @@ struct MemVersionWriter {
     /// Space held; also tells whether a crash came since `begin`.
     reservation: Reservation,
     store: MemVolumeStore,
-    /// A write failed mid-way (cannot happen in memory, kept for the same contract as the file).
+    /// A write or fsync failed (a disk fault, [`crate::faults`]): only abort is left, as in the
+    /// file store.
     broken: bool,
     /// Kept with each sync point.
     note: Vec<u8>,
@@ -426,13 +440,22 @@ impl VersionWriter for MemVersionWriter {
         self.check_usable()?;
         self.reservation
             .grow_to(stored_len(self.frames.written() + data.len() as u64))?;
-        let result = self.frames.write(data);
+        let result = self
+            .store
+            .fault_plan()
+            .on_write(self.frames.target(), data.len() as u64)
+            .and_then(|()| self.frames.write(data));
         self.broken = result.is_err();
         result
     }
 
     fn sync(&mut self) -> Result<u64, TvcError> {
         self.check_usable()?;
+        // An fsync that fails leaves the writer unusable (its bytes are not known durable) and
+        // records no sync point.
+        let fsynced = self.store.fault_plan().on_fsync(self.frames.target());
+        self.broken = fsynced.is_err();
+        fsynced?;
         // The prefix as the file store's reopen would leave it: framed as a version of the
         // bytes so far (the store keeps it across a crash).
         self.frames.write_partial()?;
@@ -494,6 +517,8 @@ impl VersionWriter for MemVersionWriter {
 
     fn commit(self: Box<Self>) -> Result<VersionMeta, TvcError> {
         self.check_usable()?;
+        // The trailer's write and the fsync; a failure makes nothing visible.
+        self.store.fault_plan().on_fsync(self.frames.target())?;
         let MemVersionWriter {
             frames,
             reservation,

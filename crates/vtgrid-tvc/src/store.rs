@@ -164,6 +164,13 @@ pub trait VolumeStore: Send + Sync + 'static {
     /// True when calls do real blocking I/O (the file store): async callers must use
     /// `spawn_blocking`.
     fn is_blocking(&self) -> bool;
+
+    /// How long an fsync takes beyond the call itself: a slow disk simulated by a store that is
+    /// called inline on a simulated clock ([`crate::faults`]). Async callers wait it before
+    /// [`VersionWriter::sync`] and [`VersionWriter::commit`]. None for real stores.
+    fn fsync_delay(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// One version being written. Nothing of it is visible to [`VolumeStore::open`] or

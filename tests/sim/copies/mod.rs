@@ -12,5 +12,6 @@ mod b40_b62_deferred_backlog;
 mod b42_b43_sync;
 mod b50_b52_overrides;
 mod b6_no_valid_copy;
+mod crash_points_copy;
 mod retention_dr_site;
 mod superseded_copies_removed;

@@ -9,5 +9,6 @@ mod b13_category_change_owner_unreachable;
 mod b14_stale_owner_view_refusal;
 mod b15_stale_epoch_quarantine;
 mod c_doubt_checked_at_mount_registration;
+mod crash_points_surrender;
 mod duplicated_commands;
 mod stranded_transfer_requester_without_leader;

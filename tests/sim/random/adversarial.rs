@@ -10,7 +10,15 @@
 //! - messages between two voters *held* for 6..15 s and then released, longer than any RPC
 //!   deadline (T18): whatever was sent meanwhile arrives late, in order;
 //! - the tape host's path to one data cluster lost for 2..8 s (T1);
-//! - a voter crashed (power cut) and restarted 1..4 s later.
+//! - a voter crashed (power cut) and restarted 1..4 s later;
+//! - a disk fault on one data cluster's volume store for 2..8 s (`vtgrid_tvc::faults`): ENOSPC
+//!   on every write, EIO on every write, EIO on every fsync, or every fsync 0.5..3 s slow;
+//! - a crash point armed (`vtgrid_node::faults`): the seed picks the point (any of
+//!   `FaultPoint::ALL`: mount, obtain, surrender, unload, publish, copy, adopt, Sync duplex), the
+//!   data cluster and whether the 1st or 2nd arrival fires; if it is reached within
+//!   [`ARMED_FOR`] the driver crashes that cluster right after the step, and it is restarted
+//!   1..4 s later; otherwise it is disarmed. While one is armed no other crash is made, and none
+//!   is armed while a voter is down.
 //!
 //! Jobs (two workers, at the owner or anywhere): a specific-mount write, a scratch write, a read,
 //! a category change, an append (the host reads the base first, so it knows the bytes of the new
@@ -20,8 +28,11 @@
 //! exists: the ledger holds it in doubt).
 //!
 //! An error is expected only when the schedule made it so, and the history names why: a fault
-//! active during the job or up to [`SETTLE`] before it, the other worker holding the same volume,
-//! or the job's own cancel. At the end every path is healed and every voter restarted (no
+//! active during the job or up to [`SETTLE`] before it (a crash point counts from the step it
+//! fired in), a disk fault at a cluster the job wrote to (its mount cluster, and the sync
+//! clusters for a Sync class) during the job or up to [`SETTLE`] before, the other worker
+//! holding the same volume, or the job's own cancel. A disk fault's error loses nothing
+//! acknowledged: the invariants at the end are the same. At the end every path is healed and every voter restarted (no
 //! restart of a stuck owner: nothing may stay stuck), then within bounded simulated time every
 //! voter is ready, catalogs are identical, every owed copy is made, nothing is left mounted, held,
 //! in doubt, duplexed or reserved, no quarantine holds anything (there is no takeover: an
@@ -32,12 +43,14 @@
 //! exactly, `VTGRID_SIM_LOG=vtgrid_node=info` adds the clusters' logs).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
 use vtgrid_core::Volser;
+use vtgrid_node::faults::FaultPoint;
 use vtgrid_proto::pb::{self, Reason};
 use vtgrid_proto::reason_of;
 use vtgrid_sim::client::{self, digest_hex};
@@ -48,6 +61,7 @@ use vtgrid_sim::ledger::Ledger;
 use vtgrid_sim::rand::rngs::StdRng;
 use vtgrid_sim::rand::{Rng, SeedableRng};
 use vtgrid_sim::seed::for_each_seed_in_parallel;
+use vtgrid_tvc::DiskFaults;
 
 use super::fault_schedule::{classed, payload};
 
@@ -91,7 +105,37 @@ enum Fault {
     HostPathLost(u8, Duration),
     Heal,
     Crash(u8, Duration),
+    /// A disk fault on a data cluster's volume store for a while.
+    Disk(u8, DiskFault, Duration),
+    /// Crash a data cluster the `nth` time it reaches a crash point (if it does within
+    /// [`ARMED_FOR`]), and restart it after the duration.
+    CrashAt(u8, FaultPoint, u32, Duration),
 }
+
+/// The disk faults of the schedule (`vtgrid_tvc::faults`).
+#[derive(Debug, Clone, Copy)]
+enum DiskFault {
+    /// ENOSPC on every write.
+    NoSpace,
+    WriteEio,
+    FsyncEio,
+    /// Every fsync takes this long.
+    SlowFsync(Duration),
+}
+
+impl DiskFault {
+    fn faults(self) -> DiskFaults {
+        match self {
+            DiskFault::NoSpace => DiskFaults::no_space(),
+            DiskFault::WriteEio => DiskFaults::write_eio(),
+            DiskFault::FsyncEio => DiskFaults::fsync_eio(),
+            DiskFault::SlowFsync(d) => DiskFaults::slow_fsync(d),
+        }
+    }
+}
+
+/// How long an armed crash point waits to be reached before it is disarmed.
+const ARMED_FOR: Duration = Duration::from_secs(8);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -165,7 +209,7 @@ fn plan(seed: u64) -> Plan {
         let a = pick(&mut rng, &voters);
         let others: Vec<u8> = voters.iter().copied().filter(|v| *v != a).collect();
         let b = pick(&mut rng, &others);
-        let fault = match rng.random_range(0..20) {
+        let fault = match rng.random_range(0..26) {
             0..=3 => Fault::Cut(a, b),
             4..=5 => Fault::OneWay(a, b),
             6..=7 => Fault::Isolate(a),
@@ -175,6 +219,22 @@ fn plan(seed: u64) -> Plan {
                 Duration::from_millis(rng.random_range(2000..8000)),
             ),
             13..=15 => Fault::Heal,
+            20..=21 => {
+                let c = pick(&mut rng, &data);
+                let kind = match rng.random_range(0..4) {
+                    0 => DiskFault::NoSpace,
+                    1 => DiskFault::WriteEio,
+                    2 => DiskFault::FsyncEio,
+                    _ => DiskFault::SlowFsync(Duration::from_millis(rng.random_range(500..3000))),
+                };
+                Fault::Disk(c, kind, Duration::from_millis(rng.random_range(2000..8000)))
+            }
+            22..=25 => {
+                let c = pick(&mut rng, &data);
+                let point = FaultPoint::ALL[rng.random_range(0..FaultPoint::ALL.len())];
+                let down = Duration::from_millis(rng.random_range(1000..4000));
+                Fault::CrashAt(c, point, rng.random_range(1..=2), down)
+            }
             _ if t > back_at => {
                 let down = Duration::from_millis(rng.random_range(1000..4000));
                 back_at = t + down;
@@ -235,10 +295,21 @@ type FaultSpan = (Instant, Option<Instant>, String);
 /// A worker's job on a volume: worker, start, end (None while it runs).
 type JobSpan = (usize, Instant, Option<Instant>);
 
+/// A disk fault's span: start, end (None while it lasts), the data cluster, what it is.
+type DiskSpan = (Instant, Option<Instant>, u8, String);
+
 /// What happened, when: faults (with their end once known), jobs on volumes, notes.
 #[derive(Clone)]
 struct History {
     start: Instant,
+    /// turmoil's simulated time at `start`, to place the driver's crash-point crashes.
+    sim_start: Duration,
+    /// The grid, for the crashes armed crash points caused (the driver applies them).
+    control: GridControl,
+    /// Disk faults: they explain errors of jobs that touched their cluster only.
+    disk: Arc<Mutex<Vec<DiskSpan>>>,
+    /// Set while a crash point is armed or its crash not yet restarted: no other crash then.
+    point_pending: Arc<std::sync::atomic::AtomicBool>,
     lines: Arc<Mutex<Vec<String>>>,
     /// Faults: (start, end or None while active, what).
     faults: Arc<Mutex<Vec<FaultSpan>>>,
@@ -247,9 +318,13 @@ struct History {
 }
 
 impl History {
-    fn new() -> History {
+    fn new(control: GridControl) -> History {
         History {
             start: Instant::now(),
+            sim_start: turmoil::sim_elapsed().unwrap_or_default(),
+            control,
+            disk: Arc::default(),
+            point_pending: Arc::default(),
             lines: Arc::default(),
             faults: Arc::default(),
             busy: Arc::default(),
@@ -290,14 +365,50 @@ impl History {
         }
     }
 
-    /// The faults whose effects overlap `[from, to]` (an ended fault counts for [`SETTLE`] more).
+    /// The faults whose effects overlap `[from, to]` (an ended fault counts for [`SETTLE`] more),
+    /// and the crash points that fired in it (the driver records those; the task that restarts
+    /// the cluster may not have seen the crash yet).
     fn faults_during(&self, from: Instant, to: Instant) -> Vec<String> {
-        self.faults
+        let mut found: Vec<String> = self
+            .faults
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|(start, end, _)| *start <= to && end.is_none_or(|e| e + SETTLE >= from))
             .map(|(_, _, what)| what.clone())
+            .collect();
+        for c in self.control.point_crashes() {
+            let at = self.start + c.at.saturating_sub(self.sim_start);
+            if at >= from - SETTLE && at <= to {
+                found.push(format!("crash point {:?} fired at C{}", c.point, c.voter));
+            }
+        }
+        found
+    }
+
+    fn disk_fault_began(&self, cluster: u8, what: String) -> usize {
+        let mut d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
+        d.push((Instant::now(), None, cluster, what));
+        d.len() - 1
+    }
+
+    fn disk_fault_ended(&self, i: usize) {
+        let mut d = self.disk.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = d.get_mut(i) {
+            entry.1.get_or_insert(Instant::now());
+        }
+    }
+
+    /// The disk faults at any of `clusters` whose effects overlap `[from, to]`.
+    fn disk_faults_during(&self, clusters: &[u8], from: Instant, to: Instant) -> Vec<String> {
+        self.disk
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(start, end, c, _)| {
+                clusters.contains(c) && *start <= to && end.is_none_or(|e| e + SETTLE >= from)
+            })
+            .map(|(_, _, _, what)| what.clone())
             .collect()
     }
 
@@ -414,8 +525,8 @@ async fn run_faults(
                 }));
             }
             Fault::Crash(x, d) => {
-                if (0..16).any(|id| control.is_down(id)) {
-                    h.note("no crash: a voter is down already".into());
+                if (0..16).any(|id| control.is_down(id)) || h.point_pending.load(Relaxed) {
+                    h.note("no crash: a voter is down already or a crash point is armed".into());
                     continue;
                 }
                 let i = h.fault_began(format!("{fault:?}"));
@@ -428,12 +539,75 @@ async fn run_faults(
                     h.fault_ended(i);
                 }));
             }
+            Fault::Disk(c, kind, d) => {
+                let Some(store) = control.volumes(c) else {
+                    continue;
+                };
+                let i = h.disk_fault_began(c, format!("{fault:?}"));
+                store.set_faults(kind.faults());
+                let h = h.clone();
+                tasks.push(tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    store.clear_faults();
+                    h.note(format!(
+                        "C{c}'s disk healed ({} calls failed so far)",
+                        store.faults_injected()
+                    ));
+                    h.disk_fault_ended(i);
+                }));
+            }
+            Fault::CrashAt(x, point, nth, down) => {
+                if (0..16).any(|id| control.is_down(id)) || h.point_pending.load(Relaxed) {
+                    h.note("no crash point: a voter is down already or one is armed".into());
+                    continue;
+                }
+                h.point_pending.store(true, Relaxed);
+                let fired_before = fired_at(control, x);
+                control.arm(x, point, nth);
+                let (control, h, fault) = (control.clone(), h.clone(), *fault);
+                tasks.push(tokio::spawn(async move {
+                    let until = Instant::now() + ARMED_FOR;
+                    let mut disarmed = false;
+                    while fired_at(&control, x) == fired_before {
+                        if Instant::now() >= until && !disarmed {
+                            if !control.disarm(x) {
+                                break;
+                            }
+                            // It fired in this very step: the driver crashes it after the step.
+                            disarmed = true;
+                        }
+                        tokio::time::sleep(TICK).await;
+                    }
+                    if fired_at(&control, x) == fired_before {
+                        h.note(format!(
+                            "crash point {point:?} at C{x} not reached; disarmed"
+                        ));
+                    } else {
+                        let i = h.fault_began(format!("{fault:?} fired"));
+                        h.note(format!("crash point {point:?} fired at C{x}: crashed"));
+                        tokio::time::sleep(down).await;
+                        control.restart(x).await;
+                        h.note(format!("restarted C{x}"));
+                        h.fault_ended(i);
+                    }
+                    h.point_pending.store(false, Relaxed);
+                }));
+            }
         }
     }
     for t in tasks {
         t.await.map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// How many crashes crash points caused at voter `x` so far.
+fn fired_at(control: &GridControl, x: u8) -> usize {
+    control
+        .point_crashes()
+        .iter()
+        .filter(|c| c.voter == x)
+        .count()
 }
 
 /// Repair every path between voters and to the tape host, release every hold.
@@ -540,7 +714,19 @@ async fn job_outcome(
             let whole = match result {
                 Ok(w) => w,
                 Err(e) => {
-                    let _ = client::unload(&mut host, &m.mount_id).await;
+                    // The cluster may not have failed the job (the host only gave up waiting,
+                    // e.g. on a sync point its Sync peer was slow to answer): then this unload
+                    // commits what was written, a version the host must count as its own.
+                    match client::unload(&mut host, &m.mount_id).await {
+                        Ok(done) if done.written => ledger.acknowledge_unload(volser, &done, at),
+                        Ok(_) => {}
+                        Err(_) if job.kind == Kind::SyncPoint => {
+                            let (a, _) = data.split_at(data.len() / 2);
+                            ledger.in_doubt(volser, &digest_hex(a));
+                            ledger.in_doubt(volser, &digest_hex(&data));
+                        }
+                        Err(_) => {}
+                    }
                     return Err(e);
                 }
             };
@@ -589,6 +775,19 @@ async fn job_outcome(
     }
 }
 
+/// The data clusters whose volume store a job writes to: its mount cluster, and with a Sync
+/// class both sync clusters (C0 and C1, [`SYNC_CLASSES`]), which duplex its bytes.
+fn touched(job: &Job) -> Vec<u8> {
+    let mut at = vec![job.at];
+    if job
+        .class
+        .is_some_and(|c| SYNC_CLASSES.iter().any(|(name, _)| *name == c))
+    {
+        at.extend([0, 1]);
+    }
+    at
+}
+
 /// Why an error was expected, or None.
 fn why_expected(
     status: &tonic::Status,
@@ -601,6 +800,12 @@ fn why_expected(
     let faults = h.faults_during(from, now);
     if !faults.is_empty() {
         return Some(format!("faults {faults:?}"));
+    }
+    let disk = h.disk_faults_during(&touched(job), from, now);
+    if !disk.is_empty() {
+        return Some(format!(
+            "disk faults {disk:?} at a cluster the job wrote to"
+        ));
     }
     match reason_of(status) {
         Some(Reason::VolumeInUse)
@@ -756,7 +961,7 @@ async fn scenario(
     .await?;
     client::wait_quiescent(&control, Duration::from_secs(30)).await?;
 
-    let h = History::new();
+    let h = History::new(control.clone());
     *history.lock().unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
     h.note(format!(
         "grid of {} clusters and {} witnesses (voters {:?}), jobs {}",
