@@ -39,8 +39,9 @@
 //! acknowledged version is never refused), and every volume reads back through its owner with the
 //! catalog's digest, at or after its last acknowledged version.
 //!
-//! Seeds: 0..200 by default (0..300 pass; the 1,000 would cost about 30 minutes on 2 cores) (`VTGRID_SIM_SEEDS=n` sweeps 0..n, `VTGRID_SIM_SEED=s` replays one
-//! exactly, `VTGRID_SIM_LOG=vtgrid_node=info` adds the clusters' logs).
+//! Seeds: 0..200 by default (with `fault_schedule`'s 2 x 400, the default run's 1,000 random
+//! schedules); `VTGRID_SIM_SEEDS=n` sweeps 0..n, `VTGRID_SIM_SEED=s` replays one exactly
+//! (`VTGRID_SIM_LOG=vtgrid_node=info` adds the clusters' logs).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
