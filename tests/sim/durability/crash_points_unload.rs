@@ -112,20 +112,7 @@ async fn scenario(
     let (_, bytes) = client::read_job(0, "A00000").await?;
     client::ensure(bytes == first, "A00000 v1 is intact")?;
 
-    client::wait_copies_settled(&control, Duration::from_secs(120)).await?;
-    let mut last = String::new();
-    client::wait_for("nothing left behind", Duration::from_secs(60), || {
-        let running: Vec<_> = (0..3).filter_map(|id| control.cluster(id)).collect();
-        match invariants::nothing_left_behind(&running) {
-            Ok(()) => true,
-            Err(e) => {
-                last = e;
-                false
-            }
-        }
-    })
-    .await
-    .map_err(|e| format!("{e}: {last}"))?;
+    client::wait_settled(&control).await?;
     let running: Vec<_> = (0..3).filter_map(|id| control.cluster(id)).collect();
     invariants::no_quarantine(&running)?;
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;
