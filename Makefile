@@ -34,4 +34,4 @@ check: setup
 # The long seed sweep of the random schedules (see README): 0..N for each of the three random
 # tests, 7000 by default (21,000 schedules).
 sim-sweep: setup
-	VTGRID_SIM_SEEDS=$${VTGRID_SIM_SEEDS:-7000} $(CARGO) test -p vtgrid-tests --test grid sim::random -- --nocapture
+	VTGRID_SIM_SEEDS=$${VTGRID_SIM_SEEDS:-7000} $(CARGO) test --profile sim -p vtgrid-tests --test grid sim::random -- --nocapture

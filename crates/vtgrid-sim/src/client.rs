@@ -90,6 +90,30 @@ pub async fn wait_for(
     }
 }
 
+/// The log index voter `id`'s catalog has applied (0 before anything, or while it is down).
+pub fn applied_index(control: &GridControl, id: u8) -> u64 {
+    control
+        .cluster(id)
+        .and_then(|c| c.catalog.view.last_applied())
+        .map_or(0, |log_id| log_id.index)
+}
+
+/// Wait until voter `id` applies an entry past `index` (say, a message delivered late or twice:
+/// appended and applied, as a change or a refusal), within `within`.
+pub async fn wait_applied_past(
+    control: &GridControl,
+    id: u8,
+    index: u64,
+    within: Duration,
+) -> Result<(), String> {
+    wait_for(
+        &format!("C{id} applies an entry past {index}"),
+        within,
+        || applied_index(control, id) > index,
+    )
+    .await
+}
+
 /// Wait until every voter runs, all journals are empty and every catalog is the same (the end
 /// state of B15 catch-up), within `within`. The caller heals the network first.
 pub async fn wait_quiescent(control: &GridControl, within: Duration) -> Result<(), String> {

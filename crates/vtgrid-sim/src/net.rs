@@ -140,6 +140,8 @@ struct StallInner {
     to: String,
     needle: Vec<u8>,
     fired: AtomicBool,
+    /// Set by [`Stall::disarm`]: no message is caught any more.
+    disarmed: AtomicBool,
     delivered: AtomicBool,
     released: tokio::sync::watch::Sender<bool>,
 }
@@ -153,6 +155,7 @@ impl Stall {
                 to: to.to_string(),
                 needle: needle.to_vec(),
                 fired: AtomicBool::new(false),
+                disarmed: AtomicBool::new(false),
                 delivered: AtomicBool::new(false),
                 released: tokio::sync::watch::channel(false).0,
             }),
@@ -181,11 +184,23 @@ impl Stall {
         self.inner.released.send_replace(true);
     }
 
+    /// Catch nothing from now on; true when a message was caught before. (A random schedule
+    /// ends a stall that caught nothing in its window this way, so it cannot strike later.)
+    pub fn disarm(&self) -> bool {
+        self.inner.disarmed.store(true, Ordering::SeqCst);
+        self.fired()
+    }
+
     fn armed_for(from: &str, to: &str) -> Option<Stall> {
         STALLS.with(|s| {
             s.borrow()
                 .iter()
-                .find(|st| st.inner.from == from && st.inner.to == to && !st.fired())
+                .find(|st| {
+                    st.inner.from == from
+                        && st.inner.to == to
+                        && !st.fired()
+                        && !st.inner.disarmed.load(Ordering::SeqCst)
+                })
                 .cloned()
         })
     }
@@ -194,6 +209,7 @@ impl Stall {
     fn catches(&self, buf: &[u8]) -> bool {
         let needle = &self.inner.needle;
         !needle.is_empty()
+            && !self.inner.disarmed.load(Ordering::SeqCst)
             && buf.windows(needle.len()).any(|w| w == needle.as_slice())
             && self
                 .inner
@@ -235,6 +251,8 @@ struct TapInner {
     to: String,
     needle: Vec<u8>,
     caught: AtomicBool,
+    /// Set by [`Tap::disarm`]: no connection is recorded any more.
+    disarmed: AtomicBool,
     delivered: AtomicBool,
     go: tokio::sync::watch::Sender<bool>,
 }
@@ -253,6 +271,7 @@ impl Tap {
                 to: to.to_string(),
                 needle: needle.to_vec(),
                 caught: AtomicBool::new(false),
+                disarmed: AtomicBool::new(false),
                 delivered: AtomicBool::new(false),
                 go: tokio::sync::watch::channel(false).0,
             }),
@@ -281,11 +300,22 @@ impl Tap {
         self.inner.go.send_replace(true);
     }
 
+    /// Record nothing from now on; true when a message was caught before.
+    pub fn disarm(&self) -> bool {
+        self.inner.disarmed.store(true, Ordering::SeqCst);
+        self.caught()
+    }
+
     fn armed_for(from: &str, to: &str) -> Option<Tap> {
         TAPS.with(|t| {
             t.borrow()
                 .iter()
-                .find(|tap| tap.inner.from == from && tap.inner.to == to && !tap.caught())
+                .find(|tap| {
+                    tap.inner.from == from
+                        && tap.inner.to == to
+                        && !tap.caught()
+                        && !tap.inner.disarmed.load(Ordering::SeqCst)
+                })
                 .cloned()
         })
     }
@@ -293,6 +323,7 @@ impl Tap {
     fn catches(&self, recorded: &[u8]) -> bool {
         let needle = &self.inner.needle;
         !needle.is_empty()
+            && !self.inner.disarmed.load(Ordering::SeqCst)
             && recorded
                 .windows(needle.len())
                 .any(|w| w == needle.as_slice())

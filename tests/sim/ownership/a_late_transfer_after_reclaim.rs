@@ -84,13 +84,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     let v2 = b"V v2, written at Cj after its doubt";
     client::write(&mut at_j, &m.mount_id, v2).await?;
 
-    let applied_before = control
-        .cluster(l)
-        .ok_or("L not running")?
-        .catalog
-        .view
-        .last_applied()
-        .map_or(0, |id| id.index);
+    let applied_before = client::applied_index(&control, l);
     stall.release();
     wait_for(
         "the stalled Transfer reaches L",
@@ -99,19 +93,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     )
     .await?;
     // The late Transfer is appended and applied (as a refusal, once the fix is in).
-    wait_for(
-        "L applies what arrived late",
-        Duration::from_secs(10),
-        || {
-            control.cluster(l).is_some_and(|c| {
-                c.catalog
-                    .view
-                    .last_applied()
-                    .is_some_and(|id| id.index > applied_before)
-            })
-        },
-    )
-    .await?;
+    client::wait_applied_past(&control, l, applied_before, Duration::from_secs(10)).await?;
     client::wait_quiescent(&control, Duration::from_secs(30)).await?;
     ensure(
         !ci.may_write(&v),

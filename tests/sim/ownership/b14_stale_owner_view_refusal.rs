@@ -12,7 +12,7 @@
 //! its reason must be retryable → the link heals and the grid is quiet → the mount at Cr succeeds
 //! (Cw surrenders V).
 //!
-//! Found by `random_faults_with_jobs_anywhere_...` (seed 107): the host got
+//! Found by the first random schedules with jobs anywhere (seed 107): the host got
 //! `NOT_OWNER` ("C2 refused: catalog rejected the change: volume P10000 is owned by C1, not C2").
 
 use std::time::Duration;

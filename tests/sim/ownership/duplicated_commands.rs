@@ -35,25 +35,10 @@ fn request() -> vtgrid_proto::pb::MountRequest {
 
 /// Deliver `tap`'s message again and wait until the leader has applied something after it.
 async fn deliver_again(control: &GridControl, tap: &Tap, what: &str) -> Result<(), String> {
-    let before = control
-        .cluster(0)
-        .and_then(|c| c.catalog.view.last_applied())
-        .map_or(0, |id| id.index);
+    let before = client::applied_index(control, 0);
     tap.duplicate();
     wait_for(what, Duration::from_secs(10), || tap.delivered()).await?;
-    wait_for(
-        "the leader applies the duplicate",
-        Duration::from_secs(10),
-        || {
-            control.cluster(0).is_some_and(|c| {
-                c.catalog
-                    .view
-                    .last_applied()
-                    .is_some_and(|id| id.index > before)
-            })
-        },
-    )
-    .await?;
+    client::wait_applied_past(control, 0, before, Duration::from_secs(10)).await?;
     client::wait_quiescent(control, Duration::from_secs(30)).await
 }
 
