@@ -645,15 +645,7 @@ impl VolumeStore for FileVolumeStore {
         let from = synced_path(&self.dir, volser, version);
         verify_all(&from, volser, version)?;
         let to = version_path(&self.dir, volser, version);
-        let volser_dir = self.dir.join(volser.as_str());
-        match fs::create_dir(&volser_dir) {
-            Ok(()) => {
-                sync_dir(&volser_dir)?;
-                sync_dir(&self.dir)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err(IoOp::Create, &volser_dir)(e)),
-        }
+        let volser_dir = volser_dir_durably(&self.dir, volser)?;
         // Under the space lock: the replaced version stops counting, the prefix's bytes move
         // from one area to the other.
         self.space.remove(|| {
@@ -728,6 +720,21 @@ fn keep_prefix_beside(
             Ok(())
         }
     }
+}
+
+/// `<dir>/<VOLSER>`, created if missing. A new directory is itself an entry in `dir`: both are
+/// made durable before a version is renamed into it.
+fn volser_dir_durably(dir: &Path, volser: Volser) -> Result<PathBuf, TvcError> {
+    let volser_dir = dir.join(volser.as_str());
+    match fs::create_dir(&volser_dir) {
+        Ok(()) => {
+            sync_dir(&volser_dir)?;
+            sync_dir(dir)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err(IoOp::Create, &volser_dir)(e)),
+    }
+    Ok(volser_dir)
 }
 
 /// Read every chunk of the framed file at `path` as (`volser`, `version`), checking each CRC and
@@ -903,16 +910,7 @@ impl VersionWriter for FileVersionWriter {
         }
 
         let final_path = version_path(&dir, target.volser, target.version);
-        let volser_dir = dir.join(target.volser.as_str());
-        match fs::create_dir(&volser_dir) {
-            // A new directory is itself an entry in `dir`: make both durable before relying on it.
-            Ok(()) => {
-                sync_dir(&volser_dir)?;
-                sync_dir(&dir)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err(IoOp::Create, &volser_dir)(e)),
-        }
+        let volser_dir = volser_dir_durably(&dir, target.volser)?;
         reservation.commit(|| {
             let replaced = match fs::metadata(&final_path) {
                 Ok(meta) => meta.len(),
