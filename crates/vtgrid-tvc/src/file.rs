@@ -30,6 +30,8 @@
 //!  open / keep_synced: <part> with <part>.sync ── cut back to the marker's size, verify, trailer,
 //!        fsync ── write .synced/<V>-<n>.sync (temp, fsync, rename) ── rename <part> to
 //!        .synced/<V>-<n>.vol ── fsync .synced/ ── delete <part>.sync
+//!  commit of a writer with a sync point: the same on a copy of <part> first (so a crash before
+//!        the job's journal entry still leaves the prefix), then the commit as above
 //! ```
 //!
 //! Every step can be cut by a crash and redone by the next `open`: a `.part` with its marker is
@@ -643,15 +645,7 @@ impl VolumeStore for FileVolumeStore {
         let from = synced_path(&self.dir, volser, version);
         verify_all(&from, volser, version)?;
         let to = version_path(&self.dir, volser, version);
-        let volser_dir = self.dir.join(volser.as_str());
-        match fs::create_dir(&volser_dir) {
-            Ok(()) => {
-                sync_dir(&volser_dir)?;
-                sync_dir(&self.dir)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err(IoOp::Create, &volser_dir)(e)),
-        }
+        let volser_dir = volser_dir_durably(&self.dir, volser)?;
         // Under the space lock: the replaced version stops counting, the prefix's bytes move
         // from one area to the other.
         self.space.remove(|| {
@@ -692,6 +686,55 @@ impl VolumeStore for FileVolumeStore {
     fn is_blocking(&self) -> bool {
         true
     }
+}
+
+/// Before a writer with a sync point commits its whole version: keep a copy of its bytes up to
+/// the last sync point as the version's synced prefix (T17). The job's journal entry comes only
+/// after the commit; a crash in between must not lose what the host was told is on the volume:
+/// the restart then finds the prefix and publishes it as the version (`vtgrid-node`'s
+/// `synced`). Once the whole version is published, the retention rule removes the prefix (its
+/// digest is not the catalog's). Costs a copy of the partial file; it fails with
+/// `StorageFull`, committing nothing, when the quota has no room for it.
+fn keep_prefix_beside(
+    dir: &Path,
+    part: &Path,
+    target: &Target,
+    reservation: &Reservation,
+) -> Result<(), TvcError> {
+    let Some(marker) = read_marker(&marker_path(part))? else {
+        return Ok(());
+    };
+    let (volser, version) = (target.volser, target.version);
+    let extra = reservation.alongside(stored_len(marker.size))?;
+    // A name `open` never keeps: a copy cut short by a crash is deleted with `.partial/`.
+    let mut copy = part.as_os_str().to_owned();
+    copy.push(".prefix");
+    let copy = PathBuf::from(copy);
+    fs::copy(part, &copy).map_err(io_err(IoOp::Write, &copy))?;
+    let replaced = fs::metadata(synced_path(dir, volser, version)).map_or(0, |m| m.len());
+    match recover_prefix(dir, &copy, volser, version, &marker)? {
+        Some(meta) => extra.commit_as(stored_len(meta.size), || Ok(replaced)),
+        // Cannot be (the writer's own bytes); the whole version still commits.
+        None => {
+            tracing::error!(%volser, version, "a committing writer's bytes do not match its sync point");
+            Ok(())
+        }
+    }
+}
+
+/// `<dir>/<VOLSER>`, created if missing. A new directory is itself an entry in `dir`: both are
+/// made durable before a version is renamed into it.
+fn volser_dir_durably(dir: &Path, volser: Volser) -> Result<PathBuf, TvcError> {
+    let volser_dir = dir.join(volser.as_str());
+    match fs::create_dir(&volser_dir) {
+        Ok(()) => {
+            sync_dir(&volser_dir)?;
+            sync_dir(dir)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err(IoOp::Create, &volser_dir)(e)),
+    }
+    Ok(volser_dir)
 }
 
 /// Read every chunk of the framed file at `path` as (`volser`, `version`), checking each CRC and
@@ -862,18 +905,12 @@ impl VersionWriter for FileVersionWriter {
         file.sync_all()
             .map_err(|e| target.io_error(IoOp::Sync, 0, e))?;
         drop(file);
+        if partial.synced {
+            keep_prefix_beside(&dir, &partial.path, &target, &reservation)?;
+        }
 
         let final_path = version_path(&dir, target.volser, target.version);
-        let volser_dir = dir.join(target.volser.as_str());
-        match fs::create_dir(&volser_dir) {
-            // A new directory is itself an entry in `dir`: make both durable before relying on it.
-            Ok(()) => {
-                sync_dir(&volser_dir)?;
-                sync_dir(&dir)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err(IoOp::Create, &volser_dir)(e)),
-        }
+        let volser_dir = volser_dir_durably(&dir, target.volser)?;
         reservation.commit(|| {
             let replaced = match fs::metadata(&final_path) {
                 Ok(meta) => meta.len(),

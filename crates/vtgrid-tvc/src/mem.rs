@@ -529,6 +529,18 @@ impl VersionWriter for MemVersionWriter {
         let target = frames.target().clone();
         let (cursor, size, digest) = frames.finish()?;
         let stored = Bytes::from(cursor.into_inner());
+        // As the file store: the bytes up to the last sync point stay as a synced prefix until
+        // the whole version is published (T17: a crash before the job's journal entry).
+        if let Some(p) = point.take() {
+            let extra = reservation.alongside(p.stored.len() as u64)?;
+            let mut synced = lock(&store.inner.synced);
+            let len = p.stored.len() as u64;
+            extra.commit_as(len, || {
+                Ok(synced
+                    .insert((p.volser, p.version), (p.stored, p.note))
+                    .map_or(0, |(b, _)| b.len() as u64))
+            })?;
+        }
         let mut map = store.versions_map();
         // Fails with Crashed, inserting nothing, if a crash came after the check above.
         reservation.commit(|| {
@@ -536,7 +548,6 @@ impl VersionWriter for MemVersionWriter {
             Ok(replaced.map_or(0, |b| b.len() as u64))
         })?;
         drop(map);
-        point.take();
         Ok(VersionMeta {
             volser: target.volser,
             version: target.version,

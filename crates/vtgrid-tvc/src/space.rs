@@ -143,6 +143,15 @@ impl Reservation {
         }
     }
 
+    /// A second reservation of `bytes` for the same version (a copy kept beside it), or
+    /// `StorageFull`.
+    pub(crate) fn alongside(&self, bytes: u64) -> Result<Reservation, TvcError> {
+        if self.is_lost() {
+            return Err(self.lost());
+        }
+        self.space.reserve(self.volser, self.version, bytes)
+    }
+
     /// Grow the reservation to `total` bytes, or fail with `StorageFull` and change nothing.
     pub(crate) fn grow_to(&mut self, total: u64) -> Result<(), TvcError> {
         let mut s = self.space.lock();

@@ -667,8 +667,10 @@ pub fn synced_prefix_survives_a_crash_cut_to_its_sync_point<S: Reopen>(store: &S
 }
 
 /// Sequence: a writer with no sync point, a writer synced then aborted, and a writer synced then
-/// committed → crash → no synced prefix at all, only the committed version, and no space but
-/// its.
+/// committed → crash → only the committed version, and beside it the committed writer's prefix
+/// up to its sync point (T17: kept until the whole version is published, so a crash before the
+/// job's journal entry loses nothing the host was told is durable), and no space but theirs →
+/// `remove_synced` frees the prefix's.
 pub fn unsynced_partial_is_lost_on_crash<S: Reopen>(store: &S) {
     let v = volser("SY0002");
     let mut unsynced = store.begin(v, 1, None).expect("begin");
@@ -685,10 +687,27 @@ pub fn unsynced_partial_is_lost_on_crash<S: Reopen>(store: &S) {
     let store = store.crash_reopen();
     drop(unsynced);
 
-    assert_eq!(store.synced().expect("synced"), []);
+    let synced = store.synced().expect("synced");
+    assert_eq!(synced.len(), 1, "{synced:?}");
+    assert_eq!((synced[0].meta.volser, synced[0].meta.version), (v, 3));
+    assert_eq!(synced[0].meta.size, 7000, "the prefix up to the sync point");
+    assert_eq!(
+        synced[0].meta.digest,
+        Digest(*blake3::hash(&pattern(7000, 6)).as_bytes())
+    );
     assert_eq!(store.versions().expect("versions"), [(v, 3)]);
     assert_eq!(meta.size, 7004);
+    assert_eq!(
+        store.usage().used_bytes,
+        stored_len(7004) + stored_len(7000)
+    );
+    store.remove_synced(v, 3).expect("remove the prefix");
+    assert_eq!(store.synced().expect("synced"), []);
     assert_eq!(store.usage().used_bytes, stored_len(7004));
+    assert_eq!(
+        read_all(&store, v, 3).expect("read"),
+        [pattern(7000, 6), b"tail".to_vec()].concat()
+    );
 }
 
 /// Sequence: write, sync, write, sync, write → `keep_synced` (the job abended, no crash) → the

@@ -1,7 +1,7 @@
 //! T17 (spec §4.2; B42): data before an acknowledged sync point is on the volume, whatever
-//! happens to the writer afterwards (the seed's tape semantics). Three scenarios: the writer
+//! happens to the writer afterwards (the seed's tape semantics). Four scenarios: the writer
 //! crashes (below), the job abends without a crash (`abended`), the sync peer crashes and the
-//! job goes on (`peer_crash`).
+//! job goes on (`peer_crash`), the writer crashes inside its unload (`crash_in_the_unload`).
 //!
 //! Sequence: c0, c1, c2 → c0 inserts S00000-S00002 → the host mounts S00001 at c0 with class SSD
 //! (C0 and C1 sync, C2 deferred) and writes b1..b5 → `Sync` answers 5 blocks durable → the host
@@ -298,6 +298,81 @@ async fn peer_crash(
     Ok(())
 }
 
+/// T17 across the unload itself: a crash after the job's whole version is committed in the TVC
+/// but before its journal entry (crash points `UnloadAfterStoreCommit`, `UnloadAfterRunCopies`)
+/// leaves the unload unanswered, and the bytes up to the acknowledged sync point must still be
+/// the volume's next version (or, had the entry been written, the whole one).
+///
+/// Sequence, per point: c0, c1, c2 → insert S00000-S00002 → S00001 at c0, class SSD: write
+/// b1..b5, Sync (5 blocks durable), write b6..b8 → arm c0 at the point → rewind-unload → c0
+/// crashes at the point, the unload is not answered → restart c0, quiet grid → S00001 v1 is
+/// exactly b1..b5 and reads back so at c0 and at c1 → the next job at c0 writes v2 → settled.
+/// Before the fix the whole file's commit deleted the sync marker, so the restart found an
+/// unpublished whole version and no prefix: S00001 stayed at v0.
+async fn crash_in_the_unload(
+    control: GridControl,
+    ledger: Ledger,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use vtgrid_node::faults::FaultPoint;
+    client::wait_grid_ready(&control, Duration::from_secs(60)).await?;
+    client::insert(0, "S00000-S00002", "000F").await?;
+    let synced: Vec<u8> = (1..=5).flat_map(block).collect();
+    let after: Vec<u8> = (6..=8).flat_map(block).collect();
+    for (point, volser) in [
+        (FaultPoint::UnloadAfterStoreCommit, "S00001"),
+        (FaultPoint::UnloadAfterRunCopies, "S00002"),
+    ] {
+        let (mut host, mount_id) = write_past_a_sync_point(volser, "SSD", &synced, &after).await?;
+        control.arm(0, point, 1);
+        let unload = client::unload(&mut host, &mount_id).await;
+        client::wait_for("c0 crashed at its point", Duration::from_secs(30), || {
+            control
+                .point_crashes()
+                .iter()
+                .any(|c| c.voter == 0 && c.point == point)
+        })
+        .await?;
+        ensure(
+            unload.is_err(),
+            &format!("{point:?}: the cut-off unload was not answered: {unload:?}"),
+        )?;
+        control.restart(0).await;
+        client::wait_ready(0, Duration::from_secs(60)).await?;
+        client::wait_quiescent(&control, Duration::from_secs(60)).await?;
+        expect_version(
+            volser,
+            1,
+            &synced,
+            &format!("T17, crash at {point:?}: v1 is exactly b1..b5"),
+        )
+        .await?;
+        client::wait_consistent(0, volser, &[0, 1, 2], Duration::from_secs(60)).await?;
+        for at in [0, 1] {
+            let (_, read) = client::read_job(at, volser).await?;
+            ensure(
+                read == synced,
+                &format!("T17: {volser} reads b1..b5 at c{at}"),
+            )?;
+        }
+        let next = format!("{volser} v2 after the restart")
+            .repeat(100)
+            .into_bytes();
+        let done = client::write_job(
+            0,
+            client::with_class(client::specific(volser), "SSD"),
+            &next,
+            &ledger,
+        )
+        .await?;
+        ensure(
+            done.version == 2,
+            &format!("the next job wrote v{}", done.version),
+        )?;
+    }
+    client::wait_settled(&control).await?;
+    Ok(())
+}
+
 type Scenario = fn(
     GridControl,
     Ledger,
@@ -336,5 +411,14 @@ fn t17_sync_peer_crash_after_a_sync_point_ends_with_the_whole_version() {
         "t17_sync_peer_crash_after_a_sync_point_ends_with_the_whole_version",
         &[17, 71],
         |seed| run_with(seed, |c, l| Box::pin(peer_crash(c, l))),
+    );
+}
+
+#[test]
+fn t17_crash_inside_the_unload_after_a_sync_point_keeps_the_synced_prefix() {
+    for_each_seed(
+        "t17_crash_inside_the_unload_after_a_sync_point_keeps_the_synced_prefix",
+        &[17, 71],
+        |seed| run_with(seed, |c, l| Box::pin(crash_in_the_unload(c, l))),
     );
 }
