@@ -279,10 +279,12 @@ pub async fn write_job(
     if let Err(e) = write(&mut host, &m.mount_id, data).await {
         // Free the mount if the job is still registered (the write may have timed out here only:
         // then the unload commits what arrived, and the host counts that version as its own).
-        if let Ok(done) = unload(&mut host, &m.mount_id).await {
-            if done.written {
-                ledger.acknowledge_unload(volser, &done, at);
-            }
+        match unload(&mut host, &m.mount_id).await {
+            Ok(done) if done.written => ledger.acknowledge_unload(volser, &done, at),
+            Ok(_) => {}
+            // Unanswered: it may have committed the write (a stream that reached its end; one
+            // cut short is never committed).
+            Err(_) => ledger.in_doubt(volser, &digest_hex(data)),
         }
         return Err(e);
     }

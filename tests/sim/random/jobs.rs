@@ -106,12 +106,12 @@ async fn job_outcome(
                 .volser
                 .parse()
                 .map_err(|_| tonic::Status::internal("volser"))?;
+            // The version this job builds on (an append's base, read first).
+            let mut base = Vec::new();
             let result = async {
-                let mut whole = if job.kind == Kind::Append {
-                    client::read_all(&mut host, &m.mount_id).await?
-                } else {
-                    Vec::new()
-                };
+                if job.kind == Kind::Append {
+                    base = client::read_all(&mut host, &m.mount_id).await?;
+                }
                 let (a, b) = data.split_at(data.len() / 2);
                 client::write(&mut host, &m.mount_id, a).await?;
                 if job.kind == Kind::SyncPoint {
@@ -121,33 +121,30 @@ async fn job_outcome(
                     .await?;
                     // Tape semantics (T17): if the job ends before its unload, the bytes up to
                     // this sync point become the version.
-                    let prefix = [whole.as_slice(), a].concat();
+                    let prefix = [base.as_slice(), a].concat();
                     ledger.in_doubt(volser, &digest_hex(&prefix));
                 }
                 client::write(&mut host, &m.mount_id, b).await?;
-                whole.extend_from_slice(&data);
-                Ok::<_, tonic::Status>(whole)
+                Ok::<_, tonic::Status>(())
             }
             .await;
-            let whole = match result {
-                Ok(w) => w,
-                Err(e) => {
-                    // The cluster may not have failed the job (the host only gave up waiting,
-                    // e.g. on a sync point its Sync peer was slow to answer): then this unload
-                    // commits what was written, a version the host must count as its own.
-                    match client::unload(&mut host, &m.mount_id).await {
-                        Ok(done) if done.written => ledger.acknowledge_unload(volser, &done, at),
-                        Ok(_) => {}
-                        Err(_) if job.kind == Kind::SyncPoint => {
-                            let (a, _) = data.split_at(data.len() / 2);
-                            ledger.in_doubt(volser, &digest_hex(a));
-                            ledger.in_doubt(volser, &digest_hex(&data));
-                        }
-                        Err(_) => {}
+            let whole = [base.as_slice(), &data].concat();
+            if let Err(e) = result {
+                // The cluster may not have failed the job (the host only gave up waiting, e.g. on
+                // a sync point its Sync peer was slow to answer): then this unload commits what
+                // was written, a version the host must count as its own. Unanswered, it may have
+                // committed the base and the first half, or the whole.
+                match client::unload(&mut host, &m.mount_id).await {
+                    Ok(done) if done.written => ledger.acknowledge_unload(volser, &done, at),
+                    Ok(_) => {}
+                    Err(_) => {
+                        let (a, _) = data.split_at(data.len() / 2);
+                        ledger.in_doubt(volser, &digest_hex(&[base.as_slice(), a].concat()));
+                        ledger.in_doubt(volser, &digest_hex(&whole));
                     }
-                    return Err(e);
                 }
-            };
+                return Err(e);
+            }
             match client::unload(&mut host, &m.mount_id).await {
                 Ok(done) => {
                     ledger.acknowledge_unload(volser, &done, at);
@@ -243,7 +240,10 @@ fn why_expected(
         Some(Reason::VolumeInUse) => {
             h.contended(&job.volser, worker, from - SETTLE, now)
                 .map(|w| match w {
-                    WALKED_AWAY => format!("a cancelled job still held {}", job.volser),
+                    WALKED_AWAY => format!(
+                        "a job the host gave up on (cancelled or unanswered) may still hold {}",
+                        job.volser
+                    ),
                     w => format!("worker {w} held {} meanwhile", job.volser),
                 })
         }
@@ -273,8 +273,11 @@ pub async fn run_worker(
         let began = h.job_began(key, worker);
         let outcome = job_outcome(seed, worker, n, job, ledger).await;
         h.job_ended(key, worker, began);
-        if matches!(job.kind, Kind::CancelWrite | Kind::CancelUnload) {
-            h.job_lingers(&job.volser, worker, began);
+        // A job the host gave up on may hold its volume until the cluster's idle timeout: a
+        // cancelling client's, and any that failed (its mount or unload unanswered, the host
+        // may not even know its mount id).
+        if matches!(job.kind, Kind::CancelWrite | Kind::CancelUnload) || outcome.is_err() {
+            h.job_lingers(key, worker, began);
         }
         match outcome {
             Ok(done) => h.note(format!("worker {worker} job {n} at C{}: {done}", job.at)),

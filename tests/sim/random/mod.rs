@@ -227,13 +227,21 @@ fn adversarial_schedules_on_every_topology_keep_the_invariants_and_settle() {
     }
 }
 
-/// Seeds the sweep found, kept as their own tests: full seed 276 had no leader for 120 s after
-/// the heal (a fresh leader turned its elections off; `vtgrid_node::elections`).
+/// Seeds the sweep found, kept as their own tests (always these, also under `VTGRID_SIM_SEEDS`,
+/// which the full profile's own test sweeps): full seed 276 had no leader for 120 s after the
+/// heal (a fresh leader turned its elections off; `vtgrid_node::elections`); 1386 and 1406 found
+/// the harness unfair (a job whose mount answer was lost still held its volume; an unanswered
+/// unload after a timed-out write was not in the ledger's doubts).
 #[test]
 fn full_seeds_the_sweep_found_settle() {
-    for_each_seed_in_parallel("full_seeds_the_sweep_found_settle", &[276], 2, |seed| {
-        run(seed, Profile::Full)
-    });
+    for seed in [276, 1386, 1406] {
+        if let Err(e) = run(seed, Profile::Full) {
+            panic!(
+                "full seed {seed}: {e}\nreplay: VTGRID_SIM_SEED={seed} cargo test -p vtgrid-tests \
+                 --test grid adversarial_schedules_on_every_topology"
+            );
+        }
+    }
 }
 
 #[test]
