@@ -90,6 +90,23 @@ pub async fn wait_for(
     }
 }
 
+/// Wait until the driver has crashed voter `id` at crash point `point` (armed with
+/// `GridControl::arm`), within `within`.
+pub async fn wait_point_crash(
+    control: &GridControl,
+    id: u8,
+    point: vtgrid_node::faults::FaultPoint,
+    within: Duration,
+) -> Result<(), String> {
+    wait_for(&format!("C{id} crashed at {point:?}"), within, || {
+        control
+            .point_crashes()
+            .iter()
+            .any(|c| c.voter == id && c.point == point)
+    })
+    .await
+}
+
 /// The log index voter `id`'s catalog has applied (0 before anything, or while it is down).
 pub fn applied_index(control: &GridControl, id: u8) -> u64 {
     control

@@ -141,6 +141,18 @@ impl MemVolumeStore {
         self.inner.space.crash(kept);
     }
 
+    /// Keep a writer's last sync point as the synced prefix of its version, its bytes counted
+    /// on `reservation` (the one it replaces stops counting).
+    fn keep_prefix(&self, reservation: Reservation, p: SyncPoint) -> Result<(), TvcError> {
+        let mut synced = lock(&self.inner.synced);
+        let len = p.stored.len() as u64;
+        reservation.commit_as(len, || {
+            Ok(synced
+                .insert((p.volser, p.version), (p.stored, p.note))
+                .map_or(0, |(b, _)| b.len() as u64))
+        })
+    }
+
     /// Flip every bit of data byte `offset` of a synced prefix (for tests).
     ///
     /// # Panics
@@ -501,13 +513,7 @@ impl VersionWriter for MemVersionWriter {
         let meta = FrameReader::open(Cursor::new(p.stored.clone()), target(p.volser, p.version))?
             .meta()
             .clone();
-        let mut synced = lock(&store.inner.synced);
-        let len = p.stored.len() as u64;
-        reservation.commit_as(len, || {
-            Ok(synced
-                .insert((p.volser, p.version), (p.stored, p.note))
-                .map_or(0, |(b, _)| b.len() as u64))
-        })?;
+        store.keep_prefix(reservation, p)?;
         Ok(Some(meta))
     }
 
@@ -533,13 +539,7 @@ impl VersionWriter for MemVersionWriter {
         // the whole version is published (T17: a crash before the job's journal entry).
         if let Some(p) = point.take() {
             let extra = reservation.alongside(p.stored.len() as u64)?;
-            let mut synced = lock(&store.inner.synced);
-            let len = p.stored.len() as u64;
-            extra.commit_as(len, || {
-                Ok(synced
-                    .insert((p.volser, p.version), (p.stored, p.note))
-                    .map_or(0, |(b, _)| b.len() as u64))
-            })?;
+            store.keep_prefix(extra, p)?;
         }
         let mut map = store.versions_map();
         // Fails with Crashed, inserting nothing, if a crash came after the check above.

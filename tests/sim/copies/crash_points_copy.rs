@@ -61,17 +61,7 @@ async fn scenario(
         .into_bytes();
     let request = client::with_class(client::specific(V), class);
     let outcome = client::write_job(0, request, &data, &ledger).await;
-    client::wait_for(
-        "the armed cluster crashed at its point",
-        Duration::from_secs(60),
-        || {
-            control
-                .point_crashes()
-                .iter()
-                .any(|c| c.voter == at && c.point == point)
-        },
-    )
-    .await?;
+    client::wait_point_crash(&control, at, point, Duration::from_secs(60)).await?;
     match (&outcome, at) {
         (Err(_), 0) => {}
         (Ok(done), 1..) if done.version == 1 && done.digest == digest_hex(&data) => {}

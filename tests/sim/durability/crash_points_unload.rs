@@ -60,17 +60,7 @@ async fn scenario(
         .repeat(50)
         .into_bytes();
     let outcome = client::write_job(0, rrd("A00001"), &cut, &ledger).await;
-    client::wait_for(
-        "C0 crashed at its crash point",
-        Duration::from_secs(30),
-        || {
-            control
-                .point_crashes()
-                .iter()
-                .any(|c| c.voter == 0 && c.point == point)
-        },
-    )
-    .await?;
+    client::wait_point_crash(&control, 0, point, Duration::from_secs(30)).await?;
     if point != FaultPoint::PublishAfterCommit {
         client::ensure(
             outcome.is_err(),

@@ -325,13 +325,7 @@ async fn crash_in_the_unload(
         let (mut host, mount_id) = write_past_a_sync_point(volser, "SSD", &synced, &after).await?;
         control.arm(0, point, 1);
         let unload = client::unload(&mut host, &mount_id).await;
-        client::wait_for("c0 crashed at its point", Duration::from_secs(30), || {
-            control
-                .point_crashes()
-                .iter()
-                .any(|c| c.voter == 0 && c.point == point)
-        })
-        .await?;
+        client::wait_point_crash(&control, 0, point, Duration::from_secs(30)).await?;
         ensure(
             unload.is_err(),
             &format!("{point:?}: the cut-off unload was not answered: {unload:?}"),

@@ -54,17 +54,7 @@ async fn scenario(
     control.arm(at, point, 1);
     let mut host = client::host(1);
     let mount = client::deadline(host.mount(rrd())).await;
-    client::wait_for(
-        "the armed cluster crashed at its point",
-        Duration::from_secs(30),
-        || {
-            control
-                .point_crashes()
-                .iter()
-                .any(|c| c.voter == at && c.point == point)
-        },
-    )
-    .await?;
+    client::wait_point_crash(&control, at, point, Duration::from_secs(30)).await?;
     client::ensure(
         mount.is_err(),
         &format!("the mount cut off at {point:?} failed: {mount:?}"),
