@@ -421,6 +421,24 @@ pub(crate) async fn serve_duplex(
             }
             sync_write_message::Item::Commit(commit) => {
                 let want = digest_from_hex(&commit.digest);
+                // A duplex of a version the catalog already has is a stale one: a writer's stream
+                // from before its crash, delivered late (full random seed 3939: held 11 s, it
+                // replaced this cluster's verified copy of the published version). A live writer
+                // commits at its sync clusters before it journals the version, so no live duplex
+                // meets its own version in the catalog.
+                if let Ok(record) = cluster.effective(&volser) {
+                    if record.version >= version {
+                        tracing::warn!(%volser, version, current = record.version, from = open.from, "stale sync duplex refused: the catalog has this version already");
+                        let _ = acks
+                            .send(Err(NodeError::InvalidArgument {
+                                field: "version",
+                                problem: "is already in the catalog: a stale sync duplex",
+                            }
+                            .into()))
+                            .await;
+                        return;
+                    }
+                }
                 match cluster.tvc.commit(w).await {
                     Ok(meta) if Some(meta.digest) == want && meta.size == commit.size => {
                         tracing::info!(%volser, version, size = meta.size, from = open.from, "sync duplex committed");

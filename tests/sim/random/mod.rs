@@ -231,10 +231,13 @@ fn adversarial_schedules_on_every_topology_keep_the_invariants_and_settle() {
 /// which the full profile's own test sweeps): full seed 276 had no leader for 120 s after the
 /// heal (a fresh leader turned its elections off; `vtgrid_node::elections`); 1386 and 1406 found
 /// the harness unfair (a job whose mount answer was lost still held its volume; an unanswered
-/// unload after a timed-out write was not in the ledger's doubts).
+/// unload after a timed-out write was not in the ledger's doubts); 3939 broke B45 (a stale sync
+/// duplex, held 11 s, replaced a verified copy of the published version; `vtgrid_node::sync`);
+/// 4465 found a class-less job's disk fault at a sync cluster unexplained (the volume's class was
+/// Sync).
 #[test]
 fn full_seeds_the_sweep_found_settle() {
-    for seed in [276, 1386, 1406] {
+    for seed in [276, 1386, 1406, 3939, 4465] {
         if let Err(e) = run(seed, Profile::Full) {
             panic!(
                 "full seed {seed}: {e}\nreplay: VTGRID_SIM_SEED={seed} cargo test -p vtgrid-tests \
