@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use vtgrid_core::catalog::{CatalogCommand, NewVersion, VolumeChange};
-use vtgrid_core::gate::{GateRefusal, LocalUse, Standing};
+use vtgrid_core::gate::{LocalUse, Standing};
 use vtgrid_core::{Category, ClusterId, Constructs, Volser, VolumeRecord};
 
 use crate::abandon::{AbandonOnDrop, CommitEnd};
@@ -28,7 +28,7 @@ use crate::cluster::Cluster;
 use crate::config::Role;
 use crate::error::NodeError;
 use crate::faults::FaultPoint;
-use crate::mounts::{JobIo, Mount, OwnedCall, UnloadOutcome};
+use crate::mounts::{JobIo, Mount, OwnedCall, UnloadOutcome, Unloaded};
 
 /// What the host asks to mount.
 #[derive(Debug, Clone)]
@@ -49,19 +49,6 @@ pub struct MountOptions {
 pub enum WriteItem {
     Chunk(Bytes),
     End { total_bytes: u64 },
-}
-
-/// What rewind-unload committed.
-#[derive(Debug, Clone)]
-pub struct Unloaded {
-    pub record: VolumeRecord,
-    pub written: bool,
-    /// Clusters holding the version durably when the unload returned.
-    pub copies: Vec<ClusterId>,
-    /// A RUN copy could not be made in time and was deferred (B39).
-    pub immediate_copy_deferred: bool,
-    /// A sync cluster dropped out of the job and its copy is sync-deferred (B43).
-    pub sync_deferred: bool,
 }
 
 /// How many other owners a scratch mount asks before giving up (B8).
@@ -271,7 +258,7 @@ impl Cluster {
             });
         }
         Ok(hold.into_mount(Mount {
-            id: self.next_mount_id(),
+            id: self.mounts.next_id(),
             volser,
             token: record.token,
             base_version: record.version,
@@ -286,34 +273,6 @@ impl Cluster {
             io: tokio::sync::Mutex::new(JobIo::default()),
             state: Default::default(),
         }))
-    }
-
-    /// Where this cluster stands with `volser` (`vtgrid_core::gate`): the token as its view and
-    /// journal show it, its doubt, and what its mount table holds.
-    pub fn standing(&self, volser: &Volser) -> Result<Standing, NodeError> {
-        let record = self.effective(volser)?;
-        Ok(Standing {
-            me: self.id,
-            token: record.token,
-            in_doubt: self.in_doubt(volser),
-            local: self.mounts.local_use(volser),
-        })
-    }
-
-    /// What a closed gate means for the host.
-    pub(crate) fn gate_refusal(&self, volser: Volser, refusal: GateRefusal) -> NodeError {
-        match refusal {
-            GateRefusal::InUse => NodeError::VolumeInUse { volser },
-            GateRefusal::NotOwner { owner } => NodeError::OwnerUnreachable { volser, owner },
-            // Retryable: the doubt settles once the catalog answers; a moved token means the
-            // job was fenced.
-            GateRefusal::InDoubt | GateRefusal::TokenMoved { .. } | GateRefusal::NotMounted => {
-                NodeError::OwnerUnreachable {
-                    volser,
-                    owner: self.id,
-                }
-            }
-        }
     }
 
     /// The host's constructs, with the management class checked against this cluster (B36). A

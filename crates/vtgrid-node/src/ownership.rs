@@ -16,6 +16,12 @@
 //!
 //! Nobody takes a live owner's volume: if Cj does not answer within [`SURRENDER_TIMEOUT`], the
 //! mount fails with `OWNER_UNREACHABLE` (B14), even when Ci has a copy of the data.
+//!
+//! # Who may write this volume
+//! One rule, `vtgrid_core::gate`, decides it from this cluster's [`Standing`]: the token as its
+//! view and journal show it, its doubt, and what its mount table holds. Every path asks it here:
+//! [`Cluster::standing`] and [`Cluster::may_write`]; a closed gate becomes the host's error in
+//! [`Cluster::gate_refusal`].
 
 use std::time::Duration;
 
@@ -28,6 +34,8 @@ use vtgrid_proto::pb::grid_service_client::GridServiceClient;
 use vtgrid_proto::pb::Reason;
 use vtgrid_proto::pb::{ReadVersionRequest, SurrenderRequest};
 use vtgrid_proto::reason_of;
+
+use vtgrid_core::gate::{GateRefusal, Standing};
 
 use crate::cluster::Cluster;
 use crate::error::NodeError;
@@ -130,6 +138,34 @@ impl Cluster {
         }
     }
 
+    /// Where this cluster stands with `volser` (`vtgrid_core::gate`): the token as its view and
+    /// journal show it, its doubt, and what its mount table holds.
+    pub fn standing(&self, volser: &Volser) -> Result<Standing, NodeError> {
+        let record = self.effective(volser)?;
+        Ok(Standing {
+            me: self.id,
+            token: record.token,
+            in_doubt: self.in_doubt(volser),
+            local: self.mounts.local_use(volser),
+        })
+    }
+
+    /// What a closed gate means for the host.
+    pub(crate) fn gate_refusal(&self, volser: Volser, refusal: GateRefusal) -> NodeError {
+        match refusal {
+            GateRefusal::InUse => NodeError::VolumeInUse { volser },
+            GateRefusal::NotOwner { owner } => NodeError::OwnerUnreachable { volser, owner },
+            // Retryable: the doubt settles once the catalog answers; a moved token means the
+            // job was fenced.
+            GateRefusal::InDoubt | GateRefusal::TokenMoved { .. } | GateRefusal::NotMounted => {
+                NodeError::OwnerUnreachable {
+                    volser,
+                    owner: self.id,
+                }
+            }
+        }
+    }
+
     /// Could this cluster write `volser` now, through a job it has or one it may start? The
     /// gate's answer (`vtgrid_core::gate::Standing::could_write`); B10 checks that at most one
     /// cluster of the grid answers yes for each volume.
@@ -206,17 +242,17 @@ impl Cluster {
         request.set_timeout(SURRENDER_TIMEOUT);
         let reply = match tokio::time::timeout(SURRENDER_TIMEOUT, client.surrender(request)).await {
             Err(_) => {
-                self.path_health.failed(&addr);
+                self.links.call_failed(&addr);
                 return Err(NodeError::OwnerUnreachable { volser, owner });
             }
             Ok(Err(status)) => {
                 if reason_of(&status).is_none() {
-                    self.path_health.failed(&addr);
+                    self.links.call_failed(&addr);
                 }
                 return Err(refusal(volser, owner, status));
             }
             Ok(Ok(reply)) => {
-                self.path_health.worked(&addr);
+                self.links.call_worked(&addr);
                 reply.into_inner()
             }
         };
@@ -373,17 +409,17 @@ impl Cluster {
     ) -> bool {
         for addr in self.paths_to(source) {
             if self.probe_path(&addr, volser, version).await {
-                self.path_health.worked(&addr);
+                self.links.call_worked(&addr);
                 return true;
             }
-            self.path_health.failed(&addr);
+            self.links.call_failed(&addr);
         }
         false
     }
 
     async fn probe_path(&self, addr: &str, volser: Volser, version: VersionNumber) -> bool {
         let mut client = GridServiceClient::new(self.connector.channel(addr))
-            .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES);
+            .max_decoding_message_size(crate::transport::MAX_MESSAGE_BYTES);
         let probe = async {
             let mut stream = client
                 .read_version(ReadVersionRequest {
@@ -418,21 +454,21 @@ impl Cluster {
         let mut opened = None;
         for addr in self.paths_to(from) {
             let mut client = GridServiceClient::new(self.connector.channel(&addr))
-                .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES);
+                .max_decoding_message_size(crate::transport::MAX_MESSAGE_BYTES);
             let request = ReadVersionRequest {
                 volser: volser.to_string(),
                 version,
             };
             match tokio::time::timeout(SURRENDER_TIMEOUT, client.read_version(request)).await {
                 Ok(Ok(s)) => {
-                    self.path_health.worked(&addr);
+                    self.links.call_worked(&addr);
                     opened = Some(s.into_inner());
                     break;
                 }
                 Ok(Err(status)) if reason_of(&status).is_some() => {
                     return Err(refusal(volser, from, status))
                 }
-                _ => self.path_health.failed(&addr),
+                _ => self.links.call_failed(&addr),
             }
         }
         let stream = opened.ok_or(NodeError::NoValidCopy { volser, version })?;

@@ -33,9 +33,10 @@ use vtgrid_core::retention::{Area, HeldBytes};
 use vtgrid_core::{Category, Constructs, CopyModeVector, OwnershipToken};
 use vtgrid_tvc::SyncedPrefix;
 
-use crate::cluster::{Cluster, RetentionFacts};
+use crate::cluster::Cluster;
 use crate::error::NodeError;
 use crate::mounts::Mount;
+use crate::retention::RetentionFacts;
 
 /// What the job would have committed its version with, kept with each sync point.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

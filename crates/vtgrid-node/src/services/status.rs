@@ -46,8 +46,8 @@ impl StatusService for StatusApi {
         let c = &self.cluster;
         let m = c.catalog.raft.metrics().borrow().clone();
         let now = tokio::time::Instant::now();
-        let links = c.link_states();
-        let paths = c.path_states();
+        let links = c.links.peer_states();
+        let paths = c.links.path_states();
         let peers = c
             .grid
             .voters()
