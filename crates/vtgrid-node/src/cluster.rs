@@ -37,6 +37,7 @@ use crate::journal::Journal;
 use crate::links::Links;
 use crate::member::{MemberRecord, MembershipState};
 use crate::metrics::Metrics;
+use crate::modes::ReadTakeovers;
 use crate::mounts::MountTable;
 use crate::owed::OwedCopies;
 use crate::transport::Connector;
@@ -69,6 +70,9 @@ pub struct Cluster {
     /// The grid file's constructs, defined in the catalog at start when missing or different.
     pub(crate) configured_categories: Vec<CategoryDefinition>,
     pub(crate) configured_classes: Vec<ManagementClass>,
+    /// Set once this cluster's view has caught up with the leader since it started (a barrier
+    /// applied here): from then on it knows every takeover of its volumes (T20).
+    pub(crate) caught_up: AtomicBool,
     /// Set once the catalog has a leader, configured constructs exist and the TVC is reconciled.
     pub(crate) ready: AtomicBool,
     /// Finished passes of `reconcile_tvc` (start-up and sweeps).
@@ -80,6 +84,8 @@ pub struct Cluster {
     pub(crate) membership: MembershipState,
     /// The durable record that this voter formed or joined the grid.
     pub(crate) member_record: MemberRecord,
+    /// The failed clusters this cluster holds read takeover (ROT) for, on its own disk.
+    pub(crate) read_takeovers: ReadTakeovers,
     /// Crash points a simulation may arm (`crate::faults`); empty in production.
     pub(crate) faults: crate::faults::FaultPoints,
 }
@@ -98,6 +104,24 @@ impl Cluster {
     /// Ready to serve: settled, and a member of the grid (not a voter that lost its catalog).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire) && self.membership() == Membership::Member
+    }
+
+    /// Has this cluster's view caught up with the leader since it started (the gate's
+    /// `Standing::caught_up`)?
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    /// Host mounts and category changes wait until this cluster is ready: its view caught up
+    /// with the leader once since it started, so it knows every takeover of its volumes (T20).
+    pub(crate) fn require_caught_up(&self) -> Result<(), crate::error::NodeError> {
+        if self.is_ready() {
+            Ok(())
+        } else {
+            Err(crate::error::NodeError::catalog(
+                crate::error::CatalogFailure::NotCaughtUp,
+            ))
+        }
     }
 
     /// Where this voter stands in the catalog's Raft group.

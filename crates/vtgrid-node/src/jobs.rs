@@ -21,6 +21,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use vtgrid_core::catalog::{CatalogCommand, NewVersion, VolumeChange};
 use vtgrid_core::gate::{LocalUse, Standing};
+use vtgrid_core::takeover::OwnerGone;
 use vtgrid_core::{Category, ClusterId, Constructs, Volser, VolumeRecord};
 
 use crate::abandon::{AbandonOnDrop, CommitEnd};
@@ -61,6 +62,8 @@ impl Cluster {
         if self.role == Role::Witness {
             return Err(NodeError::Witness);
         }
+        self.require_caught_up()?;
+        self.refuse_mounts_in_service()?;
         let constructs = self.checked_constructs(&opts.constructs).await?;
         let private = opts.private_category.unwrap_or(self.private_category);
         let mount = match opts.target {
@@ -69,7 +72,20 @@ impl Cluster {
                     return Err(NodeError::VolumeInUse { volser });
                 }
                 self.require_reachable_copy(volser).await?;
-                self.obtain(volser).await?;
+                match self.obtain(volser).await {
+                    Ok(_) => {}
+                    Err(NodeError::OwnerUnreachable { owner, .. })
+                        if self.owner_gone(owner) == OwnerGone::ReadOnly =>
+                    {
+                        let mount =
+                            self.register_read_only_mount(volser, owner, &opts, &constructs)?;
+                        self.metrics.mounts.inc();
+                        self.watch_idle(&mount);
+                        tracing::info!(%volser, mount = %mount.id, %owner, "mounted read-only (read takeover)");
+                        return Ok(mount);
+                    }
+                    Err(e) => return Err(e),
+                }
                 self.faults.point(FaultPoint::MountAfterObtain).await;
                 let local = if self.overrides().force_local_copy {
                     self.copy_to_local(volser).await
@@ -162,13 +178,18 @@ impl Cluster {
         }
         // When the owner holds a copy, the handshake answers for both: an owner that answers can
         // serve its copy, and one that does not is OWNER_UNREACHABLE (B14 comes before B6).
-        if record
-            .consistent_clusters()
-            .any(|c| c == record.token.owner)
-        {
+        let owner = record.token.owner;
+        let around_owner = owner != self.id && self.owner_gone(owner) != OwnerGone::Refuse;
+        if !around_owner && record.consistent_clusters().any(|c| c == owner) {
             return Ok(());
         }
-        for source in record.consistent_clusters().filter(|c| *c != self.id) {
+        // Under a takeover the owner is presumed gone: its copy is asked last.
+        let mut sources: Vec<ClusterId> = record
+            .consistent_clusters()
+            .filter(|c| *c != self.id)
+            .collect();
+        sources.sort_by_key(|c| *c == owner);
+        for source in sources {
             if self.probe_copy(source, volser, record.version).await {
                 return Ok(());
             }
@@ -234,6 +255,7 @@ impl Cluster {
         let record = self.effective(&volser)?;
         let standing = Standing {
             me: self.id,
+            caught_up: self.caught_up(),
             token: record.token,
             in_doubt: self.in_doubt(&volser),
             local: LocalUse::Free,
@@ -258,6 +280,7 @@ impl Cluster {
             });
         }
         Ok(hold.into_mount(Mount {
+            read_only: false,
             id: self.mounts.next_id(),
             volser,
             token: record.token,
@@ -270,6 +293,55 @@ impl Cluster {
             category_on_commit: blank.then_some(private),
             constructs_on_commit: (*constructs != Constructs::default())
                 .then(|| merge_constructs(&record.constructs, constructs)),
+            io: tokio::sync::Mutex::new(JobIo::default()),
+            state: Default::default(),
+        }))
+    }
+
+    /// Register a read-only job of a volume whose owner is unavailable, under read takeover
+    /// (B20): nothing may change, so a mount that asks for an append or new constructs is
+    /// refused, and a volume with data needs a consistent copy this cluster can read (B24).
+    fn register_read_only_mount(
+        &self,
+        volser: Volser,
+        owner: ClusterId,
+        opts: &MountOptions,
+        constructs: &Constructs,
+    ) -> Result<Arc<Mount>, NodeError> {
+        let protected = NodeError::WriteProtected {
+            volser,
+            owner,
+            cluster: self.id,
+        };
+        if opts.append || *constructs != Constructs::default() {
+            return Err(protected);
+        }
+        let hold = self.mounts.hold(volser)?;
+        let record = self.effective(&volser)?;
+        let blank = self.catalog.view.read(|s| s.is_fast_ready(record.category));
+        let base_sources: Vec<ClusterId> = record
+            .consistent_clusters()
+            .filter(|c| *c != owner)
+            .collect();
+        if !blank && record.version > 0 && base_sources.is_empty() {
+            return Err(NodeError::NoValidCopy {
+                volser,
+                version: record.version,
+            });
+        }
+        Ok(hold.into_mount(Mount {
+            read_only: true,
+            id: self.mounts.next_id(),
+            volser,
+            token: record.token,
+            base_version: record.version,
+            base_size: if blank { 0 } else { record.size },
+            base_digest: record.digest,
+            base_sources,
+            blank,
+            append: false,
+            category_on_commit: None,
+            constructs_on_commit: None,
             io: tokio::sync::Mutex::new(JobIo::default()),
             state: Default::default(),
         }))
@@ -317,6 +389,13 @@ impl Cluster {
         S: Stream<Item = Result<WriteItem, tonic::Status>> + Unpin,
     {
         let _call = mount.begin_call();
+        if mount.read_only {
+            return Err(NodeError::WriteProtected {
+                volser: mount.volser,
+                owner: mount.token.owner,
+                cluster: self.id,
+            });
+        }
         let mut io = self.job_io(&mount).await?;
         let cancelled = AbandonOnDrop::arm(self, &mount);
         let mut received = 0u64;
@@ -807,6 +886,7 @@ impl Cluster {
         if self.role == Role::Witness {
             return Err(NodeError::Witness);
         }
+        self.require_caught_up()?;
         if self.mounts.is_mounted(&volser) {
             return Err(NodeError::VolumeInUse { volser });
         }
@@ -818,7 +898,19 @@ impl Cluster {
         {
             return Err(NodeError::UnknownCategory { category });
         }
-        let token = self.obtain(volser).await?;
+        let token = match self.obtain(volser).await {
+            Ok(token) => token,
+            Err(NodeError::OwnerUnreachable { owner, .. })
+                if self.owner_gone(owner) == OwnerGone::ReadOnly =>
+            {
+                return Err(NodeError::WriteProtected {
+                    volser,
+                    owner,
+                    cluster: self.id,
+                })
+            }
+            Err(e) => return Err(e),
+        };
         let _hold = self.mounts.hold(volser)?;
         let change = VolumeChange {
             category: Some(category),

@@ -13,6 +13,7 @@
 //! - [`mounts`]: the table of host jobs (one mount of a volume at a time) and their I/O.
 //! - [`duplex`]: a Sync duplex's stream, writer side; one inbound duplex per volume.
 //! - [`journal`]: the owner journal (local autonomy, B15).
+//! - [`modes`]: the read takeovers (ROT) this cluster holds, on its own disk.
 //! - [`owed`]: the copies this cluster owes (the queue, the engine's wake-up, pull turns).
 //! - [`links`]: every grid link to every peer (one structure), the call order over a peer's
 //!   links, the grid states and the events their changes raise (pure).
@@ -28,6 +29,8 @@
 //! Behaviour (`impl Cluster`, one topic each):
 //! - [`ownership`]: who may write a volume (the gate), the surrender/transfer handshake, remote
 //!   version reads.
+//! - [`takeover`]: ROT / WOT / service mode at this cluster: taking a volume whose owner cannot
+//!   be asked, read-only jobs, coming back after a takeover.
 //! - [`jobs`]: host jobs: mount, write, read, sync, rewind-unload, category change.
 //! - [`abandon`]: jobs that end without their host: cancelled calls, idle mounts, force demount.
 //! - [`sync`]: Sync mode, both sides of a duplex.
@@ -61,6 +64,7 @@ pub mod links;
 pub mod member;
 pub mod membership;
 pub mod metrics;
+pub mod modes;
 pub mod mounts;
 pub mod owed;
 pub mod ownership;
@@ -75,6 +79,7 @@ pub mod start;
 pub mod sweep;
 pub mod sync;
 pub mod synced;
+pub mod takeover;
 pub mod telemetry;
 pub mod transport;
 pub mod tvc_io;

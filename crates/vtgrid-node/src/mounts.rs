@@ -55,6 +55,9 @@ pub struct Mount {
     pub category_on_commit: Option<Category>,
     /// Constructs the volume gets when the job commits.
     pub constructs_on_commit: Option<Constructs>,
+    /// A read-only job: the owner is unavailable and this cluster holds read takeover (ROT) for
+    /// it (B20). It holds no token of its own and writes nothing.
+    pub read_only: bool,
     pub io: tokio::sync::Mutex<JobIo>,
     /// How the job is doing: calls in flight, abandoned, its commit.
     pub(crate) state: JobState,
@@ -294,6 +297,7 @@ impl MountTable {
             None => LocalUse::Free,
             Some(id) if id == HOLD => LocalUse::SurrenderHold,
             Some(id) => match inner.by_id.get(id) {
+                Some(m) if m.read_only => LocalUse::Reading,
                 Some(m) => LocalUse::Mounted { job_token: m.token },
                 None => LocalUse::Free,
             },

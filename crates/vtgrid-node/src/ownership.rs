@@ -36,6 +36,7 @@ use vtgrid_proto::pb::{ReadVersionRequest, SurrenderRequest};
 use vtgrid_proto::reason_of;
 
 use vtgrid_core::gate::{GateRefusal, Standing};
+use vtgrid_core::takeover::OwnerGone;
 
 use crate::cluster::Cluster;
 use crate::error::NodeError;
@@ -144,6 +145,7 @@ impl Cluster {
         let record = self.effective(volser)?;
         Ok(Standing {
             me: self.id,
+            caught_up: self.caught_up(),
             token: record.token,
             in_doubt: self.in_doubt(volser),
             local: self.mounts.local_use(volser),
@@ -154,9 +156,17 @@ impl Cluster {
     pub(crate) fn gate_refusal(&self, volser: Volser, refusal: GateRefusal) -> NodeError {
         match refusal {
             GateRefusal::InUse => NodeError::VolumeInUse { volser },
+            GateRefusal::ReadOnly => NodeError::WriteProtected {
+                volser,
+                owner: self.effective(&volser).map_or(self.id, |r| r.token.owner),
+                cluster: self.id,
+            },
             GateRefusal::NotOwner { owner } => NodeError::OwnerUnreachable { volser, owner },
             // Retryable: the doubt settles once the catalog answers; a moved token means the
             // job was fenced.
+            GateRefusal::NotCaughtUp => {
+                NodeError::catalog(crate::error::CatalogFailure::NotCaughtUp)
+            }
             GateRefusal::InDoubt | GateRefusal::TokenMoved { .. } | GateRefusal::NotMounted => {
                 NodeError::OwnerUnreachable {
                     volser,
@@ -218,6 +228,16 @@ impl Cluster {
         // the owner itself does not answer.
         if let Err(e) = self.catalog.propose(CatalogCommand::Barrier).await {
             tracing::info!(%volser, owner = %record.token.owner, error = %e, "no leader answers; not asking the owner");
+            if self.owner_gone(record.token.owner) == OwnerGone::TakeOwnership {
+                // A write takeover commits through the catalog: not from this side (DESIGN §3).
+                if let NodeError::CatalogUnavailable(cause) = e {
+                    return Err(NodeError::TakeoverNeedsMajority {
+                        failed: record.token.owner,
+                        cluster: self.id,
+                        cause,
+                    });
+                }
+            }
             return Err(NodeError::OwnerUnreachable {
                 volser,
                 owner: record.token.owner,
@@ -228,6 +248,10 @@ impl Cluster {
             return Ok(record.token);
         }
         let owner = record.token.owner;
+        // A write takeover or service mode goes around the owner: nothing to ask (B21, B23).
+        if self.owner_gone(owner) == OwnerGone::TakeOwnership {
+            return self.take_over(volser, record.token).await;
+        }
         // One link per attempt; a link that failed goes last, so `obtain`'s retry uses another.
         let addr = self
             .paths_to(owner)

@@ -19,6 +19,7 @@ use crate::events::EventLog;
 use crate::journal::Journal;
 use crate::member::{MemberRecord, MembershipState};
 use crate::metrics::Metrics;
+use crate::modes::ReadTakeovers;
 use crate::mounts::MountTable;
 use crate::owed::OwedCopies;
 use crate::raft_network::GridNetwork;
@@ -94,6 +95,8 @@ impl Cluster {
             .ok_or(StartError::UnknownCluster(id.get()))?;
         let engine_for_journal = engine.clone();
         let member_record = MemberRecord::new(engine.clone());
+        let read_takeovers =
+            ReadTakeovers::open(engine.clone()).map_err(StartError::MembershipRecord)?;
         let (log, sm, view) = open_catalog(engine)?;
         let config = Arc::new(raft_config().validate()?);
         let raft = Raft::new(
@@ -132,11 +135,13 @@ impl Cluster {
             tvc: Tvc::new(volumes),
             mounts: MountTable::new(id, incarnation),
             metrics: Metrics::default(),
+            caught_up: AtomicBool::new(false),
             ready: AtomicBool::new(false),
             sweeps: AtomicU64::new(0),
             stopping: tokio::sync::watch::Sender::new(false),
             membership: MembershipState::new(membership),
             member_record,
+            read_takeovers,
             faults,
         });
         tokio::spawn(cluster.clone().join_grid());
@@ -148,6 +153,8 @@ impl Cluster {
             tokio::spawn(cluster.clone().run_copy_engine());
             tokio::spawn(cluster.clone().sweep_superseded());
             tokio::spawn(cluster.clone().settle_doubts());
+            tokio::spawn(cluster.clone().run_service_prep());
+            tokio::spawn(cluster.clone().run_restored_check());
         }
         Ok(cluster)
     }
@@ -201,10 +208,22 @@ impl Cluster {
             }
         }
         if self.role == Role::Data {
-            // Only with a view at least as new as the leader's commit index may we judge a file
-            // of a volume the catalog does not know to be an orphan.
-            let caught_up = self.catalog.raft.ensure_linearizable().await.is_ok();
-            self.reconcile_tvc(caught_up).await;
+            // Learn the epochs before serving anything (T20: volumes may have been taken over
+            // while this cluster was away, and its view still names it the owner): a barrier
+            // through the leader, applied here, so the view is at least as new as the leader's
+            // commit index. Only then may a file of a volume the catalog does not know be judged
+            // an orphan, too. Host mounts wait for it (`Cluster::require_caught_up`).
+            loop {
+                match self.catalog.propose(CatalogCommand::Barrier).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "catching up with the catalog before serving; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            self.caught_up.store(true, Ordering::Release);
+            self.reconcile_tvc(true).await;
         }
         self.ready.store(true, Ordering::Release);
         tracing::info!(cluster = %self.id, "ready");

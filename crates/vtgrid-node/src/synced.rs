@@ -78,6 +78,7 @@ impl Cluster {
         // The gate a committing job passes, for the job the note names (sequence C).
         let standing = Standing {
             me: self.id,
+            caught_up: self.is_ready(),
             token: record.token,
             in_doubt: self.in_doubt(&prefix.meta.volser),
             local: LocalUse::Mounted {

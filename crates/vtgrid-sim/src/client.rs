@@ -697,3 +697,36 @@ pub async fn make_leader(control: &GridControl, id: u8, within: Duration) -> Res
         )),
     }
 }
+
+/// Set, at cluster `at`, the takeover mode it holds for `failed` (`vtgrid admin takeover`).
+pub async fn set_takeover(
+    at: u8,
+    failed: u8,
+    mode: pb::TakeoverMode,
+    force: bool,
+) -> Result<(), tonic::Status> {
+    deadline(admin(at).set_takeover_mode(pb::SetTakeoverModeRequest {
+        for_cluster: u32::from(failed),
+        mode: mode as i32,
+        force,
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Move `cluster` into service prep, service mode or out of service, through `at`.
+pub async fn set_service(at: u8, cluster: u8, step: pb::ServiceStep) -> Result<(), tonic::Status> {
+    deadline(admin(at).set_service_state(pb::SetServiceStateRequest {
+        cluster: u32::from(cluster),
+        step: step as i32,
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Cluster `at`'s status.
+pub async fn cluster_status(at: u8) -> Result<pb::ClusterStatus, tonic::Status> {
+    Ok(deadline(status(at).get_status(pb::GetStatusRequest {}))
+        .await?
+        .into_inner())
+}

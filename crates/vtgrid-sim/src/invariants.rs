@@ -148,6 +148,12 @@ pub fn b15_b37_acknowledged_versions_survive(
                 Some((owner, version)) if owner == x.id && version < ack.version => {}
                 _ => continue,
             }
+            // Taken over from the writer (WOT or service mode): what it had not published by
+            // then is fenced, lost to the grid (B134) and quarantined at the writer once it is
+            // back (its side is checked by `writer_accounts_for`).
+            if taken_from(x, &volser) == Some(writer) {
+                continue;
+            }
             if !x.may_write(&volser) {
                 continue;
             }
@@ -180,6 +186,16 @@ fn one_version_per_number(ledger: &Ledger, exempt: &BTreeSet<Volser>) -> Result<
             first.version, first.digest, first.written_at, second.digest, second.written_at
         )),
     }
+}
+
+/// The cluster `volser` was last taken over from, in `c`'s catalog view.
+fn taken_from(c: &Cluster, volser: &Volser) -> Option<ClusterId> {
+    c.probe().view().read(|s| {
+        s.volumes
+            .get(volser)
+            .and_then(|r| r.taken_from)
+            .map(|t| t.owner)
+    })
 }
 
 /// The owner and version of `volser` in `c`'s catalog view, without copying the record.
@@ -498,6 +514,18 @@ pub fn difference(a: &CatalogState, b: &CatalogState) -> String {
     }
     if a.categories != b.categories {
         return format!("categories {:?} vs {:?}", a.categories, b.categories);
+    }
+    if a.write_takeovers != b.write_takeovers {
+        return format!(
+            "write takeovers {:?} vs {:?}",
+            a.write_takeovers, b.write_takeovers
+        );
+    }
+    if a.service != b.service {
+        return format!("service states {:?} vs {:?}", a.service, b.service);
+    }
+    if a.members != b.members {
+        return format!("members {:?} vs {:?}", a.members, b.members);
     }
     format!(
         "management classes {:?} vs {:?}",

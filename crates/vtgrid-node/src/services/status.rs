@@ -212,6 +212,26 @@ impl StatusService for StatusApi {
             journal_pending: c.journal.pending_count() as u64,
             quarantined: c.quarantine().await.map(|q| q.len() as u64).unwrap_or(0),
             membership: c.membership().name().into(),
+            takeovers: c
+                .takeover_modes()
+                .into_iter()
+                .map(|(failed, mode)| pb::TakeoverHeld {
+                    for_cluster: u32::from(failed.get()),
+                    mode: mode.name().into(),
+                })
+                .collect(),
+            service: c.catalog.view.read(|s| {
+                s.service
+                    .iter()
+                    .map(|(cluster, state)| pb::ServiceEntry {
+                        cluster: u32::from(cluster.get()),
+                        state: match state {
+                            vtgrid_core::takeover::ServiceState::Prep => "prep".into(),
+                            vtgrid_core::takeover::ServiceState::Service => "service".into(),
+                        },
+                    })
+                    .collect()
+            }),
         }))
     }
 }
