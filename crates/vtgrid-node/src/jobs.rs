@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use vtgrid_core::catalog::{CatalogCommand, NewVersion, VolumeChange};
-use vtgrid_core::gate::{LocalUse, Standing};
+use vtgrid_core::gate::{GateRefusal, LocalUse, Standing};
 use vtgrid_core::takeover::OwnerGone;
 use vtgrid_core::{Category, ClusterId, Constructs, Volser, VolumeRecord};
 
@@ -260,9 +260,13 @@ impl Cluster {
             in_doubt: self.in_doubt(&volser),
             local: LocalUse::Free,
         };
-        standing
-            .may_mount()
-            .map_err(|refusal| self.gate_refusal(volser, refusal))?;
+        standing.may_mount().map_err(|refusal| match refusal {
+            // The token moved on since this cluster obtained it (or saw it as its own): another
+            // cluster's job asked for it in between and has it now (full random seed 6574: the
+            // host heard OWNER_UNREACHABLE of an owner that answered).
+            GateRefusal::NotOwner { .. } => NodeError::VolumeInUse { volser },
+            refusal => self.gate_refusal(volser, refusal),
+        })?;
         let blank = self.catalog.view.read(|s| s.is_fast_ready(record.category));
         if scratch && !blank {
             // Another job took it out of scratch since we looked.

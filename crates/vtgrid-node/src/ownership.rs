@@ -285,11 +285,9 @@ impl Cluster {
         self.metrics.ownership_transfers_in.inc();
         let record = self.effective(&volser)?;
         if record.token.owner != self.id {
-            // Someone else got it between the transfer and now: the next attempt asks them.
-            return Err(NodeError::OwnerUnreachable {
-                volser,
-                owner: record.token.owner,
-            });
+            // Another cluster's job asked for it between the transfer and now, and has it (full
+            // random seed 6574: the host heard OWNER_UNREACHABLE of an owner that answered).
+            return Err(NodeError::VolumeInUse { volser });
         }
         tracing::info!(%volser, from = %owner, epoch = %record.token.epoch, "ownership obtained");
         Ok(record.token)

@@ -78,14 +78,17 @@ impl Cluster {
         // The gate a committing job passes, for the job the note names (sequence C).
         let standing = Standing {
             me: self.id,
-            caught_up: self.is_ready(),
+            caught_up: self.caught_up(),
             token: record.token,
             in_doubt: self.in_doubt(&prefix.meta.volser),
             local: LocalUse::Mounted {
                 job_token: note.token,
             },
         };
-        standing.may_write().ok()?;
+        if let Err(refusal) = standing.may_write() {
+            tracing::debug!(volser = %prefix.meta.volser, version = prefix.meta.version, %refusal, "synced prefix not publishable here");
+            return None;
+        }
         Some(note)
     }
 
