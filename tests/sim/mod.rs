@@ -9,3 +9,4 @@ mod partitions;
 mod random;
 mod scenarios;
 mod state;
+mod takeover;

@@ -235,6 +235,27 @@ pub enum AdminCommand {
         #[arg(long)]
         as_new: bool,
     },
+    /// The takeover mode this cluster holds for a failed cluster: `rot` (read its volumes from
+    /// consistent copies; no quorum needed), `wot` (write takeover, committed through the
+    /// catalog: only from the majority side) or `none`.
+    Takeover {
+        /// The failed cluster: `C0` or `0`.
+        #[arg(long = "for")]
+        for_cluster: String,
+        #[arg(long, value_parser = ["rot", "wot", "none"])]
+        mode: String,
+        /// WOT even though the cluster answers on the grid network. Never for a test (B25).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Service prep, service mode and their end for a cluster (B23): `prep` drains it and then
+    /// enters service mode on its own; `enter` forces service mode after prep; `exit` ends it.
+    Service {
+        #[arg(value_parser = ["prep", "enter", "exit"])]
+        step: String,
+        /// The cluster: `C0` or `0`.
+        cluster: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

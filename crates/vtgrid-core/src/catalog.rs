@@ -30,6 +30,7 @@ use crate::category::{Category, CategoryDefinition};
 use crate::cluster::{ClusterId, Epoch, OwnershipToken};
 use crate::construct::{ConstructName, Constructs};
 use crate::copy_mode::ManagementClass;
+use crate::takeover::ServiceState;
 use crate::volser::{Volser, VolserRange};
 use crate::volume::{Digest, VersionNumber, VolumeRecord};
 
@@ -99,6 +100,32 @@ pub enum CatalogCommand {
     /// so its copy engine sees them owed again and no rule (reads, retention, B6) relies on
     /// them. Committed by the leader during the readmission, before the cluster votes again.
     CopiesLost { cluster: ClusterId },
+    /// `to` may take the volumes of `failed` (a write-takeover grant, WOT), or (`granted:
+    /// false`) no longer may. Set through `to`'s admin API or by its takeover agent (B19, B27);
+    /// committed through Raft, so only the side holding the majority can set it.
+    SetWriteTakeover {
+        failed: ClusterId,
+        to: ClusterId,
+        granted: bool,
+    },
+    /// `to` takes `volser` from an owner it cannot ask (B21, B23). Accepted only while the
+    /// catalog holds a write-takeover grant from the owner to `to`, or the owner is in service
+    /// mode, and only at the epoch `to` read: a takeover decided on an old view is stale. The
+    /// token moves to `to` at the next epoch, so the old owner's late changes are fenced.
+    Takeover {
+        volser: Volser,
+        to: ClusterId,
+        epoch: Epoch,
+    },
+    /// `cluster`'s planned absence begins, moves on to service mode, or ends (B23). Service mode
+    /// comes only after prep; leaving it reclaims nothing (T22).
+    SetService {
+        cluster: ClusterId,
+        state: Option<ServiceState>,
+    },
+    /// `cluster` is back (B22b): every write-takeover grant for it ends. The volumes taken over
+    /// from it stay with their takers.
+    ClusterRestored { cluster: ClusterId },
 }
 
 impl CatalogCommand {
@@ -110,10 +137,14 @@ impl CatalogCommand {
             CatalogCommand::Transfer { volser, .. }
             | CatalogCommand::Reclaim { volser, .. }
             | CatalogCommand::UpdateVolume { volser, .. }
-            | CatalogCommand::CopyDone { volser, .. } => vec![*volser],
+            | CatalogCommand::CopyDone { volser, .. }
+            | CatalogCommand::Takeover { volser, .. } => vec![*volser],
             CatalogCommand::DefineCategory(_)
             | CatalogCommand::DefineManagementClass(_)
-            | CatalogCommand::Barrier => vec![],
+            | CatalogCommand::Barrier
+            | CatalogCommand::SetWriteTakeover { .. }
+            | CatalogCommand::SetService { .. }
+            | CatalogCommand::ClusterRestored { .. } => vec![],
             // Any volume's copies may change: see `CatalogState::copies_lost`.
             CatalogCommand::CopiesLost { .. } => vec![],
         }
@@ -189,6 +220,8 @@ pub enum Applied {
     CopiesForgotten {
         count: u64,
     },
+    /// A grid setting (a takeover grant, a service state) changed or already was so.
+    GridSettingChanged,
     /// The blank entry or membership change openraft itself commits.
     Nothing,
 }
@@ -249,6 +282,20 @@ pub enum CatalogRejection {
         volser: Volser,
         version: VersionNumber,
     },
+    /// A `Takeover` with no write-takeover grant from the owner to the taker and the owner not
+    /// in service mode: a majority is not a direction (DESIGN §3).
+    #[error("volume {volser} is owned by {owner}: {to} holds no write takeover for {owner} and {owner} is not in service mode")]
+    NoTakeoverGrant {
+        volser: Volser,
+        owner: ClusterId,
+        to: ClusterId,
+    },
+    #[error("volume {volser} is already owned by {to}")]
+    AlreadyOwner { volser: Volser, to: ClusterId },
+    #[error("{cluster} cannot take over its own volumes")]
+    TakeoverOfItself { cluster: ClusterId },
+    #[error("{cluster} enters service mode only from service prep")]
+    ServiceNeedsPrep { cluster: ClusterId },
 }
 
 /// The replicated catalog. Ordered maps keep every iteration deterministic.
@@ -264,6 +311,12 @@ pub struct CatalogState {
     /// then any data cluster id is taken as a member, see [`CatalogState::is_data_member`].
     #[serde(default)]
     pub members: BTreeSet<ClusterId>,
+    /// Write-takeover grants: (failed cluster, the cluster that may take its volumes) (B19, B21).
+    #[serde(default)]
+    pub write_takeovers: BTreeSet<(ClusterId, ClusterId)>,
+    /// Clusters in service prep or service mode (B23).
+    #[serde(default)]
+    pub service: BTreeMap<ClusterId, ServiceState>,
 }
 
 impl CatalogState {
@@ -301,7 +354,27 @@ impl CatalogState {
             } => self.copy_done(*volser, *version, *cluster, *digest),
             CatalogCommand::Barrier => Ok(Applied::Nothing),
             CatalogCommand::CopiesLost { cluster } => self.copies_lost(*cluster),
+            CatalogCommand::SetWriteTakeover {
+                failed,
+                to,
+                granted,
+            } => self.set_write_takeover(*failed, *to, *granted),
+            CatalogCommand::Takeover { volser, to, epoch } => self.takeover(*volser, *to, *epoch),
+            CatalogCommand::SetService { cluster, state } => self.set_service(*cluster, *state),
+            CatalogCommand::ClusterRestored { cluster } => self.restored(*cluster),
         }
+    }
+
+    /// May `to` take the volumes of `owner` without asking it (a grant, or service mode)?
+    pub fn may_take_over(&self, owner: ClusterId, to: ClusterId) -> bool {
+        owner != to
+            && (self.write_takeovers.contains(&(owner, to))
+                || self.service.get(&owner) == Some(&ServiceState::Service))
+    }
+
+    /// The service state of `cluster`, if it is in prep or service.
+    pub fn service_state(&self, cluster: ClusterId) -> Option<ServiceState> {
+        self.service.get(&cluster).copied()
     }
 
     pub fn is_fast_ready(&self, category: Category) -> bool {
@@ -357,6 +430,7 @@ impl CatalogState {
                 digest: Digest::EMPTY,
                 consistent_at: BTreeMap::from([(by, 0)]),
                 copy_modes: None,
+                taken_from: None,
             };
             self.volumes.insert(volser, record);
         }
@@ -489,6 +563,82 @@ impl CatalogState {
             }
         }
         Ok(Applied::CopiesForgotten { count })
+    }
+
+    fn set_write_takeover(
+        &mut self,
+        failed: ClusterId,
+        to: ClusterId,
+        granted: bool,
+    ) -> CatalogResponse {
+        if failed == to {
+            return Err(CatalogRejection::TakeoverOfItself { cluster: to });
+        }
+        self.require_data_member(failed)?;
+        self.require_data_member(to)?;
+        if granted {
+            self.write_takeovers.insert((failed, to));
+        } else {
+            self.write_takeovers.remove(&(failed, to));
+        }
+        Ok(Applied::GridSettingChanged)
+    }
+
+    fn takeover(&mut self, volser: Volser, to: ClusterId, epoch: Epoch) -> CatalogResponse {
+        self.require_data_member(to)?;
+        let record = self
+            .volumes
+            .get(&volser)
+            .ok_or(CatalogRejection::UnknownVolume { volser })?;
+        if record.token.epoch != epoch {
+            return Err(CatalogRejection::StaleEpoch {
+                volser,
+                held: epoch,
+                current: record.token.epoch,
+            });
+        }
+        let owner = record.token.owner;
+        if owner == to {
+            return Err(CatalogRejection::AlreadyOwner { volser, to });
+        }
+        if !self.may_take_over(owner, to) {
+            return Err(CatalogRejection::NoTakeoverGrant { volser, owner, to });
+        }
+        let token = OwnershipToken {
+            owner: to,
+            epoch: next_epoch(volser, epoch)?,
+        };
+        if let Some(record) = self.volumes.get_mut(&volser) {
+            record.taken_from = Some(record.token);
+            record.token = token;
+        }
+        Ok(Applied::Transferred { token })
+    }
+
+    fn set_service(&mut self, cluster: ClusterId, state: Option<ServiceState>) -> CatalogResponse {
+        self.require_data_member(cluster)?;
+        match state {
+            None => {
+                self.service.remove(&cluster);
+            }
+            Some(ServiceState::Prep) => {
+                self.service.insert(cluster, ServiceState::Prep);
+            }
+            Some(ServiceState::Service) => {
+                if !self.service.contains_key(&cluster) {
+                    return Err(CatalogRejection::ServiceNeedsPrep { cluster });
+                }
+                self.service.insert(cluster, ServiceState::Service);
+            }
+        }
+        Ok(Applied::GridSettingChanged)
+    }
+
+    fn restored(&mut self, cluster: ClusterId) -> CatalogResponse {
+        self.require_data_member(cluster)?;
+        self.write_takeovers
+            .retain(|(failed, _)| *failed != cluster);
+        Ok(Applied::GridSettingChanged)
     }
 
     /// A class may be defined for any data cluster id, one that has not joined the grid yet
@@ -931,6 +1081,153 @@ mod tests {
             Err(CatalogRejection::UnknownManagementClass { .. })
         ));
         assert_eq!(s, before);
+    }
+    fn takeover_of(vol: Volser, to: u8, epoch: u64) -> CatalogCommand {
+        CatalogCommand::Takeover {
+            volser: vol,
+            to: c(to),
+            epoch: Epoch(epoch),
+        }
+    }
+
+    fn grant(failed: u8, to: u8, granted: bool) -> CatalogCommand {
+        CatalogCommand::SetWriteTakeover {
+            failed: c(failed),
+            to: c(to),
+            granted,
+        }
+    }
+
+    /// B14/B21 and DESIGN §3 "a majority is not a direction": without a grant no takeover; with
+    /// one the token moves at the next epoch and the old owner's late update is stale.
+    #[test]
+    fn b21_a_takeover_needs_a_grant_and_fences_the_old_owner() {
+        let vol = v("A00002");
+        let mut s = grid();
+        let before = s.clone();
+        assert_eq!(
+            s.apply(&takeover_of(vol, 1, 1)),
+            Err(CatalogRejection::NoTakeoverGrant {
+                volser: vol,
+                owner: c(0),
+                to: c(1)
+            })
+        );
+        assert_eq!(s, before, "a refused takeover changes nothing");
+        s.apply(&grant(0, 2, true)).unwrap();
+        assert!(
+            matches!(
+                s.apply(&takeover_of(vol, 1, 1)),
+                Err(CatalogRejection::NoTakeoverGrant { .. })
+            ),
+            "a grant to C2 is not one to C1 (B19: per pair)"
+        );
+        s.apply(&grant(0, 1, true)).unwrap();
+        assert!(
+            matches!(
+                s.apply(&takeover_of(vol, 1, 7)),
+                Err(CatalogRejection::StaleEpoch { .. })
+            ),
+            "a takeover on another epoch than the volume's is stale"
+        );
+        let taken = OwnershipToken {
+            owner: c(1),
+            epoch: Epoch(2),
+        };
+        assert_eq!(
+            s.apply(&takeover_of(vol, 1, 1)),
+            Ok(Applied::Transferred { token: taken })
+        );
+        let late = CatalogCommand::UpdateVolume {
+            volser: vol,
+            by: c(0),
+            epoch: Epoch(1),
+            change: new_version(1, c(0)),
+        };
+        assert!(matches!(
+            s.apply(&late),
+            Err(CatalogRejection::StaleEpoch { .. })
+        ));
+        assert_eq!(s.volumes[&vol].token, taken);
+        assert_eq!(
+            s.apply(&takeover_of(vol, 1, 2)),
+            Err(CatalogRejection::AlreadyOwner {
+                volser: vol,
+                to: c(1)
+            })
+        );
+    }
+
+    /// B22b: a grant ends when its cluster is restored, and takeovers with it; volumes already
+    /// taken stay taken.
+    #[test]
+    fn b22_a_restored_cluster_ends_its_grants_but_keeps_nothing_back() {
+        let mut s = grid();
+        s.apply(&grant(0, 1, true)).unwrap();
+        s.apply(&takeover_of(v("A00001"), 1, 1)).unwrap();
+        s.apply(&CatalogCommand::ClusterRestored { cluster: c(0) })
+            .unwrap();
+        assert!(s.write_takeovers.is_empty());
+        assert!(matches!(
+            s.apply(&takeover_of(v("A00002"), 1, 1)),
+            Err(CatalogRejection::NoTakeoverGrant { .. })
+        ));
+        assert_eq!(s.volumes[&v("A00001")].token.owner, c(1));
+        assert!(s.apply(&grant(1, 1, true)).is_err(), "no grant to itself");
+        assert!(s.apply(&grant(0, 9, true)).is_err(), "never to a witness");
+    }
+
+    /// B23/T22: service mode only after prep; in service mode any cluster takes the volumes,
+    /// and leaving it reclaims nothing.
+    #[test]
+    fn b23_service_mode_comes_after_prep_and_opens_the_volumes_to_all() {
+        let mut s = grid();
+        let set = |state| CatalogCommand::SetService {
+            cluster: c(0),
+            state,
+        };
+        assert_eq!(
+            s.apply(&set(Some(ServiceState::Service))),
+            Err(CatalogRejection::ServiceNeedsPrep { cluster: c(0) })
+        );
+        s.apply(&set(Some(ServiceState::Prep))).unwrap();
+        assert!(
+            matches!(
+                s.apply(&takeover_of(v("A00001"), 1, 1)),
+                Err(CatalogRejection::NoTakeoverGrant { .. })
+            ),
+            "in prep the volumes still move by handshake only"
+        );
+        s.apply(&set(Some(ServiceState::Service))).unwrap();
+        s.apply(&takeover_of(v("A00001"), 1, 1)).unwrap();
+        s.apply(&takeover_of(v("A00002"), 2, 1)).unwrap();
+        s.apply(&set(None)).unwrap();
+        assert_eq!(s.volumes[&v("A00001")].token.owner, c(1));
+        assert_eq!(s.volumes[&v("A00002")].token.owner, c(2));
+        assert!(matches!(
+            s.apply(&takeover_of(v("A00003"), 1, 1)),
+            Err(CatalogRejection::NoTakeoverGrant { .. })
+        ));
+    }
+
+    #[test]
+    fn takeover_settings_survive_a_snapshot_round_trip() {
+        let mut s = grid();
+        s.apply(&grant(0, 1, true)).unwrap();
+        s.apply(&CatalogCommand::SetService {
+            cluster: c(2),
+            state: Some(ServiceState::Prep),
+        })
+        .unwrap();
+        let json = serde_json::to_string(&s).unwrap();
+        let back: CatalogState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        let old = json.replace(",\"write_takeovers\":[[0,1]]", "");
+        let older: CatalogState = serde_json::from_str(&old).unwrap();
+        assert!(
+            older.write_takeovers.is_empty(),
+            "an older snapshot reads back"
+        );
     }
 }
 

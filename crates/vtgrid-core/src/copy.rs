@@ -135,6 +135,7 @@ mod tests {
                 .map(|(k, v)| (c(*k), *v))
                 .collect::<BTreeMap<_, _>>(),
             copy_modes: vector.map(|v| v.parse().unwrap()),
+            taken_from: None,
         }
     }
 

@@ -8,8 +8,9 @@
 //! which counts the clusters the gate would let write.
 //!
 //! ```text
-//!   Standing { me, token, in_doubt, local }
-//!      may_mount()  owner, not in doubt, nothing here holds V      -> a new job may start
+//!   Standing { me, token, in_doubt, caught_up, local }
+//!      may_mount()  owner, not in doubt, caught up since start,
+//!                   nothing here holds V                             -> a new job may start
 //!      may_write()  owner, not in doubt, our job holds V under the
 //!                   token it started with                            -> that job may write/commit
 //! ```
@@ -30,6 +31,9 @@ pub enum LocalUse {
     SurrenderHold,
     /// A host job has the volume mounted; `job_token` is the token it was mounted under.
     Mounted { job_token: OwnershipToken },
+    /// A read-only job has the volume mounted (read takeover of an unavailable owner's volume,
+    /// B20): it holds no token and writes nothing.
+    Reading,
 }
 
 /// Where one cluster stands with one volume, from its own state.
@@ -40,6 +44,10 @@ pub struct Standing {
     pub token: OwnershipToken,
     /// This cluster proposed a Transfer of the volume and does not know whether it committed.
     pub in_doubt: bool,
+    /// This cluster's view has caught up with the catalog's leader once since it started. Until
+    /// then its view may still name it the owner of a volume taken over while it was away
+    /// (T20), so it may use no token.
+    pub caught_up: bool,
     pub local: LocalUse,
 }
 
@@ -50,10 +58,14 @@ pub enum GateRefusal {
     NotOwner { owner: ClusterId },
     #[error("a transfer of the volume from here may have committed; not settled yet")]
     InDoubt,
+    #[error("this cluster has not caught up with the catalog since it started")]
+    NotCaughtUp,
     #[error("in use here")]
     InUse,
     #[error("not mounted here")]
     NotMounted,
+    #[error("mounted read-only here (read takeover): nothing may be written")]
+    ReadOnly,
     #[error("the job's token (epoch {job}) is not the volume's (epoch {current})")]
     TokenMoved {
         job: crate::cluster::Epoch,
@@ -71,6 +83,9 @@ impl Standing {
         if self.in_doubt {
             return Err(GateRefusal::InDoubt);
         }
+        if !self.caught_up {
+            return Err(GateRefusal::NotCaughtUp);
+        }
         Ok(())
     }
 
@@ -79,13 +94,18 @@ impl Standing {
         self.owner_and_settled()?;
         match self.local {
             LocalUse::Free => Ok(()),
-            LocalUse::SurrenderHold | LocalUse::Mounted { .. } => Err(GateRefusal::InUse),
+            LocalUse::SurrenderHold | LocalUse::Mounted { .. } | LocalUse::Reading => {
+                Err(GateRefusal::InUse)
+            }
         }
     }
 
     /// May the job that has the volume mounted here write it, sync it or commit a version?
     /// Only while the token it was mounted under is still the volume's token.
     pub fn may_write(&self) -> Result<(), GateRefusal> {
+        if self.local == LocalUse::Reading {
+            return Err(GateRefusal::ReadOnly);
+        }
         self.owner_and_settled()?;
         match self.local {
             LocalUse::Mounted { job_token } if job_token == self.token => Ok(()),
@@ -93,7 +113,9 @@ impl Standing {
                 job: job_token.epoch,
                 current: self.token.epoch,
             }),
-            LocalUse::Free | LocalUse::SurrenderHold => Err(GateRefusal::NotMounted),
+            LocalUse::Free | LocalUse::SurrenderHold | LocalUse::Reading => {
+                Err(GateRefusal::NotMounted)
+            }
         }
     }
 
@@ -150,6 +172,7 @@ mod tests {
 
     fn standing(me: u8, owner: u8, in_doubt: bool, local: LocalUse) -> Standing {
         Standing {
+            caught_up: true,
             me: c(me),
             token: token(owner, 3),
             in_doubt,
@@ -225,5 +248,43 @@ mod tests {
         assert!(!hold.could_write());
         assert!(!hold.has_job());
         assert!(standing(0, 0, false, LocalUse::Free).could_write());
+    }
+
+    /// B20: a read-only job (read takeover) occupies the volume here but can never write it, not
+    /// even when this cluster later becomes the owner.
+    #[test]
+    fn b20_a_reading_job_blocks_mounts_and_never_writes() {
+        for owner in [c(0), c(1)] {
+            let st = Standing {
+                caught_up: true,
+                me: c(1),
+                token: OwnershipToken {
+                    owner,
+                    epoch: Epoch(3),
+                },
+                in_doubt: false,
+                local: LocalUse::Reading,
+            };
+            let refused = if owner == c(1) {
+                GateRefusal::InUse
+            } else {
+                GateRefusal::NotOwner { owner }
+            };
+            assert_eq!(st.may_mount(), Err(refused));
+            assert_eq!(st.may_write(), Err(GateRefusal::ReadOnly));
+            assert!(!st.has_job(), "a reader is no writer for B10");
+        }
+    }
+
+    /// T20: a cluster that has not caught up since it started uses no token, whatever its view
+    /// says.
+    #[test]
+    fn t20_a_cluster_not_caught_up_since_its_start_may_not_mount_or_write() {
+        let mut st = standing(0, 0, false, LocalUse::Free);
+        st.caught_up = false;
+        assert_eq!(st.may_mount(), Err(GateRefusal::NotCaughtUp));
+        assert!(!st.could_write());
+        st.caught_up = true;
+        assert!(st.may_mount().is_ok());
     }
 }

@@ -19,11 +19,14 @@
 //! - [`retention`]: the one rule for deleting a volume file: n-1 stays until n is held here.
 //! - [`replay`]: is a journal entry the catalog already has a version for a replay or a conflict.
 //! - [`membership`]: amnesia: may a voter with an empty catalog vote, form the grid, or must it wait.
+//! - [`aotm`]: the autonomic takeover rules: when an agent says DOWN, what a survivor does then.
+//! - [`takeover`]: ROT / WOT / service mode: what a survivor may do with a failed owner's volume.
 //! - [`error`]: `DomainError`, raised when text does not parse into a domain value.
 //!
 //! What it leaves out on purpose: where a volume's bytes live (`vtgrid-tvc`), how commands reach
 //! consensus (`vtgrid-catalog`), and who may ask for what (`vtgrid-node`).
 
+pub mod aotm;
 pub mod catalog;
 pub mod category;
 pub mod cluster;
@@ -36,6 +39,7 @@ pub mod gate;
 pub mod membership;
 pub mod replay;
 pub mod retention;
+pub mod takeover;
 pub mod volser;
 pub mod volume;
 

@@ -204,6 +204,7 @@ mod tests {
                 .map(|(k, v)| (c(*k), *v))
                 .collect::<BTreeMap<_, _>>(),
             copy_modes: Some(vector.parse().unwrap()),
+            taken_from: None,
         }
     }
 

@@ -60,6 +60,11 @@ pub struct VolumeRecord {
     /// wrote it (B36); none when the job named no class.
     #[serde(default)]
     pub copy_modes: Option<crate::copy_mode::CopyModeVector>,
+    /// The token the volume was last taken over from (a `Takeover`, B21/B23): the old owner's
+    /// changes at that epoch or before are fenced. For operators and for the checks that allow
+    /// a fenced owner's unpublished versions to be lost (B134); none if never taken over.
+    #[serde(default)]
+    pub taken_from: Option<OwnershipToken>,
 }
 
 impl VolumeRecord {

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use serde_json::Value;
 use vtgrid_core::catalog::{NewVersion, VolumeChange};
+use vtgrid_core::takeover::ServiceState;
 use vtgrid_core::{
     CatalogCommand, CatalogState, Category, CategoryDefinition, ClusterId, ConstructName,
     Constructs, CopyModeVector, Digest, Epoch, ManagementClass, SyncFailure, Volser, VolserRange,
@@ -229,6 +230,17 @@ fn command() -> BoxedStrategy<CatalogCommand> {
         ),
         1 => Just(CatalogCommand::Barrier),
         1 => cluster().prop_map(|cluster| CatalogCommand::CopiesLost { cluster }),
+        2 => (cluster(), cluster(), prop::bool::weighted(0.8)).prop_map(|(failed, to, granted)| {
+            CatalogCommand::SetWriteTakeover { failed, to, granted }
+        }),
+        3 => (volser(), cluster(), epoch())
+            .prop_map(|(volser, to, epoch)| CatalogCommand::Takeover { volser, to, epoch }),
+        1 => (cluster(), prop::option::of(prop::sample::select(vec![
+            ServiceState::Prep,
+            ServiceState::Service,
+        ])))
+            .prop_map(|(cluster, state)| CatalogCommand::SetService { cluster, state }),
+        1 => cluster().prop_map(|cluster| CatalogCommand::ClusterRestored { cluster }),
     ]
     // Boxed: the unboxed union of this many arms overflows the test thread's stack in debug.
     .boxed()
@@ -266,6 +278,13 @@ fn any_json() -> impl Strategy<Value = Value> {
                     "CopyDone",
                     "DefineCategory",
                     "DefineManagementClass",
+                    "SetWriteTakeover",
+                    "Takeover",
+                    "SetService",
+                    "ClusterRestored",
+                    "failed",
+                    "granted",
+                    "state",
                     "volser",
                     "by",
                     "from",
@@ -409,6 +428,19 @@ fn check_state(state: &CatalogState) {
     for (category, def) in &state.categories {
         assert_eq!(*category, def.category);
     }
+    for (failed, to) in &state.write_takeovers {
+        assert!(failed != to, "a grant of {failed} to itself");
+        assert!(
+            data_member(state, *failed) && data_member(state, *to),
+            "a grant {failed} -> {to} outside the data members"
+        );
+    }
+    for cluster in state.service.keys() {
+        assert!(
+            data_member(state, *cluster),
+            "{cluster} in service, not a data member"
+        );
+    }
 }
 
 /// What holds between the state before a command and the state after it.
@@ -426,6 +458,23 @@ fn check_step(
         after.members, before.members,
         "a command changed the members"
     );
+    if let CatalogCommand::Takeover { volser, to, .. } = command {
+        // Only with a grant or service mode standing before it (a majority is not a direction).
+        let owner = before.volumes[volser].token.owner;
+        assert!(
+            before.may_take_over(owner, *to),
+            "{command:?} accepted with no grant from {owner}"
+        );
+    }
+    if !matches!(
+        command,
+        CatalogCommand::SetWriteTakeover { .. } | CatalogCommand::ClusterRestored { .. }
+    ) {
+        assert_eq!(
+            after.write_takeovers, before.write_takeovers,
+            "{command:?} changed the takeover grants"
+        );
+    }
     if let CatalogCommand::CopiesLost { cluster } = command {
         // Names no volume: it may take `cluster` out of any volume's copies, and only that.
         for (volser, old) in &before.volumes {
@@ -565,6 +614,8 @@ fn the_generated_commands_are_both_accepted_and_refused() {
         "CopyDone",
         "DefineCategory",
         "DefineManagementClass",
+        "SetWriteTakeover",
+        "Takeover",
     ] {
         assert!(
             accepted.get(kind).copied().unwrap_or(0) >= 5,

@@ -134,7 +134,7 @@ pub(crate) struct CommitEnd<'a> {
 }
 
 impl CommitEnd<'_> {
-    pub(crate) fn finish(mut self, outcome: Result<crate::jobs::Unloaded, NodeError>) {
+    pub(crate) fn finish(mut self, outcome: Result<crate::mounts::Unloaded, NodeError>) {
         self.end(Arc::new(outcome));
         self.ended = true;
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use serde::{Deserialize, Serialize};
-use tokio::time::timeout;
+use tokio::time::{timeout, Instant};
 use vtgrid_catalog::{CatalogView, Raft};
 use vtgrid_core::catalog::{Applied, CatalogCommand};
 use vtgrid_core::{CatalogResponse, ClusterId};
@@ -43,6 +43,26 @@ pub struct CatalogHandle {
     pub raft: Raft,
     pub view: CatalogView,
     connector: Arc<dyn Connector>,
+    /// When a leader last reached this voter (the election gate's "a leader is in charge").
+    leader_contact: Arc<LeaderContact>,
+}
+
+/// When this voter last took an AppendEntries from a leader it follows.
+#[derive(Debug, Default)]
+struct LeaderContact(std::sync::Mutex<Option<Instant>>);
+
+impl LeaderContact {
+    /// A leader's AppendEntries was accepted (or only conflicted on the log): it is in charge.
+    fn heard(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    fn within(&self, window: Duration) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() < window)
+    }
 }
 
 impl CatalogHandle {
@@ -51,7 +71,18 @@ impl CatalogHandle {
             raft,
             view,
             connector,
+            leader_contact: Arc::default(),
         }
+    }
+
+    /// A leader's AppendEntries was accepted (or only conflicted on the log): it is in charge.
+    pub fn leader_heard(&self) {
+        self.leader_contact.heard();
+    }
+
+    /// Whether a leader reached this voter within `window`.
+    pub fn leader_heard_within(&self, window: Duration) -> bool {
+        self.leader_contact.within(window)
     }
 
     /// Commit a command and return what the state machine answered. A rejection is an error.

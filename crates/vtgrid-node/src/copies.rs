@@ -69,7 +69,7 @@ impl CopySite for Cluster {
     }
 
     fn in_hand(&self, volser: Volser, version: VersionNumber) -> bool {
-        self.is_pulling(volser, version) || self.journal.copy_done_pending(volser, version)
+        self.copies.is_pulling(volser, version) || self.journal.copy_done_pending(volser, version)
     }
 
     async fn held(&self) -> Result<BTreeSet<(Volser, VersionNumber)>, NodeError> {
@@ -96,7 +96,7 @@ impl CopySite for Cluster {
     }
 
     async fn owed_changed(&self) {
-        self.copies_owed.notified().await
+        self.copies.changed().await
     }
 }
 
@@ -107,7 +107,7 @@ impl Cluster {
             bytes_per_sec: self.grid.copy.bytes_per_sec,
             concurrency: self.grid.copy.concurrency,
         };
-        let queue = self.copy_queue.clone();
+        let queue = self.copies.queue();
         CopyEngine::new(self, queue, throttle).run().await
     }
 
@@ -163,23 +163,6 @@ impl Cluster {
         }
     }
 
-    /// The lock that puts pulls of one version in line.
-    fn pull_turn(&self, volser: Volser, version: VersionNumber) -> Arc<tokio::sync::Mutex<()>> {
-        let mut turns = self.pull_turns.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget the locks nobody holds or waits for, so the map stays as small as the pulls.
-        turns.retain(|_, t| Arc::strong_count(t) > 1);
-        turns.entry((volser, version)).or_default().clone()
-    }
-
-    /// A pull of this version holds its turn now (so the scheduler and the queue leave it be).
-    fn is_pulling(&self, volser: Volser, version: VersionNumber) -> bool {
-        self.pull_turns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&(volser, version))
-            .is_some_and(|turn| turn.try_lock().is_err())
-    }
-
     /// Copy `version` of `volser` from `source` into this cluster's TVC, verified, and journal
     /// the CopyDone (a copy the catalog says this cluster owes).
     pub async fn pull_from(
@@ -216,7 +199,7 @@ impl Cluster {
     ) -> Result<(), NodeError> {
         // One pull of a version at a time (a RUN request, the queue and a forced local copy may
         // all want it); a pull that waited finds the version made and is done.
-        let turn = self.pull_turn(volser, version);
+        let turn = self.copies.pull_turn(volser, version);
         let _turn = turn.lock().await;
         if self.holds_verified(volser, version, digest).await {
             return Ok(());
@@ -362,7 +345,7 @@ impl Cluster {
             request.set_timeout(left);
             match tokio::time::timeout(left, client.pull_copy(request)).await {
                 Ok(Ok(_)) => {
-                    self.path_health.worked(&addr);
+                    self.links.call_worked(&addr);
                     return true;
                 }
                 Ok(Err(status)) if vtgrid_proto::reason_of(&status).is_some() => {
@@ -371,10 +354,10 @@ impl Cluster {
                 }
                 Ok(Err(status)) => {
                     tracing::warn!(%volser, %target, %addr, %status, "RUN copy request lost on this link");
-                    self.path_health.failed(&addr);
+                    self.links.call_failed(&addr);
                 }
                 Err(_) => {
-                    self.path_health.failed(&addr);
+                    self.links.call_failed(&addr);
                     return false;
                 }
             }
@@ -391,7 +374,7 @@ impl Cluster {
         &self,
         limit: usize,
     ) -> Result<(Vec<(CopyPriority, u64, u64, u64)>, Vec<QueuedCopy>), NodeError> {
-        let q = self.copy_queue.clone();
+        let q = self.copies.queue();
         let all = offload(q.is_blocking(), move || q.next(usize::MAX))
             .await
             .map_err(NodeError::Journal)?;

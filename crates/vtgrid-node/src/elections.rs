@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::ServerState;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::MissedTickBehavior;
 use vtgrid_core::election::{quorum_in_reach, ElectionGate};
 
 use crate::cluster::Cluster;
@@ -33,24 +33,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 const LEADER_LATELY: Duration = Duration::from_millis(300);
 /// A leader whose quorum acked this recently still has one.
 const QUORUM_ACK_FRESH: Duration = Duration::from_millis(1_000);
-
-/// When this voter last took an AppendEntries from a leader it follows.
-#[derive(Debug, Default)]
-pub(crate) struct LeaderContact(std::sync::Mutex<Option<Instant>>);
-
-impl LeaderContact {
-    /// A leader's AppendEntries was accepted (or only conflicted on the log): it is in charge.
-    pub(crate) fn heard(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-    }
-
-    fn within(&self, window: Duration) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|t| t.elapsed() < window)
-    }
-}
 
 /// A leader has a quorum behind it when one acked it lately, or when it has had no ack yet: it
 /// was elected a moment ago by a quorum's votes. (Seed 276 of the full random profile: a fresh
@@ -103,7 +85,9 @@ impl Cluster {
             let fresh = QUORUM_ACK_FRESH.as_millis() as u64;
             return Some(leader_has_quorum(m.millis_since_quorum_ack, fresh));
         }
-        self.leader_contact.within(LEADER_LATELY).then_some(true)
+        self.catalog
+            .leader_heard_within(LEADER_LATELY)
+            .then_some(true)
     }
 
     /// Ping every other voter of the group (any of its links); does a majority answer? Returns

@@ -100,6 +100,31 @@ pub enum NodeError {
     NotAmnesiac { cluster: ClusterId },
     #[error("reading or writing this voter's membership record: {0}")]
     MembershipRecord(vtgrid_catalog::EngineError),
+    /// Read ownership takeover (B20): the volume's owner is gone and this cluster may only read
+    /// it; any change is refused.
+    #[error("volume {volser} is write-protected here: its owner {owner} is unavailable and {cluster} holds read-only takeover (ROT) for it")]
+    WriteProtected {
+        volser: Volser,
+        owner: ClusterId,
+        cluster: ClusterId,
+    },
+    /// A write takeover commits through Raft: a cluster that cannot reach the majority cannot
+    /// take write ownership (DESIGN §3).
+    #[error("write takeover of {failed}'s volumes needs the catalog's majority, which {cluster} cannot reach: {cause}")]
+    TakeoverNeedsMajority {
+        failed: ClusterId,
+        cluster: ClusterId,
+        cause: Box<CatalogFailure>,
+    },
+    /// B25: write takeover is refused against a peer that answers (no `--force`).
+    #[error("{peer} answers on the grid network: write takeover of a live cluster's volumes needs --force (never for a test)")]
+    PeerAlive { peer: ClusterId },
+    /// Service prep or service mode (B23): this cluster takes no new mounts.
+    #[error("cluster {cluster} is in {state}: it takes no new mounts; mount its volumes at another cluster")]
+    InService {
+        cluster: ClusterId,
+        state: &'static str,
+    },
     #[error("sync cluster {peer} did not keep up with the job on {volser} ({cause}); the class says on_sync_failure = \"fail\", so the job failed")]
     SyncPeerUnavailable {
         volser: Volser,
@@ -123,6 +148,8 @@ pub enum CatalogFailure {
     MembershipChange(#[from] openraft::error::ChangeMembershipError<u64>),
     #[error("malformed reply from the leader: {0}")]
     BadReply(serde_json::Error),
+    #[error("this cluster has not caught up with the catalog since it started (it needs the leader to answer once)")]
+    NotCaughtUp,
 }
 
 impl NodeError {
@@ -188,6 +215,15 @@ impl NodeError {
                 }
                 CatalogRejection::EpochExhausted { .. }
                 | CatalogRejection::VersionExhausted { .. } => (Internal, Reason::Internal),
+                // The owner cannot be asked and no takeover allows going around it (B14).
+                CatalogRejection::NoTakeoverGrant { .. } => (Unavailable, Reason::OwnerUnreachable),
+                CatalogRejection::AlreadyOwner { .. } => (Aborted, Reason::StaleEpoch),
+                CatalogRejection::TakeoverOfItself { .. } => {
+                    (InvalidArgument, Reason::InvalidArgument)
+                }
+                CatalogRejection::ServiceNeedsPrep { .. } => {
+                    (FailedPrecondition, Reason::ServiceMode)
+                }
             },
             NodeError::CatalogUnavailable(_) => (Unavailable, Reason::CatalogUnavailable),
             NodeError::Tvc(t) => tvc_code(t),
@@ -200,6 +236,10 @@ impl NodeError {
             NodeError::NotAmnesiac { .. } => (FailedPrecondition, Reason::InvalidArgument),
             NodeError::MembershipRecord(_) => (Internal, Reason::Internal),
             NodeError::SyncPeerUnavailable { .. } => (Unavailable, Reason::SyncPeerUnavailable),
+            NodeError::WriteProtected { .. } => (FailedPrecondition, Reason::WriteProtected),
+            NodeError::TakeoverNeedsMajority { .. } => (Unavailable, Reason::TakeoverNeedsMajority),
+            NodeError::InService { .. } => (Unavailable, Reason::ServiceMode),
+            NodeError::PeerAlive { .. } => (FailedPrecondition, Reason::PeerAlive),
         };
         status_with_reason(code, reason, self.to_string())
     }

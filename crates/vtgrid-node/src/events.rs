@@ -62,6 +62,24 @@ pub const REJOIN_REQUIRED: &str = "REJOIN_REQUIRED";
 /// The voter that lost its catalog was readmitted as a new member and votes again.
 pub const REJOINED: &str = "REJOINED";
 
+/// "G0009 AOTM within library X has determined that library Y is unavailable. The Read/Write
+/// ownership takeover mode has been enabled." (B30, B32): the takeover agent confirmed a peer down
+/// and this cluster set WOT for it.
+pub const G0009: &str = "G0009";
+
+/// G0009's read-only twin: "... The Read-Only ownership takeover mode has been enabled."
+pub const G0010: &str = "G0010";
+
+/// A takeover mode was set, changed or cleared at this cluster by an operator (B25: an audit
+/// event names who set what, and whether it was forced past a live peer).
+pub const TAKEOVER_MODE_SET: &str = "TAKEOVER_MODE_SET";
+
+/// The takeover modes for this cluster were cleared because it is back (B22b).
+pub const TAKEOVER_MODE_CLEARED: &str = "TAKEOVER_MODE_CLEARED";
+
+/// A cluster entered service prep, service mode, or left service (B23).
+pub const SERVICE_STATE: &str = "SERVICE_STATE";
+
 /// How many events a cluster remembers.
 pub const EVENT_LOG_LEN: usize = 1000;
 

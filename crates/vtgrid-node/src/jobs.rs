@@ -21,6 +21,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use vtgrid_core::catalog::{CatalogCommand, NewVersion, VolumeChange};
 use vtgrid_core::gate::{GateRefusal, LocalUse, Standing};
+use vtgrid_core::takeover::OwnerGone;
 use vtgrid_core::{Category, ClusterId, Constructs, Volser, VolumeRecord};
 
 use crate::abandon::{AbandonOnDrop, CommitEnd};
@@ -28,7 +29,7 @@ use crate::cluster::Cluster;
 use crate::config::Role;
 use crate::error::NodeError;
 use crate::faults::FaultPoint;
-use crate::mounts::{JobIo, Mount, OwnedCall, UnloadOutcome};
+use crate::mounts::{JobIo, Mount, OwnedCall, UnloadOutcome, Unloaded};
 
 /// What the host asks to mount.
 #[derive(Debug, Clone)]
@@ -51,19 +52,6 @@ pub enum WriteItem {
     End { total_bytes: u64 },
 }
 
-/// What rewind-unload committed.
-#[derive(Debug, Clone)]
-pub struct Unloaded {
-    pub record: VolumeRecord,
-    pub written: bool,
-    /// Clusters holding the version durably when the unload returned.
-    pub copies: Vec<ClusterId>,
-    /// A RUN copy could not be made in time and was deferred (B39).
-    pub immediate_copy_deferred: bool,
-    /// A sync cluster dropped out of the job and its copy is sync-deferred (B43).
-    pub sync_deferred: bool,
-}
-
 /// How many other owners a scratch mount asks before giving up (B8).
 const SCRATCH_ATTEMPTS: usize = 4;
 
@@ -74,6 +62,8 @@ impl Cluster {
         if self.role == Role::Witness {
             return Err(NodeError::Witness);
         }
+        self.require_caught_up()?;
+        self.refuse_mounts_in_service()?;
         let constructs = self.checked_constructs(&opts.constructs).await?;
         let private = opts.private_category.unwrap_or(self.private_category);
         let mount = match opts.target {
@@ -82,7 +72,20 @@ impl Cluster {
                     return Err(NodeError::VolumeInUse { volser });
                 }
                 self.require_reachable_copy(volser).await?;
-                self.obtain(volser).await?;
+                match self.obtain(volser).await {
+                    Ok(_) => {}
+                    Err(NodeError::OwnerUnreachable { owner, .. })
+                        if self.owner_gone(owner) == OwnerGone::ReadOnly =>
+                    {
+                        let mount =
+                            self.register_read_only_mount(volser, owner, &opts, &constructs)?;
+                        self.metrics.mounts.inc();
+                        self.watch_idle(&mount);
+                        tracing::info!(%volser, mount = %mount.id, %owner, "mounted read-only (read takeover)");
+                        return Ok(mount);
+                    }
+                    Err(e) => return Err(e),
+                }
                 self.faults.point(FaultPoint::MountAfterObtain).await;
                 let local = if self.overrides().force_local_copy {
                     self.copy_to_local(volser).await
@@ -175,13 +178,18 @@ impl Cluster {
         }
         // When the owner holds a copy, the handshake answers for both: an owner that answers can
         // serve its copy, and one that does not is OWNER_UNREACHABLE (B14 comes before B6).
-        if record
-            .consistent_clusters()
-            .any(|c| c == record.token.owner)
-        {
+        let owner = record.token.owner;
+        let around_owner = owner != self.id && self.owner_gone(owner) != OwnerGone::Refuse;
+        if !around_owner && record.consistent_clusters().any(|c| c == owner) {
             return Ok(());
         }
-        for source in record.consistent_clusters().filter(|c| *c != self.id) {
+        // Under a takeover the owner is presumed gone: its copy is asked last.
+        let mut sources: Vec<ClusterId> = record
+            .consistent_clusters()
+            .filter(|c| *c != self.id)
+            .collect();
+        sources.sort_by_key(|c| *c == owner);
+        for source in sources {
             if self.probe_copy(source, volser, record.version).await {
                 return Ok(());
             }
@@ -247,13 +255,18 @@ impl Cluster {
         let record = self.effective(&volser)?;
         let standing = Standing {
             me: self.id,
+            caught_up: self.caught_up(),
             token: record.token,
             in_doubt: self.in_doubt(&volser),
             local: LocalUse::Free,
         };
-        standing
-            .may_mount()
-            .map_err(|refusal| self.gate_refusal(volser, refusal))?;
+        standing.may_mount().map_err(|refusal| match refusal {
+            // The token moved on since this cluster obtained it (or saw it as its own): another
+            // cluster's job asked for it in between and has it now (full random seed 6574: the
+            // host heard OWNER_UNREACHABLE of an owner that answered).
+            GateRefusal::NotOwner { .. } => NodeError::VolumeInUse { volser },
+            refusal => self.gate_refusal(volser, refusal),
+        })?;
         let blank = self.catalog.view.read(|s| s.is_fast_ready(record.category));
         if scratch && !blank {
             // Another job took it out of scratch since we looked.
@@ -271,7 +284,8 @@ impl Cluster {
             });
         }
         Ok(hold.into_mount(Mount {
-            id: self.next_mount_id(),
+            read_only: false,
+            id: self.mounts.next_id(),
             volser,
             token: record.token,
             base_version: record.version,
@@ -288,32 +302,53 @@ impl Cluster {
         }))
     }
 
-    /// Where this cluster stands with `volser` (`vtgrid_core::gate`): the token as its view and
-    /// journal show it, its doubt, and what its mount table holds.
-    pub fn standing(&self, volser: &Volser) -> Result<Standing, NodeError> {
-        let record = self.effective(volser)?;
-        Ok(Standing {
-            me: self.id,
-            token: record.token,
-            in_doubt: self.in_doubt(volser),
-            local: self.mounts.local_use(volser),
-        })
-    }
-
-    /// What a closed gate means for the host.
-    pub(crate) fn gate_refusal(&self, volser: Volser, refusal: GateRefusal) -> NodeError {
-        match refusal {
-            GateRefusal::InUse => NodeError::VolumeInUse { volser },
-            GateRefusal::NotOwner { owner } => NodeError::OwnerUnreachable { volser, owner },
-            // Retryable: the doubt settles once the catalog answers; a moved token means the
-            // job was fenced.
-            GateRefusal::InDoubt | GateRefusal::TokenMoved { .. } | GateRefusal::NotMounted => {
-                NodeError::OwnerUnreachable {
-                    volser,
-                    owner: self.id,
-                }
-            }
+    /// Register a read-only job of a volume whose owner is unavailable, under read takeover
+    /// (B20): nothing may change, so a mount that asks for an append or new constructs is
+    /// refused, and a volume with data needs a consistent copy this cluster can read (B24).
+    fn register_read_only_mount(
+        &self,
+        volser: Volser,
+        owner: ClusterId,
+        opts: &MountOptions,
+        constructs: &Constructs,
+    ) -> Result<Arc<Mount>, NodeError> {
+        let protected = NodeError::WriteProtected {
+            volser,
+            owner,
+            cluster: self.id,
+        };
+        if opts.append || *constructs != Constructs::default() {
+            return Err(protected);
         }
+        let hold = self.mounts.hold(volser)?;
+        let record = self.effective(&volser)?;
+        let blank = self.catalog.view.read(|s| s.is_fast_ready(record.category));
+        let base_sources: Vec<ClusterId> = record
+            .consistent_clusters()
+            .filter(|c| *c != owner)
+            .collect();
+        if !blank && record.version > 0 && base_sources.is_empty() {
+            return Err(NodeError::NoValidCopy {
+                volser,
+                version: record.version,
+            });
+        }
+        Ok(hold.into_mount(Mount {
+            read_only: true,
+            id: self.mounts.next_id(),
+            volser,
+            token: record.token,
+            base_version: record.version,
+            base_size: if blank { 0 } else { record.size },
+            base_digest: record.digest,
+            base_sources,
+            blank,
+            append: false,
+            category_on_commit: None,
+            constructs_on_commit: None,
+            io: tokio::sync::Mutex::new(JobIo::default()),
+            state: Default::default(),
+        }))
     }
 
     /// The host's constructs, with the management class checked against this cluster (B36). A
@@ -358,6 +393,13 @@ impl Cluster {
         S: Stream<Item = Result<WriteItem, tonic::Status>> + Unpin,
     {
         let _call = mount.begin_call();
+        if mount.read_only {
+            return Err(NodeError::WriteProtected {
+                volser: mount.volser,
+                owner: mount.token.owner,
+                cluster: self.id,
+            });
+        }
         let mut io = self.job_io(&mount).await?;
         let cancelled = AbandonOnDrop::arm(self, &mount);
         let mut received = 0u64;
@@ -848,6 +890,7 @@ impl Cluster {
         if self.role == Role::Witness {
             return Err(NodeError::Witness);
         }
+        self.require_caught_up()?;
         if self.mounts.is_mounted(&volser) {
             return Err(NodeError::VolumeInUse { volser });
         }
@@ -859,7 +902,19 @@ impl Cluster {
         {
             return Err(NodeError::UnknownCategory { category });
         }
-        let token = self.obtain(volser).await?;
+        let token = match self.obtain(volser).await {
+            Ok(token) => token,
+            Err(NodeError::OwnerUnreachable { owner, .. })
+                if self.owner_gone(owner) == OwnerGone::ReadOnly =>
+            {
+                return Err(NodeError::WriteProtected {
+                    volser,
+                    owner,
+                    cluster: self.id,
+                })
+            }
+            Err(e) => return Err(e),
+        };
         let _hold = self.mounts.hold(volser)?;
         let change = VolumeChange {
             category: Some(category),

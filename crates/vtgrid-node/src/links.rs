@@ -1,7 +1,8 @@
 //! The grid links as this cluster sees them, and the grid states the seed names (DESIGN §7;
 //! failover scenarios 2-8).
 //!
-//! A link monitor pings every peer over the grid network once a second. A peer that stops
+//! The link monitor ([`crate::peers`]) pings every peer over the grid network once a second and
+//! records the answers here, in [`Links`]. A peer that stops
 //! answering raises `G0013` ("Library X has experienced an unexpected outage with its peer library
 //! Y"); `GetGridState` reports each link and the flags:
 //!
@@ -28,19 +29,14 @@
 //! asking for it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use vtgrid_core::copy::{copy_duty, CopyPriority};
 use vtgrid_core::ClusterId;
-use vtgrid_proto::pb::grid_service_client::GridServiceClient;
-use vtgrid_proto::pb::PingRequest;
 
-use crate::cluster::Cluster;
-use crate::config::Role;
 use crate::events::{
-    CALL_HOME, CBR3785E, CBR3786E, COPY_OPERATIONS_RESTORED, G0013, GRID_LINKS_RESTORED,
+    CALL_HOME, CBR3785E, CBR3786E, COPY_OPERATIONS_RESTORED, GRID_LINKS_RESTORED,
     VTS_OPERATIONS_RESTORED,
 };
 
@@ -54,13 +50,13 @@ pub mod flag {
 }
 
 /// How often each peer is pinged, and how long an answer may take.
-const PING_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const PING_EVERY: Duration = Duration::from_secs(1);
 /// A peer is unreachable after this many missed pings in a row.
 const MISSES: u32 = 2;
 /// How long a starting cluster waits for peers it has not heard from yet before its grid-state
 /// events count them as an outage: clusters of a grid start seconds apart, and a grid that is
 /// starting is not degraded. (`GetGridState` shows the flags as they are all along.)
-const STARTUP_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const STARTUP_GRACE: Duration = Duration::from_secs(10);
 
 /// What this cluster knows of one link.
 #[derive(Clone, Copy, Debug, Default)]
@@ -75,220 +71,118 @@ impl LinkState {
     }
 }
 
-impl Cluster {
-    /// Ping every peer until the task is dropped.
-    pub async fn monitor_links(self: Arc<Self>) {
-        // Every link of every peer: a peer is reachable when any of its links answers (B7).
-        let links: Vec<(ClusterId, String)> = self
-            .peers()
-            .into_iter()
-            .flat_map(|peer| {
-                self.grid
-                    .grid_paths(peer.get())
-                    .into_iter()
-                    .map(move |addr| (peer, addr))
-            })
-            .collect();
-        let mut ticker = tokio::time::interval(PING_EVERY);
-        let mut flags_before: Option<Vec<&'static str>> = None;
-        loop {
-            ticker.tick().await;
-            let pings = links.iter().map(|(peer, addr)| self.ping(*peer, addr));
-            let answers = futures::future::join_all(pings).await;
-            let mut peer_answered: BTreeMap<ClusterId, bool> = BTreeMap::new();
-            for ((peer, addr), answered) in links.iter().zip(answers) {
-                self.record_path(addr, answered);
-                *peer_answered.entry(*peer).or_default() |= answered;
-            }
-            for (peer, answered) in peer_answered {
-                self.record_ping(peer, answered);
-            }
-            self.raise_grid_state_events(&mut flags_before);
-            self.refresh_copy_queue_gauges().await;
-        }
-    }
+/// When a link that failed a call goes to the back of the order.
+const SHUNNED_FOR: Duration = Duration::from_secs(10);
 
-    /// Raise the events for the flags that changed since the round before (`before`). The first
-    /// comparison waits until every peer has answered once or [`STARTUP_GRACE`] has passed, and
-    /// starts from "no flags", so a peer missing from the start is reported then.
-    fn raise_grid_state_events(&self, before: &mut Option<Vec<&'static str>>) {
-        if before.is_none() {
-            let links = self.link_states();
-            let all_heard = self
-                .peers()
-                .iter()
-                .all(|p| links.get(p).is_some_and(|l| l.last_answer.is_some()));
-            if !all_heard && self.started.elapsed() < STARTUP_GRACE {
-                return;
-            }
-        }
-        let now = self.grid_flags();
-        let old = before.replace(now.clone()).unwrap_or_default();
-        if old == now {
-            return;
-        }
-        let name = |c: ClusterId| self.grid.name_of(c.get()).unwrap_or("?").to_string();
-        let unreachable: Vec<String> = self.unreachable_peers().into_iter().map(name).collect();
-        for (code, message) in grid_state_events(&name(self.id), &unreachable, &old, &now) {
-            self.events.raise(code, None, message);
-        }
-    }
+/// Every grid link to every peer, as this cluster last saw it: one structure for the link
+/// monitor's pings (per peer and per address) and for the calls that failed on an address lately,
+/// which decide the order calls try a peer's links in (B7, scenario 3; B60).
+///
+/// A cluster may list more than one grid address (`grid` plus `grid_links` in the grid file), one
+/// per physical link. Every grid call to a peer takes the links in [`Links::order`]: those that
+/// have not failed recently first, the primary before the others, so a failed link costs one
+/// failed call and the retry (the job resubmitted, the next copy attempt, the next Raft
+/// heartbeat) goes over another link. A call already under way on a link that fails still fails:
+/// its bytes were on that link (B7: "the job using L1 fails").
+#[derive(Default)]
+pub struct Links {
+    inner: Mutex<LinksInner>,
+}
 
-    /// Bring the per-priority copy-queue gauges up to date (DESIGN §7).
-    async fn refresh_copy_queue_gauges(&self) {
-        if let Err(e) = self.copy_queue_view(0).await {
-            tracing::warn!(error = %e, "reading the copy queue for its gauges");
-        }
-    }
+#[derive(Default)]
+struct LinksInner {
+    /// Each peer, reachable when any of its links answers.
+    peers: BTreeMap<ClusterId, LinkState>,
+    /// Each grid address of each peer (one per link).
+    paths: BTreeMap<String, LinkState>,
+    /// When each grid address last failed a call from this cluster.
+    failed: BTreeMap<String, Instant>,
+}
 
-    /// Every other voter of the grid file.
-    fn peers(&self) -> Vec<ClusterId> {
-        self.grid
-            .voters()
-            .keys()
-            .filter_map(|id| ClusterId::from_raft_id(*id).ok())
-            .filter(|c| *c != self.id)
-            .collect()
-    }
-
-    /// The peers that do not answer on the grid network now.
-    fn unreachable_peers(&self) -> Vec<ClusterId> {
-        let links = self.link_states();
-        self.peers()
-            .into_iter()
-            .filter(|c| !links.get(c).is_some_and(LinkState::reachable))
-            .collect()
-    }
-
-    async fn ping(&self, _peer: ClusterId, addr: &str) -> bool {
-        self.ping_within(addr, PING_EVERY).await
-    }
-
-    /// One ping of the grid address `addr`: did it answer within `timeout`?
-    pub(crate) async fn ping_within(&self, addr: &str, timeout: Duration) -> bool {
-        let mut client = GridServiceClient::new(self.connector.channel(addr));
-        let call = client.ping(PingRequest {
-            from: u32::from(self.id.get()),
-        });
-        matches!(tokio::time::timeout(timeout, call).await, Ok(Ok(_)))
-    }
-
-    /// One link's ping. The call paths learn of it too, so jobs avoid a dead link at once.
-    fn record_path(&self, addr: &str, answered: bool) {
-        {
-            let mut paths = self.path_links.lock().unwrap_or_else(|p| p.into_inner());
-            let link = paths.entry(addr.to_string()).or_default();
-            if answered {
-                link.last_answer = Some(Instant::now());
-                link.misses = 0;
-            } else {
-                link.misses = link.misses.saturating_add(1);
-            }
-        }
+impl LinkState {
+    fn answered(&mut self, answered: bool) {
         if answered {
-            self.path_health.worked(addr);
+            self.last_answer = Some(Instant::now());
+            self.misses = 0;
         } else {
-            self.path_health.failed(addr);
+            self.misses = self.misses.saturating_add(1);
         }
+    }
+}
+
+impl Links {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LinksInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One link's ping. The call order learns of it too, so jobs avoid a dead link at once.
+    pub fn record_path(&self, addr: &str, answered: bool) {
+        let mut inner = self.lock();
+        inner
+            .paths
+            .entry(addr.to_string())
+            .or_default()
+            .answered(answered);
+        if answered {
+            inner.failed.remove(addr);
+        } else {
+            inner.failed.insert(addr.to_string(), Instant::now());
+        }
+    }
+
+    /// One peer's round of pings (any link answered). True when the peer was reachable before
+    /// and is not now: it was just lost.
+    pub fn record_peer(&self, peer: ClusterId, answered: bool) -> bool {
+        let mut inner = self.lock();
+        let link = inner.peers.entry(peer).or_default();
+        let was = link.reachable();
+        link.answered(answered);
+        was && !link.reachable()
+    }
+
+    /// Each peer's link as last seen.
+    pub fn peer_states(&self) -> BTreeMap<ClusterId, LinkState> {
+        self.lock().peers.clone()
     }
 
     /// Each grid address of each peer (one per link) as last seen.
     pub fn path_states(&self) -> BTreeMap<String, LinkState> {
-        self.path_links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.lock().paths.clone()
     }
 
-    /// A peer that answers, but not on every one of its links (scenario 3, B60).
-    fn some_link_down(&self) -> bool {
-        let links = self.link_states();
-        let paths = self.path_states();
-        self.peers()
-            .into_iter()
-            .filter(|p| links.get(p).is_some_and(LinkState::reachable))
-            .any(|p| {
-                self.grid
-                    .grid_paths(p.get())
-                    .iter()
-                    .any(|a| !paths.get(a).is_some_and(LinkState::reachable))
-            })
+    /// A call over `path` failed: it goes to the back of the order for [`SHUNNED_FOR`].
+    pub fn call_failed(&self, path: &str) {
+        self.failed_at(path, Instant::now());
     }
 
-    fn record_ping(&self, peer: ClusterId, answered: bool) {
-        let lost = {
-            let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
-            let link = links.entry(peer).or_default();
-            let was = link.reachable();
-            if answered {
-                link.last_answer = Some(Instant::now());
-                link.misses = 0;
-            } else {
-                link.misses = link.misses.saturating_add(1);
-            }
-            was && !link.reachable()
+    fn failed_at(&self, path: &str, at: Instant) {
+        self.lock().failed.insert(path.to_string(), at);
+    }
+
+    /// A call over `path` worked: it is back in its place.
+    pub fn call_worked(&self, path: &str) {
+        self.lock().failed.remove(path);
+    }
+
+    /// `paths` reordered: the ones not failed in the last [`SHUNNED_FOR`] first, in their given
+    /// order, then the others, longest-ago failure first.
+    pub fn order(&self, paths: Vec<String>) -> Vec<String> {
+        self.order_at(paths, Instant::now())
+    }
+
+    fn order_at(&self, paths: Vec<String>, now: Instant) -> Vec<String> {
+        let inner = self.lock();
+        let recent = |p: &String| {
+            inner
+                .failed
+                .get(p)
+                .filter(|at| now.duration_since(**at) < SHUNNED_FOR)
+                .copied()
         };
-        if lost {
-            let name = |c: ClusterId| self.grid.name_of(c.get()).unwrap_or("?").to_string();
-            self.events.raise(
-                G0013,
-                None,
-                format!(
-                    "Library {} has experienced an unexpected outage with its peer library {}. Library {} might be \
-                     unavailable or a communication issue might be present.",
-                    name(self.id),
-                    name(peer),
-                    name(peer)
-                ),
-            );
-        }
-    }
-
-    /// Each peer's link as last seen.
-    pub fn link_states(&self) -> BTreeMap<ClusterId, LinkState> {
-        self.links.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// The seed's grid states that hold now, seen from here.
-    pub fn grid_flags(&self) -> Vec<&'static str> {
-        let down = self.unreachable_peers();
-        let mut flags = Vec::new();
-        // B60: one link of several down degrades the grid links and VTS operations, but copies
-        // go on over the others, so COPY_OPERATIONS_DISABLED needs a peer with no link at all.
-        if !down.is_empty() || self.some_link_down() {
-            flags.push(flag::GRID_LINKS_DEGRADED);
-            flags.push(flag::VTS_OPERATIONS_DEGRADED);
-        }
-        if down
-            .iter()
-            .any(|c| self.grid.role_of(c.get()) == Some(Role::Data))
-        {
-            flags.push(flag::COPY_OPERATIONS_DISABLED);
-        }
-        let clusters: Vec<ClusterId> = self
-            .grid
-            .clusters
-            .iter()
-            .filter_map(|c| ClusterId::new(c.id).ok())
-            .collect();
-        let (run_deferred, sync_deferred) = self.catalog.view.read(|s| {
-            let owed = |p| {
-                s.volumes
-                    .values()
-                    .any(|r| clusters.iter().any(|c| copy_duty(r, *c) == Some(p)))
-            };
-            (
-                owed(CopyPriority::ImmediateDeferred),
-                owed(CopyPriority::SyncDeferred),
-            )
-        });
-        if run_deferred {
-            flags.push(flag::IMMEDIATE_COPY_DEFERRED);
-        }
-        if sync_deferred {
-            flags.push(flag::SYNC_DEFERRED);
-        }
-        flags
+        let (mut bad, good): (Vec<String>, Vec<String>) =
+            paths.into_iter().partition(|p| recent(p).is_some());
+        bad.sort_by_key(|p| recent(p));
+        good.into_iter().chain(bad).collect()
     }
 }
 
@@ -385,6 +279,29 @@ mod tests {
         VTS_OPERATIONS_DEGRADED,
         COPY_OPERATIONS_DISABLED,
     ];
+
+    #[test]
+    fn b7_a_failed_link_goes_last_until_it_has_rested() {
+        let h = Links::default();
+        let t0 = Instant::now();
+        let paths = || vec!["a:1".to_string(), "b:1".to_string(), "c:1".to_string()];
+        assert_eq!(
+            h.order_at(paths(), t0),
+            paths(),
+            "primary first when all are well"
+        );
+        h.failed_at("a:1", t0);
+        let t1 = t0 + Duration::from_secs(1);
+        h.failed_at("b:1", t1);
+        assert_eq!(h.order_at(paths(), t1), ["c:1", "a:1", "b:1"]);
+        h.call_worked("a:1");
+        assert_eq!(h.order_at(paths(), t1), ["a:1", "c:1", "b:1"]);
+        assert_eq!(
+            h.order_at(paths(), t1 + SHUNNED_FOR),
+            paths(),
+            "forgiven after a rest"
+        );
+    }
 
     #[test]
     fn b64_links_lost_raise_the_three_states_and_call_home_once() {

@@ -25,7 +25,7 @@
 //! it on every lock of the table.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
@@ -55,6 +55,9 @@ pub struct Mount {
     pub category_on_commit: Option<Category>,
     /// Constructs the volume gets when the job commits.
     pub constructs_on_commit: Option<Constructs>,
+    /// A read-only job: the owner is unavailable and this cluster holds read takeover (ROT) for
+    /// it (B20). It holds no token of its own and writes nothing.
+    pub read_only: bool,
     pub io: tokio::sync::Mutex<JobIo>,
     /// How the job is doing: calls in flight, abandoned, its commit.
     pub(crate) state: JobState,
@@ -74,7 +77,20 @@ pub(crate) struct JobState {
 }
 
 /// What rewind-unload of one mount ended with, kept for retries of the same mount id.
-pub type UnloadOutcome = Arc<Result<crate::jobs::Unloaded, NodeError>>;
+pub type UnloadOutcome = Arc<Result<Unloaded, NodeError>>;
+
+/// What rewind-unload committed.
+#[derive(Debug, Clone)]
+pub struct Unloaded {
+    pub record: vtgrid_core::VolumeRecord,
+    pub written: bool,
+    /// Clusters holding the version durably when the unload returned.
+    pub copies: Vec<vtgrid_core::ClusterId>,
+    /// A RUN copy could not be made in time and was deferred (B39).
+    pub immediate_copy_deferred: bool,
+    /// A sync cluster dropped out of the job and its copy is sync-deferred (B43).
+    pub sync_deferred: bool,
+}
 
 impl Mount {
     /// A host call of this job begins; the job is not idle until the guard drops.
@@ -166,7 +182,7 @@ pub struct JobIo {
     /// Set when a write failed: the job's partial data is gone and it cannot continue.
     pub failed: bool,
     /// Sync mode: the job's duplexes to the other sync clusters (B42).
-    pub duplex: Vec<crate::sync::SyncDuplex>,
+    pub duplex: Vec<crate::duplex::SyncDuplex>,
     /// A sync cluster dropped out and the class said to go on without it (B43).
     pub sync_deferred: bool,
 }
@@ -175,6 +191,16 @@ pub struct JobIo {
 #[derive(Default)]
 pub struct MountTable {
     inner: Mutex<Inner>,
+    ids: MountIds,
+}
+
+/// The ids of one run's mounts: `<cluster>-<incarnation>-<n>`. The incarnation tells this run's
+/// ids from an earlier run's, so a host holding a mount id from before a restart gets
+/// `UNKNOWN_MOUNT`, never someone else's job.
+#[derive(Default)]
+struct MountIds {
+    prefix: String,
+    next: AtomicU64,
 }
 
 /// The mount-id slot of a held volume; no real mount id looks like it.
@@ -231,6 +257,23 @@ struct Inner {
 const UNLOADS_KEPT: usize = 1024;
 
 impl MountTable {
+    /// The table of a cluster's run; `incarnation` differs between runs.
+    pub fn new(cluster: vtgrid_core::ClusterId, incarnation: u64) -> MountTable {
+        MountTable {
+            inner: Mutex::default(),
+            ids: MountIds {
+                prefix: format!("{cluster}-{incarnation:x}"),
+                next: AtomicU64::new(1),
+            },
+        }
+    }
+
+    /// A mount id no mount of this run had.
+    pub(crate) fn next_id(&self) -> String {
+        let n = self.ids.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.ids.prefix)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         debug_assert!(
             !vtgrid_catalog::CatalogView::reading_on_this_thread(),
@@ -254,6 +297,7 @@ impl MountTable {
             None => LocalUse::Free,
             Some(id) if id == HOLD => LocalUse::SurrenderHold,
             Some(id) => match inner.by_id.get(id) {
+                Some(m) if m.read_only => LocalUse::Reading,
                 Some(m) => LocalUse::Mounted { job_token: m.token },
                 None => LocalUse::Free,
             },

@@ -16,6 +16,12 @@
 //!
 //! Nobody takes a live owner's volume: if Cj does not answer within [`SURRENDER_TIMEOUT`], the
 //! mount fails with `OWNER_UNREACHABLE` (B14), even when Ci has a copy of the data.
+//!
+//! # Who may write this volume
+//! One rule, `vtgrid_core::gate`, decides it from this cluster's [`Standing`]: the token as its
+//! view and journal show it, its doubt, and what its mount table holds. Every path asks it here:
+//! [`Cluster::standing`] and [`Cluster::may_write`]; a closed gate becomes the host's error in
+//! [`Cluster::gate_refusal`].
 
 use std::time::Duration;
 
@@ -28,6 +34,9 @@ use vtgrid_proto::pb::grid_service_client::GridServiceClient;
 use vtgrid_proto::pb::Reason;
 use vtgrid_proto::pb::{ReadVersionRequest, SurrenderRequest};
 use vtgrid_proto::reason_of;
+
+use vtgrid_core::gate::{GateRefusal, Standing};
+use vtgrid_core::takeover::OwnerGone;
 
 use crate::cluster::Cluster;
 use crate::error::NodeError;
@@ -130,6 +139,43 @@ impl Cluster {
         }
     }
 
+    /// Where this cluster stands with `volser` (`vtgrid_core::gate`): the token as its view and
+    /// journal show it, its doubt, and what its mount table holds.
+    pub fn standing(&self, volser: &Volser) -> Result<Standing, NodeError> {
+        let record = self.effective(volser)?;
+        Ok(Standing {
+            me: self.id,
+            caught_up: self.caught_up(),
+            token: record.token,
+            in_doubt: self.in_doubt(volser),
+            local: self.mounts.local_use(volser),
+        })
+    }
+
+    /// What a closed gate means for the host.
+    pub(crate) fn gate_refusal(&self, volser: Volser, refusal: GateRefusal) -> NodeError {
+        match refusal {
+            GateRefusal::InUse => NodeError::VolumeInUse { volser },
+            GateRefusal::ReadOnly => NodeError::WriteProtected {
+                volser,
+                owner: self.effective(&volser).map_or(self.id, |r| r.token.owner),
+                cluster: self.id,
+            },
+            GateRefusal::NotOwner { owner } => NodeError::OwnerUnreachable { volser, owner },
+            // Retryable: the doubt settles once the catalog answers; a moved token means the
+            // job was fenced.
+            GateRefusal::NotCaughtUp => {
+                NodeError::catalog(crate::error::CatalogFailure::NotCaughtUp)
+            }
+            GateRefusal::InDoubt | GateRefusal::TokenMoved { .. } | GateRefusal::NotMounted => {
+                NodeError::OwnerUnreachable {
+                    volser,
+                    owner: self.id,
+                }
+            }
+        }
+    }
+
     /// Could this cluster write `volser` now, through a job it has or one it may start? The
     /// gate's answer (`vtgrid_core::gate::Standing::could_write`); B10 checks that at most one
     /// cluster of the grid answers yes for each volume.
@@ -182,6 +228,16 @@ impl Cluster {
         // the owner itself does not answer.
         if let Err(e) = self.catalog.propose(CatalogCommand::Barrier).await {
             tracing::info!(%volser, owner = %record.token.owner, error = %e, "no leader answers; not asking the owner");
+            if self.owner_gone(record.token.owner) == OwnerGone::TakeOwnership {
+                // A write takeover commits through the catalog: not from this side (DESIGN §3).
+                if let NodeError::CatalogUnavailable(cause) = e {
+                    return Err(NodeError::TakeoverNeedsMajority {
+                        failed: record.token.owner,
+                        cluster: self.id,
+                        cause,
+                    });
+                }
+            }
             return Err(NodeError::OwnerUnreachable {
                 volser,
                 owner: record.token.owner,
@@ -192,6 +248,10 @@ impl Cluster {
             return Ok(record.token);
         }
         let owner = record.token.owner;
+        // A write takeover or service mode goes around the owner: nothing to ask (B21, B23).
+        if self.owner_gone(owner) == OwnerGone::TakeOwnership {
+            return self.take_over(volser, record.token).await;
+        }
         // One link per attempt; a link that failed goes last, so `obtain`'s retry uses another.
         let addr = self
             .paths_to(owner)
@@ -206,17 +266,17 @@ impl Cluster {
         request.set_timeout(SURRENDER_TIMEOUT);
         let reply = match tokio::time::timeout(SURRENDER_TIMEOUT, client.surrender(request)).await {
             Err(_) => {
-                self.path_health.failed(&addr);
+                self.links.call_failed(&addr);
                 return Err(NodeError::OwnerUnreachable { volser, owner });
             }
             Ok(Err(status)) => {
                 if reason_of(&status).is_none() {
-                    self.path_health.failed(&addr);
+                    self.links.call_failed(&addr);
                 }
                 return Err(refusal(volser, owner, status));
             }
             Ok(Ok(reply)) => {
-                self.path_health.worked(&addr);
+                self.links.call_worked(&addr);
                 reply.into_inner()
             }
         };
@@ -225,11 +285,9 @@ impl Cluster {
         self.metrics.ownership_transfers_in.inc();
         let record = self.effective(&volser)?;
         if record.token.owner != self.id {
-            // Someone else got it between the transfer and now: the next attempt asks them.
-            return Err(NodeError::OwnerUnreachable {
-                volser,
-                owner: record.token.owner,
-            });
+            // Another cluster's job asked for it between the transfer and now, and has it (full
+            // random seed 6574: the host heard OWNER_UNREACHABLE of an owner that answered).
+            return Err(NodeError::VolumeInUse { volser });
         }
         tracing::info!(%volser, from = %owner, epoch = %record.token.epoch, "ownership obtained");
         Ok(record.token)
@@ -373,17 +431,17 @@ impl Cluster {
     ) -> bool {
         for addr in self.paths_to(source) {
             if self.probe_path(&addr, volser, version).await {
-                self.path_health.worked(&addr);
+                self.links.call_worked(&addr);
                 return true;
             }
-            self.path_health.failed(&addr);
+            self.links.call_failed(&addr);
         }
         false
     }
 
     async fn probe_path(&self, addr: &str, volser: Volser, version: VersionNumber) -> bool {
         let mut client = GridServiceClient::new(self.connector.channel(addr))
-            .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES);
+            .max_decoding_message_size(crate::transport::MAX_MESSAGE_BYTES);
         let probe = async {
             let mut stream = client
                 .read_version(ReadVersionRequest {
@@ -418,21 +476,21 @@ impl Cluster {
         let mut opened = None;
         for addr in self.paths_to(from) {
             let mut client = GridServiceClient::new(self.connector.channel(&addr))
-                .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES);
+                .max_decoding_message_size(crate::transport::MAX_MESSAGE_BYTES);
             let request = ReadVersionRequest {
                 volser: volser.to_string(),
                 version,
             };
             match tokio::time::timeout(SURRENDER_TIMEOUT, client.read_version(request)).await {
                 Ok(Ok(s)) => {
-                    self.path_health.worked(&addr);
+                    self.links.call_worked(&addr);
                     opened = Some(s.into_inner());
                     break;
                 }
                 Ok(Err(status)) if reason_of(&status).is_some() => {
                     return Err(refusal(volser, from, status))
                 }
-                _ => self.path_health.failed(&addr),
+                _ => self.links.call_failed(&addr),
             }
         }
         let stream = opened.ok_or(NodeError::NoValidCopy { volser, version })?;

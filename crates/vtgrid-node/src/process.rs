@@ -34,9 +34,10 @@ use vtgrid_proto::pb::grid_service_server::GridServiceServer;
 use vtgrid_proto::pb::status_service_server::StatusServiceServer;
 use vtgrid_tvc::{FileVolumeStore, MemVolumeStore, VolumeStore};
 
-use crate::cluster::{Cluster, StartError};
+use crate::cluster::Cluster;
 use crate::config::{ClusterConfig, ConfigError, GridConfig, Role, WitnessConfig};
 use crate::services::{grid_routes, host_routes, AdminApi, GridApi, StatusApi};
+use crate::start::StartError;
 use crate::telemetry::{self, TelemetryGuard};
 use crate::transport::{TcpConnector, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
 

@@ -85,7 +85,7 @@ impl Cluster {
                 Outcome::NotYet => waiting.extend(volser),
             }
         }
-        self.copies_owed.notify_one();
+        self.copies.wake();
         waiting.is_empty()
     }
 

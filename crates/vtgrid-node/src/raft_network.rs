@@ -103,8 +103,8 @@ impl GridLink {
     fn reconnect(&mut self) {
         self.client = crate::config::is_host_port(&self.addr).then(|| {
             GridServiceClient::new(self.connector.channel(&self.addr))
-                .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(crate::services::MAX_MESSAGE_BYTES)
+                .max_decoding_message_size(crate::transport::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::transport::MAX_MESSAGE_BYTES)
         });
     }
 

@@ -22,111 +22,22 @@
 //! The sync cluster refuses a duplex from a writer whose epoch is older than the one it knows, or
 //! for a version the catalog already has: a stale writer must never replace a real version's file.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
-
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use vtgrid_core::{ClusterId, CopyMode, Digest, Epoch, SyncFailure, VersionNumber, Volser};
-use vtgrid_proto::pb::grid_service_client::GridServiceClient;
 use vtgrid_proto::pb::{
-    sync_write_ack, sync_write_message, SyncCommit, SyncOpen, SyncWriteAck, SyncWriteMessage,
+    sync_write_ack, sync_write_message, SyncOpen, SyncWriteAck, SyncWriteMessage,
 };
 
 use crate::cluster::Cluster;
 use crate::copies::digest_from_hex;
+use crate::duplex::{InboundSession, SyncDuplex, SyncTrouble, SYNC_ANSWER};
 use crate::error::NodeError;
 use crate::events::SYNC_DEFERRED;
 use crate::faults::FaultPoint;
 use crate::mounts::{JobIo, Mount};
-
-/// How long a sync cluster may take to open a duplex, take one chunk, or answer a sync point
-/// (plus time for the bytes not yet acknowledged, at a modest rate).
-const SYNC_ANSWER: Duration = Duration::from_secs(10);
-/// Chunks in flight to a sync cluster before the host's writes wait for it.
-const SYNC_WINDOW: usize = 8;
-
-fn answer_within(unsynced: u64) -> Duration {
-    SYNC_ANSWER + Duration::from_secs(unsynced / (20 * 1024 * 1024))
-}
-
-/// The duplex of one job to one sync cluster, on the mount cluster.
-pub struct SyncDuplex {
-    pub peer: ClusterId,
-    tx: mpsc::Sender<SyncWriteMessage>,
-    acks: tonic::Streaming<SyncWriteAck>,
-    /// Bytes sent since the last acknowledged sync point.
-    unsynced: u64,
-}
-
-/// What went wrong with a sync cluster, for the log and the host's message.
-#[derive(Debug)]
-pub struct SyncTrouble {
-    pub peer: ClusterId,
-    pub cause: String,
-}
-
-impl SyncDuplex {
-    async fn send(&mut self, item: sync_write_message::Item) -> Result<(), SyncTrouble> {
-        let msg = SyncWriteMessage { item: Some(item) };
-        match tokio::time::timeout(SYNC_ANSWER, self.tx.send(msg)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(self.trouble("the duplex stream closed")),
-            Err(_) => Err(self.trouble("stopped taking data")),
-        }
-    }
-
-    async fn ack(&mut self) -> Result<sync_write_ack::Item, SyncTrouble> {
-        match tokio::time::timeout(answer_within(self.unsynced), self.acks.next()).await {
-            Ok(Some(Ok(SyncWriteAck { item: Some(item) }))) => Ok(item),
-            Ok(Some(Ok(SyncWriteAck { item: None }))) => Err(self.trouble("sent an empty answer")),
-            Ok(Some(Err(status))) => Err(self.trouble(format!("refused: {}", status.message()))),
-            Ok(None) => Err(self.trouble("closed the duplex")),
-            Err(_) => Err(self.trouble("did not answer in time")),
-        }
-    }
-
-    fn trouble(&self, cause: impl Into<String>) -> SyncTrouble {
-        SyncTrouble {
-            peer: self.peer,
-            cause: cause.into(),
-        }
-    }
-
-    pub async fn chunk(&mut self, data: Bytes) -> Result<(), SyncTrouble> {
-        self.unsynced += data.len() as u64;
-        self.send(sync_write_message::Item::Chunk(data)).await
-    }
-
-    /// Every byte sent so far is durable at the sync cluster.
-    pub async fn sync_point(&mut self, bytes: u64) -> Result<(), SyncTrouble> {
-        self.send(sync_write_message::Item::SyncPoint(bytes))
-            .await?;
-        match self.ack().await? {
-            sync_write_ack::Item::Synced(n) if n == bytes => {
-                self.unsynced = 0;
-                Ok(())
-            }
-            other => Err(self.trouble(format!("answered {other:?} to sync point {bytes}"))),
-        }
-    }
-
-    /// The sync cluster commits the version, with the writer's size and digest.
-    pub async fn commit(&mut self, size: u64, digest: Digest) -> Result<(), SyncTrouble> {
-        self.send(sync_write_message::Item::Commit(SyncCommit {
-            size,
-            digest: digest.to_hex(),
-        }))
-        .await?;
-        match self.ack().await? {
-            sync_write_ack::Item::Committed(d) if d == digest.to_hex() => Ok(()),
-            other => Err(self.trouble(format!("answered {other:?} to the commit"))),
-        }
-    }
-}
 
 impl Cluster {
     /// The sync clusters a job on `mount` duplexes to, and the class's failure policy; none when
@@ -176,11 +87,11 @@ impl Cluster {
         for addr in self.paths_to(peer) {
             match self.open_duplex_on(&addr, mount, peer, version).await {
                 Ok(d) => {
-                    self.path_health.worked(&addr);
+                    self.links.call_worked(&addr);
                     return Ok(d);
                 }
                 Err(t) => {
-                    self.path_health.failed(&addr);
+                    self.links.call_failed(&addr);
                     last = t;
                 }
             }
@@ -195,10 +106,6 @@ impl Cluster {
         peer: ClusterId,
         version: VersionNumber,
     ) -> Result<SyncDuplex, SyncTrouble> {
-        let trouble = |cause: String| SyncTrouble { peer, cause };
-        let mut client = GridServiceClient::new(self.connector.channel(addr))
-            .max_decoding_message_size(crate::services::MAX_MESSAGE_BYTES);
-        let (tx, rx) = mpsc::channel(SYNC_WINDOW);
         let appending = mount.append && mount.base_version > 0;
         let open = SyncOpen {
             volser: mount.volser.to_string(),
@@ -213,31 +120,9 @@ impl Cluster {
                 .map(|c| u32::from(c.get()))
                 .collect(),
         };
-        tx.try_send(SyncWriteMessage {
-            item: Some(sync_write_message::Item::Open(open)),
-        })
-        .map_err(|_| trouble("could not queue the open".into()))?;
-        let call = client.sync_write(ReceiverStream::new(rx));
-        let acks = match tokio::time::timeout(SYNC_ANSWER, call).await {
-            Ok(Ok(r)) => r.into_inner(),
-            Ok(Err(status)) => return Err(trouble(format!("refused: {}", status.message()))),
-            Err(_) => return Err(trouble("did not answer in time".into())),
-        };
-        let mut duplex = SyncDuplex {
-            peer,
-            tx,
-            acks,
-            unsynced: 0,
-        };
         // Opening may include fetching the base of an append: allow for its bytes.
-        duplex.unsynced = if appending { mount.base_size } else { 0 };
-        match duplex.ack().await? {
-            sync_write_ack::Item::Opened(_) => {
-                duplex.unsynced = 0;
-                Ok(duplex)
-            }
-            other => Err(trouble(format!("answered {other:?} to the open"))),
-        }
+        let base_bytes = if appending { mount.base_size } else { 0 };
+        SyncDuplex::open(self.connector.channel(addr), peer, open, base_bytes).await
     }
 
     /// A sync cluster failed the job's duplex: fail the job or go on without it (B43).
@@ -366,7 +251,7 @@ pub(crate) async fn serve_duplex(
             return;
         }
     };
-    let DuplexSession {
+    let AcceptedDuplex {
         volser,
         version,
         writer,
@@ -494,31 +379,16 @@ pub(crate) async fn serve_duplex(
 }
 
 /// An accepted duplex on the sync cluster.
-struct DuplexSession<'a> {
+struct AcceptedDuplex<'a> {
     volser: Volser,
     version: VersionNumber,
     writer: Box<dyn vtgrid_tvc::VersionWriter>,
-    _guard: SessionGuard<'a>,
-}
-
-/// One duplex per volume at a time on a sync cluster; released on drop.
-struct SessionGuard<'a> {
-    sessions: &'a std::sync::Mutex<BTreeSet<Volser>>,
-    volser: Volser,
-}
-
-impl Drop for SessionGuard<'_> {
-    fn drop(&mut self) {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.volser);
-    }
+    _guard: InboundSession<'a>,
 }
 
 impl Cluster {
     /// Check a duplex request and open the writer for it, its base in place for an append.
-    async fn accept_duplex(&self, open: &SyncOpen) -> Result<DuplexSession<'_>, NodeError> {
+    async fn accept_duplex(&self, open: &SyncOpen) -> Result<AcceptedDuplex<'_>, NodeError> {
         if self.role == crate::config::Role::Witness {
             return Err(NodeError::Witness);
         }
@@ -572,16 +442,10 @@ impl Cluster {
             }
             .into());
         }
-        let guard = {
-            let mut sessions = self.sync_sessions.lock().unwrap_or_else(|p| p.into_inner());
-            if !sessions.insert(volser) {
-                return Err(NodeError::VolumeInUse { volser });
-            }
-            SessionGuard {
-                sessions: &self.sync_sessions,
-                volser,
-            }
-        };
+        let guard = self
+            .duplexes_in
+            .begin(volser)
+            .ok_or(NodeError::VolumeInUse { volser })?;
         let base = open.base_version;
         let base_digest = digest_from_hex(&open.base_digest).unwrap_or(Digest::EMPTY);
         let local_base = base > 0 && self.holds_verified(volser, base, base_digest).await;
@@ -631,7 +495,7 @@ impl Cluster {
                 });
             }
         }
-        Ok(DuplexSession {
+        Ok(AcceptedDuplex {
             volser,
             version,
             writer,

@@ -33,9 +33,10 @@ use vtgrid_core::retention::{Area, HeldBytes};
 use vtgrid_core::{Category, Constructs, CopyModeVector, OwnershipToken};
 use vtgrid_tvc::SyncedPrefix;
 
-use crate::cluster::{Cluster, RetentionFacts};
+use crate::cluster::Cluster;
 use crate::error::NodeError;
 use crate::mounts::Mount;
+use crate::retention::RetentionFacts;
 
 /// What the job would have committed its version with, kept with each sync point.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,13 +78,17 @@ impl Cluster {
         // The gate a committing job passes, for the job the note names (sequence C).
         let standing = Standing {
             me: self.id,
+            caught_up: self.caught_up(),
             token: record.token,
             in_doubt: self.in_doubt(&prefix.meta.volser),
             local: LocalUse::Mounted {
                 job_token: note.token,
             },
         };
-        standing.may_write().ok()?;
+        if let Err(refusal) = standing.may_write() {
+            tracing::debug!(volser = %prefix.meta.volser, version = prefix.meta.version, %refusal, "synced prefix not publishable here");
+            return None;
+        }
         Some(note)
     }
 

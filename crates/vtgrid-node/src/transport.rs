@@ -15,6 +15,10 @@ pub trait Connector: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpConnector;
 
+/// Largest gRPC message a cluster accepts or sends: a host chunk is at most 1 MiB, a Raft batch
+/// more.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 /// A dial that takes longer than this fails, so a dead peer costs a caller one second, not minutes.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 

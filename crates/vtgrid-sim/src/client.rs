@@ -111,7 +111,7 @@ pub async fn wait_point_crash(
 pub fn applied_index(control: &GridControl, id: u8) -> u64 {
     control
         .cluster(id)
-        .and_then(|c| c.catalog.view.last_applied())
+        .and_then(|c| c.probe().view().last_applied())
         .map_or(0, |log_id| log_id.index)
 }
 
@@ -167,7 +167,7 @@ pub async fn wait_quiescent(control: &GridControl, within: Duration) -> Result<(
 fn raft_log_applied_everywhere(running: &[Arc<Cluster>]) -> Result<(), String> {
     let metrics: Vec<_> = running
         .iter()
-        .map(|c| (c.id, c.catalog.raft.metrics().borrow().clone()))
+        .map(|c| (c.id, c.probe().raft_metrics()))
         .collect();
     let Some(leader) = metrics
         .iter()
@@ -178,7 +178,7 @@ fn raft_log_applied_everywhere(running: &[Arc<Cluster>]) -> Result<(), String> {
     let end = leader.1.last_log_index;
     for (c, (id, _)) in running.iter().zip(&metrics) {
         // The catalog's own applied index: the metrics trail the view by a moment.
-        let applied = c.catalog.view.last_applied().map(|l| l.index);
+        let applied = c.probe().last_applied();
         if applied != end {
             return Err(format!(
                 "{id} applied the log up to {applied:?}, the leader's ends at {end:?}"
@@ -515,18 +515,18 @@ pub fn copies_owed(control: &GridControl) -> Vec<String> {
             owed.push(format!("C{id} is not running"));
             continue;
         };
-        let pending = c.journal.pending_count();
+        let pending = c.probe().journal().pending_count();
         if pending > 0 {
             owed.push(format!("C{id} has {pending} journal entries to publish"));
         }
-        match c.copy_queue.next(usize::MAX) {
+        match c.probe().copy_queue().next(usize::MAX) {
             Ok(q) => owed.extend(
                 q.iter()
                     .map(|q| format!("C{id} queue: {} v{} {:?}", q.volser, q.version, q.priority)),
             ),
             Err(e) => owed.push(format!("C{id} queue unreadable: {e}")),
         }
-        c.catalog.view.read(|s| {
+        c.probe().view().read(|s| {
             for r in s.volumes.values() {
                 for target in &data {
                     let Ok(t) = vtgrid_core::ClusterId::new(*target) else {
@@ -598,7 +598,7 @@ pub fn agreed_leader(control: &GridControl) -> Option<u8> {
         .voters()
         .into_iter()
         .filter(|id| !control.is_down(*id))
-        .map(|id| control.cluster(id).and_then(|c| c.catalog.leader()));
+        .map(|id| control.cluster(id).and_then(|c| c.probe().leader()));
     let first = leaders.next()??;
     leaders.all(|l| l == Some(first)).then_some(first.get())
 }
@@ -640,14 +640,14 @@ pub async fn make_leader(control: &GridControl, id: u8, within: Duration) -> Res
         let class = control
             .cluster(leader)
             .and_then(|c| {
-                c.catalog
-                    .view
+                c.probe()
+                    .view()
                     .read(|s| s.management_classes.values().next().cloned())
             })
             .ok_or("the leader runs and knows a management class")?;
         let before = control
             .cluster(id)
-            .and_then(|c| c.catalog.raft.metrics().borrow().last_log_index);
+            .and_then(|c| c.probe().raft_metrics().last_log_index);
         let redefine = pb::ManagementClass {
             name: class.name.to_string(),
             copy_modes: class
@@ -670,7 +670,7 @@ pub async fn make_leader(control: &GridControl, id: u8, within: Duration) -> Res
             || {
                 control
                     .cluster(id)
-                    .and_then(|c| c.catalog.raft.metrics().borrow().last_log_index)
+                    .and_then(|c| c.probe().raft_metrics().last_log_index)
                     > before
             },
         )
@@ -681,7 +681,7 @@ pub async fn make_leader(control: &GridControl, id: u8, within: Duration) -> Res
             others.iter().chain([&id]).all(|v| {
                 control
                     .cluster(*v)
-                    .and_then(|c| c.catalog.leader())
+                    .and_then(|c| c.probe().leader())
                     .is_some_and(|l| l.get() == id)
             })
         })
@@ -696,4 +696,37 @@ pub async fn make_leader(control: &GridControl, id: u8, within: Duration) -> Res
             "C{id} did not become the catalog leader: {other:?}"
         )),
     }
+}
+
+/// Set, at cluster `at`, the takeover mode it holds for `failed` (`vtgrid admin takeover`).
+pub async fn set_takeover(
+    at: u8,
+    failed: u8,
+    mode: pb::TakeoverMode,
+    force: bool,
+) -> Result<(), tonic::Status> {
+    deadline(admin(at).set_takeover_mode(pb::SetTakeoverModeRequest {
+        for_cluster: u32::from(failed),
+        mode: mode as i32,
+        force,
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Move `cluster` into service prep, service mode or out of service, through `at`.
+pub async fn set_service(at: u8, cluster: u8, step: pb::ServiceStep) -> Result<(), tonic::Status> {
+    deadline(admin(at).set_service_state(pb::SetServiceStateRequest {
+        cluster: u32::from(cluster),
+        step: step as i32,
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Cluster `at`'s status.
+pub async fn cluster_status(at: u8) -> Result<pb::ClusterStatus, tonic::Status> {
+    Ok(deadline(status(at).get_status(pb::GetStatusRequest {}))
+        .await?
+        .into_inner())
 }

@@ -390,7 +390,7 @@ impl SimGrid {
         }
         for id in self.voters() {
             let Some(c) = self.cluster(id) else { continue };
-            let m = c.catalog.raft.metrics().borrow().clone();
+            let m = c.probe().raft_metrics();
             let now = (
                 m.current_term,
                 m.current_leader,
@@ -454,7 +454,7 @@ impl LogTripwire {
     pub fn arm_after(&self, control: &GridControl, watch: u8, skip: u64, cut: Vec<(u8, u8)>) {
         let baseline = control
             .cluster(watch)
-            .and_then(|c| c.catalog.raft.metrics().borrow().last_log_index)
+            .and_then(|c| c.probe().raft_metrics().last_log_index)
             .unwrap_or(0)
             + skip;
         let mut s = self.lock();
@@ -475,7 +475,7 @@ impl LogTripwire {
         };
         let grown = grid
             .cluster(watch)
-            .is_some_and(|c| c.catalog.raft.metrics().borrow().last_log_index > Some(baseline));
+            .is_some_and(|c| c.probe().raft_metrics().last_log_index > Some(baseline));
         if grown {
             for (a, b) in &s.cut {
                 grid.partition(*a, *b);

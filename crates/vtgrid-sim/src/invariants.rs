@@ -38,7 +38,7 @@ pub fn b10_single_writable_owner(
     // Candidates: what each cluster's view says it owns, and what it has mounted.
     let mut candidates: Vec<(Volser, usize)> = Vec::with_capacity(64);
     for (i, c) in running.iter().enumerate() {
-        c.catalog.view.read(|s| {
+        c.probe().view().read(|s| {
             candidates.extend(
                 s.volumes
                     .values()
@@ -46,7 +46,13 @@ pub fn b10_single_writable_owner(
                     .map(|r| (r.volser, i)),
             )
         });
-        candidates.extend(c.mounts.mounted_volsers().into_iter().map(|v| (v, i)));
+        candidates.extend(
+            c.probe()
+                .mounts()
+                .mounted_volsers()
+                .into_iter()
+                .map(|v| (v, i)),
+        );
     }
     candidates.sort_unstable();
     candidates.dedup();
@@ -101,7 +107,7 @@ fn token_seen(c: &Cluster, volser: &Volser) -> String {
             r.token.owner,
             r.token.epoch,
             r.version,
-            c.catalog.view.last_applied().map(|l| l.index)
+            c.probe().last_applied()
         ),
         Err(e) => e.to_string(),
     }
@@ -142,6 +148,12 @@ pub fn b15_b37_acknowledged_versions_survive(
                 Some((owner, version)) if owner == x.id && version < ack.version => {}
                 _ => continue,
             }
+            // Taken over from the writer (WOT or service mode): what it had not published by
+            // then is fenced, lost to the grid (B134) and quarantined at the writer once it is
+            // back (its side is checked by `writer_accounts_for`).
+            if taken_from(x, &volser) == Some(writer) {
+                continue;
+            }
             if !x.may_write(&volser) {
                 continue;
             }
@@ -176,10 +188,20 @@ fn one_version_per_number(ledger: &Ledger, exempt: &BTreeSet<Volser>) -> Result<
     }
 }
 
+/// The cluster `volser` was last taken over from, in `c`'s catalog view.
+fn taken_from(c: &Cluster, volser: &Volser) -> Option<ClusterId> {
+    c.probe().view().read(|s| {
+        s.volumes
+            .get(volser)
+            .and_then(|r| r.taken_from)
+            .map(|t| t.owner)
+    })
+}
+
 /// The owner and version of `volser` in `c`'s catalog view, without copying the record.
 fn view_of(c: &Cluster, volser: &Volser) -> Option<(ClusterId, u64)> {
-    c.catalog
-        .view
+    c.probe()
+        .view()
         .read(|s| s.volumes.get(volser).map(|r| (r.token.owner, r.version)))
 }
 
@@ -191,12 +213,12 @@ fn writer_accounts_for(
 ) -> Result<(), String> {
     // W's effective record of V, as (version, same digest as acknowledged). With no journal
     // entry pending for V it is the view's record, read in place (this runs after every step).
-    let seen = if w.journal.has_pending(&volser) {
+    let seen = if w.probe().journal().has_pending(&volser) {
         w.effective(&volser)
             .ok()
             .map(|r| (r.version, r.digest == ack.raw))
     } else {
-        w.catalog.view.read(|s| {
+        w.probe().view().read(|s| {
             s.volumes
                 .get(&volser)
                 .map(|r| (r.version, r.digest == ack.raw))
@@ -213,7 +235,7 @@ fn writer_accounts_for(
     }
     let held = tvc_cache
         .entry(w.id)
-        .or_insert_with(|| w.tvc.store().versions().unwrap_or_default());
+        .or_insert_with(|| w.probe().store().versions().unwrap_or_default());
     if version == ack.version && same_digest && held.contains(&(volser, ack.version)) {
         return Ok(());
     }
@@ -229,7 +251,7 @@ fn writer_accounts_for(
         w.id,
         record.version,
         record.digest.to_hex(),
-        w.journal.pending_count(),
+        w.probe().journal().pending_count(),
         held.iter()
             .filter(|(v, _)| *v == volser)
             .collect::<Vec<_>>(),
@@ -286,7 +308,7 @@ pub fn b37_b39_acknowledged_copies_held(
                 continue; // superseded (a different version k is some other ack's business)
             }
             let tvc = held.entry(h.id).or_insert_with(|| {
-                h.tvc
+                h.probe()
                     .store()
                     .versions()
                     .unwrap_or_default()
@@ -330,7 +352,7 @@ fn required_copies_named(
     // From a catalog view, never from a journal overlay: the overlay pairs an unpublished
     // version with the previous version's vector (pinned by `copies::b36_overlay_vector`).
     let vector = running.iter().find_map(|c| {
-        c.catalog.view.read(|s| {
+        c.probe().view().read(|s| {
             s.volumes
                 .get(&volser)
                 .filter(|r| r.version == ack.version && r.digest == ack.raw)
@@ -346,7 +368,7 @@ fn required_copies_named(
     let Some(any) = running.first() else {
         return Ok(false);
     };
-    for cluster in &any.grid.clusters {
+    for cluster in &any.probe().grid().clusters {
         let Ok(id) = ClusterId::new(cluster.id) else {
             continue;
         };
@@ -369,11 +391,11 @@ fn required_copies_named(
 /// `c`'s own record of `volser` (catalog plus its journal) as (version, digest); (0, empty) when
 /// it has none. Read in place when nothing is pending for `volser` (this runs after every step).
 fn record_at(c: &Cluster, volser: &Volser) -> (u64, Digest) {
-    if c.journal.has_pending(volser) {
+    if c.probe().journal().has_pending(volser) {
         c.effective(volser)
             .map_or((0, Digest::EMPTY), |r| (r.version, r.digest))
     } else {
-        c.catalog.view.read(|s| {
+        c.probe().view().read(|s| {
             s.volumes
                 .get(volser)
                 .map_or((0, Digest::EMPTY), |r| (r.version, r.digest))
@@ -391,7 +413,7 @@ pub fn b45_every_copy_verified(running: &[Arc<Cluster>]) -> Result<(), String> {
     // (V, k, X) -> (size, digest) and the cluster whose catalog said so.
     let mut claims: BTreeMap<(Volser, u64, ClusterId), (u64, Digest, ClusterId)> = BTreeMap::new();
     for c in running {
-        c.catalog.view.read(|s| {
+        c.probe().view().read(|s| {
             for r in s.volumes.values().filter(|r| r.version > 0) {
                 for x in r.consistent_clusters() {
                     claims
@@ -410,7 +432,7 @@ pub fn b45_every_copy_verified(running: &[Arc<Cluster>]) -> Result<(), String> {
             &digest.to_hex()[..16]
         );
         let mut reader = holder
-            .tvc
+            .probe()
             .store()
             .open(volser, version)
             .map_err(|e| format!("{what}, but {x} cannot open it: {e}"))?;
@@ -444,7 +466,7 @@ pub fn b45_every_copy_verified(running: &[Arc<Cluster>]) -> Result<(), String> {
 
 /// Is (V, k, d) in `w`'s quarantine?
 fn quarantined(w: &Cluster, volser: Volser, ack: &Ack) -> bool {
-    w.journal.store().quarantined().is_ok_and(|q| {
+    w.probe().journal_store().quarantined().is_ok_and(|q| {
         q.iter()
             .any(|r| r.volser == volser && r.version == ack.version && r.digest == ack.raw)
     })
@@ -455,7 +477,7 @@ fn quarantined(w: &Cluster, volser: Volser, ack: &Ack) -> bool {
 /// witnesses hold the same `CatalogState`.
 pub fn b15_catalogs_converge(running: &[Arc<Cluster>]) -> Result<(), String> {
     for c in running {
-        let pending = c.journal.pending_count();
+        let pending = c.probe().journal().pending_count();
         if pending > 0 {
             return Err(format!(
                 "B15 catch-up: {} still has {pending} journal entries",
@@ -466,9 +488,9 @@ pub fn b15_catalogs_converge(running: &[Arc<Cluster>]) -> Result<(), String> {
     let Some((first, rest)) = running.split_first() else {
         return Ok(());
     };
-    let reference = first.catalog.view.read(CatalogState::clone);
+    let reference = first.probe().view().read(CatalogState::clone);
     for c in rest {
-        let state = c.catalog.view.read(CatalogState::clone);
+        let state = c.probe().view().read(CatalogState::clone);
         if state != reference {
             return Err(format!(
                 "B15 catch-up: the catalogs of {} and {} differ: {}",
@@ -493,6 +515,18 @@ pub fn difference(a: &CatalogState, b: &CatalogState) -> String {
     if a.categories != b.categories {
         return format!("categories {:?} vs {:?}", a.categories, b.categories);
     }
+    if a.write_takeovers != b.write_takeovers {
+        return format!(
+            "write takeovers {:?} vs {:?}",
+            a.write_takeovers, b.write_takeovers
+        );
+    }
+    if a.service != b.service {
+        return format!("service states {:?} vs {:?}", a.service, b.service);
+    }
+    if a.members != b.members {
+        return format!("members {:?} vs {:?}", a.members, b.members);
+    }
     format!(
         "management classes {:?} vs {:?}",
         a.management_classes, b.management_classes
@@ -504,11 +538,11 @@ pub fn difference(a: &CatalogState, b: &CatalogState) -> String {
 /// (issue 9: a cancelled call, a lost answer or a crash may delay their end, never prevent it).
 pub fn nothing_left_behind(running: &[Arc<Cluster>]) -> Result<(), String> {
     for c in running {
-        let mounted = c.mounts.mounted_volsers();
-        let held = c.mounts.held_volsers();
-        let doubts = c.journal.doubts();
+        let mounted = c.probe().mounts().mounted_volsers();
+        let held = c.probe().mounts().held_volsers();
+        let doubts = c.probe().journal().doubts();
         let duplexes = c.sync_sessions_open();
-        let reserved = c.tvc.store().usage().in_flight_bytes;
+        let reserved = c.probe().store().usage().in_flight_bytes;
         if !(mounted.is_empty() && held.is_empty() && doubts.is_empty() && duplexes.is_empty())
             || reserved > 0
         {
@@ -527,7 +561,11 @@ pub fn nothing_left_behind(running: &[Arc<Cluster>]) -> Result<(), String> {
 /// token is only ever handed over by its holder. Empty quarantines everywhere.
 pub fn no_quarantine(running: &[Arc<Cluster>]) -> Result<(), String> {
     for c in running {
-        let q = c.journal.store().quarantined().map_err(|e| e.to_string())?;
+        let q = c
+            .probe()
+            .journal_store()
+            .quarantined()
+            .map_err(|e| e.to_string())?;
         if !q.is_empty() {
             let listed: Vec<String> = q
                 .iter()

@@ -50,8 +50,8 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     control.heal();
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;
     let published = c0
-        .catalog
-        .view
+        .probe()
+        .view()
         .read(|s| s.volumes.get(&volser).cloned())
         .ok_or("A00001 in c0's catalog")?;
     ensure(

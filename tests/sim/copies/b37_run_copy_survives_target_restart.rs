@@ -56,7 +56,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     client::wait_for("a leader among c1, c2, w8", Duration::from_secs(60), || {
         let seen: Vec<_> = [1u8, 2, 8]
             .iter()
-            .map(|v| control.cluster(*v).and_then(|c| c.catalog.leader()))
+            .map(|v| control.cluster(*v).and_then(|c| c.probe().leader()))
             .collect();
         seen[0].is_some() && seen.iter().all(|l| *l == seen[0])
     })

@@ -37,7 +37,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 /// Bytes C1's store holds or is writing, and whether (V, version) is committed there.
 fn c1_store(control: &GridControl, volser: Volser, version: u64) -> Option<(u64, bool)> {
     let c1 = control.cluster(1)?;
-    let store = c1.tvc.store();
+    let store = c1.probe().store();
     let committed = store.versions().ok()?.contains(&(volser, version));
     Some((store.usage().used_bytes, committed))
 }

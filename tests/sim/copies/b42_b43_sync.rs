@@ -137,7 +137,7 @@ async fn duplexed_and_strict(
     )?;
     let c1 = control.cluster(1).ok_or("c1 runs")?;
     ensure(
-        c1.metrics.copies.get() == 0,
+        c1.probe().metrics().copies.get() == 0,
         "B42: C1 holds the version without a copy (duplexed while written)",
     )?;
     client::wait_consistent(0, "S00001", &[0, 1, 2], Duration::from_secs(30)).await?;

@@ -76,8 +76,8 @@ async fn scenario(
     for id in 0..3u8 {
         let c = control.cluster(id).ok_or("every cluster runs")?;
         let (version, digest, holders) = c
-            .catalog
-            .view
+            .probe()
+            .view()
             .read(|s| {
                 s.volumes.get(&v).map(|r| {
                     (
@@ -92,7 +92,11 @@ async fn scenario(
             version == 1 && digest == digest_hex(&data) && holders == [0, 1, 2],
             &format!("C{id}'s catalog has {V} v{version} ({digest}) consistent at {holders:?}"),
         )?;
-        let held = c.tvc.store().open(v, 1).map(|r| r.meta().digest.to_hex());
+        let held = c
+            .probe()
+            .store()
+            .open(v, 1)
+            .map(|r| r.meta().digest.to_hex());
         client::ensure(
             held.as_deref().ok() == Some(digest.as_str()),
             &format!("C{id}'s TVC holds {V} v1: {held:?}"),

@@ -28,7 +28,7 @@ const V: &str = "R00001";
 fn held(control: &GridControl, id: u8, volser: Volser) -> Vec<u64> {
     control
         .cluster(id)
-        .and_then(|c| c.tvc.store().versions().ok())
+        .and_then(|c| c.probe().store().versions().ok())
         .unwrap_or_default()
         .into_iter()
         .filter(|(v, _)| *v == volser)
@@ -65,8 +65,8 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     hub_write(6, &ledger).await?;
     let c2 = control.cluster(2).ok_or("c2 runs")?;
     wait_for("C2's view has v6", Duration::from_secs(30), || {
-        c2.catalog
-            .view
+        c2.probe()
+            .view()
             .read(|s| s.volumes.get(&volser).is_some_and(|r| r.version == 6))
     })
     .await?;

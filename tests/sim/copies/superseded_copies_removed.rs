@@ -32,7 +32,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> turmoil::Result {
         || {
             (0..3u8).all(|id| {
                 control.cluster(id).is_some_and(|c| {
-                    c.tvc.store().versions().is_ok_and(|held| {
+                    c.probe().store().versions().is_ok_and(|held| {
                         let mine: Vec<u64> = held
                             .iter()
                             .filter(|(v, _)| *v == volser)

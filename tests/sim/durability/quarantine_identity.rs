@@ -26,7 +26,7 @@ const V: &str = "Q00001";
 async fn force_transfer_to_c1(control: &GridControl) -> Result<(), Box<dyn std::error::Error>> {
     let v: Volser = V.parse()?;
     let c1 = control.cluster(1).ok_or("c1 not running")?;
-    let epoch = c1.catalog.view.read(|s| s.volumes[&v].token.epoch);
+    let epoch = c1.probe().view().read(|s| s.volumes[&v].token.epoch);
     let transfer = CatalogCommand::Transfer {
         volser: v,
         from: ClusterId::new(0)?,
@@ -35,7 +35,7 @@ async fn force_transfer_to_c1(control: &GridControl) -> Result<(), Box<dyn std::
     };
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        match c1.catalog.propose(transfer.clone()).await {
+        match c1.probe().propose(transfer.clone()).await {
             Ok(Applied::Transferred { .. }) => return Ok(()),
             Ok(other) => return Err(format!("the forced transfer answered {other:?}").into()),
             Err(_) if tokio::time::Instant::now() < until => {
@@ -96,8 +96,8 @@ async fn later_write_scenario(
     control.heal();
     let c0 = control.cluster(0).ok_or("c0 not running")?;
     wait_for("c0 quarantines its V v2", Duration::from_secs(30), || {
-        c0.journal
-            .store()
+        c0.probe()
+            .journal_store()
             .quarantined()
             .is_ok_and(|q| q.iter().any(|r| r.volser == v && r.version == 2))
     })
@@ -105,7 +105,7 @@ async fn later_write_scenario(
     client::wait_copies_settled(&control, Duration::from_secs(90)).await?;
     client::wait_consistent(0, V, &[0, 1, 2], Duration::from_secs(30)).await?;
     let cached = c0
-        .tvc
+        .probe()
         .store()
         .open(v, 2)
         .map(|r| r.meta().digest.to_hex())
@@ -177,7 +177,7 @@ async fn crash_before_move_scenario(
     control.isolate(0);
     client::write_job(0, client::specific(V), &a, &ledger).await?;
     let c0 = control.cluster(0).ok_or("c0 not running")?;
-    let journal = c0.journal.store().clone();
+    let journal = c0.probe().journal_store().clone();
     let entry = journal
         .entries()?
         .into_iter()
@@ -206,7 +206,7 @@ async fn crash_before_move_scenario(
         "c0 finishes the move into its quarantine area",
         Duration::from_secs(60),
         || {
-            c0.tvc.store().quarantined().is_ok_and(|q| {
+            c0.probe().store().quarantined().is_ok_and(|q| {
                 q.iter()
                     .any(|q| q.volser == v && q.version == 2 && q.digest == record.digest)
             })
@@ -214,7 +214,7 @@ async fn crash_before_move_scenario(
     )
     .await?;
     ensure(
-        c0.tvc.store().open(v, 2).is_err(),
+        c0.probe().store().open(v, 2).is_err(),
         "c0's cache no longer holds V v2",
     )?;
     ensure(

@@ -64,11 +64,11 @@ async fn scenario(control: GridControl, _ledger: Ledger) -> Result<(), Box<dyn s
     client::wait_consistent(0, V, &[0, 1, 2], Duration::from_secs(60)).await?;
     let c1 = control.cluster(1).ok_or("c1 runs")?;
     ensure(
-        c1.metrics.copies.get() == 0,
+        c1.probe().metrics().copies.get() == 0,
         "B42: C1 adopted the prefix it kept instead of pulling a copy",
     )?;
     ensure(
-        c1.tvc.store().synced()?.is_empty(),
+        c1.probe().store().synced()?.is_empty(),
         "C1 has no synced prefix left once it holds the version",
     )?;
     let (_, read) = client::read_job(1, V).await?;
@@ -172,15 +172,18 @@ async fn abended(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn std
     client::wait_consistent(0, "S00001", &[0, 1, 2], Duration::from_secs(60)).await?;
     let c1 = control.cluster(1).ok_or("c1 runs")?;
     ensure(
-        c1.metrics.copies.get() == 0,
+        c1.probe().metrics().copies.get() == 0,
         "C1 counted the prefix it kept as its copy (no pull)",
     )?;
-    ensure(c1.tvc.store().synced()?.is_empty(), "C1 has no prefix left")?;
+    ensure(
+        c1.probe().store().synced()?.is_empty(),
+        "C1 has no prefix left",
+    )?;
     ensure(
         control
             .cluster(0)
             .ok_or("c0 runs")?
-            .tvc
+            .probe()
             .store()
             .synced()?
             .is_empty(),
@@ -225,7 +228,7 @@ async fn abended(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn std
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;
     for at in 0..3 {
         let c = control.cluster(at).ok_or("every cluster runs")?;
-        let left = c.tvc.store().synced()?;
+        let left = c.probe().store().synced()?;
         ensure(
             left.is_empty(),
             &format!("C{at} holds no synced prefix at the end: {left:?}"),
@@ -261,7 +264,7 @@ async fn peer_crash(
     client::wait_ready(1, Duration::from_secs(60)).await?;
     client::wait_for("C1 kept its synced prefix", Duration::from_secs(30), || {
         control.cluster(1).is_some_and(|c| {
-            c.tvc
+            c.probe()
                 .store()
                 .synced()
                 .is_ok_and(|p| p.len() == 1 && p[0].meta.size == synced.len() as u64)
@@ -288,7 +291,7 @@ async fn peer_crash(
         || {
             control
                 .cluster(1)
-                .is_some_and(|c| c.tvc.store().synced().is_ok_and(|p| p.is_empty()))
+                .is_some_and(|c| c.probe().store().synced().is_ok_and(|p| p.is_empty()))
         },
     )
     .await?;

@@ -52,10 +52,13 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     };
     // Straight into the journal's store: the overlay is this run's view and would show the
     // entry's digest until it is judged; the publisher reads the store.
-    c0.journal.store().append(&duplicate)?;
-    c0.journal.appended.notify_one();
+    c0.probe().journal_store().append(&duplicate)?;
+    c0.probe().journal().appended.notify_one();
     client::wait_for("the journal published", Duration::from_secs(30), || {
-        c0.journal.store().entries().is_ok_and(|e| e.is_empty())
+        c0.probe()
+            .journal_store()
+            .entries()
+            .is_ok_and(|e| e.is_empty())
     })
     .await?;
 
@@ -67,7 +70,8 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
         &format!("the entry with the other digest is quarantined: {quarantined:?}"),
     )?;
     ensure(
-        c0.events
+        c0.probe()
+            .events()
             .recent()
             .iter()
             .any(|e| e.code == "OWNERSHIP_CONFLICT" && e.volser == Some(volser)),

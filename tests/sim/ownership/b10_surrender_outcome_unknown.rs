@@ -54,7 +54,7 @@ async fn scenario(
         || {
             let seen: Vec<_> = (0..3u8)
                 .filter_map(|id| control.cluster(id))
-                .map(|c| c.catalog.leader())
+                .map(|c| c.probe().leader())
                 .collect();
             leader = seen[0];
             leader.is_some() && seen.len() == 3 && seen.iter().all(|l| *l == leader)
@@ -93,7 +93,7 @@ async fn scenario(
     wait_for(
         "Cw releases V after its surrender",
         Duration::from_secs(20),
-        || !cw.mounts.is_mounted(&v),
+        || !cw.probe().mounts().is_mounted(&v),
     )
     .await?;
     wait_for("Cr applies the Transfer", Duration::from_secs(20), || {
@@ -131,7 +131,7 @@ async fn scenario(
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;
     client::write_job(r, client::specific(V), b"V v2, written at Cr", &ledger).await?;
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;
-    let quarantined = cw.journal.store().quarantined()?;
+    let quarantined = cw.probe().journal_store().quarantined()?;
     if !quarantined.is_empty() {
         let listed: Vec<String> = quarantined
             .iter()

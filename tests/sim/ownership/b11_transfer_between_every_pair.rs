@@ -53,7 +53,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
         let hop = i + 1;
         let version = hop as u64; // each hop reads version `hop` and writes `hop + 1`
         let here = control.cluster(at).ok_or("mount cluster not running")?;
-        let held = here.tvc.store().versions()?;
+        let held = here.probe().store().versions()?;
         check(
             !held.contains(&(VOLSER.parse()?, version)),
             format!("hop {hop}: C{at} already holds v{version}, so the read would be local"),

@@ -43,7 +43,7 @@ async fn scenario(
         || {
             let seen: Vec<_> = (0..3u8)
                 .filter_map(|id| control.cluster(id))
-                .map(|c| c.catalog.leader())
+                .map(|c| c.probe().leader())
                 .collect();
             leader = seen[0];
             leader.is_some() && seen.len() == 3 && seen.iter().all(|l| *l == leader)

@@ -65,7 +65,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
 
     // The majority moves V on: a fenced Transfer at the epoch the catalog holds, via c1.
     let c1 = control.cluster(1).ok_or("c1 not running")?;
-    let epoch = c1.catalog.view.read(|s| s.volumes[&v].token.epoch);
+    let epoch = c1.probe().view().read(|s| s.volumes[&v].token.epoch);
     let transfer = CatalogCommand::Transfer {
         volser: v,
         from: ClusterId::new(0)?,
@@ -75,7 +75,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         // The majority may still be electing a leader of its own: retry until it commits.
-        match c1.catalog.propose(transfer.clone()).await {
+        match c1.probe().propose(transfer.clone()).await {
             Ok(Applied::Transferred { token }) => {
                 check(
                     token.owner.get() == 1 && token.epoch == epoch.next(),
@@ -94,8 +94,8 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     control.heal();
     let c0 = control.cluster(0).ok_or("c0 not running")?;
     wait_for("c0 quarantines V v2", Duration::from_secs(30), || {
-        c0.journal
-            .store()
+        c0.probe()
+            .journal_store()
             .quarantined()
             .is_ok_and(|q| q.iter().any(|r| r.volser == v && r.version == 2))
     })

@@ -100,7 +100,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     wait_for(
         "V in doubt at c1 and nothing holding it",
         Duration::from_secs(20),
-        || cm.in_doubt(&v) && !cm.mounts.held_volsers().contains(&v),
+        || cm.in_doubt(&v) && !cm.probe().mounts().held_volsers().contains(&v),
     )
     .await?;
     copy.release();

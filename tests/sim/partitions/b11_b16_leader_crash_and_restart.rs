@@ -56,7 +56,7 @@ async fn leader_among(control: &GridControl, among: &[u8], not: Option<u8>) -> R
                 .map(|id| {
                     control
                         .cluster(*id)
-                        .and_then(|c| c.catalog.leader())
+                        .and_then(|c| c.probe().leader())
                         .map(|l| l.get())
                 })
                 .collect();
@@ -127,8 +127,8 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
         .ok_or("the restarted leader is not running")?;
     check(
         rejoined
-            .catalog
-            .view
+            .probe()
+            .view()
             .read(|st| st.volumes.contains_key(&"N00000".parse().expect("valid"))),
         format!("C{old} learnt of N00000 after its restart"),
     )?;

@@ -95,10 +95,10 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
         ),
     )?;
     check(
-        c0.journal.pending_count() == 4,
+        c0.probe().journal().pending_count() == 4,
         format!(
             "c0 journals its 4 changes, holds {}",
-            c0.journal.pending_count()
+            c0.probe().journal().pending_count()
         ),
     )?;
     let seen = client::volume(majority[0], "A00001").await?;

@@ -32,7 +32,7 @@ async fn agreed_leader(control: &GridControl) -> Result<u8, String> {
                 .voters()
                 .into_iter()
                 .filter_map(|id| control.cluster(id))
-                .map(|c| c.catalog.leader())
+                .map(|c| c.probe().leader())
                 .collect();
             leader = seen.first().copied().flatten();
             leader.is_some() && seen.iter().all(|l| *l == leader)
@@ -51,7 +51,7 @@ fn knowing(control: &GridControl, volser: &str) -> Vec<u8> {
         .filter(|id| {
             control
                 .cluster(*id)
-                .is_some_and(|c| c.catalog.view.read(|s| s.volumes.contains_key(&volser)))
+                .is_some_and(|c| c.probe().view().read(|s| s.volumes.contains_key(&volser)))
         })
         .collect()
 }
@@ -77,7 +77,7 @@ async fn insert_cut_off(
         || {
             majority.iter().all(|id| {
                 control.cluster(*id).is_some_and(|c| {
-                    c.catalog
+                    c.probe()
                         .leader()
                         .is_some_and(|l| l.get() != at && majority.contains(&l.get()))
                 })

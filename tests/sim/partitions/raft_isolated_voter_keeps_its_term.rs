@@ -28,14 +28,14 @@ const TERM_BOUND: u64 = 1;
 fn term(control: &GridControl, id: u8) -> Result<u64, String> {
     control
         .cluster(id)
-        .map(|c| c.catalog.raft.metrics().borrow().current_term)
+        .map(|c| c.probe().raft_metrics().current_term)
         .ok_or_else(|| format!("C{id} is not running"))
 }
 
 fn leader_seen_by(control: &GridControl, id: u8) -> Option<u8> {
     control
         .cluster(id)
-        .and_then(|c| c.catalog.leader())
+        .and_then(|c| c.probe().leader())
         .map(|l| l.get())
 }
 

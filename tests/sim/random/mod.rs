@@ -234,10 +234,11 @@ fn adversarial_schedules_on_every_topology_keep_the_invariants_and_settle() {
 /// unload after a timed-out write was not in the ledger's doubts); 3939 broke B45 (a stale sync
 /// duplex, held 11 s, replaced a verified copy of the published version; `vtgrid_node::sync`);
 /// 4465 found a class-less job's disk fault at a sync cluster unexplained (the volume's class was
-/// Sync).
+/// Sync). 6574: a mount that obtained its volume lost it to another cluster's job before it
+/// registered, and the host heard OWNER_UNREACHABLE of an owner that answered (now VOLUME_IN_USE).
 #[test]
 fn full_seeds_the_sweep_found_settle() {
-    for seed in [276, 1386, 1406, 3939, 4465] {
+    for seed in [276, 1386, 1406, 3939, 4465, 6574] {
         if let Err(e) = run(seed, Profile::Full) {
             panic!(
                 "full seed {seed}: {e}\nreplay: VTGRID_SIM_SEED={seed} cargo test -p vtgrid-tests \

@@ -16,6 +16,49 @@ pub async fn run(global: &Global, cmd: AdminCommand) -> Result<(), CliError> {
                 println!("rejoined the grid as a new member; it votes again");
             }
         }
+        AdminCommand::Takeover {
+            for_cluster,
+            mode,
+            force,
+        } => {
+            let id = cluster_id(&for_cluster)?;
+            let pb_mode = match mode.as_str() {
+                "rot" => pb::TakeoverMode::Rot,
+                "wot" => pb::TakeoverMode::Wot,
+                _ => pb::TakeoverMode::None,
+            };
+            admin
+                .set_takeover_mode(pb::SetTakeoverModeRequest {
+                    for_cluster: id,
+                    mode: pb_mode as i32,
+                    force,
+                })
+                .await?;
+            if global.json {
+                print_json(&serde_json::json!({"for": id, "mode": mode}));
+            } else {
+                println!("takeover mode for C{id}: {mode}");
+            }
+        }
+        AdminCommand::Service { step, cluster } => {
+            let id = cluster_id(&cluster)?;
+            let pb_step = match step.as_str() {
+                "prep" => pb::ServiceStep::Prep,
+                "enter" => pb::ServiceStep::Enter,
+                _ => pb::ServiceStep::Exit,
+            };
+            admin
+                .set_service_state(pb::SetServiceStateRequest {
+                    cluster: id,
+                    step: pb_step as i32,
+                })
+                .await?;
+            if global.json {
+                print_json(&serde_json::json!({"cluster": id, "service": step}));
+            } else {
+                println!("C{id}: service {step}");
+            }
+        }
         AdminCommand::Demount { volser } => {
             let ended = admin
                 .force_demount(pb::ForceDemountRequest {
@@ -31,4 +74,17 @@ pub async fn run(global: &Global, cmd: AdminCommand) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// `C3` or `3` as a cluster id.
+fn cluster_id(text: &str) -> Result<u32, CliError> {
+    let digits = text.strip_prefix(['C', 'c']).unwrap_or(text);
+    digits
+        .parse::<u8>()
+        .ok()
+        .filter(|n| *n < 16)
+        .map(u32::from)
+        .ok_or_else(|| {
+            CliError::Usage(format!("{text:?} is not a cluster: write C0..C15 or 0..15"))
+        })
 }

@@ -7,7 +7,8 @@ use futures::{Stream, StreamExt};
 
 use tonic::{Request, Response, Status};
 use vtgrid_core::catalog::{Applied, CatalogCommand};
-use vtgrid_core::{Volser, VolserRange};
+use vtgrid_core::takeover::{ServiceState, TakeoverMode};
+use vtgrid_core::{ClusterId, Volser, VolserRange};
 use vtgrid_proto::constructs::{category_from_pb, category_to_pb, class_from_pb, class_to_pb};
 use vtgrid_proto::pb::{self, admin_service_server::AdminService};
 use vtgrid_proto::volume::volume_to_pb;
@@ -282,4 +283,66 @@ impl AdminService for AdminApi {
         self.cluster.clone().rejoin_as_new().await?;
         Ok(Response::new(pb::RejoinResponse {}))
     }
+
+    /// The takeover mode this cluster holds for a failed cluster (B19-B21, B25).
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
+    async fn set_takeover_mode(
+        &self,
+        request: Request<pb::SetTakeoverModeRequest>,
+    ) -> Result<Response<pb::SetTakeoverModeResponse>, Status> {
+        let r = request.into_inner();
+        let failed = cluster_arg(r.for_cluster, "for_cluster")?;
+        let mode = match pb::TakeoverMode::try_from(r.mode) {
+            Ok(pb::TakeoverMode::None) => TakeoverMode::None,
+            Ok(pb::TakeoverMode::Rot) => TakeoverMode::ReadOnly,
+            Ok(pb::TakeoverMode::Wot) => TakeoverMode::Write,
+            Err(_) => {
+                return Err(NodeError::InvalidArgument {
+                    field: "mode",
+                    problem: "must be NONE, ROT or WOT",
+                }
+                .into())
+            }
+        };
+        tracing::warn!(%failed, mode = mode.name(), force = r.force, "takeover mode set by an operator");
+        self.cluster
+            .set_takeover_mode(failed, mode, r.force)
+            .await?;
+        Ok(Response::new(pb::SetTakeoverModeResponse {}))
+    }
+
+    /// Service prep, service mode, or their end (B23).
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
+    async fn set_service_state(
+        &self,
+        request: Request<pb::SetServiceStateRequest>,
+    ) -> Result<Response<pb::SetServiceStateResponse>, Status> {
+        let r = request.into_inner();
+        let cluster = cluster_arg(r.cluster, "cluster")?;
+        let state = match pb::ServiceStep::try_from(r.step) {
+            Ok(pb::ServiceStep::Prep) => Some(ServiceState::Prep),
+            Ok(pb::ServiceStep::Enter) => Some(ServiceState::Service),
+            Ok(pb::ServiceStep::Exit) => None,
+            Ok(pb::ServiceStep::Unspecified) | Err(_) => {
+                return Err(NodeError::InvalidArgument {
+                    field: "step",
+                    problem: "must be PREP, ENTER or EXIT",
+                }
+                .into())
+            }
+        };
+        self.cluster.set_service(cluster, state).await?;
+        Ok(Response::new(pb::SetServiceStateResponse {}))
+    }
+}
+
+/// A cluster id from a request field.
+fn cluster_arg(id: u32, field: &'static str) -> Result<ClusterId, NodeError> {
+    u8::try_from(id)
+        .ok()
+        .and_then(|id| ClusterId::new(id).ok())
+        .ok_or(NodeError::InvalidArgument {
+            field,
+            problem: "is not a cluster id (0..15)",
+        })
 }

@@ -16,7 +16,7 @@ use vtgrid_proto::pb::{self, grid_service_server::GridService, RaftMessage};
 use crate::error::NodeError;
 
 use crate::cluster::Cluster;
-use crate::membership::RaftRpc;
+use crate::member::RaftRpc;
 
 pub struct GridApi {
     cluster: Arc<Cluster>,
@@ -143,7 +143,7 @@ impl GridService for GridApi {
         // gate counts a quorum in reach without asking the peers.
         if matches!(&reply, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)))
         {
-            self.cluster.leader_contact.heard();
+            self.cluster.catalog.leader_heard();
         }
         encode(&reply)
     }

@@ -21,8 +21,7 @@ pub use grid::GridApi;
 pub use host::HostApi;
 pub use status::StatusApi;
 
-/// Largest gRPC message a cluster accepts: a host chunk is at most 1 MiB, a Raft batch more.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+pub use crate::transport::MAX_MESSAGE_BYTES;
 
 /// HostService, AdminService, StatusService, gRPC health and reflection.
 pub async fn host_routes(cluster: Arc<Cluster>) -> Routes {

@@ -46,8 +46,8 @@ impl StatusService for StatusApi {
         let c = &self.cluster;
         let m = c.catalog.raft.metrics().borrow().clone();
         let now = tokio::time::Instant::now();
-        let links = c.link_states();
-        let paths = c.path_states();
+        let links = c.links.peer_states();
+        let paths = c.links.path_states();
         let peers = c
             .grid
             .voters()
@@ -212,6 +212,26 @@ impl StatusService for StatusApi {
             journal_pending: c.journal.pending_count() as u64,
             quarantined: c.quarantine().await.map(|q| q.len() as u64).unwrap_or(0),
             membership: c.membership().name().into(),
+            takeovers: c
+                .takeover_modes()
+                .into_iter()
+                .map(|(failed, mode)| pb::TakeoverHeld {
+                    for_cluster: u32::from(failed.get()),
+                    mode: mode.name().into(),
+                })
+                .collect(),
+            service: c.catalog.view.read(|s| {
+                s.service
+                    .iter()
+                    .map(|(cluster, state)| pb::ServiceEntry {
+                        cluster: u32::from(cluster.get()),
+                        state: match state {
+                            vtgrid_core::takeover::ServiceState::Prep => "prep".into(),
+                            vtgrid_core::takeover::ServiceState::Service => "service".into(),
+                        },
+                    })
+                    .collect()
+            }),
         }))
     }
 }
