@@ -34,6 +34,8 @@ pub enum AgentProcessError {
     },
     #[error("serving AgentService: {0}")]
     Serve(tonic::transport::Error),
+    #[error(transparent)]
+    Telemetry(#[from] vtgrid_node::telemetry::TelemetryError),
 }
 
 /// The node of a site, seen from its agent through the node's data directory.
@@ -106,6 +108,8 @@ pub async fn run_agent(config_path: &Path, id: u8) -> Result<(), AgentProcessErr
         _ => return Err(AgentProcessError::NotADataCluster(id)),
     };
     let cluster = ClusterId::new(id).map_err(|_| AgentProcessError::NotADataCluster(id))?;
+    let telemetry =
+        vtgrid_node::telemetry::init(&grid.telemetry, &format!("vtgrid-agent-{}", me.name))?;
     let agent = Agent::new(
         cluster,
         Agent::peers_from(&grid, cluster),
@@ -127,5 +131,6 @@ pub async fn run_agent(config_path: &Path, id: u8) -> Result<(), AgentProcessErr
         .serve_with_incoming_shutdown(incoming, signals.recv())
         .await;
     watching.abort();
+    telemetry.shutdown().await;
     served.map_err(AgentProcessError::Serve)
 }
