@@ -5,7 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .join("../../proto")
         .canonicalize()?;
     println!("cargo:rerun-if-changed={}", root.display());
-    let files = ["common", "host", "admin", "status", "grid"]
+    let files = ["common", "host", "admin", "status", "grid", "agent"]
         .map(|f| root.join(format!("vtgrid/v1/{f}.proto")));
     let descriptors = protox::compile(&files, [&root])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);

@@ -23,6 +23,7 @@
 //!   libclang).
 //! - `cancelled_calls`: 32 cancelled write streams on one volume, `vtgrid admin demount`, the
 //!   unload's outcome from `vtgrid volume write`, SIGTERM with a `WatchEvents` stream open.
+//! - `takeover`: T21, T7, T14a with `vtgrid agent` processes: a stopped owner fenced by its agent.
 //! - `bench`: `vtgrid bench copy` at a small size: its code path and its table, not its figures.
 
 mod amnesia;
@@ -39,4 +40,5 @@ mod roundtrip;
 mod services;
 mod setup_script;
 mod sync_processes;
+mod takeover;
 mod telemetry;

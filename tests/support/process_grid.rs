@@ -73,6 +73,8 @@ pub struct ProcessGrid {
     voters: Vec<VoterProcess>,
     /// `vtgrid grid up`, in supervisor mode; then `voters` hold no children of their own.
     supervisor: Option<Child>,
+    /// `vtgrid agent` processes started by [`ProcessGrid::start_agents`], by cluster id.
+    agents: Vec<(u8, Child)>,
     layout: GridLayout,
     config_path: PathBuf,
     supervisor_log: PathBuf,
@@ -127,6 +129,7 @@ impl ProcessGrid {
         ProcessGrid {
             voters,
             supervisor: None,
+            agents: Vec::new(),
             layout,
             config_path: dir.path().join("grid.toml"),
             supervisor_log: dir.path().join("grid-up.log"),
@@ -505,8 +508,12 @@ impl ProcessGrid {
             .find(|pid| {
                 let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-                args.windows(2)
-                    .any(|w| w[0] == b"--id" && w[1] == id_arg.as_bytes())
+                // The voter, not the takeover agent beside it (same `--id`).
+                let voter = args.iter().any(|a| *a == b"node" || *a == b"witness");
+                voter
+                    && args
+                        .windows(2)
+                        .any(|w| w[0] == b"--id" && w[1] == id_arg.as_bytes())
             })
             .unwrap_or_else(|| panic!("grid up runs no child with --id {id}"));
         kill(pid, Signal::SIGKILL).expect("SIGKILL a voter under grid up");
@@ -628,7 +635,56 @@ impl ProcessGrid {
         accepts(addr)
     }
 
+    /// Start `vtgrid agent` beside every data cluster (as `grid up` does); they stop with the
+    /// grid.
+    pub fn start_agents(&mut self) {
+        let ids: Vec<u8> = self
+            .voters
+            .iter()
+            .filter(|p| p.voter.role == Role::Data)
+            .map(|p| p.voter.id)
+            .collect();
+        for id in ids {
+            let log = open_log(&self.dir.path().join(format!("agent-{id}.log")));
+            let child = Command::new(vtgrid_bin())
+                .arg("agent")
+                .arg("--config")
+                .arg(&self.config_path)
+                .args(["--id", &id.to_string()])
+                .current_dir(self.dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone the log handle"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn the agent: {e}"));
+            self.agents.push((id, child));
+        }
+    }
+
+    /// The log of data cluster `id`'s agent.
+    pub fn agent_log(&self, id: u8) -> String {
+        read_from(&self.dir.path().join(format!("agent-{id}.log")), 0)
+    }
+
+    /// Send `signal` to voter `id`'s process (SIGSTOP, SIGCONT: a zombie owner, T21).
+    pub fn signal(&mut self, id: u8, signal: Signal) {
+        kill(self.pid(id), signal).expect("signal a voter");
+    }
+
+    /// Wait until voter `id`'s process has exited (within `within`) and reap it.
+    pub fn wait_exit(&mut self, id: u8, within: Duration) -> Option<ExitStatus> {
+        let p = self.process(id);
+        let child = p.child.as_mut()?;
+        let status = poll_blocking(within, || child.try_wait().ok().flatten())?;
+        p.child = None;
+        Some(status)
+    }
+
     fn kill_all(&mut self) {
+        for (_, mut agent) in self.agents.drain(..) {
+            let _ = agent.kill();
+            let _ = agent.wait();
+        }
         for p in &mut self.voters {
             if let Some(mut child) = p.child.take() {
                 let _ = child.kill();

@@ -50,6 +50,16 @@ pub enum Command {
         #[arg(long)]
         id: u8,
     },
+    /// Run the takeover agent of one data cluster (one per site, beside its node, on the
+    /// heartbeat address): it watches the node through its data directory and answers the other
+    /// sites' agents ALIVE, DOWN (gone, or killed after it stopped answering) or UNKNOWN.
+    Agent {
+        #[arg(long)]
+        config: PathBuf,
+        /// The data cluster's id (0..7).
+        #[arg(long)]
+        id: u8,
+    },
     /// Run a whole grid on this machine.
     #[command(subcommand)]
     Grid(GridCommand),

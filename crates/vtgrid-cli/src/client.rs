@@ -29,6 +29,8 @@ pub enum CliError {
     #[error(transparent)]
     Node(Box<vtgrid_node::process::NodeProcessError>),
     #[error(transparent)]
+    Agent(#[from] vtgrid_agent::process::AgentProcessError),
+    #[error(transparent)]
     Config(Box<vtgrid_node::config::ConfigError>),
     #[error("{0}")]
     Grid(String),

@@ -45,6 +45,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Node { config, id } => commands::node::run(&config, id).await,
         Command::Witness { config, id } => commands::node::run_witness(&config, id).await,
+        Command::Agent { config, id } => commands::node::run_agent(&config, id).await,
         Command::Grid(cmd) => commands::grid::run(cmd).await,
         Command::Config(cmd) => commands::config::run(cmd),
         Command::Volume(cmd) => commands::volume::run(&global, cmd).await,

@@ -59,6 +59,18 @@ pub fn judge_version_not_next(
     }
 }
 
+/// Judge an entry carrying `entry` that the catalog refused for a stale epoch: the volume was
+/// taken over (WOT, service mode) after this cluster wrote the version. If the catalog holds this
+/// very version (`seen`: number and digest), the entry had committed before the takeover and the
+/// writer never learned it: a replay. Otherwise the version was fenced: a conflict, quarantined.
+pub fn judge_stale_epoch(entry: &NewVersion, seen: (VersionNumber, Digest)) -> ReplayVerdict {
+    if seen == (entry.version, entry.digest) {
+        ReplayVerdict::Replay
+    } else {
+        ReplayVerdict::Conflict
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +129,27 @@ mod tests {
         assert_eq!(
             judge_version_not_next(&e, 4, (4, Digest([9; 32]))),
             ReplayVerdict::Conflict
+        );
+    }
+
+    /// T14a without the wait at the unload: the entry committed, then the volume was taken over
+    /// before the writer heard; its replay meets the new epoch but the catalog holds its bytes.
+    #[test]
+    fn a_stale_epoch_over_this_very_version_is_a_replay() {
+        let e = entry(1, 7);
+        assert_eq!(
+            judge_stale_epoch(&e, (1, Digest([7; 32]))),
+            ReplayVerdict::Replay
+        );
+        assert_eq!(
+            judge_stale_epoch(&e, (0, Digest::EMPTY)),
+            ReplayVerdict::Conflict,
+            "fenced before it committed"
+        );
+        assert_eq!(
+            judge_stale_epoch(&e, (1, Digest([8; 32]))),
+            ReplayVerdict::Conflict,
+            "the taker's own v1"
         );
     }
 }

@@ -37,7 +37,7 @@ use crate::journal::Journal;
 use crate::links::Links;
 use crate::member::{MemberRecord, MembershipState};
 use crate::metrics::Metrics;
-use crate::modes::ReadTakeovers;
+use crate::modes::{AotmChecks, ReadTakeovers};
 use crate::mounts::MountTable;
 use crate::owed::OwedCopies;
 use crate::transport::Connector;
@@ -86,6 +86,8 @@ pub struct Cluster {
     pub(crate) member_record: MemberRecord,
     /// The failed clusters this cluster holds read takeover (ROT) for, on its own disk.
     pub(crate) read_takeovers: ReadTakeovers,
+    /// When the agents were last asked about each lost peer (AOTM, B30).
+    pub(crate) aotm_checks: AotmChecks,
     /// Crash points a simulation may arm (`crate::faults`); empty in production.
     pub(crate) faults: crate::faults::FaultPoints,
 }

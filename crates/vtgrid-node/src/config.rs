@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use thiserror::Error;
+use vtgrid_core::aotm::AotmSetting;
+use vtgrid_core::takeover::TakeoverMode;
 use vtgrid_core::{
     Category, CategoryDefinition, ClusterId, ConstructName, CopyModeVector, ManagementClass,
 };
@@ -81,6 +83,16 @@ pub enum Problem {
     IdleTimeout,
     #[error("the vector has {len} letters but the grid has {clusters} data clusters")]
     VectorLength { len: usize, clusters: usize },
+    #[error("a takeover names two different data clusters of the grid (at, for)")]
+    TakeoverPair,
+    #[error("a takeover mode is \"rot\" or \"wot\"")]
+    TakeoverMode,
+    #[error("(at, for) is set twice")]
+    DuplicateTakeover,
+    #[error("a grace or retry period is 1..=86400 seconds")]
+    TakeoverPeriod,
+    #[error("an agent's fence_after_secs is 1..=86400")]
+    FenceAfter,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +113,12 @@ pub struct GridConfig {
     pub copy: CopyConfig,
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// Autonomic takeover (AOTM, B27): what a surviving cluster does when the agents confirm
+    /// another one down. None: no cluster takes over on its own.
+    #[serde(default, rename = "takeover")]
+    pub takeovers: Vec<TakeoverConfig>,
+    #[serde(default)]
+    pub agent: AgentConfig,
     /// Where the file came from, for messages.
     #[serde(skip)]
     pub source: PathBuf,
@@ -272,6 +290,54 @@ impl JobsConfig {
     }
 }
 
+/// One `[[takeover]]`: when the agents confirm `for` down, `at` sets `mode` for it (B27, B30).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakeoverConfig {
+    pub at: u8,
+    #[serde(rename = "for")]
+    pub for_cluster: u8,
+    /// `rot` (read-only takeover) or `wot` (write takeover).
+    pub mode: String,
+    /// How long after the loss of grid contact the agents are asked; default 1200 (the seed's
+    /// 20 minutes).
+    #[serde(default = "default_grace_secs")]
+    pub grace_secs: u64,
+    /// How often they are asked again when they do not say DOWN; default 300.
+    #[serde(default = "default_retry_secs")]
+    pub retry_secs: u64,
+}
+
+fn default_grace_secs() -> u64 {
+    1200
+}
+
+fn default_retry_secs() -> u64 {
+    300
+}
+
+/// `[agent]`: the takeover agents of every site.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// An agent whose node stops answering its local channel for this long kills it, and only
+    /// then reports it DOWN (fencing before reporting, T21); default 60.
+    #[serde(default = "default_fence_after_secs")]
+    pub fence_after_secs: u64,
+}
+
+fn default_fence_after_secs() -> u64 {
+    60
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            fence_after_secs: default_fence_after_secs(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
@@ -433,7 +499,53 @@ impl GridConfig {
         if !(1..=86_400).contains(&self.jobs.idle_timeout_secs) {
             return Err(self.invalid("jobs.idle_timeout_secs", Problem::IdleTimeout));
         }
+        let mut pairs = BTreeSet::new();
+        for (i, t) in self.takeovers.iter().enumerate() {
+            let data = |id: u8| self.role_of(id) == Some(Role::Data);
+            if t.at == t.for_cluster || !data(t.at) || !data(t.for_cluster) {
+                return Err(self.invalid(format!("takeover[{i}]"), Problem::TakeoverPair));
+            }
+            if !matches!(
+                t.mode.parse::<TakeoverMode>(),
+                Ok(TakeoverMode::ReadOnly | TakeoverMode::Write)
+            ) {
+                return Err(self.invalid(format!("takeover[{i}].mode"), Problem::TakeoverMode));
+            }
+            if !pairs.insert((t.at, t.for_cluster)) {
+                return Err(self.invalid(format!("takeover[{i}]"), Problem::DuplicateTakeover));
+            }
+            for (field, secs) in [("grace_secs", t.grace_secs), ("retry_secs", t.retry_secs)] {
+                if !(1..=86_400).contains(&secs) {
+                    return Err(
+                        self.invalid(format!("takeover[{i}].{field}"), Problem::TakeoverPeriod)
+                    );
+                }
+            }
+        }
+        if !(1..=86_400).contains(&self.agent.fence_after_secs) {
+            return Err(self.invalid("agent.fence_after_secs", Problem::FenceAfter));
+        }
         Ok(())
+    }
+
+    /// What `at` does when the agents confirm `failed` down (B27), if anything.
+    pub fn aotm_for(&self, at: ClusterId, failed: ClusterId) -> Option<AotmSetting> {
+        let t = self
+            .takeovers
+            .iter()
+            .find(|t| t.at == at.get() && t.for_cluster == failed.get())?;
+        Some(AotmSetting {
+            mode: t.mode.parse().ok()?,
+            grace: std::time::Duration::from_secs(t.grace_secs),
+            retry: std::time::Duration::from_secs(t.retry_secs),
+        })
+    }
+
+    /// The heartbeat address of cluster `id` (its agent's listener).
+    pub fn heartbeat_of(&self, id: u8) -> Option<&str> {
+        self.cluster(id)
+            .map(|c| c.heartbeat.as_str())
+            .or_else(|| self.witness(id).map(|w| w.heartbeat.as_str()))
     }
 
     pub fn insert_category(&self) -> Result<Category, ConfigError> {

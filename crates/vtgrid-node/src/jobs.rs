@@ -52,6 +52,10 @@ pub enum WriteItem {
     End { total_bytes: u64 },
 }
 
+/// How long a rewind-unload waits for the catalog to take its version before it answers from
+/// the journal (see `Cluster::await_publication`).
+const PUBLISH_BEFORE_ACK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How many other owners a scratch mount asks before giving up (B8).
 const SCRATCH_ATTEMPTS: usize = 4;
 
@@ -824,6 +828,7 @@ impl Cluster {
         }
         io.failed = true; // the job is over: nothing more may be written to this mount
         self.faults.point(FaultPoint::UnloadAfterJournal).await;
+        self.await_publication(mount.volser).await;
         self.metrics.unloads.inc();
         tracing::info!(volser = %mount.volser, version = meta.version, size = meta.size, "rewind-unload committed");
         Ok(Unloaded {
@@ -833,6 +838,26 @@ impl Cluster {
             immediate_copy_deferred,
             sync_deferred: io.sync_deferred,
         })
+    }
+
+    /// Before the host hears of a version, let the catalog have it when a leader answers (at
+    /// most [`PUBLISH_BEFORE_ACK`]): then a takeover after this cluster's death keeps it (T14a:
+    /// a RUN version reads back at the taker, byte for byte). Cut off from the leader, the host
+    /// is answered at once from the journal (local autonomy, B15); a takeover by the majority
+    /// then fences the version, which is quarantined here once this cluster is back (B134).
+    async fn await_publication(&self, volser: Volser) {
+        if self.catalog.leader().is_none() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + PUBLISH_BEFORE_ACK;
+        while self.journal.has_pending(&volser) {
+            self.journal.appended.notify_one();
+            let published = self.journal.published.notified();
+            if tokio::time::timeout_at(deadline, published).await.is_err() {
+                tracing::info!(%volser, "the catalog did not take the version in time; answering from the journal");
+                return;
+            }
+        }
     }
 
     /// The copy-mode vector of the management class the version carries, as defined on this

@@ -42,6 +42,7 @@
 //!   states seen from here.
 //! - [`elections`]: openraft's elections on only while a quorum of voters is in reach.
 //! - [`membership`]: amnesia: a voter that lost its catalog waits for `admin rejoin --as-new`.
+//! - [`liveness`]: the pid file and local socket the site's takeover agent watches.
 //! - [`services`]: the tonic services and the host/grid routers; [`process`]: `vtgrid node`, a
 //!   cluster as a real process.
 //!
@@ -61,6 +62,7 @@ pub mod faults;
 pub mod jobs;
 pub mod journal;
 pub mod links;
+pub mod liveness;
 pub mod member;
 pub mod membership;
 pub mod metrics;

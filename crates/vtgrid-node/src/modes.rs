@@ -90,3 +90,30 @@ impl ReadTakeovers {
         Ok(())
     }
 }
+
+/// When this cluster last asked the agents about each peer it lost (AOTM's retry period).
+#[derive(Default)]
+pub struct AotmChecks(Mutex<std::collections::BTreeMap<ClusterId, tokio::time::Instant>>);
+
+impl AotmChecks {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<ClusterId, tokio::time::Instant>>
+    {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How long ago the agents were asked about `peer`, if they were since it was lost.
+    pub fn asked_ago(&self, peer: ClusterId) -> Option<std::time::Duration> {
+        self.lock().get(&peer).map(|t| t.elapsed())
+    }
+
+    pub fn asked(&self, peer: ClusterId) {
+        self.lock().insert(peer, tokio::time::Instant::now());
+    }
+
+    /// `peer` answers again: its next loss starts a new grace period.
+    pub fn back(&self, peer: ClusterId) {
+        self.lock().remove(&peer);
+    }
+}

@@ -126,6 +126,17 @@ pub async fn run_node(config_path: &Path, id: u8) -> Result<(), NodeProcessError
         link_listeners.push(bind(addr, "grid link").await?);
     }
     let cluster = start_voter(grid.clone(), id, engine, Arc::new(volumes)).await?;
+    // The takeover agent beside this node watches these (`crate::liveness`).
+    let liveness =
+        crate::liveness::bind(&me.data_dir).map_err(|source| NodeProcessError::DataDir {
+            path: me.data_dir.join(crate::liveness::SOCKET),
+            source,
+        })?;
+    tokio::spawn(crate::liveness::serve(liveness));
+    crate::liveness::write_pid_file(&me.data_dir).map_err(|source| NodeProcessError::DataDir {
+        path: me.data_dir.join(crate::liveness::PID_FILE),
+        source,
+    })?;
 
     if let Some(metrics_addr) = me.metrics.clone() {
         let c = cluster.clone();

@@ -103,11 +103,47 @@ impl Cluster {
             Err(NodeError::Rejected(CatalogRejection::VersionNotCurrent {
                 current, got, ..
             })) if got > current => Outcome::NotYet,
+            // Taken over after this cluster wrote: a replay if the catalog holds this very
+            // version (it committed before the takeover), else fenced.
+            Err(NodeError::Rejected(rejection @ CatalogRejection::StaleEpoch { volser, .. })) => {
+                self.judge_stale(entry, volser, rejection)
+            }
             Err(NodeError::Rejected(r)) => Outcome::Refused(r),
             Err(e) => {
                 tracing::debug!(seq = entry.seq, error = %e, "journal entry not published yet");
                 Outcome::Later
             }
+        }
+    }
+
+    /// The publisher's replay rule for an entry refused for a stale epoch.
+    fn judge_stale(
+        &self,
+        entry: &JournalEntry,
+        volser: vtgrid_core::Volser,
+        rejection: CatalogRejection,
+    ) -> Outcome {
+        let CatalogCommand::UpdateVolume {
+            change:
+                vtgrid_core::catalog::VolumeChange {
+                    version: Some(new), ..
+                },
+            ..
+        } = &entry.command
+        else {
+            return Outcome::Refused(rejection);
+        };
+        let seen = self.catalog.view.read(|s| {
+            s.volumes
+                .get(&volser)
+                .map_or((0, vtgrid_core::Digest::EMPTY), |r| (r.version, r.digest))
+        });
+        match vtgrid_core::replay::judge_stale_epoch(new, seen) {
+            ReplayVerdict::Replay => {
+                tracing::info!(%volser, version = new.version, "the version committed before the volume was taken over");
+                Outcome::Published
+            }
+            _ => Outcome::Refused(rejection),
         }
     }
 

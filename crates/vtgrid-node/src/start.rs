@@ -142,6 +142,7 @@ impl Cluster {
             membership: MembershipState::new(membership),
             member_record,
             read_takeovers,
+            aotm_checks: Default::default(),
             faults,
         });
         tokio::spawn(cluster.clone().join_grid());
@@ -155,6 +156,7 @@ impl Cluster {
             tokio::spawn(cluster.clone().settle_doubts());
             tokio::spawn(cluster.clone().run_service_prep());
             tokio::spawn(cluster.clone().run_restored_check());
+            tokio::spawn(cluster.clone().run_aotm());
         }
         Ok(cluster)
     }

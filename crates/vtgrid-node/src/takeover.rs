@@ -24,10 +24,15 @@ use vtgrid_core::{ClusterId, OwnershipToken, Volser};
 use crate::cluster::Cluster;
 use crate::config::Role;
 use crate::error::NodeError;
-use crate::events::{SERVICE_STATE, TAKEOVER_MODE_CLEARED, TAKEOVER_MODE_SET};
+use crate::events::{G0009, G0010, SERVICE_STATE, TAKEOVER_MODE_CLEARED, TAKEOVER_MODE_SET};
 
 /// How often a cluster in service prep looks whether it has drained.
 const PREP_CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How often a cluster looks at the peers it lost, for AOTM.
+const AOTM_EVERY: Duration = Duration::from_secs(1);
+/// How long the local agent may take to ask a peer's agent and answer.
+const AGENT_ANSWER: Duration = Duration::from_secs(8);
+
 /// How often a cluster looks whether the catalog still holds takeover grants for it.
 const RESTORED_CHECK_EVERY: Duration = Duration::from_secs(1);
 
@@ -278,6 +283,111 @@ impl Cluster {
                 );
             }
             Err(e) => tracing::warn!(error = %e, "clearing the takeover modes for this cluster"),
+        }
+    }
+}
+
+impl Cluster {
+    /// Autonomic takeover (DESIGN §5; B29-B34): every [`AOTM_EVERY`], for each peer this
+    /// cluster has a `[[takeover]]` for and does not reach on the grid network: once the grace
+    /// period since the loss has passed, and then every retry period, ask the local agent, which
+    /// asks the peer's agent. DOWN sets the configured mode (G0009 / G0010); ALIVE, UNKNOWN or
+    /// no answer sets nothing (scenario 6, T8, T9). Until the task is dropped.
+    pub(crate) async fn run_aotm(self: Arc<Self>) {
+        let settings: Vec<(ClusterId, vtgrid_core::aotm::AotmSetting)> = self
+            .grid
+            .clusters
+            .iter()
+            .filter_map(|c| ClusterId::new(c.id).ok())
+            .filter_map(|peer| Some((peer, self.grid.aotm_for(self.id, peer)?)))
+            .collect();
+        if settings.is_empty() {
+            return;
+        }
+        let mut ticker = tokio::time::interval(AOTM_EVERY);
+        loop {
+            ticker.tick().await;
+            let links = self.links.peer_states();
+            for (peer, setting) in &settings {
+                let link = links.get(peer).copied().unwrap_or_default();
+                if link.reachable() {
+                    self.aotm_checks.back(*peer);
+                    continue;
+                }
+                if self.takeover_mode(*peer) == setting.mode {
+                    continue;
+                }
+                let since = link.last_answer.unwrap_or(self.started);
+                let step = vtgrid_core::aotm::aotm_step(
+                    setting,
+                    since.elapsed(),
+                    self.aotm_checks.asked_ago(*peer),
+                );
+                if step == vtgrid_core::aotm::AotmStep::Wait {
+                    continue;
+                }
+                self.aotm_checks.asked(*peer);
+                let answer = self.ask_agents(*peer).await;
+                match vtgrid_core::aotm::aotm_decision(setting, answer) {
+                    Some(mode) => self.aotm_take_over(*peer, mode).await,
+                    None => tracing::info!(
+                        %peer,
+                        answer = answer.map_or("no answer", |a| a.name()),
+                        "AOTM: the agents do not say the peer is down; no takeover, asking again after the retry period"
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Ask this site's agent what `peer`'s agent says of its node; `None`: no answer.
+    async fn ask_agents(&self, peer: ClusterId) -> Option<vtgrid_core::aotm::NodeState> {
+        use vtgrid_core::aotm::NodeState;
+        use vtgrid_proto::pb::{agent_service_client::AgentServiceClient, NodeLiveness};
+        let addr = self.grid.heartbeat_of(self.id.get())?;
+        let mut client = AgentServiceClient::new(self.connector.channel(addr));
+        let call = client.ask_peer(vtgrid_proto::pb::AskPeerRequest {
+            cluster: u32::from(peer.get()),
+        });
+        match tokio::time::timeout(AGENT_ANSWER, call).await {
+            Ok(Ok(r)) => Some(match r.into_inner().state() {
+                NodeLiveness::Alive => NodeState::Alive,
+                NodeLiveness::Down => NodeState::Down,
+                NodeLiveness::Unknown => NodeState::Unknown,
+            }),
+            Ok(Err(status)) => {
+                tracing::warn!(%peer, error = %status.message(), "AOTM: this site's agent refused");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "AOTM: this site's agent did not answer");
+                None
+            }
+        }
+    }
+
+    /// The agents say `peer` is down: set `mode` for it and say so (B30, B32).
+    async fn aotm_take_over(&self, peer: ClusterId, mode: TakeoverMode) {
+        match self.set_takeover_mode(peer, mode, false).await {
+            Ok(()) => {
+                let name = |c: ClusterId| self.grid.name_of(c.get()).unwrap_or("?").to_string();
+                let (code, what) = match mode {
+                    TakeoverMode::Write => (G0009, "Read/Write"),
+                    _ => (G0010, "Read-Only"),
+                };
+                self.events.raise(
+                    code,
+                    None,
+                    format!(
+                        "AOTM within library {} has determined that library {} is unavailable. The {what} ownership takeover mode has been enabled.",
+                        name(self.id),
+                        name(peer)
+                    ),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "AOTM: the agents say the peer is down, but the takeover mode could not be set; retrying after the retry period")
+            }
         }
     }
 }

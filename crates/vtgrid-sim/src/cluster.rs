@@ -129,7 +129,9 @@ pub fn sim_grid(clusters: u8, witnesses: u8) -> GridConfig {
         let h = host_name(id);
         toml += &format!(
             "[[cluster]]\nid = {id}\nname = \"C{id}\"\nhost = \"{h}:{HOST_PORT}\"\ngrid = \"{h}:{GRID_PORT}\"\n\
-             heartbeat = \"{h}:7402\"\ndata_dir = \"/sim/{h}\"\n"
+             heartbeat = \"{a}:{HEARTBEAT_PORT}\"\ndata_dir = \"/sim/{h}\"\n",
+            a = crate::agent::agent_host_name(id),
+            HEARTBEAT_PORT = crate::agent::HEARTBEAT_PORT
         );
     }
     for id in (FIRST_WITNESS..).take(usize::from(witnesses)) {

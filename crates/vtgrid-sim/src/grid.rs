@@ -24,6 +24,7 @@ use vtgrid_node::config::GridConfig;
 use vtgrid_node::faults::FaultPoint;
 use vtgrid_node::Cluster;
 
+use crate::agent::agent_host_name;
 use crate::cluster::{host_name, run_cluster, sim_grid, SimDisks, FIRST_WITNESS};
 
 /// How long a simulation may run before turmoil fails it, unless the test says otherwise.
@@ -37,6 +38,8 @@ pub const DEFAULT_TICK: Duration = Duration::from_millis(1);
 enum HostFault {
     Crash(u8),
     Restart(u8),
+    /// The takeover agent of data cluster `id` (a whole site lost with its node, T8).
+    CrashAgent(u8),
 }
 
 #[derive(Default)]
@@ -158,6 +161,20 @@ impl GridControl {
         self.voters.get(&id).map(|d| d.volumes.clone())
     }
 
+    /// Cut the heartbeat network between the agents of data clusters `a` and `b` (T9, T10).
+    pub fn cut_heartbeat(&self, a: u8, b: u8) {
+        turmoil::partition(agent_host_name(a), agent_host_name(b));
+    }
+
+    pub fn repair_heartbeat(&self, a: u8, b: u8) {
+        turmoil::repair(agent_host_name(a), agent_host_name(b));
+    }
+
+    /// Crash data cluster `id`'s takeover agent (it stays down).
+    pub async fn crash_agent(&self, id: u8) {
+        self.request(HostFault::CrashAgent(id)).await;
+    }
+
     /// Crash voter `id` (power cut: unsynced writes are lost); returns once the driver did it.
     pub async fn crash(&self, id: u8) {
         self.request(HostFault::Crash(id)).await;
@@ -256,6 +273,18 @@ impl SimGrid {
         sim_grid
     }
 
+    /// Start a takeover agent beside every data cluster (hosts `a0`.., on the heartbeat
+    /// addresses): they kill a node that stops answering for `fence_after` before they report it
+    /// down; `None`: they never fence.
+    pub fn add_agents(&mut self, fence_after: Option<Duration>) {
+        for id in self.control.data_clusters() {
+            let (grid, control) = (self.grid.clone(), self.control.clone());
+            self.sim.host(agent_host_name(id), move || {
+                crate::agent::run_agent(grid.clone(), id, control.clone(), fence_after)
+            });
+        }
+    }
+
     /// The handle a client (the tape host) uses for faults and cluster handles.
     pub fn control(&self) -> GridControl {
         self.control.clone()
@@ -338,6 +367,7 @@ impl SimGrid {
             match fault {
                 HostFault::Crash(id) => self.crash(id),
                 HostFault::Restart(id) => self.restart(id),
+                HostFault::CrashAgent(id) => self.sim.crash(agent_host_name(id)),
             }
             self.control.lock().applied += 1;
         }

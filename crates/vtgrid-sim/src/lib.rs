@@ -29,6 +29,7 @@
 //! `.cargo/config.toml`) turmoil seeds Tokio's own RNG, which orders `select!` branches. So a
 //! seed replays exactly; `tests/sim/random/replay.rs` checks it on the whole trace.
 
+pub mod agent;
 pub mod client;
 pub mod cluster;
 pub mod grid;

@@ -157,7 +157,7 @@ fn quarantine_survives_a_later_write_of_the_same_number() {
 }
 
 /// The publisher writes the quarantine record (atomically with dropping the journal entry) and
-/// then moves the file. Sequence: c0, c1, c2 → c0 writes V v1 → c0 is cut off → c0 writes V v2 =
+/// then moves the file. Sequence: c0, c1, c2 → c0 writes V v1 → c1 leads → c0 is cut off → c0 writes V v2 =
 /// A (journalled, acknowledged) → the test writes c0's quarantine record for it exactly as the
 /// publisher does, and c0 crashes before the move → c0 restarts and the grid heals → c0 finishes
 /// the move on its own: its quarantine area holds (V, 2, A), its cache no longer holds V v2, and
@@ -173,6 +173,10 @@ async fn crash_before_move_scenario(
     client::insert(0, "Q00000-Q00002", "000F").await?;
     client::write_job(0, client::specific(V), &[5u8; 1000], &ledger).await?;
     client::wait_quiescent(&control, Duration::from_secs(30)).await?;
+    // c0 must not lead: a leader appends its publisher's proposal of V v2 to its own log at
+    // once, cut off or not, and that entry may still commit once the cut heals, whatever the
+    // journal says afterwards. A follower's forward never leaves it.
+    client::make_leader(&control, 1, Duration::from_secs(30)).await?;
 
     control.isolate(0);
     client::write_job(0, client::specific(V), &a, &ledger).await?;

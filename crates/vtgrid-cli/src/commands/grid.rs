@@ -171,6 +171,29 @@ async fn up(file: Option<PathBuf>) -> Result<(), CliError> {
             exited: None,
         });
     }
+    // The takeover agent of every data cluster, beside its node (DESIGN §5).
+    let mut agents = Vec::new();
+    for c in &grid.clusters {
+        let spawned = Command::new(&exe)
+            .arg("agent")
+            .arg("--config")
+            .arg(&path)
+            .arg("--id")
+            .arg(c.id.to_string())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        match spawned {
+            Ok(child) => agents.push(child),
+            Err(source) => {
+                stop_all(&mut running).await;
+                return Err(CliError::Io {
+                    what: "starting a takeover agent",
+                    source,
+                });
+            }
+        }
+    }
     let outcome = tokio::select! {
         r = wait_ready(&mut running) => r,
         _ = signals.recv() => Err(CliError::Grid("interrupted while starting".into())),
@@ -188,6 +211,7 @@ async fn up(file: Option<PathBuf>) -> Result<(), CliError> {
     print!("{}", table(running.iter().map(|r| &r.member)));
     watch(&mut running, &mut signals).await;
     stop_all(&mut running).await;
+    stop_agents(&mut agents).await;
     println!("grid stopped");
     Ok(())
 }
@@ -325,6 +349,23 @@ async fn stop_all(running: &mut [Running]) {
                 r.member.name
             );
             let _ = r.child.kill().await;
+        }
+    }
+}
+
+/// Stop the agents once their nodes have stopped (they keep no state).
+async fn stop_agents(agents: &mut [Child]) {
+    for agent in agents.iter_mut() {
+        if let Some(pid) = agent.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+    }
+    for agent in agents.iter_mut() {
+        if tokio::time::timeout(STOP_GRACE, agent.wait())
+            .await
+            .is_err()
+        {
+            let _ = agent.kill().await;
         }
     }
 }

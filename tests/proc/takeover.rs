@@ -1,0 +1,111 @@
+//! Takeover between real processes (issue 10; the spec's T21, T7 and T14a on processes):
+//! `vtgrid node` and `vtgrid agent` processes on loopback, the agents on the heartbeat addresses.
+//!
+//! Class RRN: C0 and C1 RUN, C2 No Copy. C1 holds `[[takeover]] at = 1, for = 0, mode = "wot"`,
+//! grace 3 s, retry 2 s; the agents fence a node silent for 3 s.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use vtgrid_proto::pb;
+use vtgrid_tests::support::host::{read_volume, write_job};
+use vtgrid_tests::support::{ok, wait_until, Payload, ProcessGrid, PRIVATE_CATEGORY};
+
+const CLASSES: &str = r#"
+[[management_class]]
+name = "RRN"
+copy_modes = { C0 = "RRN", C1 = "RRN", C2 = "RRN" }
+"#;
+
+const TAKEOVER: &str = r#"
+[[takeover]]
+at = 1
+for = 0
+mode = "wot"
+grace_secs = 3
+retry_secs = 2
+
+[agent]
+fence_after_secs = 3
+"#;
+
+fn rrn(volser: &str) -> pb::MountRequest {
+    let mut m = vtgrid_tests::support::host::specific(volser);
+    m.constructs = Some(pb::Constructs {
+        management_class: "RRN".into(),
+        ..Default::default()
+    });
+    m
+}
+
+async fn has_event(grid: &ProcessGrid, id: u8, code: &str) -> bool {
+    let mut status = vtgrid_tests::support::host::status_client(&grid.endpoint(id)).await;
+    status
+        .list_events(pb::ListEventsRequest {})
+        .await
+        .is_ok_and(|r| r.into_inner().events.iter().any(|e| e.code == code))
+}
+
+/// T21 then T7 and T14a. Sequence: C0, C1, C2 and their agents → C0 writes R00000 with RRN (a RUN
+/// copy at C1) → SIGSTOP C0 (a zombie owner: alive, silent) → C1 loses grid contact, waits the
+/// grace period, asks its agent, which asks C0's: C0's agent kills the stopped node before it
+/// says DOWN → G0009 at C1 → C0's process is dead of SIGKILL, so a SIGCONT has nothing to wake →
+/// R00000 reads back at C1 byte for byte (T14a) and C1 writes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn t21_a_stopped_owner_is_fenced_by_its_agent_before_the_survivor_takes_over() {
+    let mut grid = ProcessGrid::start_configured(3, 0, false, |layout| {
+        layout.management_classes = Some(CLASSES.to_string());
+        layout.extra_toml.push_str(TAKEOVER);
+    })
+    .await;
+    grid.start_agents();
+    grid.insert(0, "R00000", PRIVATE_CATEGORY).await;
+    let payload = Payload::mib(0x21, 2, 5);
+    let mut c0 = grid.host(0).await;
+    let done = ok(
+        write_job(&mut c0, rrn("R00000"), payload).await,
+        "write R00000 at C0",
+    );
+    assert!(
+        done.copies.contains(&1),
+        "R00000's RUN copy is at C1: {done:?}"
+    );
+
+    grid.signal(0, Signal::SIGSTOP);
+    wait_until("G0009 at C1", Duration::from_secs(60), || {
+        has_event(&grid, 1, "G0009")
+    })
+    .await;
+    let status = grid
+        .wait_exit(0, Duration::from_secs(10))
+        .expect("T21: C0's agent killed the stopped node before it reported it down");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(Signal::SIGKILL as i32),
+        "T21: C0 died of SIGKILL (fenced): {status}"
+    );
+    assert!(
+        grid.agent_log(0).contains("fenced"),
+        "C0's agent says it fenced the node"
+    );
+
+    let mut c1 = grid.host(1).await;
+    let bytes = read_volume(&mut c1, "R00000").await;
+    let want = payload.to_vec();
+    assert!(
+        bytes == want,
+        "T14a: R00000 reads back at C1 byte for byte ({} bytes, want {})",
+        bytes.len(),
+        want.len()
+    );
+    let v2 = ok(
+        write_job(
+            &mut c1,
+            vtgrid_tests::support::host::specific("R00000"),
+            Payload::mib(0x22, 1, 0),
+        )
+        .await,
+        "B21: C1 writes R00000 after the takeover",
+    );
+    assert_eq!(v2.version, 2);
+}
