@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use vtgrid_proto::pb;
 use vtgrid_tests::support::host::{read_volume, write_job};
-use vtgrid_tests::support::{ok, wait_until, Payload, ProcessGrid, PRIVATE_CATEGORY};
+use vtgrid_tests::support::{ok, wait_until, CliCall, Payload, ProcessGrid, PRIVATE_CATEGORY};
 
 const CLASSES: &str = r#"
 [[management_class]]
@@ -87,6 +87,15 @@ async fn t21_a_stopped_owner_is_fenced_by_its_agent_before_the_survivor_takes_ov
     assert!(
         grid.agent_log(0).contains("fenced"),
         "C0's agent says it fenced the node"
+    );
+
+    let status = CliCall::new(&["status", "--endpoint", &grid.endpoint(1)])
+        .run()
+        .await;
+    assert!(
+        status.stdout.contains("takeover  WOT for C0"),
+        "vtgrid status at C1 shows the mode: {}",
+        status.stdout
     );
 
     let mut c1 = grid.host(1).await;
