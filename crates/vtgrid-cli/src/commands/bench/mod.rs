@@ -2,6 +2,8 @@
 //! free loopback ports, with its data in a temporary directory it removes afterwards.
 //!
 //! - [`ownership`]: how fast volume ownership moves between clusters.
+//! - [`takeover`]: from a node's kill -9 to the first write mount of its volume at a survivor,
+//!   under the agents' takeover.
 //! - [`copy`]: RUN copies and Sync writes against the machine's own limits (loopback TCP, disk
 //!   write + fsync, a single-cluster write), measured in the same run.
 //!
@@ -10,6 +12,7 @@
 
 mod copy;
 mod ownership;
+mod takeover;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -34,6 +37,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), CliError> {
             runs,
             dir,
         } => copy::run(size_mib, runs, dir).await,
+        BenchCommand::Takeover { grace_secs } => takeover::run(grace_secs).await,
     }
 }
 
@@ -42,6 +46,9 @@ struct Grid {
     dir: PathBuf,
     children: Vec<Child>,
     hosts: Vec<String>,
+    /// `vtgrid agent` processes, when the bench started them.
+    agents: Vec<Child>,
+    config: PathBuf,
 }
 
 impl Grid {
@@ -104,9 +111,42 @@ impl Grid {
             dir,
             children,
             hosts,
+            agents: Vec::new(),
+            config,
         };
         grid.wait_ready().await?;
         Ok(grid)
+    }
+
+    /// Start a `vtgrid agent` beside every cluster.
+    async fn start_agents(&mut self) -> Result<(), CliError> {
+        let exe = std::env::current_exe().map_err(|source| CliError::Io {
+            what: "finding the vtgrid binary",
+            source,
+        })?;
+        for i in 0..self.children.len() {
+            let log = std::fs::File::create(self.dir.join(format!("agent{i}.log"))).map_err(
+                |source| CliError::Io {
+                    what: "creating an agent log",
+                    source,
+                },
+            )?;
+            let child = Command::new(&exe)
+                .args(["agent", "--config"])
+                .arg(&self.config)
+                .args(["--id", &i.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|source| CliError::Io {
+                    what: "starting an agent",
+                    source,
+                })?;
+            self.agents.push(child);
+        }
+        Ok(())
     }
 
     async fn wait_ready(&self) -> Result<(), CliError> {
@@ -154,12 +194,12 @@ impl Grid {
     }
 
     async fn stop_keeping_logs(mut self) {
-        for c in &self.children {
+        for c in self.children.iter().chain(&self.agents) {
             if let Some(pid) = c.id() {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
             }
         }
-        for c in &mut self.children {
+        for c in self.children.iter_mut().chain(self.agents.iter_mut()) {
             if tokio::time::timeout(Duration::from_secs(10), c.wait())
                 .await
                 .is_err()
