@@ -134,6 +134,14 @@ async fn scenario(
                 client::read_job(1, "R00000").await,
                 Reason::OwnerUnreachable,
             )?;
+            if let Fault::GridCut = fault {
+                // B25/B35: the agents say c0 is alive, so a manual WOT is refused too.
+                expect_reason(
+                    "B25: WOT at c1 for c0, which its agent says is alive",
+                    client::set_takeover(1, 0, pb::TakeoverMode::Wot, false).await,
+                    Reason::PeerAlive,
+                )?;
+            }
             if let Fault::SiteLost = fault {
                 // B137: the operator decides.
                 client::set_takeover(1, 0, pb::TakeoverMode::Wot, false).await?;
