@@ -107,16 +107,7 @@ async fn scenario(
             // B22: c0 comes back; the grant for it ends.
             control.restart(0).await;
             client::wait_ready(0, Duration::from_secs(60)).await?;
-            client::wait_for(
-                "B22: the grant for c0 ends",
-                Duration::from_secs(30),
-                || {
-                    control
-                        .cluster(1)
-                        .is_some_and(|c| c.probe().view().read(|s| s.write_takeovers.is_empty()))
-                },
-            )
-            .await?;
+            client::wait_grants_cleared(&control, 1).await?;
         }
         Fault::GridCut | Fault::GridAndHeartbeatCut | Fault::SiteLost => {
             tokio::time::sleep(3 * GRACE).await;

@@ -142,16 +142,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     )?;
     let s = client::volume(0, &taken.volser).await?;
     ensure(s.owner == 1, "T20: the scratch volume c1 took stays at c1")?;
-    client::wait_for(
-        "T20: the grant for c0 is cleared",
-        Duration::from_secs(30),
-        || {
-            control
-                .cluster(1)
-                .is_some_and(|c| c.probe().view().read(|s| s.write_takeovers.is_empty()))
-        },
-    )
-    .await?;
+    client::wait_grants_cleared(&control, 1).await?;
     let (_, bytes) = client::read_job(0, "R00000").await?;
     ensure(bytes == v2, "T20: R00000 read through c0 is c1's v2")?;
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;
@@ -258,19 +249,7 @@ async fn t15_scenario(
     ensure(bytes == v1, "T15: at c1 D00000 is the older version, v1")?;
     control.restart(0).await;
     client::wait_ready(0, Duration::from_secs(60)).await?;
-    client::wait_for(
-        "B134: c0 quarantines its v2",
-        Duration::from_secs(60),
-        || {
-            control.cluster(0).is_some_and(|c| {
-                c.probe().journal_store().quarantined().is_ok_and(|q| {
-                    q.iter()
-                        .any(|r| r.volser.to_string() == "D00000" && r.version == 2)
-                })
-            })
-        },
-    )
-    .await?;
+    client::wait_quarantined(&control, 0, "D00000", 2).await?;
     let v = client::volume(1, "D00000").await?;
     ensure(
         v.owner == 1 && v.version == 1,

@@ -85,27 +85,13 @@ impl Grid {
         })?;
         let mut children = Vec::new();
         for i in 0..clusters {
-            let log = std::fs::File::create(dir.join(format!("c{i}.log"))).map_err(|source| {
-                CliError::Io {
-                    what: "creating a cluster log",
-                    source,
-                }
-            })?;
-            let child = Command::new(&exe)
-                .args(["node", "--config"])
-                .arg(&config)
-                .args(["--id", &i.to_string()])
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|source| CliError::Io {
-                    what: "starting a cluster",
-                    source,
-                })?;
-            children.push(child);
+            children.push(spawn(
+                &exe,
+                "node",
+                &config,
+                i,
+                &dir.join(format!("c{i}.log")),
+            )?);
         }
         let grid = Grid {
             dir,
@@ -125,26 +111,9 @@ impl Grid {
             source,
         })?;
         for i in 0..self.children.len() {
-            let log = std::fs::File::create(self.dir.join(format!("agent{i}.log"))).map_err(
-                |source| CliError::Io {
-                    what: "creating an agent log",
-                    source,
-                },
-            )?;
-            let child = Command::new(&exe)
-                .args(["agent", "--config"])
-                .arg(&self.config)
-                .args(["--id", &i.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|source| CliError::Io {
-                    what: "starting an agent",
-                    source,
-                })?;
-            self.agents.push(child);
+            let log = self.dir.join(format!("agent{i}.log"));
+            self.agents
+                .push(spawn(&exe, "agent", &self.config, i, &log)?);
         }
         Ok(())
     }
@@ -208,6 +177,34 @@ impl Grid {
             }
         }
     }
+}
+
+/// `vtgrid COMMAND --config CONFIG --id ID` with its stderr in `log`.
+fn spawn(
+    exe: &Path,
+    command: &str,
+    config: &Path,
+    id: usize,
+    log: &Path,
+) -> Result<Child, CliError> {
+    let log = std::fs::File::create(log).map_err(|source| CliError::Io {
+        what: "creating a process log",
+        source,
+    })?;
+    Command::new(exe)
+        .args([command, "--config"])
+        .arg(config)
+        .args(["--id", &id.to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| CliError::Io {
+            what: "starting a bench process",
+            source,
+        })
 }
 
 fn remove_dir(dir: &Path) {
