@@ -76,3 +76,29 @@ fn bench_copy_at_8_mib_prints_positive_ratios_to_its_own_baselines() {
         "the benchmark removed its grid and baseline data, left {left:?}"
     );
 }
+
+/// `vtgrid bench takeover` runs its whole path with a 3 s grace period: its own three-cluster
+/// grid and agents, kill -9 of C0, C1 writing C0's volume under the agents' WOT. The figure is
+/// the machine's; the test checks only that it is a time no shorter than the grace period (B34:
+/// never before it).
+#[test]
+fn bench_takeover_prints_the_time_from_the_kill_to_the_first_write_mount() {
+    let run = CliCall::new(&["bench", "takeover", "--grace-secs", "3"])
+        .timeout(BENCH_DEADLINE)
+        .run_blocking();
+    run.assert_success();
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("kill -9 of C0"))
+        .unwrap_or_else(|| panic!("no takeover row in:\n{}", run.stdout));
+    let seconds: f64 = line
+        .split_whitespace()
+        .last()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("row {line:?} has no time"));
+    assert!(
+        (3.0..120.0).contains(&seconds),
+        "the takeover took {seconds} s with a 3 s grace period"
+    );
+}

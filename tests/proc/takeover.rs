@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use vtgrid_proto::pb;
 use vtgrid_tests::support::host::{read_volume, write_job};
-use vtgrid_tests::support::{ok, wait_until, Payload, ProcessGrid, PRIVATE_CATEGORY};
+use vtgrid_tests::support::{ok, wait_until, CliCall, Payload, ProcessGrid, PRIVATE_CATEGORY};
 
 const CLASSES: &str = r#"
 [[management_class]]
@@ -89,6 +89,15 @@ async fn t21_a_stopped_owner_is_fenced_by_its_agent_before_the_survivor_takes_ov
         "C0's agent says it fenced the node"
     );
 
+    let status = CliCall::new(&["status", "--endpoint", &grid.endpoint(1)])
+        .run()
+        .await;
+    assert!(
+        status.stdout.contains("takeover  WOT for C0"),
+        "vtgrid status at C1 shows the mode: {}",
+        status.stdout
+    );
+
     let mut c1 = grid.host(1).await;
     let bytes = read_volume(&mut c1, "R00000").await;
     let want = payload.to_vec();
@@ -108,4 +117,42 @@ async fn t21_a_stopped_owner_is_fenced_by_its_agent_before_the_survivor_takes_ov
         "B21: C1 writes R00000 after the takeover",
     );
     assert_eq!(v2.version, 2);
+}
+
+/// The operator's commands on real processes: `vtgrid admin takeover` and `vtgrid admin
+/// service`, their refusals by reason (exit status 2) and what `vtgrid status` shows.
+///
+/// Sequence: C0, C1 and a witness → `admin takeover --for C0 --mode wot` at C1 → PEER_ALIVE (C0
+/// answers, B25) → `--mode rot` → `status` at C1 shows "takeover  ROT for C0" → `--mode none` →
+/// it is gone → `admin service enter C0` before prep → SERVICE_MODE → `service prep C0` →
+/// `status` shows C0 in prep or service (it drains at once: nothing is mounted) → `service exit
+/// C0` → `--for C9` is a usage error (exit 1).
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_set_and_clear_takeover_modes_and_service_states_through_the_cli() {
+    let grid = ProcessGrid::start(2, 1).await;
+    let c1 = grid.endpoint(1);
+    let cli = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--endpoint".to_string(), c1.clone()]);
+        CliCall::new(&all).run_blocking()
+    };
+    let refused = cli(&["admin", "takeover", "--for", "C0", "--mode", "wot"]);
+    assert_eq!(refused.code(), Some(2), "{}", refused.stderr);
+    assert!(refused.stderr.contains("PEER_ALIVE"), "{}", refused.stderr);
+    cli(&["admin", "takeover", "--for", "C0", "--mode", "rot"]).assert_success();
+    assert!(cli(&["status"]).stdout.contains("takeover  ROT for C0"));
+    cli(&["admin", "takeover", "--for", "0", "--mode", "none"]).assert_success();
+    assert!(!cli(&["status"]).stdout.contains("takeover"));
+    let early = cli(&["admin", "service", "enter", "C0"]);
+    assert_eq!(early.code(), Some(2), "{}", early.stderr);
+    assert!(early.stderr.contains("SERVICE_MODE"), "{}", early.stderr);
+    cli(&["admin", "service", "prep", "C0"]).assert_success();
+    let status = cli(&["status"]).stdout;
+    assert!(
+        status.contains("service   C0 in prep") || status.contains("service   C0 in service"),
+        "{status}"
+    );
+    cli(&["admin", "service", "exit", "C0"]).assert_success();
+    let bad = cli(&["admin", "takeover", "--for", "C9x", "--mode", "wot"]);
+    assert_eq!(bad.code(), Some(1), "a usage error: {}", bad.stderr);
 }

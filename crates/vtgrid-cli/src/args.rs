@@ -112,6 +112,14 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "1,64")]
         clients: Vec<usize>,
     },
+    /// Autonomic takeover on a three-cluster grid of real processes with their agents: kill -9
+    /// C0's node, time until C1's first successful write mount of C0's volume, and that time
+    /// minus the grace period.
+    Takeover {
+        /// The `[[takeover]]` grace period, in seconds.
+        #[arg(long, default_value_t = 5)]
+        grace_secs: u64,
+    },
     /// A RUN copy between two clusters as a ratio to loopback TCP + write + fsync of the same
     /// bytes, and a Sync-mode write as a ratio to a single-cluster write, all measured in this
     /// run on a two-cluster grid of real processes on loopback.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vtgrid_catalog::{JournalEntry, QuarantineRecord};
-use vtgrid_core::catalog::{CatalogCommand, CatalogRejection};
+use vtgrid_core::catalog::{CatalogCommand, CatalogRejection, NewVersion};
 use vtgrid_core::replay::{judge_version_not_next, ReplayVerdict};
 use vtgrid_core::retention::{Area, HeldBytes};
 
@@ -116,13 +116,17 @@ impl Cluster {
         }
     }
 
-    /// The publisher's replay rule for an entry refused for a stale epoch.
-    fn judge_stale(
+    /// The version a refused entry carries, and the version and digest this cluster's view holds
+    /// for the volume now (it may trail the catalog that answered); none for an entry that
+    /// carries no version.
+    fn new_version_and_view<'e>(
         &self,
-        entry: &JournalEntry,
+        entry: &'e JournalEntry,
         volser: vtgrid_core::Volser,
-        rejection: CatalogRejection,
-    ) -> Outcome {
+    ) -> Option<(
+        &'e NewVersion,
+        (vtgrid_core::VersionNumber, vtgrid_core::Digest),
+    )> {
         let CatalogCommand::UpdateVolume {
             change:
                 vtgrid_core::catalog::VolumeChange {
@@ -131,13 +135,26 @@ impl Cluster {
             ..
         } = &entry.command
         else {
-            return Outcome::Refused(rejection);
+            return None;
         };
         let seen = self.catalog.view.read(|s| {
             s.volumes
                 .get(&volser)
                 .map_or((0, vtgrid_core::Digest::EMPTY), |r| (r.version, r.digest))
         });
+        Some((new, seen))
+    }
+
+    /// The publisher's replay rule for an entry refused for a stale epoch.
+    fn judge_stale(
+        &self,
+        entry: &JournalEntry,
+        volser: vtgrid_core::Volser,
+        rejection: CatalogRejection,
+    ) -> Outcome {
+        let Some((new, seen)) = self.new_version_and_view(entry, volser) else {
+            return Outcome::Refused(rejection);
+        };
         match vtgrid_core::replay::judge_stale_epoch(new, seen) {
             ReplayVerdict::Replay => {
                 tracing::info!(%volser, version = new.version, "the version committed before the volume was taken over");
@@ -155,21 +172,9 @@ impl Cluster {
         current: vtgrid_core::VersionNumber,
         rejection: CatalogRejection,
     ) -> Outcome {
-        let CatalogCommand::UpdateVolume {
-            change:
-                vtgrid_core::catalog::VolumeChange {
-                    version: Some(new), ..
-                },
-            ..
-        } = &entry.command
-        else {
+        let Some((new, seen)) = self.new_version_and_view(entry, volser) else {
             return Outcome::Refused(rejection);
         };
-        let seen = self.catalog.view.read(|s| {
-            s.volumes
-                .get(&volser)
-                .map_or((0, vtgrid_core::Digest::EMPTY), |r| (r.version, r.digest))
-        });
         match judge_version_not_next(new, current, seen) {
             ReplayVerdict::Replay => Outcome::Published,
             ReplayVerdict::Conflict => {

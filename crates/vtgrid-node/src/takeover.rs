@@ -104,8 +104,11 @@ impl Cluster {
             .peer_states()
             .get(&failed)
             .is_some_and(|l| l.reachable());
-        if mode == TakeoverMode::Write && alive && !force {
-            return Err(NodeError::PeerAlive { peer: failed });
+        if mode == TakeoverMode::Write && !force {
+            // B25, B35: not against a cluster the grid network or the agents say is alive.
+            if alive || self.ask_agents(failed).await == Some(vtgrid_core::aotm::NodeState::Alive) {
+                return Err(NodeError::PeerAlive { peer: failed });
+            }
         }
         let granted = self.takeover_mode(failed) == TakeoverMode::Write;
         if granted != (mode == TakeoverMode::Write) {

@@ -730,3 +730,40 @@ pub async fn cluster_status(at: u8) -> Result<pb::ClusterStatus, tonic::Status> 
         .await?
         .into_inner())
 }
+
+/// Wait until cluster `at`'s catalog view holds no write-takeover grant (a returning cluster
+/// ended them, B22).
+pub async fn wait_grants_cleared(control: &GridControl, at: u8) -> Result<(), String> {
+    wait_for(
+        "the write-takeover grants are cleared",
+        Duration::from_secs(30),
+        || {
+            control
+                .cluster(at)
+                .is_some_and(|c| c.probe().view().read(|s| s.write_takeovers.is_empty()))
+        },
+    )
+    .await
+}
+
+/// Wait until cluster `at` has quarantined `volser` `version` (a fenced version, B134).
+pub async fn wait_quarantined(
+    control: &GridControl,
+    at: u8,
+    volser: &str,
+    version: u64,
+) -> Result<(), String> {
+    wait_for(
+        &format!("C{at} quarantines {volser} v{version}"),
+        Duration::from_secs(60),
+        || {
+            control.cluster(at).is_some_and(|c| {
+                c.probe().journal_store().quarantined().is_ok_and(|q| {
+                    q.iter()
+                        .any(|r| r.volser.as_str() == volser && r.version == version)
+                })
+            })
+        },
+    )
+    .await
+}

@@ -107,16 +107,7 @@ async fn scenario(
             // B22: c0 comes back; the grant for it ends.
             control.restart(0).await;
             client::wait_ready(0, Duration::from_secs(60)).await?;
-            client::wait_for(
-                "B22: the grant for c0 ends",
-                Duration::from_secs(30),
-                || {
-                    control
-                        .cluster(1)
-                        .is_some_and(|c| c.probe().view().read(|s| s.write_takeovers.is_empty()))
-                },
-            )
-            .await?;
+            client::wait_grants_cleared(&control, 1).await?;
         }
         Fault::GridCut | Fault::GridAndHeartbeatCut | Fault::SiteLost => {
             tokio::time::sleep(3 * GRACE).await;
@@ -134,6 +125,14 @@ async fn scenario(
                 client::read_job(1, "R00000").await,
                 Reason::OwnerUnreachable,
             )?;
+            if let Fault::GridCut = fault {
+                // B25/B35: the agents say c0 is alive, so a manual WOT is refused too.
+                expect_reason(
+                    "B25: WOT at c1 for c0, which its agent says is alive",
+                    client::set_takeover(1, 0, pb::TakeoverMode::Wot, false).await,
+                    Reason::PeerAlive,
+                )?;
+            }
             if let Fault::SiteLost = fault {
                 // B137: the operator decides.
                 client::set_takeover(1, 0, pb::TakeoverMode::Wot, false).await?;

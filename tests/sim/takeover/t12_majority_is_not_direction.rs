@@ -70,19 +70,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     ensure(at_c1.version == 2, "c1 writes its own v2")?;
 
     control.heal();
-    client::wait_for(
-        "B26: c0 quarantines its v2 A",
-        Duration::from_secs(60),
-        || {
-            control.cluster(0).is_some_and(|c| {
-                c.probe().journal_store().quarantined().is_ok_and(|q| {
-                    q.iter()
-                        .any(|r| r.volser.to_string() == "V00000" && r.version == 2)
-                })
-            })
-        },
-    )
-    .await?;
+    client::wait_quarantined(&control, 0, "V00000", 2).await?;
     let c0 = control.cluster(0).ok_or("c0 runs")?;
     ensure(
         c0.probe()
@@ -97,16 +85,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
         v.owner == 1 && v.version == 2 && v.digest == client::digest_hex(&b),
         "the catalog keeps c1's v2 B, owned by c1",
     )?;
-    client::wait_for(
-        "the grant for c0 is cleared",
-        Duration::from_secs(30),
-        || {
-            control
-                .cluster(1)
-                .is_some_and(|c| c.probe().view().read(|s| s.write_takeovers.is_empty()))
-        },
-    )
-    .await?;
+    client::wait_grants_cleared(&control, 1).await?;
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;
     Ok(())
 }

@@ -142,16 +142,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     )?;
     let s = client::volume(0, &taken.volser).await?;
     ensure(s.owner == 1, "T20: the scratch volume c1 took stays at c1")?;
-    client::wait_for(
-        "T20: the grant for c0 is cleared",
-        Duration::from_secs(30),
-        || {
-            control
-                .cluster(1)
-                .is_some_and(|c| c.probe().view().read(|s| s.write_takeovers.is_empty()))
-        },
-    )
-    .await?;
+    client::wait_grants_cleared(&control, 1).await?;
     let (_, bytes) = client::read_job(0, "R00000").await?;
     ensure(bytes == v2, "T20: R00000 read through c0 is c1's v2")?;
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;
@@ -222,6 +213,61 @@ fn t14a_a_run_version_acknowledged_just_before_the_owner_dies_survives_the_takeo
             let mut grid = SimGrid::new(seed, 3, 0);
             let ledger = Ledger::new();
             grid.client("tape-host", t14a_scenario(grid.control(), ledger.clone()));
+            Invariants::new(ledger).run(&mut grid)
+        },
+    );
+}
+
+/// T15 (B40, B134): c0 = RD. c0 writes D00000 v1 (its deferred copy reaches c1), is cut off,
+/// writes v2 (journalled at c0 only) and crashes; WOT at c1: D00000 there is v1, the older
+/// version. c0 comes back: its v2 is refused by epoch and quarantined at c0 (OWNERSHIP_CONFLICT),
+/// never published over c1's.
+async fn t15_scenario(
+    control: GridControl,
+    ledger: Ledger,
+) -> Result<(), Box<dyn std::error::Error>> {
+    client::wait_grid_ready(&control, Duration::from_secs(60)).await?;
+    client::insert(0, "D00000", "000F").await?;
+    let v1 = b"D00000 v1, copied to c1 later".to_vec();
+    client::write_job(
+        0,
+        client::with_class(client::specific("D00000"), "RDN"),
+        &v1,
+        &ledger,
+    )
+    .await?;
+    client::wait_copies_settled(&control, Duration::from_secs(60)).await?;
+    client::make_leader(&control, 1, Duration::from_secs(30)).await?;
+    control.isolate(0);
+    let v2 = b"D00000 v2, written cut off, never published".to_vec();
+    let done = client::write_job(0, client::specific("D00000"), &v2, &ledger).await?;
+    ensure(done.version == 2, "c0 acknowledges v2 from its journal")?;
+    control.crash(0).await;
+    control.heal();
+    client::set_takeover(1, 0, pb::TakeoverMode::Wot, true).await?;
+    let (_, bytes) = client::read_job(1, "D00000").await?;
+    ensure(bytes == v1, "T15: at c1 D00000 is the older version, v1")?;
+    control.restart(0).await;
+    client::wait_ready(0, Duration::from_secs(60)).await?;
+    client::wait_quarantined(&control, 0, "D00000", 2).await?;
+    let v = client::volume(1, "D00000").await?;
+    ensure(
+        v.owner == 1 && v.version == 1,
+        "the catalog keeps c1 as owner at v1",
+    )?;
+    client::wait_quiescent(&control, Duration::from_secs(60)).await?;
+    Ok(())
+}
+
+#[test]
+fn t15_a_deferred_version_written_cut_off_is_lost_to_the_takeover_and_quarantined() {
+    for_each_seed(
+        "t15_a_deferred_version_written_cut_off_is_lost_to_the_takeover_and_quarantined",
+        &[15, 150],
+        |seed| {
+            let mut grid = SimGrid::new(seed, 3, 0);
+            let ledger = Ledger::new();
+            grid.client("tape-host", t15_scenario(grid.control(), ledger.clone()));
             Invariants::new(ledger).run(&mut grid)
         },
     );

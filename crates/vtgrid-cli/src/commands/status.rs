@@ -82,6 +82,12 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
         g.flags.join(", ")
     };
     println!("states    {flags}");
+    for t in &s.takeovers {
+        println!("takeover  {} for C{}", t.mode.to_uppercase(), t.for_cluster);
+    }
+    for e in &s.service {
+        println!("service   C{} in {}", e.cluster, e.state);
+    }
     Ok(())
 }
 

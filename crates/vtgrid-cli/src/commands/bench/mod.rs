@@ -2,6 +2,8 @@
 //! free loopback ports, with its data in a temporary directory it removes afterwards.
 //!
 //! - [`ownership`]: how fast volume ownership moves between clusters.
+//! - [`takeover`]: from a node's kill -9 to the first write mount of its volume at a survivor,
+//!   under the agents' takeover.
 //! - [`copy`]: RUN copies and Sync writes against the machine's own limits (loopback TCP, disk
 //!   write + fsync, a single-cluster write), measured in the same run.
 //!
@@ -10,6 +12,7 @@
 
 mod copy;
 mod ownership;
+mod takeover;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -34,6 +37,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), CliError> {
             runs,
             dir,
         } => copy::run(size_mib, runs, dir).await,
+        BenchCommand::Takeover { grace_secs } => takeover::run(grace_secs).await,
     }
 }
 
@@ -42,6 +46,9 @@ struct Grid {
     dir: PathBuf,
     children: Vec<Child>,
     hosts: Vec<String>,
+    /// `vtgrid agent` processes, when the bench started them.
+    agents: Vec<Child>,
+    config: PathBuf,
 }
 
 impl Grid {
@@ -78,35 +85,37 @@ impl Grid {
         })?;
         let mut children = Vec::new();
         for i in 0..clusters {
-            let log = std::fs::File::create(dir.join(format!("c{i}.log"))).map_err(|source| {
-                CliError::Io {
-                    what: "creating a cluster log",
-                    source,
-                }
-            })?;
-            let child = Command::new(&exe)
-                .args(["node", "--config"])
-                .arg(&config)
-                .args(["--id", &i.to_string()])
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|source| CliError::Io {
-                    what: "starting a cluster",
-                    source,
-                })?;
-            children.push(child);
+            children.push(spawn(
+                &exe,
+                "node",
+                &config,
+                i,
+                &dir.join(format!("c{i}.log")),
+            )?);
         }
         let grid = Grid {
             dir,
             children,
             hosts,
+            agents: Vec::new(),
+            config,
         };
         grid.wait_ready().await?;
         Ok(grid)
+    }
+
+    /// Start a `vtgrid agent` beside every cluster.
+    async fn start_agents(&mut self) -> Result<(), CliError> {
+        let exe = std::env::current_exe().map_err(|source| CliError::Io {
+            what: "finding the vtgrid binary",
+            source,
+        })?;
+        for i in 0..self.children.len() {
+            let log = self.dir.join(format!("agent{i}.log"));
+            self.agents
+                .push(spawn(&exe, "agent", &self.config, i, &log)?);
+        }
+        Ok(())
     }
 
     async fn wait_ready(&self) -> Result<(), CliError> {
@@ -154,12 +163,12 @@ impl Grid {
     }
 
     async fn stop_keeping_logs(mut self) {
-        for c in &self.children {
+        for c in self.children.iter().chain(&self.agents) {
             if let Some(pid) = c.id() {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
             }
         }
-        for c in &mut self.children {
+        for c in self.children.iter_mut().chain(self.agents.iter_mut()) {
             if tokio::time::timeout(Duration::from_secs(10), c.wait())
                 .await
                 .is_err()
@@ -168,6 +177,34 @@ impl Grid {
             }
         }
     }
+}
+
+/// `vtgrid COMMAND --config CONFIG --id ID` with its stderr in `log`.
+fn spawn(
+    exe: &Path,
+    command: &str,
+    config: &Path,
+    id: usize,
+    log: &Path,
+) -> Result<Child, CliError> {
+    let log = std::fs::File::create(log).map_err(|source| CliError::Io {
+        what: "creating a process log",
+        source,
+    })?;
+    Command::new(exe)
+        .args([command, "--config"])
+        .arg(config)
+        .args(["--id", &id.to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| CliError::Io {
+            what: "starting a bench process",
+            source,
+        })
 }
 
 fn remove_dir(dir: &Path) {
