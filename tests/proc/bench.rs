@@ -79,8 +79,8 @@ fn bench_copy_at_8_mib_prints_positive_ratios_to_its_own_baselines() {
 
 /// `vtgrid bench takeover` runs its whole path with a 3 s grace period: its own three-cluster
 /// grid and agents, kill -9 of C0, C1 writing C0's volume under the agents' WOT. The figure is
-/// the machine's; the test checks only that it is a time no shorter than the grace period (B34:
-/// never before it).
+/// the machine's; the test checks only that it is a time no shorter than the grace period less one
+/// ping interval (B34: never before the grace period from the last answer).
 #[test]
 fn bench_takeover_prints_the_time_from_the_kill_to_the_first_write_mount() {
     let run = CliCall::new(&["bench", "takeover", "--grace-secs", "3"])
@@ -97,8 +97,10 @@ fn bench_takeover_prints_the_time_from_the_kill_to_the_first_write_mount() {
         .last()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("row {line:?} has no time"));
+    // The grace period runs from C1's last answer from C0, which comes up to one ping interval
+    // (1 s) before the kill.
     assert!(
-        (3.0..120.0).contains(&seconds),
+        (2.0..120.0).contains(&seconds),
         "the takeover took {seconds} s with a 3 s grace period"
     );
 }

@@ -14,7 +14,7 @@ use vtgrid_tests::support::{
 /// STANDARD` (hashed while fed) → stdout is the VOLSER, A00000 → `volume read A00000` with stdout
 /// hashed → same SHA-256 and length → `volume show A00000 --json`: category 000F, version 1, size
 /// 268435456 → SIGTERM `grid up` → it exits 0 within the deadline and its node is gone (the pid
-/// has exited and the host port refuses connections).
+/// has exited and the host port refuses connections), and so is the agent beside it.
 #[tokio::test(flavor = "multi_thread")]
 async fn grid_up_write_and_read_256_mib_from_stdin_identical() {
     let mut grid = TestGrid::start_with(GridOptions {
@@ -22,11 +22,25 @@ async fn grid_up_write_and_read_256_mib_from_stdin_identical() {
         ..GridOptions::default()
     })
     .await;
+    // One node and the takeover agent beside it.
     let nodes = grid.child_pids();
+    let commands: Vec<String> = nodes
+        .iter()
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            cmdline
+                .split(|b| *b == 0)
+                .nth(1)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut sorted = commands.clone();
+    sorted.sort();
     assert_eq!(
-        nodes.len(),
-        1,
-        "grid up runs one node for a one-cluster grid"
+        sorted,
+        ["agent", "node"],
+        "grid up runs one node and its agent for a one-cluster grid"
     );
 
     grid.cli(&["volume", "insert", "A00000-A00009"])
