@@ -25,6 +25,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use vtgrid_core::membership::Membership;
 use vtgrid_core::{Category, CategoryDefinition, ClusterId, ManagementClass, Volser};
@@ -73,8 +74,9 @@ pub struct Cluster {
     /// Set once this cluster's view has caught up with the leader since it started (a barrier
     /// applied here): from then on it knows every takeover of its volumes (T20).
     pub(crate) caught_up: AtomicBool,
-    /// Set once the catalog has a leader, configured constructs exist and the TVC is reconciled.
-    pub(crate) ready: AtomicBool,
+    /// Set once the catalog has a leader, configured constructs exist and the TVC is reconciled
+    /// (a watch: a rejoin answers the operator only once the cluster serves again).
+    pub(crate) ready: tokio::sync::watch::Sender<bool>,
     /// Finished passes of `reconcile_tvc` (start-up and sweeps).
     pub(crate) sweeps: AtomicU64,
     /// True once the process is stopping: long-lived streams (`WatchEvents`) end on it, or a
@@ -105,7 +107,15 @@ impl Cluster {
 
     /// Ready to serve: settled, and a member of the grid (not a voter that lost its catalog).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.membership() == Membership::Member
+        *self.ready.borrow() && self.membership() == Membership::Member
+    }
+
+    /// Wait until this cluster has settled since it started (the `ready` flag), at most `limit`.
+    pub(crate) async fn settled_within(&self, limit: Duration) -> bool {
+        let mut ready = self.ready.subscribe();
+        tokio::time::timeout(limit, ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Has this cluster's view caught up with the leader since it started (the gate's

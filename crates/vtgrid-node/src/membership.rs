@@ -41,6 +41,8 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 const ASK_EVERY: Duration = Duration::from_secs(1);
 /// How long a readmission may take: a learner catching up from a snapshot.
 const READMIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a rejoin waits, once a voter again, for the cluster to serve before it answers.
+const REJOIN_SETTLE: Duration = Duration::from_secs(30);
 
 impl Cluster {
     /// The lowest-numbered voter of the grid file: the one that forms the grid.
@@ -316,6 +318,13 @@ impl Cluster {
                 format!("{name} rejoined the grid as a new member and votes again"),
             );
             tracing::info!(cluster = %self.id, "rejoined the grid as a voter");
+            // The operator is answered once the cluster serves again: its start-up settle
+            // (a barrier through the leader, the TVC reconciled) finishes only now that it is a
+            // member, and until then hosts would be told CATALOG_UNAVAILABLE.
+            if !self.settled_within(REJOIN_SETTLE).await {
+                tracing::warn!(cluster = %self.id, limit = ?REJOIN_SETTLE,
+                    "rejoined, but not yet caught up with the catalog; hosts wait until it is");
+            }
             Ok(())
         });
         task.await.unwrap_or_else(|join| {

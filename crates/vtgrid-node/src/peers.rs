@@ -108,6 +108,21 @@ impl Cluster {
         self.ping_within(addr, PING_EVERY).await
     }
 
+    /// Does `peer` answer a ping on any of its grid links now? Asked where a decision may not
+    /// rest on the link monitor's last round alone (a write takeover, B25): a cluster that has
+    /// just started has no round yet, and a link that answers again is seen a second late.
+    pub(crate) async fn answers_now(&self, peer: ClusterId) -> bool {
+        let pings = self
+            .grid
+            .grid_paths(peer.get())
+            .into_iter()
+            .map(|addr| async move { self.ping_within(&addr, PING_EVERY).await });
+        futures::future::join_all(pings)
+            .await
+            .into_iter()
+            .any(|a| a)
+    }
+
     /// One ping of the grid address `addr`: did it answer within `timeout`?
     pub(crate) async fn ping_within(&self, addr: &str, timeout: Duration) -> bool {
         let mut client = GridServiceClient::new(self.connector.channel(addr));

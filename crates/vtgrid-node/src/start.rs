@@ -136,7 +136,7 @@ impl Cluster {
             mounts: MountTable::new(id, incarnation),
             metrics: Metrics::default(),
             caught_up: AtomicBool::new(false),
-            ready: AtomicBool::new(false),
+            ready: tokio::sync::watch::Sender::new(false),
             sweeps: AtomicU64::new(0),
             stopping: tokio::sync::watch::Sender::new(false),
             membership: MembershipState::new(membership),
@@ -227,7 +227,7 @@ impl Cluster {
             self.caught_up.store(true, Ordering::Release);
             self.reconcile_tvc(true).await;
         }
-        self.ready.store(true, Ordering::Release);
+        self.ready.send_replace(true);
         tracing::info!(cluster = %self.id, "ready");
     }
 

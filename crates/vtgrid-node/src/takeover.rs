@@ -99,11 +99,13 @@ impl Cluster {
                 problem: "must name another data cluster of the grid",
             });
         }
-        let alive = self
-            .links
-            .peer_states()
-            .get(&failed)
-            .is_some_and(|l| l.reachable());
+        let alive = mode == TakeoverMode::Write
+            && (self
+                .links
+                .peer_states()
+                .get(&failed)
+                .is_some_and(|l| l.reachable())
+                || self.answers_now(failed).await);
         if mode == TakeoverMode::Write && !force {
             // B25, B35: not against a cluster the grid network or the agents say is alive.
             if alive || self.ask_agents(failed).await == Some(vtgrid_core::aotm::NodeState::Alive) {
