@@ -177,29 +177,12 @@ impl Agent {
             tracing::warn!(%peer, answered_for = answer.cluster, "the agent at that address speaks for another cluster");
             return None;
         }
-        Some(state_from_pb(answer.state()))
+        Some(answer.state().into())
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn state_to_pb(state: NodeState) -> NodeLiveness {
-    match state {
-        NodeState::Alive => NodeLiveness::Alive,
-        NodeState::Down => NodeLiveness::Down,
-        NodeState::Unknown => NodeLiveness::Unknown,
-    }
-}
-
-/// A wire state as the rule's: anything but ALIVE and DOWN is unknown.
-pub fn state_from_pb(state: NodeLiveness) -> NodeState {
-    match state {
-        NodeLiveness::Alive => NodeState::Alive,
-        NodeLiveness::Down => NodeState::Down,
-        NodeLiveness::Unknown => NodeState::Unknown,
-    }
 }
 
 /// `AgentService` over an [`Agent`].
@@ -216,7 +199,7 @@ impl AgentService for AgentApi {
         tracing::info!(from, state = state.name(), "asked about this site's node");
         Ok(Response::new(NodeStateResponse {
             cluster: u32::from(self.0.cluster.get()),
-            state: state_to_pb(state) as i32,
+            state: NodeLiveness::from(state) as i32,
         }))
     }
 
@@ -235,7 +218,7 @@ impl AgentService for AgentApi {
         let state = self.0.ask_peer(peer).await.unwrap_or(NodeState::Unknown);
         Ok(Response::new(NodeStateResponse {
             cluster,
-            state: state_to_pb(state) as i32,
+            state: NodeLiveness::from(state) as i32,
         }))
     }
 }

@@ -288,21 +288,11 @@ impl Cluster {
             });
         }
         Ok(hold.into_mount(Mount {
-            read_only: false,
-            id: self.mounts.next_id(),
-            volser,
-            token: record.token,
-            base_version: record.version,
-            base_size: if blank { 0 } else { record.size },
-            base_digest: record.digest,
-            base_sources,
-            blank,
             append: opts.append && !blank,
             category_on_commit: blank.then_some(private),
             constructs_on_commit: (*constructs != Constructs::default())
                 .then(|| merge_constructs(&record.constructs, constructs)),
-            io: tokio::sync::Mutex::new(JobIo::default()),
-            state: Default::default(),
+            ..Mount::of_version(self.mounts.next_id(), volser, &record, blank, base_sources)
         }))
     }
 
@@ -339,19 +329,7 @@ impl Cluster {
         }
         Ok(hold.into_mount(Mount {
             read_only: true,
-            id: self.mounts.next_id(),
-            volser,
-            token: record.token,
-            base_version: record.version,
-            base_size: if blank { 0 } else { record.size },
-            base_digest: record.digest,
-            base_sources,
-            blank,
-            append: false,
-            category_on_commit: None,
-            constructs_on_commit: None,
-            io: tokio::sync::Mutex::new(JobIo::default()),
-            state: Default::default(),
+            ..Mount::of_version(self.mounts.next_id(), volser, &record, blank, base_sources)
         }))
     }
 
@@ -849,14 +827,12 @@ impl Cluster {
         if self.catalog.leader().is_none() {
             return;
         }
-        let deadline = tokio::time::Instant::now() + PUBLISH_BEFORE_ACK;
-        while self.journal.has_pending(&volser) {
-            self.journal.appended.notify_one();
-            let published = self.journal.published.notified();
-            if tokio::time::timeout_at(deadline, published).await.is_err() {
-                tracing::info!(%volser, "the catalog did not take the version in time; answering from the journal");
-                return;
-            }
+        if !self
+            .journal
+            .published_within(&volser, PUBLISH_BEFORE_ACK)
+            .await
+        {
+            tracing::info!(%volser, "the catalog did not take the version in time; answering from the journal");
         }
     }
 

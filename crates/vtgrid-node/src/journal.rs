@@ -164,6 +164,26 @@ impl Journal {
         Ok(())
     }
 
+    /// Wake the publisher and wait until nothing of `volser` is left in the journal, at most
+    /// `limit`: true when the catalog has it all. Used before a surrender (the next owner must
+    /// see every version) and before a rewind-unload answers the host (T14a).
+    pub async fn published_within(&self, volser: &Volser, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // Registered before the check: a round that ends between the two still wakes us.
+            let published = self.published.notified();
+            let mut published = std::pin::pin!(published);
+            published.as_mut().enable();
+            if !self.has_pending(volser) {
+                return true;
+            }
+            self.appended.notify_one();
+            if tokio::time::timeout_at(deadline, published).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     pub fn has_pending(&self, volser: &Volser) -> bool {
         self.lock().contains_key(volser)
     }

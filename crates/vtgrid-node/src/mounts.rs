@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 use vtgrid_core::gate::LocalUse;
-use vtgrid_core::{Category, Constructs, OwnershipToken, VersionNumber, Volser};
+use vtgrid_core::{Category, Constructs, OwnershipToken, VersionNumber, Volser, VolumeRecord};
 use vtgrid_tvc::VersionWriter;
 
 use crate::error::NodeError;
@@ -93,6 +93,34 @@ pub struct Unloaded {
 }
 
 impl Mount {
+    /// A job on `record`'s current version (blank: a Fast Ready mount, B84) that changes nothing
+    /// when it commits; the registrations set what the job may change (`append`,
+    /// `category_on_commit`, `constructs_on_commit`, `read_only`).
+    pub(crate) fn of_version(
+        id: String,
+        volser: Volser,
+        record: &VolumeRecord,
+        blank: bool,
+        base_sources: Vec<vtgrid_core::ClusterId>,
+    ) -> Mount {
+        Mount {
+            id,
+            volser,
+            token: record.token,
+            base_version: record.version,
+            base_size: if blank { 0 } else { record.size },
+            base_digest: record.digest,
+            base_sources,
+            blank,
+            append: false,
+            category_on_commit: None,
+            constructs_on_commit: None,
+            read_only: false,
+            io: tokio::sync::Mutex::new(JobIo::default()),
+            state: Default::default(),
+        }
+    }
+
     /// A host call of this job begins; the job is not idle until the guard drops.
     pub(crate) fn begin_call(&self) -> CallGuard<'_> {
         self.state.activity.calls.fetch_add(1, Ordering::AcqRel);

@@ -360,17 +360,13 @@ impl Cluster {
 
     /// Wait until the journal holds nothing more for `volser`.
     async fn flush_journal(&self, volser: Volser) -> Result<(), NodeError> {
-        let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
-        while self.journal.has_pending(&volser) {
-            self.journal.appended.notify_one();
-            let published = self.journal.published.notified();
-            if tokio::time::timeout_at(deadline, published).await.is_err() {
-                return Err(NodeError::catalog(crate::error::CatalogFailure::Timeout(
-                    FLUSH_TIMEOUT,
-                )));
-            }
+        if self.journal.published_within(&volser, FLUSH_TIMEOUT).await {
+            Ok(())
+        } else {
+            Err(NodeError::catalog(crate::error::CatalogFailure::Timeout(
+                FLUSH_TIMEOUT,
+            )))
         }
-        Ok(())
     }
 
     /// Stream a committed version held by this cluster's TVC, verifying as it goes.

@@ -234,27 +234,23 @@ impl Cluster {
     /// Categories and management classes from the grid file that the catalog lacks or holds
     /// differently are (re)defined. Definitions made later through the admin API are kept.
     async fn define_configured_constructs(&self) -> Result<(), crate::error::NodeError> {
-        for def in self.configured_categories.iter().cloned() {
-            let same = self
-                .catalog
-                .view
-                .read(|s| s.categories.get(&def.category) == Some(&def));
-            if !same {
-                self.catalog
-                    .propose(CatalogCommand::DefineCategory(def))
-                    .await?;
-            }
-        }
-        for mc in self.configured_classes.iter().cloned() {
-            let same = self
-                .catalog
-                .view
-                .read(|s| s.management_classes.get(&mc.name) == Some(&mc));
-            if !same {
-                self.catalog
-                    .propose(CatalogCommand::DefineManagementClass(mc))
-                    .await?;
-            }
+        let differing: Vec<CatalogCommand> = self.catalog.view.read(|s| {
+            let categories = self
+                .configured_categories
+                .iter()
+                .filter(|def| s.categories.get(&def.category) != Some(*def))
+                .cloned()
+                .map(CatalogCommand::DefineCategory);
+            let classes = self
+                .configured_classes
+                .iter()
+                .filter(|mc| s.management_classes.get(&mc.name) != Some(*mc))
+                .cloned()
+                .map(CatalogCommand::DefineManagementClass);
+            categories.chain(classes).collect()
+        });
+        for command in differing {
+            self.catalog.propose(command).await?;
         }
         Ok(())
     }

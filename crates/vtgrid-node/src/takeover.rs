@@ -347,19 +347,14 @@ impl Cluster {
 
     /// Ask this site's agent what `peer`'s agent says of its node; `None`: no answer.
     async fn ask_agents(&self, peer: ClusterId) -> Option<vtgrid_core::aotm::NodeState> {
-        use vtgrid_core::aotm::NodeState;
-        use vtgrid_proto::pb::{agent_service_client::AgentServiceClient, NodeLiveness};
+        use vtgrid_proto::pb::agent_service_client::AgentServiceClient;
         let addr = self.grid.heartbeat_of(self.id.get())?;
         let mut client = AgentServiceClient::new(self.connector.channel(addr));
         let call = client.ask_peer(vtgrid_proto::pb::AskPeerRequest {
             cluster: u32::from(peer.get()),
         });
         match tokio::time::timeout(AGENT_ANSWER, call).await {
-            Ok(Ok(r)) => Some(match r.into_inner().state() {
-                NodeLiveness::Alive => NodeState::Alive,
-                NodeLiveness::Down => NodeState::Down,
-                NodeLiveness::Unknown => NodeState::Unknown,
-            }),
+            Ok(Ok(r)) => Some(r.into_inner().state().into()),
             Ok(Err(status)) => {
                 tracing::warn!(%peer, error = %status.message(), "AOTM: this site's agent refused");
                 None

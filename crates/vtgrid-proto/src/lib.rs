@@ -6,11 +6,13 @@
 //! - [`volume`]: `VolumeRecord` → `pb::Volume`, constructs both ways.
 //! - [`constructs`]: category definitions and management classes both ways.
 //! - [`reason`]: the stable error reasons and how they travel in a `tonic::Status`.
+//! - [`liveness`]: the agents' node states (AOTM) both ways.
 //!
 //! Conversions from the wire validate: a `pb::Volume` with a bad VOLSER does not become a domain
 //! value. What this crate leaves out: deciding anything; it only translates.
 
 pub mod constructs;
+pub mod liveness;
 pub mod reason;
 pub mod volume;
 

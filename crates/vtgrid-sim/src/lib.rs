@@ -15,6 +15,7 @@
 //!   (B45); one function each.
 //! - [`ledger`]: what the tape host was told (acknowledged and in-doubt versions).
 //! - [`client`]: host-side gRPC clients with deadlines, host jobs, waiting for a condition.
+//! - [`scenario`]: a tape host's script on a new grid, under the invariants.
 //! - [`seed`]: fixed seeds, seed sweeps from the environment, and printing the failing seed.
 //! - [`trace`]: what a run did (bytes on the wire, host results, commits), to compare replays.
 //!
@@ -36,6 +37,7 @@ pub mod grid;
 pub mod invariants;
 pub mod ledger;
 pub mod net;
+pub mod scenario;
 pub mod seed;
 pub mod trace;
 

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use vtgrid_proto::pb::{self, Reason};
 use vtgrid_sim::client::{self, digest_hex, expect_reason};
-use vtgrid_sim::grid::{GridControl, SimGrid};
-use vtgrid_sim::invariants::{self, Invariants};
+use vtgrid_sim::grid::GridControl;
+use vtgrid_sim::invariants;
 use vtgrid_sim::ledger::Ledger;
+use vtgrid_sim::scenario;
 use vtgrid_sim::seed::for_each_seed;
 use vtgrid_tvc::DiskFaults;
 
@@ -149,11 +150,6 @@ fn disk_faults_fail_the_job_with_their_reason_and_lose_nothing() {
     for_each_seed(
         "disk_faults_fail_the_job_with_their_reason_and_lose_nothing",
         SEEDS,
-        |seed| {
-            let mut grid = SimGrid::new(seed, 2, 0);
-            let ledger = Ledger::new();
-            grid.client("tape-host", scenario(grid.control(), ledger.clone()));
-            Invariants::new(ledger).run(&mut grid)
-        },
+        |seed| scenario::run_host(seed, 2, 0, scenario),
     );
 }

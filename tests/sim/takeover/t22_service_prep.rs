@@ -12,9 +12,9 @@ use std::time::Duration;
 use vtgrid_core::takeover::ServiceState;
 use vtgrid_proto::pb::{self, Reason};
 use vtgrid_sim::client::{self, ensure, expect_reason};
-use vtgrid_sim::grid::{GridControl, SimGrid};
-use vtgrid_sim::invariants::Invariants;
+use vtgrid_sim::grid::GridControl;
 use vtgrid_sim::ledger::Ledger;
+use vtgrid_sim::scenario;
 use vtgrid_sim::seed::for_each_seed;
 
 const SEEDS: &[u64] = &[22, 220];
@@ -95,11 +95,6 @@ fn t22_service_prep_drains_service_mode_opens_exit_reclaims_nothing() {
     for_each_seed(
         "t22_service_prep_drains_service_mode_opens_exit_reclaims_nothing",
         SEEDS,
-        |seed| {
-            let mut grid = SimGrid::new(seed, 2, 1);
-            let ledger = Ledger::new();
-            grid.client("tape-host", scenario(grid.control(), ledger.clone()));
-            Invariants::new(ledger).run(&mut grid)
-        },
+        |seed| scenario::run_host(seed, 2, 1, scenario),
     );
 }

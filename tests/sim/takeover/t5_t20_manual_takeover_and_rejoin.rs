@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use vtgrid_proto::pb::{self, Reason};
 use vtgrid_sim::client::{self, ensure, expect_reason};
-use vtgrid_sim::grid::{GridControl, SimGrid};
-use vtgrid_sim::invariants::Invariants;
+use vtgrid_sim::grid::GridControl;
 use vtgrid_sim::ledger::Ledger;
+use vtgrid_sim::scenario;
 use vtgrid_sim::seed::for_each_seed;
 
 const SEEDS: &[u64] = &[5, 20];
@@ -154,12 +154,7 @@ fn t5_t20_manual_takeover_of_a_crashed_cluster_and_its_return() {
     for_each_seed(
         "t5_t20_manual_takeover_of_a_crashed_cluster_and_its_return",
         SEEDS,
-        |seed| {
-            let mut grid = SimGrid::new(seed, 3, 0);
-            let ledger = Ledger::new();
-            grid.client("tape-host", scenario(grid.control(), ledger.clone()));
-            Invariants::new(ledger).run(&mut grid)
-        },
+        |seed| scenario::run_host(seed, 3, 0, scenario),
     );
 }
 
@@ -209,12 +204,7 @@ fn t14a_a_run_version_acknowledged_just_before_the_owner_dies_survives_the_takeo
     for_each_seed(
         "t14a_a_run_version_acknowledged_just_before_the_owner_dies_survives_the_takeover",
         &[14, 140],
-        |seed| {
-            let mut grid = SimGrid::new(seed, 3, 0);
-            let ledger = Ledger::new();
-            grid.client("tape-host", t14a_scenario(grid.control(), ledger.clone()));
-            Invariants::new(ledger).run(&mut grid)
-        },
+        |seed| scenario::run_host(seed, 3, 0, t14a_scenario),
     );
 }
 
@@ -264,11 +254,6 @@ fn t15_a_deferred_version_written_cut_off_is_lost_to_the_takeover_and_quarantine
     for_each_seed(
         "t15_a_deferred_version_written_cut_off_is_lost_to_the_takeover_and_quarantined",
         &[15, 150],
-        |seed| {
-            let mut grid = SimGrid::new(seed, 3, 0);
-            let ledger = Ledger::new();
-            grid.client("tape-host", t15_scenario(grid.control(), ledger.clone()));
-            Invariants::new(ledger).run(&mut grid)
-        },
+        |seed| scenario::run_host(seed, 3, 0, t15_scenario),
     );
 }
