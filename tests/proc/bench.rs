@@ -78,29 +78,47 @@ fn bench_copy_at_8_mib_prints_positive_ratios_to_its_own_baselines() {
 }
 
 /// `vtgrid bench takeover` runs its whole path with a 3 s grace period: its own three-cluster
-/// grid and agents, kill -9 of C0, C1 writing C0's volume under the agents' WOT. The figure is
+/// grid and agents, kill -9 of C0, C1 writing C0's volume under the agents' WOT; then a grid with
+/// a 3 s self-fencing lease, C0's node and agent killed together, C1 writing under the lease's
+/// WOT. The figure is
 /// the machine's; the test checks only that it is a time no shorter than the grace period less one
 /// ping interval (B34: never before the grace period from the last answer).
 #[test]
 fn bench_takeover_prints_the_time_from_the_kill_to_the_first_write_mount() {
-    let run = CliCall::new(&["bench", "takeover", "--grace-secs", "3"])
-        .timeout(BENCH_DEADLINE)
-        .run_blocking();
+    let run = CliCall::new(&[
+        "bench",
+        "takeover",
+        "--grace-secs",
+        "3",
+        "--lease-secs",
+        "3",
+    ])
+    .timeout(BENCH_DEADLINE)
+    .run_blocking();
     run.assert_success();
-    let line = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("kill -9 of C0"))
-        .unwrap_or_else(|| panic!("no takeover row in:\n{}", run.stdout));
-    let seconds: f64 = line
-        .split_whitespace()
-        .last()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("row {line:?} has no time"));
+    let seconds = |prefix: &str| -> f64 {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} row in:\n{}", run.stdout));
+        line.split_whitespace()
+            .last()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("row {line:?} has no time"))
+    };
     // The grace period runs from C1's last answer from C0, which comes up to one ping interval
     // (1 s) before the kill.
+    let by_agents = seconds("kill -9 of C0 ->");
     assert!(
-        (2.0..120.0).contains(&seconds),
-        "the takeover took {seconds} s with a 3 s grace period"
+        (2.0..120.0).contains(&by_agents),
+        "the takeover took {by_agents} s with a 3 s grace period"
+    );
+    // The lease: 3 s + a 2 s margin from the leader's last renewal answered for C0, up to a
+    // renewal interval (0.75 s) before the kill.
+    let by_lease = seconds("kill -9 of C0 node + agent");
+    assert!(
+        (4.0..120.0).contains(&by_lease),
+        "the lease takeover took {by_lease} s with a 3 s lease and a 2 s margin"
     );
 }

@@ -119,6 +119,9 @@ pub enum BenchCommand {
         /// The `[[takeover]]` grace period, in seconds.
         #[arg(long, default_value_t = 5)]
         grace_secs: u64,
+        /// The `[lease]` self_fence_after_secs of the second grid (whole site lost), in seconds.
+        #[arg(long, default_value_t = 5)]
+        lease_secs: u64,
     },
     /// A RUN copy between two clusters as a ratio to loopback TCP + write + fsync of the same
     /// bytes, and a Sync-mode write as a ratio to a single-cluster write, all measured in this

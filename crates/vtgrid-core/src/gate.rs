@@ -8,11 +8,17 @@
 //! which counts the clusters the gate would let write.
 //!
 //! ```text
-//!   Standing { me, token, in_doubt, caught_up, local }
+//!   Standing { me, token, in_doubt, caught_up, fenced, local }
 //!      may_mount()  owner, not in doubt, caught up since start,
 //!                   nothing here holds V                             -> a new job may start
-//!      may_write()  owner, not in doubt, our job holds V under the
-//!                   token it started with                            -> that job may write/commit
+//!      may_write()  owner, not in doubt, not self-fenced, our job
+//!                   holds V under the token it started with          -> that job may write/commit
+//! ```
+//!
+//! A self-fenced cluster (its lease ran out, `crate::lease`) may still mount its volumes and
+//! read them; nothing it has or starts may write, so B10 does not count it.
+//!
+//! ```text
 //! ```
 //!
 //! A surrender hold (the owner handing V over) is neither: while it stands nobody here may mount
@@ -48,6 +54,9 @@ pub struct Standing {
     /// then its view may still name it the owner of a volume taken over while it was away
     /// (T20), so it may use no token.
     pub caught_up: bool,
+    /// This cluster's self-fencing lease has run out (`crate::lease`): the majority may take its
+    /// volumes at any moment, so it writes none of them.
+    pub fenced: bool,
     pub local: LocalUse,
 }
 
@@ -66,6 +75,8 @@ pub enum GateRefusal {
     NotMounted,
     #[error("mounted read-only here (read takeover): nothing may be written")]
     ReadOnly,
+    #[error("this cluster's self-fencing lease ran out: it has not heard from the catalog's majority in time")]
+    SelfFenced,
     #[error("the job's token (epoch {job}) is not the volume's (epoch {current})")]
     TokenMoved {
         job: crate::cluster::Epoch,
@@ -107,6 +118,9 @@ impl Standing {
             return Err(GateRefusal::ReadOnly);
         }
         self.owner_and_settled()?;
+        if self.fenced {
+            return Err(GateRefusal::SelfFenced);
+        }
         match self.local {
             LocalUse::Mounted { job_token } if job_token == self.token => Ok(()),
             LocalUse::Mounted { job_token } => Err(GateRefusal::TokenMoved {
@@ -122,14 +136,15 @@ impl Standing {
     /// Could this cluster write the volume now, through a job it has or one it may start? B10
     /// requires at most one such cluster per volume in the whole grid, at every instant.
     pub fn could_write(&self) -> bool {
-        self.may_mount().is_ok() || self.may_write().is_ok()
+        !self.fenced && (self.may_mount().is_ok() || self.may_write().is_ok())
     }
 
     /// Does a host job hold the volume here (whatever its token)? A job exists that may try to
     /// write; B10 counts it even when the gate would refuse it, since its token having moved
-    /// under it is itself the violation.
+    /// under it is itself the violation. A self-fenced cluster's job writes nothing whatever its
+    /// token says: not counted.
     pub fn has_job(&self) -> bool {
-        matches!(self.local, LocalUse::Mounted { .. })
+        !self.fenced && matches!(self.local, LocalUse::Mounted { .. })
     }
 }
 
@@ -173,6 +188,7 @@ mod tests {
     fn standing(me: u8, owner: u8, in_doubt: bool, local: LocalUse) -> Standing {
         Standing {
             caught_up: true,
+            fenced: false,
             me: c(me),
             token: token(owner, 3),
             in_doubt,
@@ -257,6 +273,7 @@ mod tests {
         for owner in [c(0), c(1)] {
             let st = Standing {
                 caught_up: true,
+                fenced: false,
                 me: c(1),
                 token: OwnershipToken {
                     owner,
@@ -286,5 +303,23 @@ mod tests {
         assert!(!st.could_write());
         st.caught_up = true;
         assert!(st.may_mount().is_ok());
+    }
+
+    /// Issue 10 item 5: a self-fenced owner mounts and reads, writes and commits nothing, and is
+    /// no writer for B10, even with a job mounted under the current token.
+    #[test]
+    fn a_self_fenced_owner_reads_but_never_writes() {
+        let job = LocalUse::Mounted {
+            job_token: token(0, 3),
+        };
+        let mut st = standing(0, 0, false, job);
+        st.fenced = true;
+        assert_eq!(st.may_write(), Err(GateRefusal::SelfFenced));
+        assert!(!st.could_write());
+        assert!(!st.has_job());
+        let mut free = standing(0, 0, false, LocalUse::Free);
+        free.fenced = true;
+        assert_eq!(free.may_mount(), Ok(()), "reads go on");
+        assert!(!free.could_write());
     }
 }

@@ -20,6 +20,8 @@
 //! - [`replay`]: is a journal entry the catalog already has a version for a replay or a conflict.
 //! - [`membership`]: amnesia: may a voter with an empty catalog vote, form the grid, or must it wait.
 //! - [`aotm`]: the autonomic takeover rules: when an agent says DOWN, what a survivor does then.
+//! - [`lease`]: the self-fencing lease: when a cut-off owner stops writing, when the majority may
+//!   take its volumes without an agent.
 //! - [`takeover`]: ROT / WOT / service mode: what a survivor may do with a failed owner's volume.
 //! - [`error`]: `DomainError`, raised when text does not parse into a domain value.
 //!
@@ -36,6 +38,7 @@ pub mod copy_mode;
 pub mod election;
 pub mod error;
 pub mod gate;
+pub mod lease;
 pub mod membership;
 pub mod replay;
 pub mod retention;

@@ -90,6 +90,8 @@ pub struct Cluster {
     pub(crate) read_takeovers: ReadTakeovers,
     /// When the agents were last asked about each lost peer (AOTM, B30).
     pub(crate) aotm_checks: AotmChecks,
+    /// The self-fencing lease (`[lease]`): this cluster's, and its peers' while it leads.
+    pub(crate) lease: crate::lease::Lease,
     /// Crash points a simulation may arm (`crate::faults`); empty in production.
     pub(crate) faults: crate::faults::FaultPoints,
 }

@@ -93,6 +93,8 @@ pub enum Problem {
     TakeoverPeriod,
     #[error("an agent's fence_after_secs is 1..=86400")]
     FenceAfter,
+    #[error("a lease's self_fence_after_secs is 0 (no lease) or 2..=86400, its drift_margin_secs 1..=86400")]
+    LeasePeriod,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +121,9 @@ pub struct GridConfig {
     pub takeovers: Vec<TakeoverConfig>,
     #[serde(default)]
     pub agent: AgentConfig,
+    /// The self-fencing lease (issue 10, beyond the seed): off unless set.
+    #[serde(default)]
+    pub lease: LeaseConfig,
     /// Where the file came from, for messages.
     #[serde(skip)]
     pub source: PathBuf,
@@ -338,6 +343,35 @@ impl Default for AgentConfig {
     }
 }
 
+/// `[lease]`: the self-fencing lease of every data cluster (`vtgrid_core::lease`). With it, a
+/// cluster that has not renewed through the catalog's leader for `self_fence_after_secs` writes
+/// nothing, and the leader grants the `[[takeover]]` entries with mode `wot` for it after that
+/// plus `drift_margin_secs`, with no agent asked. Every cluster of a grid must have the same.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseConfig {
+    /// 0 (the default): no lease; a whole site lost waits for an operator (T8).
+    #[serde(default)]
+    pub self_fence_after_secs: u64,
+    /// Default 10: covers clock rate drift over the lease and a job's commit after its last
+    /// gate check.
+    #[serde(default = "default_drift_margin_secs")]
+    pub drift_margin_secs: u64,
+}
+
+fn default_drift_margin_secs() -> u64 {
+    10
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            self_fence_after_secs: 0,
+            drift_margin_secs: default_drift_margin_secs(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
@@ -525,7 +559,33 @@ impl GridConfig {
         if !(1..=86_400).contains(&self.agent.fence_after_secs) {
             return Err(self.invalid("agent.fence_after_secs", Problem::FenceAfter));
         }
+        let lease = &self.lease;
+        if lease.self_fence_after_secs == 1 || lease.self_fence_after_secs > 86_400 {
+            return Err(self.invalid("lease.self_fence_after_secs", Problem::LeasePeriod));
+        }
+        if !(1..=86_400).contains(&lease.drift_margin_secs) {
+            return Err(self.invalid("lease.drift_margin_secs", Problem::LeasePeriod));
+        }
         Ok(())
+    }
+
+    /// The self-fencing lease, when the grid file sets one.
+    pub fn lease(&self) -> Option<vtgrid_core::lease::LeaseSetting> {
+        (self.lease.self_fence_after_secs > 0).then(|| vtgrid_core::lease::LeaseSetting {
+            self_fence_after: std::time::Duration::from_secs(self.lease.self_fence_after_secs),
+            drift_margin: std::time::Duration::from_secs(self.lease.drift_margin_secs),
+        })
+    }
+
+    /// The clusters the leader grants write takeover for `failed` once its lease has surely run
+    /// out: the `[[takeover]]` entries with mode `wot` for it, in grid-file order.
+    pub fn lease_takers(&self, failed: ClusterId) -> Vec<ClusterId> {
+        self.takeovers
+            .iter()
+            .filter(|t| t.for_cluster == failed.get())
+            .filter(|t| matches!(t.mode.parse(), Ok(TakeoverMode::Write)))
+            .filter_map(|t| ClusterId::new(t.at).ok())
+            .collect()
     }
 
     /// What `at` does when the agents confirm `failed` down (B27), if anything.
@@ -834,6 +894,29 @@ copy_modes = { C0 = "R" }
         assert_eq!(parse(OK).unwrap().jobs.idle_timeout_secs, 300, "default");
         let e = parse(&format!("{OK}\n[jobs]\nidle_timeout_secs = 0\n")).unwrap_err();
         assert_eq!(field_of(e), "jobs.idle_timeout_secs");
+    }
+
+    #[test]
+    fn the_self_fencing_lease_is_off_unless_set_and_checked() {
+        assert_eq!(parse(OK).unwrap().lease(), None, "off by default");
+        let g = parse(&format!(
+            "{OK}\n[lease]\nself_fence_after_secs = 30\ndrift_margin_secs = 5\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            g.lease(),
+            Some(vtgrid_core::lease::LeaseSetting {
+                self_fence_after: std::time::Duration::from_secs(30),
+                drift_margin: std::time::Duration::from_secs(5),
+            })
+        );
+        let e = parse(&format!("{OK}\n[lease]\nself_fence_after_secs = 1\n")).unwrap_err();
+        assert_eq!(field_of(e), "lease.self_fence_after_secs");
+        let e = parse(&format!(
+            "{OK}\n[lease]\nself_fence_after_secs = 30\ndrift_margin_secs = 0\n"
+        ))
+        .unwrap_err();
+        assert_eq!(field_of(e), "lease.drift_margin_secs");
     }
 
     #[test]

@@ -108,6 +108,20 @@ pub enum NodeError {
         owner: ClusterId,
         cluster: ClusterId,
     },
+    /// The self-fencing lease ran out (`[lease]`): this cluster has not renewed through the
+    /// catalog's leader in time, so the majority may take its volumes; it writes none of them.
+    #[error("volume {volser} is write-protected at {cluster}: its self-fencing lease ran out (no renewal through the catalog's majority within {after:?}), so it writes none of its volumes until it renews; reads go on")]
+    SelfFenced {
+        volser: Volser,
+        cluster: ClusterId,
+        after: std::time::Duration,
+    },
+    /// The leader refuses to renew `cluster`'s lease: a write takeover for it stands or is being
+    /// granted (grid-internal: the asker stays fenced).
+    #[error(
+        "the lease of {cluster} is not renewed: a write takeover for it stands or is being granted"
+    )]
+    LeaseRefused { cluster: ClusterId },
     /// A write takeover commits through Raft: a cluster that cannot reach the majority cannot
     /// take write ownership (DESIGN §3).
     #[error("write takeover of {failed}'s volumes needs the catalog's majority, which {cluster} cannot reach: {cause}")]
@@ -236,7 +250,9 @@ impl NodeError {
             NodeError::NotAmnesiac { .. } => (FailedPrecondition, Reason::InvalidArgument),
             NodeError::MembershipRecord(_) => (Internal, Reason::Internal),
             NodeError::SyncPeerUnavailable { .. } => (Unavailable, Reason::SyncPeerUnavailable),
-            NodeError::WriteProtected { .. } => (FailedPrecondition, Reason::WriteProtected),
+            NodeError::WriteProtected { .. }
+            | NodeError::SelfFenced { .. }
+            | NodeError::LeaseRefused { .. } => (FailedPrecondition, Reason::WriteProtected),
             NodeError::TakeoverNeedsMajority { .. } => (Unavailable, Reason::TakeoverNeedsMajority),
             NodeError::InService { .. } => (Unavailable, Reason::ServiceMode),
             NodeError::PeerAlive { .. } => (FailedPrecondition, Reason::PeerAlive),

@@ -80,6 +80,17 @@ pub const TAKEOVER_MODE_CLEARED: &str = "TAKEOVER_MODE_CLEARED";
 /// A cluster entered service prep, service mode, or left service (B23).
 pub const SERVICE_STATE: &str = "SERVICE_STATE";
 
+/// This cluster's self-fencing lease ran out (`[lease]`): it has not renewed through the
+/// catalog's leader in time and writes none of its volumes until it does (reads go on).
+pub const SELF_FENCED: &str = "SELF_FENCED";
+
+/// The lease was renewed again after it had run out: writes resume.
+pub const LEASE_RENEWED: &str = "LEASE_RENEWED";
+
+/// The leader granted write takeover for a cluster whose lease had surely run out: no agent
+/// was asked (the whole site may be gone, node and agent together).
+pub const LEASE_TAKEOVER: &str = "LEASE_TAKEOVER";
+
 /// How many events a cluster remembers.
 pub const EVENT_LOG_LEN: usize = 1000;
 

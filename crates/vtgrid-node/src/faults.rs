@@ -1,4 +1,4 @@
-//! Crash points (issue 9: "crashes at every await point of the mount, surrender, unload, copy
+//! Crash points and a drifting clock (issue 9: "crashes at every await point of the mount, surrender, unload, copy
 //! and publish paths, a fault point that a seed can select").
 //!
 //! Each [`FaultPoint`] names one place on one of those paths, between two awaits, where a crash
@@ -90,6 +90,9 @@ struct Armed {
     fired: Option<FaultPoint>,
     /// The point fired since it was last armed.
     fired_since_armed: bool,
+    /// The rate this cluster's lease clock runs at against the simulation's (a drifting clock;
+    /// `None`: 1).
+    clock_rate: Option<f64>,
 }
 
 /// A cluster's crash points: empty in production (nothing is ever armed), armable in a
@@ -139,6 +142,19 @@ impl FaultPoints {
     /// The point that fired, once: the driver crashes the cluster when it gets one.
     pub fn take_fired(&self) -> Option<FaultPoint> {
         self.lock().and_then(|mut s| s.fired.take())
+    }
+
+    /// Make this cluster's lease clock run at `rate` (0.9: it sees 0.9 s pass per second). A
+    /// no-op on [`FaultPoints::none`]; kept across restarts, like the points.
+    pub fn set_clock_rate(&self, rate: f64) {
+        if let Some(mut s) = self.lock() {
+            s.clock_rate = Some(rate);
+        }
+    }
+
+    /// The rate of this cluster's lease clock: 1 unless a simulation set one.
+    pub fn clock_rate(&self) -> f64 {
+        self.lock().and_then(|s| s.clock_rate).unwrap_or(1.0)
     }
 
     /// A crash point: returns at once unless armed here and due, in which case it records that

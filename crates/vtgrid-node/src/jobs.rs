@@ -260,6 +260,7 @@ impl Cluster {
         let standing = Standing {
             me: self.id,
             caught_up: self.caught_up(),
+            fenced: self.lease.fenced(),
             token: record.token,
             in_doubt: self.in_doubt(&volser),
             local: LocalUse::Free,
@@ -709,6 +710,13 @@ impl Cluster {
                 sync_deferred: false,
             });
         };
+        if self.lease.fenced() {
+            // Self-fenced (`[lease]`): the gate below would refuse the version anyway; refuse it
+            // now, before a duplex commit or RUN copies that may hang on the cut that fenced us.
+            io.writer = Some(writer);
+            self.abort_job(mount, &mut io).await;
+            return Err(self.gate_refusal(mount.volser, GateRefusal::SelfFenced));
+        }
         let meta = match self.tvc.commit(writer).await {
             Ok(meta) => meta,
             Err(e) => {

@@ -14,6 +14,8 @@
 //! - [`duplex`]: a Sync duplex's stream, writer side; one inbound duplex per volume.
 //! - [`journal`]: the owner journal (local autonomy, B15).
 //! - [`modes`]: the read takeovers (ROT) this cluster holds, on its own disk.
+//! - [`lease`]: the self-fencing lease's state: this cluster's last renewal, and the peers'
+//!   renewals while it leads, on a monotonic lease clock.
 //! - [`owed`]: the copies this cluster owes (the queue, the engine's wake-up, pull turns).
 //! - [`links`]: every grid link to every peer (one structure), the call order over a peer's
 //!   links, the grid states and the events their changes raise (pure).
@@ -40,6 +42,8 @@
 //! - [`retention`], [`sweep`]: when a volume file may be deleted, and the periodic pass.
 //! - [`peers`]: what happens when a peer stops answering: the link monitor, `G0013`, the grid
 //!   states seen from here.
+//! - [`fencing`]: the self-fencing lease at work: renewals through the leader, the fence, and
+//!   the leader's grants for clusters whose lease surely ran out.
 //! - [`elections`]: openraft's elections on only while a quorum of voters is in reach.
 //! - [`membership`]: amnesia: a voter that lost its catalog waits for `admin rejoin --as-new`.
 //! - [`liveness`]: the pid file and local socket the site's takeover agent watches.
@@ -59,8 +63,10 @@ pub mod elections;
 pub mod error;
 pub mod events;
 pub mod faults;
+pub mod fencing;
 pub mod jobs;
 pub mod journal;
+pub mod lease;
 pub mod links;
 pub mod liveness;
 pub mod member;

@@ -146,6 +146,7 @@ impl Cluster {
         Ok(Standing {
             me: self.id,
             caught_up: self.caught_up(),
+            fenced: self.lease.fenced(),
             token: record.token,
             in_doubt: self.in_doubt(volser),
             local: self.mounts.local_use(volser),
@@ -162,6 +163,14 @@ impl Cluster {
                 cluster: self.id,
             },
             GateRefusal::NotOwner { owner } => NodeError::OwnerUnreachable { volser, owner },
+            GateRefusal::SelfFenced => NodeError::SelfFenced {
+                volser,
+                cluster: self.id,
+                after: self
+                    .lease
+                    .setting()
+                    .map_or(Duration::ZERO, |s| s.self_fence_after),
+            },
             // Retryable: the doubt settles once the catalog answers; a moved token means the
             // job was fenced.
             GateRefusal::NotCaughtUp => {

@@ -136,6 +136,10 @@ impl Cluster {
             mounts: MountTable::new(id, incarnation),
             metrics: Metrics::default(),
             caught_up: AtomicBool::new(false),
+            lease: crate::lease::Lease::new(
+                grid.lease(),
+                crate::lease::LeaseClock::new(faults.clock_rate()),
+            ),
             ready: tokio::sync::watch::Sender::new(false),
             sweeps: AtomicU64::new(0),
             stopping: tokio::sync::watch::Sender::new(false),
@@ -149,6 +153,7 @@ impl Cluster {
         tokio::spawn(cluster.clone().settle());
         tokio::spawn(cluster.clone().monitor_links());
         tokio::spawn(cluster.clone().guard_elections());
+        tokio::spawn(cluster.clone().run_lease());
         if role == Role::Data {
             tokio::spawn(cluster.clone().publish_journal());
             tokio::spawn(cluster.clone().run_copy_engine());
@@ -226,6 +231,7 @@ impl Cluster {
             }
             self.caught_up.store(true, Ordering::Release);
             self.reconcile_tvc(true).await;
+            self.await_first_lease().await;
         }
         self.ready.send_replace(true);
         tracing::info!(cluster = %self.id, "ready");

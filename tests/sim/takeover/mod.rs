@@ -3,6 +3,7 @@
 
 mod aotm;
 mod b25_peer_back_before_the_monitor_sees_it;
+mod lease;
 mod t12_majority_is_not_direction;
 mod t22_service_prep;
 mod t5_t20_manual_takeover_and_rejoin;

@@ -188,6 +188,20 @@ impl GridService for GridApi {
     }
 
     #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
+    async fn renew_lease(
+        &self,
+        request: Request<pb::RenewLeaseRequest>,
+    ) -> Result<Response<pb::RenewLeaseResponse>, Status> {
+        let from = ClusterId::new(request.into_inner().from as u8).map_err(|_| {
+            NodeError::InvalidArgument {
+                field: "from",
+                problem: "not a cluster id",
+            }
+        })?;
+        self.cluster.answer_renewal(from).await?;
+        Ok(Response::new(pb::RenewLeaseResponse {}))
+    }
+
     async fn readmit(
         &self,
         request: Request<pb::ReadmitRequest>,

@@ -37,7 +37,10 @@ pub async fn run(cmd: BenchCommand) -> Result<(), CliError> {
             runs,
             dir,
         } => copy::run(size_mib, runs, dir).await,
-        BenchCommand::Takeover { grace_secs } => takeover::run(grace_secs).await,
+        BenchCommand::Takeover {
+            grace_secs,
+            lease_secs,
+        } => takeover::run(grace_secs, lease_secs).await,
     }
 }
 

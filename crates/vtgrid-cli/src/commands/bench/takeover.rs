@@ -7,6 +7,12 @@
 //! 100 ms until a mount succeeds, writes a few bytes and unloads. The time from the kill to that
 //! mount, minus the grace period, is what the agents and the node add (goal: at most 2 s: grid
 //! loss detection plus one agent round trip).
+//!
+//! Then the same on a second grid with the self-fencing lease (`[lease]`, `--lease-secs` and a
+//! 2 s margin) and no takeover by the agents: C0's node *and* its agent are killed together (the
+//! whole site lost, T8), and the leader grants C1 write takeover once C0's lease has surely run
+//! out. The time from the kill to C1's first write mount, minus lease and margin, is what the
+//! lease path adds.
 
 use std::time::{Duration, Instant};
 
@@ -22,16 +28,46 @@ const CLASS: &str = "[[management_class]]\nname = \"RRN\"\ncopy_modes = { C0 = \
 /// How long C1 keeps trying before the bench gives up.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(300);
 
-pub async fn run(grace_secs: u64) -> Result<(), CliError> {
+/// The lease bench's drift margin.
+const LEASE_MARGIN_SECS: u64 = 2;
+
+pub async fn run(grace_secs: u64, lease_secs: u64) -> Result<(), CliError> {
     let extra = format!(
         "{CLASS}[[takeover]]\nat = 1\nfor = 0\nmode = \"wot\"\ngrace_secs = {grace_secs}\nretry_secs = 1\n[agent]\nfence_after_secs = 5\n"
     );
     let mut grid = Grid::start(&std::env::temp_dir(), 3, &extra).await?;
     grid.start_agents().await?;
-    let outcome = measure(&grid, Duration::from_secs(grace_secs)).await;
-    match outcome {
+    let outcome = measure(&grid, Duration::from_secs(grace_secs), false).await;
+    let took = match outcome {
         Ok(took) => {
             grid.stop().await;
+            took
+        }
+        Err(e) => {
+            grid.stop_after_failure().await;
+            return Err(e);
+        }
+    };
+    // The agents are asked only after a day: the lease, not AOTM, takes over here.
+    let extra = format!(
+        "{CLASS}[[takeover]]\nat = 1\nfor = 0\nmode = \"wot\"\ngrace_secs = 86400\n[lease]\nself_fence_after_secs = {lease_secs}\ndrift_margin_secs = {LEASE_MARGIN_SECS}\n"
+    );
+    // The first grid's directory is gone (stopped cleanly): the second takes its place.
+    let mut grid = Grid::start(&std::env::temp_dir(), 3, &extra).await?;
+    grid.start_agents().await?;
+    let outcome = measure(&grid, Duration::from_secs(lease_secs), true).await;
+    let by_lease = match outcome {
+        Ok(took) => {
+            grid.stop().await;
+            took
+        }
+        Err(e) => {
+            grid.stop_after_failure().await;
+            return Err(e);
+        }
+    };
+    {
+        {
             let over = took.saturating_sub(Duration::from_secs(grace_secs));
             println!("vtgrid bench takeover on {}", machine());
             println!("{:<44} {:>10}", "measurement", "seconds");
@@ -46,20 +82,26 @@ pub async fn run(grace_secs: u64) -> Result<(), CliError> {
                 "  over the grace period",
                 over.as_secs_f64()
             );
+            let wait = Duration::from_secs(lease_secs + LEASE_MARGIN_SECS);
+            println!("{:<44} {:>10}", "lease + margin", wait.as_secs());
             println!(
-                "{:<44} {:>10}",
-                "self-fencing lease (node + agent lost)", "not built"
+                "{:<44} {:>10.2}",
+                "kill -9 of C0 node + agent -> write at C1",
+                by_lease.as_secs_f64()
+            );
+            println!(
+                "{:<44} {:>10.2}",
+                "  over lease + margin",
+                by_lease.saturating_sub(wait).as_secs_f64()
             );
             Ok(())
-        }
-        Err(e) => {
-            grid.stop_after_failure().await;
-            Err(e)
         }
     }
 }
 
-async fn measure(grid: &Grid, grace: Duration) -> Result<Duration, CliError> {
+/// Write V00000 at C0 with a RUN copy at C1, kill C0's node (and its agent when `whole_site`),
+/// then mount V00000 at C1 every 100 ms until a write commits; the time from the kill.
+async fn measure(grid: &Grid, wait: Duration, whole_site: bool) -> Result<Duration, CliError> {
     let mut admin = client::admin(&grid.hosts[0]).await?;
     admin
         .insert_volumes(pb::InsertVolumesRequest {
@@ -78,12 +120,20 @@ async fn measure(grid: &Grid, grace: Duration) -> Result<Duration, CliError> {
     let pid = grid.children[0]
         .id()
         .ok_or_else(|| CliError::Grid("C0 has no pid".into()))?;
+    let agent = match (whole_site, grid.agents.first()) {
+        (true, Some(agent)) => agent.id(),
+        _ => None,
+    };
     let killed = Instant::now();
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL)
         .map_err(|e| CliError::Grid(format!("kill -9 C0: {e}")))?;
+    if let Some(agent) = agent {
+        kill(Pid::from_raw(agent as i32), Signal::SIGKILL)
+            .map_err(|e| CliError::Grid(format!("kill -9 C0's agent: {e}")))?;
+    }
     let mut c1 = client::host(&grid.hosts[1]).await?;
     loop {
-        if killed.elapsed() > GIVE_UP_AFTER.max(grace * 3) {
+        if killed.elapsed() > GIVE_UP_AFTER.max(wait * 3) {
             return Err(CliError::Grid(
                 "C1 never took over V00000; see the cluster logs".into(),
             ));
