@@ -156,3 +156,65 @@ async fn operators_set_and_clear_takeover_modes_and_service_states_through_the_c
     let bad = cli(&["admin", "takeover", "--for", "C9x", "--mode", "wot"]);
     assert_eq!(bad.code(), Some(1), "a usage error: {}", bad.stderr);
 }
+
+/// The self-fencing lease on real processes (issue 10 item 5): `[lease]` 3 s + 2 s margin. C0
+/// writes L00000 and `vtgrid status` shows the lease held → C1 and C2 are killed (C0 alone is no
+/// majority: nobody answers its renewals) → within the lease and a renewal round C0's status
+/// says FENCED, `SELF_FENCED` is raised, and a write of its own volume is refused with
+/// WRITE_PROTECTED naming the lease, while a read of it goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_that_cannot_renew_its_lease_fences_itself_and_still_serves_reads() {
+    let mut grid = ProcessGrid::start_configured(3, 0, false, |layout| {
+        layout
+            .extra_toml
+            .push_str("\n[lease]\nself_fence_after_secs = 3\ndrift_margin_secs = 2\n");
+    })
+    .await;
+    grid.insert(0, "L00000", PRIVATE_CATEGORY).await;
+    let mut c0 = grid.host(0).await;
+    let payload = Payload::new(0x1EA5E, 64 * 1024);
+    ok(
+        write_job(
+            &mut c0,
+            vtgrid_tests::support::host::specific("L00000"),
+            payload,
+        )
+        .await,
+        "C0 writes L00000 while its lease holds",
+    );
+    let c0_endpoint = grid.endpoint(0);
+    let status = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--endpoint".to_string(), c0_endpoint.clone()]);
+        CliCall::new(&all).run_blocking()
+    };
+    let held = status(&["status"]);
+    assert!(held.stdout.contains("lease     held"), "{}", held.stdout);
+
+    grid.kill9(1);
+    grid.kill9(2);
+    wait_until("C0 fences itself", Duration::from_secs(15), || async {
+        status(&["status", "--json"]).json()["lease"]["fenced"] == true
+    })
+    .await;
+    assert!(status(&["status"]).stdout.contains("lease     FENCED"));
+    assert!(has_event(&grid, 0, "SELF_FENCED").await);
+    let refused = write_job(
+        &mut c0,
+        vtgrid_tests::support::host::specific("L00000"),
+        Payload::new(0x1EA5F, 1024),
+    )
+    .await
+    .expect_err("a fenced cluster commits nothing");
+    assert_eq!(
+        vtgrid_proto::reason_of(&refused),
+        Some(pb::Reason::WriteProtected),
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("self-fencing lease"),
+        "{refused:?}"
+    );
+    let bytes = read_volume(&mut c0, "L00000").await;
+    assert!(bytes == payload.to_vec(), "reads go on at a fenced cluster");
+}

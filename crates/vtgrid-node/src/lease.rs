@@ -98,6 +98,11 @@ impl Lease {
         fenced
     }
 
+    /// How long ago (lease clock) the last answered renewal was sent.
+    pub fn renewed_ago(&self) -> Option<Duration> {
+        lock(&self.renewed).map(|sent| self.clock.now().saturating_sub(sent))
+    }
+
     /// A renewal sent at `sent` was answered.
     pub fn renewed(&self, sent: Duration) {
         let mut last = lock(&self.renewed);

@@ -30,6 +30,16 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "flags": g.flags,
+            "takeovers": s.takeovers.iter().map(|t| serde_json::json!({
+                "for": t.for_cluster, "mode": t.mode,
+            })).collect::<Vec<_>>(),
+            "service": s.service.iter().map(|e| serde_json::json!({
+                "cluster": e.cluster, "state": e.state,
+            })).collect::<Vec<_>>(),
+            "lease": s.lease.as_ref().map(|l| serde_json::json!({
+                "fenced": l.fenced, "renewed_ms_ago": l.renewed_ms_ago,
+                "self_fence_after_ms": l.self_fence_after_ms,
+            })),
         }));
         return Ok(());
     }
@@ -87,6 +97,17 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
     }
     for e in &s.service {
         println!("service   C{} in {}", e.cluster, e.state);
+    }
+    if let Some(l) = &s.lease {
+        let ago = l.renewed_ms_ago.map_or("never renewed".to_string(), |ms| {
+            format!("renewed {:.1} s ago", ms as f64 / 1000.0)
+        });
+        let after = l.self_fence_after_ms as f64 / 1000.0;
+        if l.fenced {
+            println!("lease     FENCED ({ago}; lease {after:.0} s): writes of its volumes refused");
+        } else {
+            println!("lease     held ({ago}; fences after {after:.0} s)");
+        }
     }
     Ok(())
 }

@@ -232,6 +232,11 @@ impl StatusService for StatusApi {
                     })
                     .collect()
             }),
+            lease: c.lease.setting().map(|setting| pb::LeaseState {
+                fenced: c.lease.fenced(),
+                renewed_ms_ago: c.lease.renewed_ago().map(|d| d.as_millis() as u64),
+                self_fence_after_ms: setting.self_fence_after.as_millis() as u64,
+            }),
         }))
     }
 }
