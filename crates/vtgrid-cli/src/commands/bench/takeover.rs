@@ -35,66 +35,55 @@ pub async fn run(grace_secs: u64, lease_secs: u64) -> Result<(), CliError> {
     let extra = format!(
         "{CLASS}[[takeover]]\nat = 1\nfor = 0\nmode = \"wot\"\ngrace_secs = {grace_secs}\nretry_secs = 1\n[agent]\nfence_after_secs = 5\n"
     );
-    let mut grid = Grid::start(&std::env::temp_dir(), 3, &extra).await?;
-    grid.start_agents().await?;
-    let outcome = measure(&grid, Duration::from_secs(grace_secs), false).await;
-    let took = match outcome {
-        Ok(took) => {
-            grid.stop().await;
-            took
-        }
-        Err(e) => {
-            grid.stop_after_failure().await;
-            return Err(e);
-        }
-    };
+    let took = on_new_grid(&extra, Duration::from_secs(grace_secs), false).await?;
     // The agents are asked only after a day: the lease, not AOTM, takes over here.
     let extra = format!(
         "{CLASS}[[takeover]]\nat = 1\nfor = 0\nmode = \"wot\"\ngrace_secs = 86400\n[lease]\nself_fence_after_secs = {lease_secs}\ndrift_margin_secs = {LEASE_MARGIN_SECS}\n"
     );
     // The first grid's directory is gone (stopped cleanly): the second takes its place.
-    let mut grid = Grid::start(&std::env::temp_dir(), 3, &extra).await?;
+    let by_lease = on_new_grid(&extra, Duration::from_secs(lease_secs), true).await?;
+    let over = took.saturating_sub(Duration::from_secs(grace_secs));
+    println!("vtgrid bench takeover on {}", machine());
+    println!("{:<44} {:>10}", "measurement", "seconds");
+    println!("{:<44} {:>10}", "grace period", grace_secs);
+    println!(
+        "{:<44} {:>10.2}",
+        "kill -9 of C0 -> first write mount at C1",
+        took.as_secs_f64()
+    );
+    println!(
+        "{:<44} {:>10.2}",
+        "  over the grace period",
+        over.as_secs_f64()
+    );
+    let wait = Duration::from_secs(lease_secs + LEASE_MARGIN_SECS);
+    println!("{:<44} {:>10}", "lease + margin", wait.as_secs());
+    println!(
+        "{:<44} {:>10.2}",
+        "kill -9 of C0 node + agent -> write at C1",
+        by_lease.as_secs_f64()
+    );
+    println!(
+        "{:<44} {:>10.2}",
+        "  over lease + margin",
+        by_lease.saturating_sub(wait).as_secs_f64()
+    );
+    Ok(())
+}
+
+/// [`measure`] on a new three-cluster grid with agents, `extra` appended to its grid file; the
+/// grid is stopped afterwards (its logs kept when the measurement failed).
+async fn on_new_grid(extra: &str, wait: Duration, whole_site: bool) -> Result<Duration, CliError> {
+    let mut grid = Grid::start(&std::env::temp_dir(), 3, extra).await?;
     grid.start_agents().await?;
-    let outcome = measure(&grid, Duration::from_secs(lease_secs), true).await;
-    let by_lease = match outcome {
+    match measure(&grid, wait, whole_site).await {
         Ok(took) => {
             grid.stop().await;
-            took
+            Ok(took)
         }
         Err(e) => {
             grid.stop_after_failure().await;
-            return Err(e);
-        }
-    };
-    {
-        {
-            let over = took.saturating_sub(Duration::from_secs(grace_secs));
-            println!("vtgrid bench takeover on {}", machine());
-            println!("{:<44} {:>10}", "measurement", "seconds");
-            println!("{:<44} {:>10}", "grace period", grace_secs);
-            println!(
-                "{:<44} {:>10.2}",
-                "kill -9 of C0 -> first write mount at C1",
-                took.as_secs_f64()
-            );
-            println!(
-                "{:<44} {:>10.2}",
-                "  over the grace period",
-                over.as_secs_f64()
-            );
-            let wait = Duration::from_secs(lease_secs + LEASE_MARGIN_SECS);
-            println!("{:<44} {:>10}", "lease + margin", wait.as_secs());
-            println!(
-                "{:<44} {:>10.2}",
-                "kill -9 of C0 node + agent -> write at C1",
-                by_lease.as_secs_f64()
-            );
-            println!(
-                "{:<44} {:>10.2}",
-                "  over lease + margin",
-                by_lease.saturating_sub(wait).as_secs_f64()
-            );
-            Ok(())
+            Err(e)
         }
     }
 }
