@@ -150,7 +150,12 @@ impl DuplexSessions {
 
     /// Begin the duplex of `volser`; `None` while another one is open.
     pub(crate) fn begin(&self, volser: Volser) -> Option<InboundSession<'_>> {
-        self.lock().insert(volser).then_some(InboundSession {
+        // The lock is released before a session exists, and none is made for a refused begin:
+        // a session built eagerly (`then_some`) and dropped while the lock was held deadlocked
+        // in its `Drop` and, had it not, would have ended the open duplex's session (found by
+        // the light random sweep: a second duplex of a volume while one was open).
+        let begun = self.lock().insert(volser);
+        begun.then(|| InboundSession {
             sessions: self,
             volser,
         })
@@ -171,5 +176,34 @@ pub(crate) struct InboundSession<'a> {
 impl Drop for InboundSession<'_> {
     fn drop(&mut self) {
         self.sessions.lock().remove(&self.volser);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second begin of an open volume is refused without ending the first (and without
+    /// deadlocking: run on its own thread with a deadline, so a hang fails the test).
+    #[test]
+    fn a_second_duplex_of_an_open_volume_is_refused_and_the_first_stays_open() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let sessions = DuplexSessions::default();
+            let v: Volser = "D00001".parse().unwrap();
+            let first = sessions.begin(v).expect("the first duplex begins");
+            let second = sessions.begin(v);
+            let refused = second.is_none();
+            let still_open = sessions.open() == vec![v];
+            drop(first);
+            let freed = sessions.open().is_empty() && sessions.begin(v).is_some();
+            let _ = done.send((refused, still_open, freed));
+        });
+        let (refused, still_open, freed) = finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("begin returns (no deadlock)");
+        assert!(refused, "a second duplex of an open volume is refused");
+        assert!(still_open, "the refusal leaves the first duplex open");
+        assert!(freed, "the volume is free once the first ends");
     }
 }
