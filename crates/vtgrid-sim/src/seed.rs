@@ -2,6 +2,8 @@
 //!
 //! - `VTGRID_SIM_SEED=<n>` replays one seed.
 //! - `VTGRID_SIM_SEEDS=<n>` sweeps seeds `0..n` instead of the test's fixed list.
+//! - A seed that runs longer than `VTGRID_SIM_WATCHDOG_SECS` of wall-clock time (300 by default)
+//!   is named on stderr while it runs, so a sweep that hangs says which seed to replay.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -53,11 +55,19 @@ pub fn for_each_seed_in_parallel(
     let seeds = seeds(fixed);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(Vec::<(u64, String)>::new());
+    let watchdog = Watchdog::new(threads.max(1));
     std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(|| loop {
+        scope.spawn(|| watchdog.watch(test));
+        for worker in 0..threads.max(1) {
+            let (next, seeds, failures, watchdog, body) =
+                (&next, &seeds, &failures, &watchdog, &body);
+            scope.spawn(move || loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&seed) = seeds.get(i) else { break };
+                let Some(&seed) = seeds.get(i) else {
+                    watchdog.finished(worker);
+                    break;
+                };
+                watchdog.started(worker, seed);
                 let failure = match catch_unwind(AssertUnwindSafe(|| body(seed))) {
                     Ok(Ok(())) => continue,
                     Ok(Err(e)) => e,
@@ -86,6 +96,83 @@ pub fn for_each_seed_in_parallel(
     }
 }
 
+/// Names, on stderr, every seed that has run longer than its wall-clock allowance; ends when
+/// every worker has finished. Only reports: a hung seed is for a person to replay.
+/// A worker's slot before it has taken its first seed.
+const NOT_STARTED: u64 = u64::MAX;
+
+struct Watchdog {
+    /// Per worker: the seed it runs and since when; `None` once it has no more seeds.
+    running: std::sync::Mutex<Vec<Option<(u64, std::time::Instant)>>>,
+    done: std::sync::Condvar,
+    allowance: std::time::Duration,
+}
+
+impl Watchdog {
+    fn new(workers: usize) -> Self {
+        let secs = std::env::var("VTGRID_SIM_WATCHDOG_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300);
+        Self::with_allowance(workers, std::time::Duration::from_secs(secs))
+    }
+
+    fn with_allowance(workers: usize, allowance: std::time::Duration) -> Self {
+        let start = std::time::Instant::now();
+        Watchdog {
+            running: std::sync::Mutex::new(vec![Some((NOT_STARTED, start)); workers]),
+            done: std::sync::Condvar::new(),
+            allowance,
+        }
+    }
+
+    /// The seeds running longer than the allowance, each once over the watchdog's life.
+    fn overdue(
+        &self,
+        running: &[Option<(u64, std::time::Instant)>],
+        reported: &mut std::collections::BTreeSet<u64>,
+    ) -> Vec<(u64, std::time::Duration)> {
+        running
+            .iter()
+            .flatten()
+            .filter(|(seed, since)| *seed != NOT_STARTED && since.elapsed() > self.allowance)
+            .filter(|(seed, _)| reported.insert(*seed))
+            .map(|(seed, since)| (*seed, since.elapsed()))
+            .collect()
+    }
+
+    fn started(&self, worker: usize, seed: u64) {
+        self.lock()[worker] = Some((seed, std::time::Instant::now()));
+    }
+
+    fn finished(&self, worker: usize) {
+        self.lock()[worker] = None;
+        self.done.notify_all();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<(u64, std::time::Instant)>>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn watch(&self, test: &str) {
+        let mut reported = std::collections::BTreeSet::new();
+        let mut running = self.lock();
+        while running.iter().any(Option::is_some) {
+            for (seed, elapsed) in self.overdue(&running, &mut reported) {
+                eprintln!(
+                    "{test}: seed {seed} still running after {elapsed:?} of wall-clock time \
+                     (VTGRID_SIM_WATCHDOG_SECS); replay: VTGRID_SIM_SEED={seed}"
+                );
+            }
+            running = self
+                .done
+                .wait_timeout(running, std::time::Duration::from_secs(10))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+}
+
 /// Log the simulated clusters' tracing events to stderr when `VTGRID_SIM_LOG` is set (an
 /// `EnvFilter`, e.g. `VTGRID_SIM_LOG=vtgrid_node=info`); a no-op otherwise, or when a subscriber
 /// is already installed. Each line carries the simulated host (turmoil's `node` span) and the
@@ -110,5 +197,36 @@ impl tracing_subscriber::fmt::time::FormatTime for SimTime {
             Some(t) => write!(w, "{:>9.3}s", t.as_secs_f64()),
             None => write!(w, "{:>10}", "-"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watchdog_names_each_overdue_seed_once_and_ends_when_workers_finish() {
+        let dog = Watchdog::with_allowance(2, std::time::Duration::ZERO);
+        let mut reported = std::collections::BTreeSet::new();
+        assert!(
+            dog.overdue(&dog.lock(), &mut reported).is_empty(),
+            "nothing started yet"
+        );
+        dog.started(0, 17);
+        dog.started(1, 4);
+        std::thread::sleep(std::time::Duration::from_millis(2)); // past the zero allowance
+        let named: Vec<u64> = dog
+            .overdue(&dog.lock(), &mut reported)
+            .iter()
+            .map(|(s, _)| *s)
+            .collect();
+        assert_eq!(named, vec![17, 4]);
+        assert!(
+            dog.overdue(&dog.lock(), &mut reported).is_empty(),
+            "each seed once"
+        );
+        dog.finished(0);
+        dog.finished(1);
+        dog.watch("t"); // returns: every worker has finished
     }
 }
