@@ -24,6 +24,8 @@
 //! - `cancelled_calls`: 32 cancelled write streams on one volume, `vtgrid admin demount`, the
 //!   unload's outcome from `vtgrid volume write`, SIGTERM with a `WatchEvents` stream open.
 //! - `takeover`: T21, T7, T14a with `vtgrid agent` processes: a stopped owner fenced by its agent.
+//! - `standalone`: `vtgrid admin force-standalone` on a survivor; a lost cluster's old group is
+//!   superseded, and comes back only as a new member.
 //! - `bench`: `vtgrid bench copy` at a small size: its code path and its table, not its figures.
 
 mod amnesia;
@@ -39,6 +41,7 @@ mod grid_processes;
 mod roundtrip;
 mod services;
 mod setup_script;
+mod standalone;
 mod sync_processes;
 mod takeover;
 mod telemetry;

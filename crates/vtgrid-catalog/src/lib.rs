@@ -16,6 +16,7 @@
 //! - [`log_store`]: [`LogStore`], the Raft log, vote and committed id; every write synced.
 //! - [`state_machine`]: [`StateMachineStore`], applying committed commands to the catalog.
 //! - [`snapshot`]: building, storing and loading snapshots of the applied catalog.
+//! - [`standalone`]: `force-standalone`, offline: a stopped survivor's store becomes a grid of one.
 //! - [`view`]: [`CatalogView`], the node's read handle, and [`AppliedCatalog`].
 //! - [`journal`]: the owner journal and the quarantine (local autonomy).
 //! - [`copy_queue`]: the copies this cluster owes, in pull order.
@@ -39,6 +40,7 @@ pub mod journal;
 pub mod log_store;
 pub mod runtime;
 pub mod snapshot;
+pub mod standalone;
 pub mod state_machine;
 pub mod types;
 pub mod view;

@@ -26,9 +26,9 @@ use crate::engine::{on_engine, Cf, KvEngine, KvOp};
 use crate::error::CatalogStorageError;
 use crate::types::{Entry, LogId, LogState, StorageError, TypeConfig, Vote};
 
-const VOTE: &[u8] = b"vote";
-const COMMITTED: &[u8] = b"committed";
-const LAST_PURGED: &[u8] = b"last_purged";
+pub(crate) const VOTE: &[u8] = b"vote";
+pub(crate) const COMMITTED: &[u8] = b"committed";
+pub(crate) const LAST_PURGED: &[u8] = b"last_purged";
 
 /// The catalog's Raft log store. Cheap to clone: a clone is also its own log reader, since the
 /// engine serves concurrent reads.
@@ -55,7 +55,7 @@ impl<E: KvEngine> LogStore<E> {
     }
 }
 
-fn read_meta<E: KvEngine, T: DeserializeOwned>(
+pub(crate) fn read_meta<E: KvEngine, T: DeserializeOwned>(
     engine: &E,
     key: &[u8],
 ) -> Result<Option<T>, CatalogStorageError> {
@@ -65,7 +65,10 @@ fn read_meta<E: KvEngine, T: DeserializeOwned>(
     }
 }
 
-fn put_meta<T: serde::Serialize>(key: &[u8], value: &T) -> Result<KvOp, CatalogStorageError> {
+pub(crate) fn put_meta<T: serde::Serialize>(
+    key: &[u8],
+    value: &T,
+) -> Result<KvOp, CatalogStorageError> {
     Ok(KvOp::Put {
         cf: Cf::Meta,
         key: key.to_vec(),
@@ -94,7 +97,7 @@ fn index_bounds(range: &impl RangeBounds<u64>) -> Option<(u64, Option<u64>)> {
 
 /// Delete every entry with index in `[from, to]`. A range plus a point delete, so that `to =
 /// u64::MAX` needs no overflowing exclusive bound.
-fn delete_entries(from: u64, to: u64) -> [KvOp; 2] {
+pub(crate) fn delete_entries(from: u64, to: u64) -> [KvOp; 2] {
     [
         KvOp::DeleteRange {
             cf: Cf::Logs,

@@ -52,7 +52,15 @@ pub(crate) fn write_stored<E: KvEngine>(
     meta: &SnapshotMeta,
     data: &[u8],
 ) -> Result<(), CatalogStorageError> {
-    let ops = vec![
+    Ok(engine.write(stored_ops(meta, data)?, true)?)
+}
+
+/// The writes that replace the stored snapshot, for a batch of the caller's.
+pub(crate) fn stored_ops(
+    meta: &SnapshotMeta,
+    data: &[u8],
+) -> Result<Vec<KvOp>, CatalogStorageError> {
+    Ok(vec![
         KvOp::Put {
             cf: Cf::Snapshot,
             key: META.to_vec(),
@@ -63,8 +71,7 @@ pub(crate) fn write_stored<E: KvEngine>(
             key: DATA.to_vec(),
             value: data.to_vec(),
         },
-    ];
-    Ok(engine.write(ops, true)?)
+    ])
 }
 
 /// Decode snapshot bytes, checking that they hold what `meta` says.

@@ -50,6 +50,28 @@ pub(crate) fn members_of(membership: &Membership) -> BTreeSet<ClusterId> {
         .collect()
 }
 
+/// Apply one committed entry to the catalog: the one place an entry changes it (the state
+/// machine, and [`crate::standalone`] replaying the committed log offline).
+pub(crate) fn apply_entry(applied: &mut AppliedCatalog, entry: Entry) -> CatalogResponse {
+    applied.last_applied = Some(entry.log_id);
+    match entry.payload {
+        EntryPayload::Blank => Ok(Applied::Nothing),
+        EntryPayload::Normal(command) => {
+            let response = applied.state.apply(&command);
+            if let Err(refusal) = &response {
+                // Every replica refuses the same entries: say so at debug level only.
+                tracing::debug!(index = entry.log_id.index, %refusal, ?command, "catalog command refused");
+            }
+            response
+        }
+        EntryPayload::Membership(membership) => {
+            applied.state.set_members(members_of(&membership));
+            applied.last_membership = StoredMembership::new(Some(entry.log_id), membership);
+            Ok(Applied::Nothing)
+        }
+    }
+}
+
 /// The catalog's Raft state machine on any [`KvEngine`]. openraft owns it; the node reads the
 /// catalog through the [`CatalogView`] it hands out.
 #[derive(Debug)]
@@ -108,26 +130,7 @@ impl<E: KvEngine> RaftStateMachine<TypeConfig> for StateMachineStore<E> {
         let mut applied = self.view.write_guard();
         let responses = entries
             .into_iter()
-            .map(|entry| {
-                applied.last_applied = Some(entry.log_id);
-                match entry.payload {
-                    EntryPayload::Blank => Ok(Applied::Nothing),
-                    EntryPayload::Normal(command) => {
-                        let response = applied.state.apply(&command);
-                        if let Err(refusal) = &response {
-                            // Every replica refuses the same entries: say so at debug level only.
-                            tracing::debug!(index = entry.log_id.index, %refusal, ?command, "catalog command refused");
-                        }
-                        response
-                    }
-                    EntryPayload::Membership(membership) => {
-                        applied.state.set_members(members_of(&membership));
-                        applied.last_membership =
-                            StoredMembership::new(Some(entry.log_id), membership);
-                        Ok(Applied::Nothing)
-                    }
-                }
-            })
+            .map(|entry| apply_entry(&mut applied, entry))
             .collect();
         Ok(responses)
     }

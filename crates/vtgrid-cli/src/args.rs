@@ -269,6 +269,23 @@ pub enum AdminCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Disaster recovery of the catalog when the majority is gone for good (DESIGN §3): OFFLINE,
+    /// on one stopped survivor, rewrite its catalog as a grid of that cluster alone. It then owns
+    /// every volume; copies at the lost clusters stop counting; entries it never knew committed
+    /// are dropped. The lost clusters may come back only as new members (empty data dir, then
+    /// `vtgrid admin rejoin --as-new`). Keep them down before running this. Runbook:
+    /// docs/runbooks/force-standalone.md.
+    ForceStandalone {
+        /// The survivor's grid file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The survivor's data cluster id (0..7); its node must be stopped.
+        #[arg(long)]
+        id: u8,
+        /// Confirm: the lost clusters' data is given up.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Service prep, service mode and their end for a cluster (B23): `prep` drains it and then
     /// enters service mode on its own; `enter` forces service mode after prep; `exit` ends it.
     Service {

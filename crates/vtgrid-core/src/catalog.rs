@@ -317,6 +317,9 @@ pub struct CatalogState {
     /// Clusters in service prep or service mode (B23).
     #[serde(default)]
     pub service: BTreeMap<ClusterId, ServiceState>,
+    /// Set once one survivor was forced standalone ([`crate::standalone`]).
+    #[serde(default)]
+    pub forced_standalone: Option<crate::standalone::ForcedStandalone>,
 }
 
 impl CatalogState {

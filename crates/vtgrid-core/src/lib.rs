@@ -22,6 +22,7 @@
 //! - [`aotm`]: the autonomic takeover rules: when an agent says DOWN, what a survivor does then.
 //! - [`lease`]: the self-fencing lease: when a cut-off owner stops writing, when the majority may
 //!   take its volumes without an agent.
+//! - [`standalone`]: force-standalone: one survivor becomes the whole grid and owns everything.
 //! - [`takeover`]: ROT / WOT / service mode: what a survivor may do with a failed owner's volume.
 //! - [`error`]: `DomainError`, raised when text does not parse into a domain value.
 //!
@@ -42,6 +43,7 @@ pub mod lease;
 pub mod membership;
 pub mod replay;
 pub mod retention;
+pub mod standalone;
 pub mod takeover;
 pub mod volser;
 pub mod volume;

@@ -34,6 +34,10 @@ pub enum Membership {
     /// The operator asked it to join as a new member: it takes the log as a learner, but still
     /// no votes until the leader made it a voter again.
     Rejoining,
+    /// Another cluster was forced standalone without it (`vtgrid admin force-standalone`): its
+    /// log is the lost majority's old group. No votes, no log, nothing committed or written, for
+    /// good; it comes back only wiped, as a new member.
+    Superseded,
 }
 
 impl Membership {
@@ -44,6 +48,7 @@ impl Membership {
             Membership::Unformed => "UNFORMED",
             Membership::Amnesiac => "AMNESIAC",
             Membership::Rejoining => "REJOINING",
+            Membership::Superseded => "SUPERSEDED",
         }
     }
 

@@ -83,7 +83,7 @@ pub struct Cluster {
     /// watcher would hold the graceful shutdown open forever.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
     /// Where this voter stands in the Raft group (amnesia, issue 9).
-    pub(crate) membership: MembershipState,
+    pub(crate) membership: Arc<MembershipState>,
     /// The durable record that this voter formed or joined the grid.
     pub(crate) member_record: MemberRecord,
     /// The failed clusters this cluster holds read takeover (ROT) for, on its own disk.
@@ -141,6 +141,13 @@ impl Cluster {
     /// Where this voter stands in the catalog's Raft group.
     pub fn membership(&self) -> Membership {
         self.membership.get()
+    }
+
+    /// Does this cluster write nothing of its own volumes: its self-fencing lease ran out
+    /// (`crate::lease`), or its catalog was superseded by a force-standalone elsewhere? Mounts
+    /// and reads go on (`vtgrid_core::gate`).
+    pub(crate) fn fenced(&self) -> bool {
+        self.lease.fenced() || self.membership() == Membership::Superseded
     }
 
     /// The grid addresses of `peer`, in the order calls should try them (B7).

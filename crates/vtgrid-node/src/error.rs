@@ -96,6 +96,9 @@ pub enum NodeError {
         cluster: ClusterId,
         membership: &'static str,
     },
+    /// Another cluster was forced standalone without this one (`crate::standalone`).
+    #[error("cluster {cluster}'s catalog was superseded: another cluster was forced standalone without it, so it takes no part in the grid and writes nothing; stop it, move its data dir aside, start it empty and run `vtgrid admin rejoin --as-new`")]
+    Superseded { cluster: ClusterId },
     #[error("cluster {cluster} has not lost its catalog: there is nothing to rejoin")]
     NotAmnesiac { cluster: ClusterId },
     #[error("reading or writing this voter's membership record: {0}")]
@@ -248,6 +251,7 @@ impl NodeError {
             NodeError::Witness => (FailedPrecondition, Reason::InvalidArgument),
             NodeError::RejoinRequired { .. } => (FailedPrecondition, Reason::RejoinRequired),
             NodeError::NotAmnesiac { .. } => (FailedPrecondition, Reason::InvalidArgument),
+            NodeError::Superseded { .. } => (FailedPrecondition, Reason::Superseded),
             NodeError::MembershipRecord(_) => (Internal, Reason::Internal),
             NodeError::SyncPeerUnavailable { .. } => (Unavailable, Reason::SyncPeerUnavailable),
             NodeError::WriteProtected { .. }

@@ -62,6 +62,10 @@ pub const REJOIN_REQUIRED: &str = "REJOIN_REQUIRED";
 /// The voter that lost its catalog was readmitted as a new member and votes again.
 pub const REJOINED: &str = "REJOINED";
 
+/// This cluster was forced standalone (`vtgrid admin force-standalone`, DESIGN §3): it is the
+/// whole grid and owns every volume; raised at each start while the catalog records it.
+pub const FORCED_STANDALONE: &str = "FORCED_STANDALONE";
+
 /// "G0009 AOTM within library X has determined that library Y is unavailable. The Read/Write
 /// ownership takeover mode has been enabled." (B30, B32): the takeover agent confirmed a peer down
 /// and this cluster set WOT for it.

@@ -260,7 +260,7 @@ impl Cluster {
         let standing = Standing {
             me: self.id,
             caught_up: self.caught_up(),
-            fenced: self.lease.fenced(),
+            fenced: self.fenced(),
             token: record.token,
             in_doubt: self.in_doubt(&volser),
             local: LocalUse::Free,
@@ -710,8 +710,8 @@ impl Cluster {
                 sync_deferred: false,
             });
         };
-        if self.lease.fenced() {
-            // Self-fenced (`[lease]`): the gate below would refuse the version anyway; refuse it
+        if self.fenced() {
+            // Self-fenced (`[lease]`, or superseded): the gate below would refuse the version anyway; refuse it
             // now, before a duplex commit or RUN copies that may hang on the cut that fenced us.
             io.writer = Some(writer);
             self.abort_job(mount, &mut io).await;

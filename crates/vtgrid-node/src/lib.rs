@@ -46,6 +46,8 @@
 //!   the leader's grants for clusters whose lease surely ran out.
 //! - [`elections`]: openraft's elections on only while a quorum of voters is in reach.
 //! - [`membership`]: amnesia: a voter that lost its catalog waits for `admin rejoin --as-new`.
+//! - [`standalone`]: force-standalone: the offline command, the survivor's refusal of the lost
+//!   majority's old group, and a superseded voter that stops.
 //! - [`liveness`]: the pid file and local socket the site's takeover agent watches.
 //! - [`services`]: the tonic services and the host/grid routers; [`process`]: `vtgrid node`, a
 //!   cluster as a real process.
@@ -83,6 +85,7 @@ pub mod publisher;
 pub mod raft_network;
 pub mod retention;
 pub mod services;
+pub mod standalone;
 pub mod start;
 pub mod sweep;
 pub mod sync;

@@ -50,9 +50,10 @@ impl MemberRecord {
     }
 }
 
-/// The membership state and the lock its changes take.
+/// The membership state and the lock its changes take. Shared with the Raft network, which
+/// stops sending once the state is [`Membership::Superseded`] and sets it when a peer says so.
 pub(crate) struct MembershipState {
-    now: std::sync::Mutex<Membership>,
+    now: tokio::sync::watch::Sender<Membership>,
     /// Held across a change that records membership first, so a `Form` and the start-up
     /// questions never decide at once.
     pub(crate) change: tokio::sync::Mutex<()>,
@@ -61,27 +62,41 @@ pub(crate) struct MembershipState {
 impl MembershipState {
     pub(crate) fn new(initial: Membership) -> MembershipState {
         MembershipState {
-            now: std::sync::Mutex::new(initial),
+            now: tokio::sync::watch::Sender::new(initial),
             change: tokio::sync::Mutex::new(()),
         }
     }
 
     pub(crate) fn get(&self) -> Membership {
-        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+        *self.now.borrow()
     }
 
+    /// Set the state; superseded stays superseded (it ends only with a wiped data dir).
     pub(crate) fn set(&self, m: Membership) {
-        *self.now.lock().unwrap_or_else(|p| p.into_inner()) = m;
+        self.now.send_if_modified(|now| {
+            let changed = *now != m && *now != Membership::Superseded;
+            if changed {
+                *now = m;
+            }
+            changed
+        });
     }
 
     /// Move `from` → `to`; false (and nothing changed) when the state is not `from`.
     pub(crate) fn change(&self, from: Membership, to: Membership) -> bool {
-        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
-        if *now != from {
-            return false;
-        }
-        *now = to;
-        true
+        self.now.send_if_modified(|now| {
+            if *now != from {
+                return false;
+            }
+            *now = to;
+            true
+        })
+    }
+
+    /// Wait until the state is `m`.
+    pub(crate) async fn reached(&self, m: Membership) {
+        let mut rx = self.now.subscribe();
+        let _ = rx.wait_for(|now| *now == m).await;
     }
 }
 

@@ -248,9 +248,12 @@ impl Cluster {
         })
     }
 
-    /// May a peer's Raft RPC reach openraft here? An unformed voter that is sent one learns that
-    /// the grid formed without it: it lost its catalog.
-    pub(crate) fn admit_raft(&self, rpc: RaftRpc) -> Result<(), NodeError> {
+    /// May a peer's Raft RPC (from `sender`, the candidate or leader it names) reach openraft
+    /// here? An unformed voter that is sent one learns that the grid formed without it: it lost
+    /// its catalog. A survivor that was forced standalone refuses the lost group's members
+    /// (`crate::standalone`).
+    pub(crate) fn admit_raft(&self, rpc: RaftRpc, sender: Option<u64>) -> Result<(), NodeError> {
+        self.admit_after_standalone(sender)?;
         let state = self.membership();
         let admitted = match rpc {
             RaftRpc::Vote => state.may_vote(),
@@ -299,6 +302,8 @@ impl Cluster {
                 Membership::Member | Membership::Unformed => {
                     return Err(NodeError::NotAmnesiac { cluster: self.id })
                 }
+                // Its old log stays its own: only an empty data dir comes back as a new member.
+                Membership::Superseded => return Err(NodeError::Superseded { cluster: self.id }),
             }
         }
         tracing::info!(cluster = %self.id, "rejoining the grid as a new member");

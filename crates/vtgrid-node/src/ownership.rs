@@ -29,6 +29,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio_stream::wrappers::ReceiverStream;
 use vtgrid_core::catalog::{Applied, CatalogCommand};
+use vtgrid_core::membership::Membership;
 use vtgrid_core::{ClusterId, OwnershipToken, VersionNumber, Volser, VolumeRecord};
 use vtgrid_proto::pb::grid_service_client::GridServiceClient;
 use vtgrid_proto::pb::Reason;
@@ -146,7 +147,7 @@ impl Cluster {
         Ok(Standing {
             me: self.id,
             caught_up: self.caught_up(),
-            fenced: self.lease.fenced(),
+            fenced: self.fenced(),
             token: record.token,
             in_doubt: self.in_doubt(volser),
             local: self.mounts.local_use(volser),
@@ -163,6 +164,9 @@ impl Cluster {
                 cluster: self.id,
             },
             GateRefusal::NotOwner { owner } => NodeError::OwnerUnreachable { volser, owner },
+            GateRefusal::SelfFenced if self.membership() == Membership::Superseded => {
+                NodeError::Superseded { cluster: self.id }
+            }
             GateRefusal::SelfFenced => NodeError::SelfFenced {
                 volser,
                 cluster: self.id,

@@ -23,7 +23,9 @@ use vtgrid_catalog::TypeConfig;
 use vtgrid_proto::pb::grid_service_client::GridServiceClient;
 use vtgrid_proto::pb::RaftMessage;
 
+use crate::member::MembershipState;
 use crate::transport::Connector;
+use vtgrid_core::membership::Membership;
 
 /// Makes one [`GridLink`] per Raft peer.
 #[derive(Clone)]
@@ -31,16 +33,20 @@ pub struct GridNetwork {
     connector: Arc<dyn Connector>,
     /// Every grid address of each voter, one per link (B7); the primary first.
     paths: Arc<std::collections::BTreeMap<u64, Vec<String>>>,
+    /// This voter's membership: a superseded voter sends nothing (`crate::standalone`).
+    membership: Arc<MembershipState>,
 }
 
 impl GridNetwork {
-    pub fn new(
+    pub(crate) fn new(
         connector: Arc<dyn Connector>,
         paths: std::collections::BTreeMap<u64, Vec<String>>,
+        membership: Arc<MembershipState>,
     ) -> Self {
         GridNetwork {
             connector,
             paths: Arc::new(paths),
+            membership,
         }
     }
 }
@@ -62,6 +68,7 @@ impl RaftNetworkFactory<TypeConfig> for GridNetwork {
             next_path: 1,
             client: None,
             connector: self.connector.clone(),
+            membership: self.membership.clone(),
         };
         link.reconnect();
         link
@@ -79,6 +86,7 @@ pub struct GridLink {
     /// None when the peer's address does not parse; every RPC then reports it unreachable.
     client: Option<GridServiceClient<Channel>>,
     connector: Arc<dyn Connector>,
+    membership: Arc<MembershipState>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +97,10 @@ enum LinkError {
     Status(#[from] tonic::Status),
     #[error("malformed Raft message: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(
+        "this voter's catalog was superseded by a force-standalone elsewhere: it sends nothing"
+    )]
+    Superseded,
 }
 
 type Rpc =
@@ -120,6 +132,11 @@ impl GridLink {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        if self.membership.get() == Membership::Superseded {
+            return Err(RPCError::Unreachable(Unreachable::new(
+                &LinkError::Superseded,
+            )));
+        }
         let client = match self.client.as_mut() {
             Some(c) => c,
             None => {
@@ -135,6 +152,15 @@ impl GridLink {
         let reply = match rpc(client, request).await {
             Ok(r) => r.into_inner(),
             Err(status) => {
+                if vtgrid_proto::reason_of(&status) == Some(vtgrid_proto::pb::Reason::Superseded) {
+                    // A survivor forced standalone without us refused the old group's message.
+                    tracing::error!(
+                        peer = self.target,
+                        message = status.message(),
+                        "this voter's catalog was superseded: it stops taking part in the grid"
+                    );
+                    self.membership.set(Membership::Superseded);
+                }
                 // The next call goes over the next link (B7), on a fresh connection.
                 self.addr = self.paths[self.next_path % self.paths.len()].clone();
                 self.next_path = self.next_path.wrapping_add(1);

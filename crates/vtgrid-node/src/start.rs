@@ -99,6 +99,10 @@ impl Cluster {
             ReadTakeovers::open(engine.clone()).map_err(StartError::MembershipRecord)?;
         let (log, sm, view) = open_catalog(engine)?;
         let config = Arc::new(raft_config().validate()?);
+        // Decided from the disk once Raft is up (`starting_membership`); the network shares it.
+        let membership_state = Arc::new(MembershipState::new(
+            vtgrid_core::membership::Membership::Unformed,
+        ));
         let raft = Raft::new(
             id.raft_id(),
             config,
@@ -108,12 +112,13 @@ impl Cluster {
                     .keys()
                     .map(|id| (*id, grid.grid_paths(*id as u8)))
                     .collect(),
+                membership_state.clone(),
             ),
             log,
             sm,
         )
         .await?;
-        let membership = Self::starting_membership(&raft, &member_record).await?;
+        membership_state.set(Self::starting_membership(&raft, &member_record).await?);
         let cluster = Arc::new(Cluster {
             id,
             role,
@@ -143,13 +148,14 @@ impl Cluster {
             ready: tokio::sync::watch::Sender::new(false),
             sweeps: AtomicU64::new(0),
             stopping: tokio::sync::watch::Sender::new(false),
-            membership: MembershipState::new(membership),
+            membership: membership_state,
             member_record,
             read_takeovers,
             aotm_checks: Default::default(),
             faults,
         });
         tokio::spawn(cluster.clone().join_grid());
+        tokio::spawn(cluster.clone().watch_standalone());
         tokio::spawn(cluster.clone().settle());
         tokio::spawn(cluster.clone().monitor_links());
         tokio::spawn(cluster.clone().guard_elections());

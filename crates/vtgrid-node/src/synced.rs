@@ -79,7 +79,7 @@ impl Cluster {
         let standing = Standing {
             me: self.id,
             caught_up: self.caught_up(),
-            fenced: self.lease.fenced(),
+            fenced: self.fenced(),
             token: record.token,
             in_doubt: self.in_doubt(&prefix.meta.volser),
             local: LocalUse::Mounted {

@@ -6,8 +6,12 @@ use crate::args::{AdminCommand, Global};
 use crate::client::{self, print_json, CliError};
 
 pub async fn run(global: &Global, cmd: AdminCommand) -> Result<(), CliError> {
+    if let AdminCommand::ForceStandalone { config, id, yes } = &cmd {
+        return force_standalone(global, config, *id, *yes);
+    }
     let mut admin = client::admin(&global.endpoint).await?;
     match cmd {
+        AdminCommand::ForceStandalone { .. } => unreachable!("handled offline above"),
         AdminCommand::Rejoin { as_new } => {
             admin.rejoin(pb::RejoinRequest { as_new }).await?;
             if global.json {
@@ -87,4 +91,48 @@ fn cluster_id(text: &str) -> Result<u32, CliError> {
         .ok_or_else(|| {
             CliError::Usage(format!("{text:?} is not a cluster: write C0..C15 or 0..15"))
         })
+}
+
+/// `vtgrid admin force-standalone`: offline, on the survivor's own store.
+fn force_standalone(
+    global: &Global,
+    config: &std::path::Path,
+    id: u8,
+    yes: bool,
+) -> Result<(), CliError> {
+    if !yes {
+        return Err(CliError::Usage(
+            "force-standalone gives up every other cluster's catalog and data: run it only when \
+             the majority is gone for good, with the lost clusters kept down, and confirm with --yes"
+                .into(),
+        ));
+    }
+    let report = vtgrid_node::standalone::force_standalone(config, id)
+        .map_err(|e| CliError::Grid(e.to_string()))?;
+    let lost: Vec<String> = report.record.lost.iter().map(|c| c.to_string()).collect();
+    if global.json {
+        print_json(&serde_json::json!({
+            "survivor": report.record.survivor.to_string(),
+            "lost": lost,
+            "volumes_taken": report.record.volumes_taken,
+            "copies_forgotten": report.record.copies_forgotten,
+            "replayed_up_to": report.replayed_up_to.map(|id| id.index),
+            "dropped_entries": report.dropped_entries,
+            "first_entry": report.new_membership.index,
+        }));
+    } else {
+        println!(
+            "C{id} is now a grid of its own: it owns every volume ({} taken over, {} copies at lost \
+             clusters no longer count)",
+            report.record.volumes_taken, report.record.copies_forgotten
+        );
+        println!("lost: {}", lost.join(", "));
+        println!(
+            "catalog replayed up to entry {}; {} entries never known committed were dropped",
+            report.replayed_up_to.map_or(0, |id| id.index),
+            report.dropped_entries
+        );
+        println!("start the node; the lost clusters rejoin only as new members (empty data dir, then `vtgrid admin rejoin --as-new`)");
+    }
+    Ok(())
 }

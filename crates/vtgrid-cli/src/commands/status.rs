@@ -40,6 +40,10 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
                 "fenced": l.fenced, "renewed_ms_ago": l.renewed_ms_ago,
                 "self_fence_after_ms": l.self_fence_after_ms,
             })),
+            "forced_standalone": s.forced_standalone.as_ref().map(|f| serde_json::json!({
+                "survivor": f.survivor, "lost": f.lost, "at_index": f.at_index,
+                "volumes_taken": f.volumes_taken,
+            })),
         }));
         return Ok(());
     }
@@ -58,6 +62,16 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
     );
     if s.membership != "MEMBER" && !s.membership.is_empty() {
         println!("membership {}", s.membership);
+    }
+    if let Some(f) = &s.forced_standalone {
+        let lost: Vec<String> = f.lost.iter().map(|c| format!("C{c}")).collect();
+        println!(
+            "standalone C{} was forced standalone at entry {} ({} volumes taken over); lost: {}",
+            f.survivor,
+            f.at_index,
+            f.volumes_taken,
+            lost.join(", ")
+        );
     }
     println!(
         "catalog   {} in term {}, leader {}, applied {}, voters {:?}",

@@ -136,8 +136,10 @@ impl GridService for GridApi {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        self.cluster.admit_raft(RaftRpc::Log)?;
-        let rpc = decode(request.get_ref())?;
+        let rpc: openraft::raft::AppendEntriesRequest<vtgrid_catalog::TypeConfig> =
+            decode(request.get_ref())?;
+        self.cluster
+            .admit_raft(RaftRpc::Log, rpc.vote.leader_id().voted_for())?;
         let reply = self.cluster.catalog.raft.append_entries(rpc).await;
         // A leader this voter follows reached it (a stale one gets HigherVote): the election
         // gate counts a quorum in reach without asking the peers.
@@ -150,8 +152,9 @@ impl GridService for GridApi {
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         // Amnesia: a voter that lost its catalog must not vote (it may have voted in this term).
-        self.cluster.admit_raft(RaftRpc::Vote)?;
-        let rpc = decode(request.get_ref())?;
+        let rpc: openraft::raft::VoteRequest<u64> = decode(request.get_ref())?;
+        self.cluster
+            .admit_raft(RaftRpc::Vote, rpc.vote.leader_id().voted_for())?;
         encode(&self.cluster.catalog.raft.vote(rpc).await)
     }
 
@@ -159,8 +162,10 @@ impl GridService for GridApi {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        self.cluster.admit_raft(RaftRpc::Log)?;
-        let rpc = decode(request.get_ref())?;
+        let rpc: openraft::raft::InstallSnapshotRequest<vtgrid_catalog::TypeConfig> =
+            decode(request.get_ref())?;
+        self.cluster
+            .admit_raft(RaftRpc::Log, rpc.vote.leader_id().voted_for())?;
         encode(&self.cluster.catalog.raft.install_snapshot(rpc).await)
     }
 

@@ -233,9 +233,17 @@ impl StatusService for StatusApi {
                     .collect()
             }),
             lease: c.lease.setting().map(|setting| pb::LeaseState {
-                fenced: c.lease.fenced(),
+                fenced: c.fenced(),
                 renewed_ms_ago: c.lease.renewed_ago().map(|d| d.as_millis() as u64),
                 self_fence_after_ms: setting.self_fence_after.as_millis() as u64,
+            }),
+            forced_standalone: c.catalog.view.read(|s| {
+                s.forced_standalone.as_ref().map(|f| pb::ForcedStandalone {
+                    survivor: u32::from(f.survivor.get()),
+                    lost: f.lost.iter().map(|c| u32::from(c.get())).collect(),
+                    at_index: f.at_index,
+                    volumes_taken: f.volumes_taken,
+                })
             }),
         }))
     }
