@@ -94,17 +94,7 @@ async fn the_lowest_voter_that_lost_its_data_dir_waits_for_rejoin_as_new_and_vot
     let inserted = grid.insert(1, "B00005", PRIVATE_CATEGORY).await;
     assert_eq!(inserted.count, 1, "the grid goes on without C0");
 
-    let run = CliCall::new(&[
-        "--endpoint",
-        &grid.endpoint(0),
-        "admin",
-        "rejoin",
-        "--as-new",
-    ])
-    .timeout(Duration::from_secs(150))
-    .run()
-    .await;
-    run.assert_success();
+    grid.rejoin_as_new(0).await;
 
     wait_for("C0 to be a ready member again", CATCH_UP, || async {
         let s = grid.try_status(0).await?;
@@ -154,11 +144,7 @@ async fn a_witness_that_lost_its_data_dir_rejoins_as_new_through_its_grid_addres
         .await;
     assert_eq!(refused.code(), Some(2), "a witness inserts no volumes");
 
-    CliCall::new(&["--endpoint", &endpoint, "admin", "rejoin", "--as-new"])
-        .timeout(Duration::from_secs(150))
-        .run()
-        .await
-        .assert_success();
+    grid.rejoin_as_new(witness).await;
     wait_for("W8 to be a ready member again", CATCH_UP, || async {
         let s = grid.try_status(witness).await?;
         (s.ready && s.membership == "MEMBER").then_some(())
@@ -222,17 +208,7 @@ async fn a_rejoined_voter_counts_for_no_copy_until_it_has_made_it_again() {
     })
     .await;
     let leader = grid.wait_for_leader(&[1, 2], AGREE).await;
-    CliCall::new(&[
-        "--endpoint",
-        &grid.endpoint(0),
-        "admin",
-        "rejoin",
-        "--as-new",
-    ])
-    .timeout(Duration::from_secs(150))
-    .run()
-    .await
-    .assert_success();
+    grid.rejoin_as_new(0).await;
 
     let file = vtgrid_tvc::version_path(&data_dir.join("tvc"), VOLSER.parse().unwrap(), 1);
     // The leader's view: it applied the readmission's commands before the rejoin returned.

@@ -66,32 +66,25 @@ async fn a_survivor_forced_standalone_owns_everything_and_the_lost_come_back_onl
         grid.kill9(id);
     }
     let config = grid.config_path().display().to_string();
-    let refused = CliCall::new(&[
-        "admin",
-        "force-standalone",
-        "--config",
-        &config,
-        "--id",
-        "0",
-    ])
-    .run()
-    .await;
+    let force = |confirm: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "admin",
+            "force-standalone",
+            "--config",
+            &config,
+            "--id",
+            "0",
+        ];
+        args.extend_from_slice(confirm);
+        CliCall::new(&args).run()
+    };
+    let refused = force(&[]).await;
     assert!(
         !refused.status.success(),
         "no --yes, no change: {refused:?}"
     );
-    let forced = CliCall::new(&[
-        "--json",
-        "admin",
-        "force-standalone",
-        "--config",
-        &config,
-        "--id",
-        "0",
-        "--yes",
-    ])
-    .run()
-    .await;
+    let forced = force(&["--yes"]).await;
     forced.assert_success();
     let report = forced.json();
     assert_eq!(report["lost"], serde_json::json!(["C1", "C2"]), "{report}");
@@ -166,17 +159,7 @@ async fn a_survivor_forced_standalone_owns_everything_and_the_lost_come_back_onl
         (s.membership == "AMNESIAC").then_some(())
     })
     .await;
-    CliCall::new(&[
-        "--endpoint",
-        &grid.endpoint(2),
-        "admin",
-        "rejoin",
-        "--as-new",
-    ])
-    .timeout(Duration::from_secs(150))
-    .run()
-    .await
-    .assert_success();
+    grid.rejoin_as_new(2).await;
     wait_for("C2 to be a ready member", CATCH_UP, || async {
         let s = grid.try_status(2).await?;
         (s.ready && s.membership == "MEMBER").then_some(())

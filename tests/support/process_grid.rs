@@ -373,6 +373,17 @@ impl ProcessGrid {
         admin_client(&self.endpoint(id)).await
     }
 
+    /// `vtgrid admin rejoin --as-new` at voter `id` (a witness through its grid address); it
+    /// must succeed.
+    pub async fn rejoin_as_new(&self, id: u8) {
+        let endpoint = self.voter(id).status_endpoint();
+        super::cli::CliCall::new(&["--endpoint", &endpoint, "admin", "rejoin", "--as-new"])
+            .timeout(Duration::from_secs(150))
+            .run()
+            .await
+            .assert_success();
+    }
+
     /// Insert `range` into `category` through data cluster `id`; returns the response.
     pub async fn insert(&self, id: u8, range: &str, category: &str) -> pb::InsertVolumesResponse {
         let req = pb::InsertVolumesRequest {

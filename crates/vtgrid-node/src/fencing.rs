@@ -75,10 +75,7 @@ impl Cluster {
         let Some(setting) = self.lease.setting() else {
             return;
         };
-        let until = tokio::time::Instant::now() + setting.self_fence_after;
-        while self.lease.fenced() && tokio::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.lease.unfenced_within(setting.self_fence_after).await;
     }
 
     fn announce_fence(&self, fenced: bool, after: Duration) {
@@ -186,13 +183,7 @@ impl Cluster {
             .catalog
             .view
             .read(|s| s.write_takeovers.iter().any(|(failed, _)| *failed == peer));
-        if granted {
-            // In contact, but taken over: it stays fenced until its return clears the grant. That
-            // it was heard only delays a new grant.
-            self.lease.heard(peer, term);
-            return Err(NodeError::LeaseRefused { cluster: peer });
-        }
-        if self.lease.answer(peer, term) {
+        if self.lease.answer(peer, term, granted) {
             Ok(())
         } else {
             Err(NodeError::LeaseRefused { cluster: peer })

@@ -710,12 +710,16 @@ impl Cluster {
                 sync_deferred: false,
             });
         };
-        if self.fenced() {
-            // Self-fenced (`[lease]`, or superseded): the gate below would refuse the version anyway; refuse it
-            // now, before a duplex commit or RUN copies that may hang on the cut that fenced us.
+        // The gate first: whatever it refuses now (a lease that ran out, a moved token) it
+        // would refuse before the acknowledgement too, and a duplex commit or RUN copies must
+        // not hang first on the very cut that fenced this cluster.
+        if let Err(refusal) = self.standing(&mount.volser).and_then(|st| {
+            st.may_write()
+                .map_err(|r| self.gate_refusal(mount.volser, r))
+        }) {
             io.writer = Some(writer);
             self.abort_job(mount, &mut io).await;
-            return Err(self.gate_refusal(mount.volser, GateRefusal::SelfFenced));
+            return Err(refusal);
         }
         let meta = match self.tvc.commit(writer).await {
             Ok(meta) => meta,

@@ -6,7 +6,6 @@
 //! simulation may set to model a drifting clock (`FaultPoints::set_clock_rate`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -45,6 +44,19 @@ struct Leading {
     granting: BTreeSet<ClusterId>,
 }
 
+impl Leading {
+    /// This leader's knowledge in `term` (first seen `now`): an earlier term's is forgotten.
+    fn in_term(&mut self, term: u64, now: Duration) -> &mut Leading {
+        if self.term.map(|(t, _)| t) != Some(term) {
+            *self = Leading {
+                term: Some((term, now)),
+                ..Leading::default()
+            };
+        }
+        self
+    }
+}
+
 /// The lease of one cluster: its own, and the peers' as the leader sees them.
 pub struct Lease {
     setting: Option<LeaseSetting>,
@@ -53,8 +65,9 @@ pub struct Lease {
     renewed: Mutex<Option<Duration>>,
     /// The fence as of the last [`Lease::refresh`]: up from one refresh interval before the
     /// lease runs out, so it is never late between refreshes. A flag, not a clock reading, so
-    /// that the gate answers the same from anywhere (a simulation's driver has no host clock).
-    fenced: AtomicBool,
+    /// that the gate answers the same from anywhere (a simulation's driver has no host clock);
+    /// a watch, so that a start can wait for it to go down.
+    fenced: tokio::sync::watch::Sender<bool>,
     leading: Mutex<Leading>,
     /// Held while a renewal is answered and while a grant is decided and proposed: a renewal and
     /// a grant for the same cluster never interleave.
@@ -67,7 +80,7 @@ impl Lease {
             setting,
             clock,
             renewed: Mutex::default(),
-            fenced: AtomicBool::new(setting.is_some()),
+            fenced: tokio::sync::watch::Sender::new(setting.is_some()),
             leading: Mutex::default(),
             decide: tokio::sync::Mutex::new(()),
         }
@@ -84,7 +97,15 @@ impl Lease {
     /// Has this cluster's own lease run out (or will it before the next refresh)? Never
     /// without a `[lease]`.
     pub fn fenced(&self) -> bool {
-        self.fenced.load(Ordering::Acquire)
+        *self.fenced.borrow()
+    }
+
+    /// Wait until the fence is down, at most `limit`; is it down?
+    pub async fn unfenced_within(&self, limit: Duration) -> bool {
+        let mut rx = self.fenced.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|fenced| !*fenced))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Set the fence for the next `interval`: up if the lease runs out within it. Returns the
@@ -94,7 +115,8 @@ impl Lease {
             return false;
         };
         let fenced = !setting.holds(*lock(&self.renewed), self.clock.now() + interval);
-        self.fenced.store(fenced, Ordering::Release);
+        self.fenced
+            .send_if_modified(|now| std::mem::replace(now, fenced) != fenced);
         fenced
     }
 
@@ -109,34 +131,23 @@ impl Lease {
         *last = Some(last.map_or(sent, |l| l.max(sent)));
     }
 
-    /// The leader's side, in `term`: forget what an earlier term knew.
-    fn in_term<'a>(
-        &self,
-        leading: &'a mut std::sync::MutexGuard<'_, Leading>,
-        term: u64,
-    ) -> &'a mut Leading {
-        if leading.term.map(|(t, _)| t) != Some(term) {
-            **leading = Leading {
-                term: Some((term, self.clock.now())),
-                ..Leading::default()
-            };
-        }
-        &mut *leading
-    }
-
     /// A renewal from `peer` reached this leader in `term` (whether answered or not: being
     /// heard only ever delays a grant).
     pub fn heard(&self, peer: ClusterId, term: u64) {
         let now = self.clock.now();
-        let mut leading = lock(&self.leading);
-        self.in_term(&mut leading, term).heard.insert(peer, now);
+        lock(&self.leading)
+            .in_term(term, now)
+            .heard
+            .insert(peer, now);
     }
 
-    /// The leader may answer `peer`'s renewal in `term` (and has heard it): false while a grant
-    /// for it is being proposed in this term.
-    pub fn answer(&self, peer: ClusterId, term: u64) -> bool {
+    /// The leader has heard `peer`'s renewal in `term`; may it answer? Not once the catalog
+    /// holds a write-takeover grant for it (`taken_over`: it stays fenced until its return
+    /// clears the grant), nor while a grant for it is being proposed in this term. Being heard
+    /// only ever delays a new grant.
+    pub fn answer(&self, peer: ClusterId, term: u64, taken_over: bool) -> bool {
         self.heard(peer, term);
-        !self.is_granting(peer, term)
+        !taken_over && !self.is_granting(peer, term)
     }
 
     /// How long `peer` has been quiet as this leader sees it in `term`: since its last renewal
@@ -144,7 +155,7 @@ impl Lease {
     pub fn quiet(&self, peer: ClusterId, term: u64) -> Duration {
         let now = self.clock.now();
         let mut leading = lock(&self.leading);
-        let leading = self.in_term(&mut leading, term);
+        let leading = leading.in_term(term, now);
         let since = leading.term.map_or(now, |(_, t)| t);
         let since = leading.heard.get(&peer).map_or(since, |h| (*h).max(since));
         now.saturating_sub(since)
@@ -153,20 +164,26 @@ impl Lease {
     /// A grant for `peer` is being proposed in `term`: no renewal is answered until
     /// [`Lease::granted`].
     pub fn granting(&self, peer: ClusterId, term: u64) {
-        let mut leading = lock(&self.leading);
-        self.in_term(&mut leading, term).granting.insert(peer);
+        let now = self.clock.now();
+        lock(&self.leading).in_term(term, now).granting.insert(peer);
     }
 
     /// Is a grant for `peer` being proposed in `term` (its outcome not known yet)?
     pub fn is_granting(&self, peer: ClusterId, term: u64) -> bool {
-        let mut leading = lock(&self.leading);
-        self.in_term(&mut leading, term).granting.contains(&peer)
+        let now = self.clock.now();
+        lock(&self.leading)
+            .in_term(term, now)
+            .granting
+            .contains(&peer)
     }
 
     /// The grant's outcome is known (committed, or refused): the catalog answers from now on.
     pub fn granted(&self, peer: ClusterId, term: u64) {
-        let mut leading = lock(&self.leading);
-        self.in_term(&mut leading, term).granting.remove(&peer);
+        let now = self.clock.now();
+        lock(&self.leading)
+            .in_term(term, now)
+            .granting
+            .remove(&peer);
     }
 }
 
@@ -195,18 +212,22 @@ mod tests {
         lease.renewed(lease.now());
         assert!(!lease.refresh(Duration::from_secs(1)));
         assert!(!lease.fenced());
-        assert!(lease.answer(c(1), 3));
+        assert!(lease.answer(c(1), 3, false));
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(lease.quiet(c(1), 3), Duration::from_secs(5));
         lease.granting(c(1), 3);
         assert!(
-            !lease.answer(c(1), 3),
+            !lease.answer(c(1), 3, false),
             "no renewal while a grant is being proposed"
         );
         lease.granted(c(1), 3);
         assert!(
-            lease.answer(c(1), 3),
+            lease.answer(c(1), 3, false),
             "the catalog answers once the outcome is known"
+        );
+        assert!(
+            !lease.answer(c(1), 3, true),
+            "no renewal for a cluster the catalog holds a grant for"
         );
         lease.granting(c(1), 3);
         assert_eq!(
@@ -214,7 +235,7 @@ mod tests {
             Duration::ZERO,
             "a new term counts from its start"
         );
-        assert!(lease.answer(c(1), 4));
+        assert!(lease.answer(c(1), 4, false));
         tokio::time::advance(Duration::from_secs(4)).await;
         assert!(!lease.fenced(), "the flag holds until the next refresh");
         assert!(
