@@ -31,7 +31,7 @@ check: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	bash scripts/check-boundaries.sh
 
-# The long seed sweep of the random schedules (see README): 0..N for each of the three random
-# tests, 7000 by default (21,000 schedules).
+# The long seed sweep of the random schedules (see README): 0..N for each of the four random
+# tests, 7000 by default (28,000 schedules).
 sim-sweep: setup
 	VTGRID_SIM_SEEDS=$${VTGRID_SIM_SEEDS:-7000} $(CARGO) test --profile sim -p vtgrid-tests --test grid sim::random -- --nocapture

@@ -40,6 +40,8 @@ enum HostFault {
     Restart(u8),
     /// The takeover agent of data cluster `id` (a whole site lost with its node, T8).
     CrashAgent(u8),
+    /// Start that agent again (turmoil's bounce: the host's software from the beginning).
+    RestartAgent(u8),
 }
 
 #[derive(Default)]
@@ -55,6 +57,8 @@ struct ControlState {
     lives: BTreeMap<u8, u64>,
     /// The crashes armed crash points caused, in order.
     point_crashes: Vec<PointCrash>,
+    /// Takeover agents run beside the data clusters ([`SimGrid::add_agents`]).
+    agents: bool,
 }
 
 /// A crash an armed crash point caused (see [`GridControl::arm`]).
@@ -134,6 +138,14 @@ impl GridControl {
                 self.repair(*a, *b);
             }
         }
+        if self.lock().agents {
+            let data = self.data_clusters();
+            for (i, a) in data.iter().enumerate() {
+                for b in &data[i + 1..] {
+                    self.repair_heartbeat(*a, *b);
+                }
+            }
+        }
     }
 
     /// Crash voter `id` the `nth` time (1 = next) it reaches `point` (`vtgrid_node::faults`):
@@ -170,9 +182,14 @@ impl GridControl {
         turmoil::repair(agent_host_name(a), agent_host_name(b));
     }
 
-    /// Crash data cluster `id`'s takeover agent (it stays down).
+    /// Crash data cluster `id`'s takeover agent (it stays down until [`Self::restart_agent`]).
     pub async fn crash_agent(&self, id: u8) {
         self.request(HostFault::CrashAgent(id)).await;
+    }
+
+    /// Start data cluster `id`'s crashed takeover agent again.
+    pub async fn restart_agent(&self, id: u8) {
+        self.request(HostFault::RestartAgent(id)).await;
     }
 
     /// Crash voter `id` (power cut: unsynced writes are lost); returns once the driver did it.
@@ -277,6 +294,7 @@ impl SimGrid {
     /// addresses): they kill a node that stops answering for `fence_after` before they report it
     /// down; `None`: they never fence.
     pub fn add_agents(&mut self, fence_after: Option<Duration>) {
+        self.control.lock().agents = true;
         for id in self.control.data_clusters() {
             let (grid, control) = (self.grid.clone(), self.control.clone());
             self.sim.host(agent_host_name(id), move || {
@@ -368,6 +386,7 @@ impl SimGrid {
                 HostFault::Crash(id) => self.crash(id),
                 HostFault::Restart(id) => self.restart(id),
                 HostFault::CrashAgent(id) => self.sim.crash(agent_host_name(id)),
+                HostFault::RestartAgent(id) => self.sim.bounce(agent_host_name(id)),
             }
             self.control.lock().applied += 1;
         }

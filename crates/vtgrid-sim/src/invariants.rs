@@ -10,6 +10,7 @@
 //! - [`b37_b39_acknowledged_copies_held`]: after every step.
 //! - [`b15_catalogs_converge`]: once the grid is healed and quiet.
 //! - [`b45_every_copy_verified`]: once the grid is healed and quiet.
+//! - [`quarantine_only_of_fenced_versions`]: once the grid is healed and quiet.
 //!
 //! [`Invariants`] bundles them with the host's [`Ledger`] and the volumes a test exempts.
 
@@ -465,7 +466,8 @@ pub fn b45_every_copy_verified(running: &[Arc<Cluster>]) -> Result<(), String> {
 }
 
 /// Is (V, k, d) in `w`'s quarantine?
-fn quarantined(w: &Cluster, volser: Volser, ack: &Ack) -> bool {
+/// Has `w` quarantined the acknowledged version `ack` of `volser` (a takeover fenced it)?
+pub fn quarantined(w: &Cluster, volser: Volser, ack: &Ack) -> bool {
     w.probe().journal_store().quarantined().is_ok_and(|q| {
         q.iter()
             .any(|r| r.volser == volser && r.version == ack.version && r.digest == ack.raw)
@@ -572,6 +574,36 @@ pub fn no_quarantine(running: &[Arc<Cluster>]) -> Result<(), String> {
                 .map(|q| format!("{} v{} ({})", q.volser, q.version, q.rejection))
                 .collect();
             return Err(format!("{} quarantined {listed:?}", c.id));
+        }
+    }
+    Ok(())
+}
+
+/// **B134, strict.** A cluster may hold a version in quarantine only when a takeover fenced it:
+/// the catalog records the volume as taken from that very cluster at the epoch the version was
+/// written under or later (the version was never published before the takeover). With no
+/// takeover in the system this is [`no_quarantine`]. Checked once the grid is healed and quiet
+/// (every catalog the same).
+pub fn quarantine_only_of_fenced_versions(running: &[Arc<Cluster>]) -> Result<(), String> {
+    for c in running {
+        let q = c
+            .probe()
+            .journal_store()
+            .quarantined()
+            .map_err(|e| e.to_string())?;
+        for r in q {
+            let taken = c
+                .probe()
+                .view()
+                .read(|s| s.volumes.get(&r.volser).and_then(|v| v.taken_from));
+            let fenced = taken.is_some_and(|t| t.owner == c.id && r.epoch <= t.epoch);
+            if !fenced {
+                return Err(format!(
+                    "B134 violated: {} quarantined {} v{} (epoch {}, {}) with no takeover that \
+                     fenced it (taken from {taken:?})",
+                    c.id, r.volser, r.version, r.epoch, r.rejection
+                ));
+            }
         }
     }
     Ok(())

@@ -138,11 +138,18 @@ impl Ledger {
 
     /// The newest acknowledged version of each volume.
     pub fn latest(&self) -> BTreeMap<Volser, Ack> {
+        self.latest_kept(|_, _| false)
+    }
+
+    /// The latest acknowledged version of each volume among those `set_aside` keeps (a test
+    /// sets aside versions a takeover fenced, B134).
+    pub fn latest_kept(&self, set_aside: impl Fn(Volser, &Ack) -> bool) -> BTreeMap<Volser, Ack> {
         self.lock()
             .acked
             .iter()
             .filter_map(|(v, acks)| {
                 acks.iter()
+                    .filter(|a| !set_aside(*v, a))
                     .max_by_key(|a| a.version)
                     .map(|a| (*v, a.clone()))
             })

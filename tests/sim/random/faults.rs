@@ -87,6 +87,60 @@ pub async fn run_faults(
                     h.fault_ended(i);
                 }));
             }
+            // Neither explains a host's error: the agents and their network only ever decide
+            // whether a survivor takes over, never whether a job at a live cluster succeeds
+            // (T10).
+            Fault::AgentCrash(x, d) => {
+                control.crash_agent(x).await;
+                let control = control.clone();
+                let h = h.clone();
+                tasks.push(tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    control.restart_agent(x).await;
+                    h.note(format!("restarted C{x}'s agent"));
+                }));
+            }
+            Fault::HeartbeatCut(a, b) => control.cut_heartbeat(a, b),
+            Fault::SiteLost(x, d) => {
+                if (0..16).any(|id| control.is_down(id)) || h.point_pending.load(Relaxed) {
+                    h.note("no site lost: a voter is down already".into());
+                    continue;
+                }
+                let i = h.fault_began(format!("{fault:?}"));
+                control.crash_agent(x).await;
+                control.crash(x).await;
+                let (control, h) = (control.clone(), h.clone());
+                tasks.push(tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    control.restart_agent(x).await;
+                    control.restart(x).await;
+                    h.note(format!("restarted C{x} and its agent"));
+                    h.fault_ended(i);
+                }));
+            }
+            Fault::CutOffThenCrash(x, cut, d) => {
+                if (0..16).any(|id| control.is_down(id)) || h.point_pending.load(Relaxed) {
+                    h.note("no cut-off crash: a voter is down already".into());
+                    continue;
+                }
+                let i = h.fault_began(format!("{fault:?}"));
+                for v in control.voters().into_iter().filter(|v| *v != x) {
+                    control.partition(x, v);
+                }
+                let (control, h) = (control.clone(), h.clone());
+                tasks.push(tokio::spawn(async move {
+                    tokio::time::sleep(cut).await;
+                    control.crash(x).await;
+                    for v in control.voters().into_iter().filter(|v| *v != x) {
+                        control.repair(x, v);
+                    }
+                    h.note(format!("C{x}, cut off, crashed"));
+                    tokio::time::sleep(d).await;
+                    control.restart(x).await;
+                    h.note(format!("restarted C{x}"));
+                    h.fault_ended(i);
+                }));
+            }
             Fault::Disk(c, kind, d) => {
                 let Some(store) = control.volumes(c) else {
                     continue;
@@ -295,6 +349,7 @@ fn fired_at(control: &GridControl, x: u8) -> usize {
 
 /// Repair every path between voters and to the tape host, release every hold.
 pub fn heal(control: &GridControl) {
+    control.heal(); // the heartbeat paths too, when agents run
     let mut hosts: Vec<String> = control.voters().into_iter().map(host_name).collect();
     hosts.push("tape-host".into());
     for (i, a) in hosts.iter().enumerate() {

@@ -82,6 +82,8 @@ impl History {
         }
     }
 
+    /// A heal: every network fault ends now. A crash does not (its restart ends it; a heal
+    /// restarts nothing).
     pub fn end_all_faults(&self) {
         let now = Instant::now();
         for entry in self
@@ -89,6 +91,11 @@ impl History {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter_mut()
+            .filter(|(_, _, what)| {
+                !["Crash(", "SiteLost(", "CutOffThenCrash("]
+                    .iter()
+                    .any(|down| what.starts_with(down))
+            })
         {
             entry.1.get_or_insert(now);
         }

@@ -10,6 +10,7 @@ use vtgrid_proto::pb::{self, Reason};
 use vtgrid_proto::reason_of;
 use vtgrid_sim::client::{self, digest_hex};
 use vtgrid_sim::cluster::SYNC_CLASSES;
+use vtgrid_sim::grid::GridControl;
 use vtgrid_sim::ledger::Ledger;
 
 use super::history::{History, SCRATCH, SETTLE, WALKED_AWAY};
@@ -310,8 +311,14 @@ pub async fn run_worker(
 
 /// Every volume the host wrote holds a version the host wrote, at or after the last acknowledged
 /// one, and reads back through its owner with the catalog's digest.
-pub async fn read_back(ledger: &Ledger, h: &History) -> Result<(), String> {
-    let latest = ledger.latest();
+pub async fn read_back(control: &GridControl, ledger: &Ledger, h: &History) -> Result<(), String> {
+    let latest = ledger.latest_kept(|volser, ack| {
+        // Fenced by a takeover and quarantined at its writer (checked strictly by
+        // `invariants::quarantine_only_of_fenced_versions`): not the grid's any more (B134).
+        control
+            .cluster(ack.written_at)
+            .is_some_and(|w| vtgrid_sim::invariants::quarantined(&w, volser, ack))
+    });
     for v in ledger.volumes() {
         let volser = v.to_string();
         let seen = client::volume(0, &volser)

@@ -32,6 +32,14 @@
 //!   while faults hit; its predecessor found the B10 bug that
 //!   `ownership/b10_surrender_outcome_unknown.rs` pins down and the B14 one in
 //!   `ownership/b14_stale_owner_view_refusal.rs` (seed 107).
+//! - **Takeover** (issue 10): the light grid with a takeover agent beside each data cluster
+//!   (`a0`..; they fence a node silent for 3 s before they say DOWN) and, per seed, `[[takeover]]`
+//!   entries for some ordered pairs of data clusters (WOT three times in four, else ROT; grace
+//!   2..5 s, retry 2 s) and in three seeds of ten a self-fencing lease (6 s + 2 s margin). Faults:
+//!   cuts, isolations, heals, at most two node crashes or whole sites lost (node and agent) for
+//!   4..16 s, so the agents (or the lease) take volumes over while jobs run anywhere; agent
+//!   crashes and heartbeat cuts, which explain no host error (T10). The sweep counts the
+//!   schedules that saw a volume taken over, G0009, G0010, a lease grant and a quarantine.
 //!
 //! Every write picks a management class mixing RUN, Deferred, Sync (strict and deferred) and No
 //! Copy, the same vector on every cluster or a different one per cluster (B36), so RUN copies are
@@ -47,13 +55,14 @@
 //! expected. At the end every path is healed and every voter restarted (no restart of a stuck
 //! owner: nothing may stay stuck), then within bounded simulated time ([`client::wait_settled`])
 //! every voter is ready, catalogs are identical with the whole log applied, every owed copy is
-//! made, nothing is left mounted, held, in doubt, duplexed or reserved, no quarantine holds
-//! anything (there is no takeover: an acknowledged version is never refused), and every volume
-//! reads back through its owner with the catalog's digest, at or after its last acknowledged
-//! version. Checked after every step ([`Invariants`]): B10 from each mount's own token and state,
+//! made, nothing is left mounted, held, in doubt, duplexed or reserved, a quarantine holds only
+//! versions a takeover fenced (the catalog records the volume as taken from that cluster at the
+//! version's epoch or later; without takeover: nothing), and every volume reads back through its
+//! owner with the catalog's digest, at or after its last acknowledged version that was not so
+//! fenced. Checked after every step ([`Invariants`]): B10 from each mount's own token and state,
 //! acknowledged versions held at their owner and every cluster their unload named.
 //!
-//! Seeds: 0..200 full and 0..400 for each light mix by default (1,000 schedules);
+//! Seeds: 0..200 full, 0..400 for each light mix and 0..100 takeover by default (1,100 schedules);
 //! `VTGRID_SIM_SEEDS=n` sweeps 0..n for each, `VTGRID_SIM_SEED=s` replays one exactly
 //! (`VTGRID_SIM_LOG=vtgrid_node=info` adds the clusters' logs, `VTGRID_SIM_HISTORY=1` prints a
 //! passing seed's history too): the schedule, the network and
@@ -67,6 +76,7 @@ mod plan;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use vtgrid_node::config::{LeaseConfig, TakeoverConfig};
 use vtgrid_sim::client;
 use vtgrid_sim::cluster::sim_grid;
 use vtgrid_sim::grid::{GridControl, SimGrid};
@@ -148,17 +158,85 @@ async fn scenario(
         .into_iter()
         .filter_map(|id| control.cluster(id))
         .collect();
-    invariants::no_quarantine(&running)?;
-    read_back(&ledger, &h).await?;
+    invariants::quarantine_only_of_fenced_versions(&running)?;
+    if profile == Profile::Takeover {
+        count_takeovers(&running, &h);
+    }
+    read_back(&control, &ledger, &h).await?;
     client::wait_quiescent(&control, Duration::from_secs(60)).await?;
     Ok(())
+}
+
+/// Per kind, how many takeover schedules this process ran saw it happen: a volume taken over
+/// (WOT or service), a G0009 (an agent's DOWN, WOT set), a G0010 (ROT set), a lease grant, a
+/// fenced version quarantined. The takeover sweep prints and checks it: the schedules must reach
+/// takeover, or they prove less than they claim.
+pub static TAKEOVERS_SEEN: Mutex<[u32; 5]> = Mutex::new([0; 5]);
+
+fn count_takeovers(running: &[Arc<vtgrid_node::Cluster>], h: &History) {
+    let Some(any) = running.first() else {
+        return;
+    };
+    let taken = any.probe().view().read(|s| {
+        s.volumes
+            .values()
+            .filter(|r| r.taken_from.is_some())
+            .count()
+    });
+    let event = |code: &str| {
+        running
+            .iter()
+            .any(|c| c.probe().events().recent().iter().any(|e| e.code == code))
+    };
+    let quarantined = running.iter().any(|c| {
+        c.probe()
+            .journal_store()
+            .quarantined()
+            .is_ok_and(|q| !q.is_empty())
+    });
+    let seen = [
+        taken > 0,
+        event("G0009"),
+        event("G0010"),
+        event("LEASE_TAKEOVER"),
+        quarantined,
+    ];
+    h.note(format!(
+        "takeovers seen (taken, G0009, G0010, lease, quarantine): {seen:?}"
+    ));
+    let mut counts = TAKEOVERS_SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    for (count, saw) in counts.iter_mut().zip(seen) {
+        *count += u32::from(saw);
+    }
 }
 
 fn run(seed: u64, profile: Profile) -> Result<(), String> {
     let p = plan(seed, profile);
     let mut config = sim_grid(p.clusters, p.witnesses);
     config.jobs.idle_timeout_secs = IDLE_TIMEOUT.as_secs();
+    if let Some(t) = &p.takeover {
+        config.takeovers = t
+            .entries
+            .iter()
+            .map(|(at, failed, mode)| TakeoverConfig {
+                at: *at,
+                for_cluster: *failed,
+                mode: (*mode).into(),
+                grace_secs: t.grace.as_secs(),
+                retry_secs: 2,
+            })
+            .collect();
+        if let Some((after, margin)) = t.lease {
+            config.lease = LeaseConfig {
+                self_fence_after_secs: after.as_secs(),
+                drift_margin_secs: margin.as_secs(),
+            };
+        }
+    }
     let mut grid = SimGrid::with_config(seed, config, DURATION, TICK);
+    if p.takeover.is_some() {
+        grid.add_agents(Some(plan::AGENT_FENCE_AFTER));
+    }
     let ledger = Ledger::new();
     let history = Arc::new(Mutex::new(None::<History>));
     grid.client(
@@ -255,6 +333,35 @@ fn light_schedules_with_jobs_at_the_owner_keep_the_invariants_and_converge() {
         Profile::Light { at_owner: true },
         400,
     );
+}
+
+/// Issue 10: takeover in the random schedules (agents, `[[takeover]]` entries, sometimes a lease;
+/// nodes and whole sites down past the grace period, agents crashed, heartbeat paths cut).
+#[test]
+fn takeover_schedules_keep_the_invariants_and_converge() {
+    const SEEDS: u64 = 100;
+    sweep(
+        "takeover_schedules_keep_the_invariants_and_converge",
+        Profile::Takeover,
+        SEEDS,
+    );
+    let seen = *TAKEOVERS_SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    eprintln!(
+        "takeover schedules that saw (a volume taken over, G0009, G0010, a lease grant, a \
+         quarantine): {seen:?}"
+    );
+    if vtgrid_sim::seed::seeds(&[]).is_empty() || vtgrid_sim::seed::seeds(&[]).len() as u64 >= SEEDS
+    {
+        // A fenced version quarantined needs a job at the cut-off owner and then one at a
+        // survivor on the same volume before the owner is back: rare here (0 in 0..200), so it
+        // is counted, not required; `sim::takeover` tests it on purpose (T5/T20, the lease).
+        for (what, n) in ["taken over", "G0009", "G0010", "lease grant"]
+            .iter()
+            .zip(seen)
+        {
+            assert!(n >= 2, "only {n} takeover schedules saw a {what}: {seen:?}");
+        }
+    }
 }
 
 #[test]

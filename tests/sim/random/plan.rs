@@ -52,6 +52,11 @@ pub enum Profile {
     /// isolated, healed, crashed; specific and scratch writes, reads, category changes. Many
     /// cheap seeds of the ownership and copy paths, with jobs at the owner or anywhere.
     Light { at_owner: bool },
+    /// Takeover (issue 10): c0, c1, c2 and witness w8 with a takeover agent beside each data
+    /// cluster and `[[takeover]]` entries (WOT or ROT, grace 2..5 s) drawn per seed, a
+    /// self-fencing lease in some seeds; nodes down long enough for the agents to take their
+    /// volumes over, agents crashed, heartbeat paths cut, whole sites lost; jobs anywhere.
+    Takeover,
 }
 
 impl Profile {
@@ -61,6 +66,7 @@ impl Profile {
             Profile::Full => 0xADE5_A21A,
             Profile::Light { at_owner: true } => 0x0001_0C41,
             Profile::Light { at_owner: false } => 0x0002_0C41,
+            Profile::Takeover => 0x0003_7A4E,
         }
     }
 }
@@ -89,6 +95,16 @@ pub enum Fault {
     /// within [`ARMED_FOR`]) is delivered again the duration later, on a new connection
     /// (`vtgrid_sim::net::Tap`).
     Duplicate(&'static str, Duration),
+    /// A data cluster's takeover agent crashed, restarted after the duration.
+    AgentCrash(u8, Duration),
+    /// The heartbeat path between two data clusters' agents cut (until a heal).
+    HeartbeatCut(u8, u8),
+    /// A whole site lost: node and agent crashed together, both restarted after the duration.
+    SiteLost(u8, Duration),
+    /// A data cluster cut off from every voter (its host path stays) for the first duration,
+    /// answering its host from its journal, then crashed (and healed) and restarted after the
+    /// second: its agent says DOWN, a survivor may take over what it never published (B134).
+    CutOffThenCrash(u8, Duration, Duration),
 }
 
 /// The disk faults of the schedule (`vtgrid_tvc::faults`).
@@ -138,7 +154,21 @@ pub struct Job {
     pub class: Option<&'static str>,
 }
 
+/// The takeover settings of a [`Profile::Takeover`] seed.
+#[derive(Debug, Clone)]
+pub struct TakeoverPlan {
+    /// `[[takeover]]` entries: (at, for, mode).
+    pub entries: Vec<(u8, u8, &'static str)>,
+    pub grace: Duration,
+    /// `[lease]` self_fence_after and drift_margin, when the seed sets one.
+    pub lease: Option<(Duration, Duration)>,
+}
+
+/// How long an agent lets its node stay silent before it kills it (fencing before DOWN, T21).
+pub const AGENT_FENCE_AFTER: Duration = Duration::from_secs(3);
+
 pub struct Plan {
+    pub takeover: Option<TakeoverPlan>,
     pub clusters: u8,
     pub witnesses: u8,
     pub voters: Vec<u8>,
@@ -181,6 +211,7 @@ pub fn plan(seed: u64, profile: Profile) -> Plan {
             (c, w, rng.random_bool(0.5))
         }
         Profile::Light { at_owner } => (3, 1, at_owner),
+        Profile::Takeover => (3, 1, false),
     };
     let voters: Vec<u8> = (0..clusters)
         .chain((8..).take(usize::from(witnesses)))
@@ -192,10 +223,17 @@ pub fn plan(seed: u64, profile: Profile) -> Plan {
             let jobs = match profile {
                 Profile::Full => rng.random_range(4..=6),
                 Profile::Light { .. } => rng.random_range(3..=5),
+                // Jobs for as long as a node may stay down, so some meet a takeover.
+                Profile::Takeover => rng.random_range(8..=12),
+            };
+            let max_pause = if profile == Profile::Takeover {
+                2000
+            } else {
+                1000
             };
             (0..jobs)
                 .map(|_| {
-                    let pause = Duration::from_millis(rng.random_range(0..1000));
+                    let pause = Duration::from_millis(rng.random_range(0..max_pause));
                     let volser = all[rng.random_range(0..all.len())].clone();
                     let anywhere = pick(&mut rng, &data);
                     let at = if at_owner {
@@ -215,12 +253,14 @@ pub fn plan(seed: u64, profile: Profile) -> Plan {
                             26..=27 => Kind::CancelWrite,
                             _ => Kind::CancelUnload,
                         },
-                        Profile::Light { .. } => match rng.random_range(0..20) {
-                            0..=6 => Kind::Write,
-                            7..=10 => Kind::Scratch,
-                            11..=15 => Kind::Read,
-                            _ => Kind::Recategorise,
-                        },
+                        Profile::Light { .. } | Profile::Takeover => {
+                            match rng.random_range(0..20) {
+                                0..=6 => Kind::Write,
+                                7..=10 => Kind::Scratch,
+                                11..=15 => Kind::Read,
+                                _ => Kind::Recategorise,
+                            }
+                        }
                     };
                     let job = Job {
                         kind,
@@ -240,8 +280,11 @@ pub fn plan(seed: u64, profile: Profile) -> Plan {
             full_faults(&mut rng, &voters, &data, &points)
         }
         Profile::Light { .. } => light_faults(&mut rng, &voters),
+        Profile::Takeover => takeover_faults(&mut rng, &voters, &data),
     };
+    let takeover = (profile == Profile::Takeover).then(|| takeover_plan(&mut rng, &data));
     Plan {
+        takeover,
         clusters,
         witnesses,
         voters,
@@ -339,6 +382,71 @@ fn full_faults(
     faults
 }
 
+/// Which cluster may take which one's volumes, how: each ordered pair of data clusters has an
+/// entry with probability 0.6, WOT three times in four; a lease in three seeds of ten.
+fn takeover_plan(rng: &mut StdRng, data: &[u8]) -> TakeoverPlan {
+    let mut entries = Vec::new();
+    for at in data {
+        for failed in data.iter().filter(|f| *f != at) {
+            if rng.random_bool(0.6) {
+                let mode = if rng.random_bool(0.75) { "wot" } else { "rot" };
+                entries.push((*at, *failed, mode));
+            }
+        }
+    }
+    TakeoverPlan {
+        entries,
+        grace: Duration::from_secs(rng.random_range(2..=5)),
+        lease: rng
+            .random_bool(0.3)
+            .then(|| (Duration::from_secs(6), Duration::from_secs(2))),
+    }
+}
+
+/// The takeover schedules' faults: cuts, isolations, heals, at most two node crashes or site
+/// losses (restarted 4..16 s later: often past the grace period, so the agents take over),
+/// agent crashes and heartbeat cuts.
+fn takeover_faults(rng: &mut StdRng, voters: &[u8], data: &[u8]) -> Vec<(Duration, Fault)> {
+    let mut faults = Vec::new();
+    let mut t = Duration::ZERO;
+    let mut back_at = Duration::ZERO;
+    let mut crashes = 0;
+    for _ in 0..rng.random_range(3..=6) {
+        t += Duration::from_millis(rng.random_range(300..2500));
+        let a = pick(rng, voters);
+        let others: Vec<u8> = voters.iter().copied().filter(|v| *v != a).collect();
+        let d = pick(rng, data);
+        let other_data: Vec<u8> = data.iter().copied().filter(|v| *v != d).collect();
+        let down = Duration::from_millis(rng.random_range(4000..16000));
+        let fault = match rng.random_range(0..12) {
+            0..=2 => Fault::Cut(a, pick(rng, &others)),
+            3 => Fault::Isolate(a),
+            4..=5 => Fault::Heal,
+            6 => Fault::AgentCrash(d, down),
+            7 => Fault::HeartbeatCut(d, pick(rng, &other_data)),
+            8..=9 if crashes < 2 && t > back_at => {
+                back_at = t + down;
+                crashes += 1;
+                Fault::Crash(a, down)
+            }
+            10 if crashes < 2 && t > back_at => {
+                back_at = t + down;
+                crashes += 1;
+                Fault::SiteLost(d, down)
+            }
+            11 if crashes < 2 && t > back_at => {
+                let cut = Duration::from_millis(rng.random_range(1000..3000));
+                back_at = t + cut + down;
+                crashes += 1;
+                Fault::CutOffThenCrash(d, cut, down)
+            }
+            _ => Fault::Heal,
+        };
+        faults.push((t, fault));
+    }
+    faults
+}
+
 /// The first schedules' faults: at most two crashes, each restarted 1..4 s later.
 fn light_faults(rng: &mut StdRng, voters: &[u8]) -> Vec<(Duration, Fault)> {
     let mut faults = Vec::new();
@@ -373,6 +481,7 @@ fn a_plan_depends_only_on_its_seed_and_profile() {
         Profile::Full,
         Profile::Light { at_owner: true },
         Profile::Light { at_owner: false },
+        Profile::Takeover,
     ] {
         assert_eq!(show(&plan(5, profile)), show(&plan(5, profile)));
         assert_ne!(show(&plan(5, profile)), show(&plan(6, profile)));
