@@ -563,11 +563,7 @@ pub fn nothing_left_behind(running: &[Arc<Cluster>]) -> Result<(), String> {
 /// token is only ever handed over by its holder. Empty quarantines everywhere.
 pub fn no_quarantine(running: &[Arc<Cluster>]) -> Result<(), String> {
     for c in running {
-        let q = c
-            .probe()
-            .journal_store()
-            .quarantined()
-            .map_err(|e| e.to_string())?;
+        let q = quarantine_of(c)?;
         if !q.is_empty() {
             let listed: Vec<String> = q
                 .iter()
@@ -579,6 +575,13 @@ pub fn no_quarantine(running: &[Arc<Cluster>]) -> Result<(), String> {
     Ok(())
 }
 
+fn quarantine_of(c: &Cluster) -> Result<Vec<vtgrid_catalog::QuarantineRecord>, String> {
+    c.probe()
+        .journal_store()
+        .quarantined()
+        .map_err(|e| e.to_string())
+}
+
 /// **B134, strict.** A cluster may hold a version in quarantine only when a takeover fenced it:
 /// the catalog records the volume as taken from that very cluster at the epoch the version was
 /// written under or later (the version was never published before the takeover). With no
@@ -586,12 +589,7 @@ pub fn no_quarantine(running: &[Arc<Cluster>]) -> Result<(), String> {
 /// (every catalog the same).
 pub fn quarantine_only_of_fenced_versions(running: &[Arc<Cluster>]) -> Result<(), String> {
     for c in running {
-        let q = c
-            .probe()
-            .journal_store()
-            .quarantined()
-            .map_err(|e| e.to_string())?;
-        for r in q {
+        for r in quarantine_of(c)? {
             let taken = c
                 .probe()
                 .view()
