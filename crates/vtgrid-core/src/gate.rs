@@ -8,15 +8,19 @@
 //! which counts the clusters the gate would let write.
 //!
 //! ```text
-//!   Standing { me, token, in_doubt, caught_up, fenced, local }
+//!   Standing { me, token, in_doubt, caught_up, fenced, taken_over, local }
 //!      may_mount()  owner, not in doubt, caught up since start,
 //!                   nothing here holds V                             -> a new job may start
-//!      may_write()  owner, not in doubt, not self-fenced, our job
-//!                   holds V under the token it started with          -> that job may write/commit
+//!      may_write()  owner, not in doubt, not self-fenced, not taken
+//!                   over, our job holds V under the token it
+//!                   started with                                     -> that job may write/commit
 //! ```
 //!
 //! A self-fenced cluster (its lease ran out, `crate::lease`) may still mount its volumes and
-//! read them; nothing it has or starts may write, so B10 does not count it.
+//! read them; nothing it has or starts may write, so B10 does not count it. The same holds while
+//! its view shows a write-takeover grant for it (`taken_over`): the grant lets another cluster
+//! take any of its volumes without asking, at any moment, so until its return has ended the
+//! grant (`ClusterRestored`) its token is no longer its own to write under.
 //!
 //! ```text
 //! ```
@@ -57,6 +61,10 @@ pub struct Standing {
     /// This cluster's self-fencing lease has run out (`crate::lease`): the majority may take its
     /// volumes at any moment, so it writes none of them.
     pub fenced: bool,
+    /// This cluster's view shows a write-takeover grant for it (it was taken for failed while
+    /// away): a grantee may take any of its volumes at any moment, so it writes none of them
+    /// until its return ends the grant.
+    pub taken_over: bool,
     pub local: LocalUse,
 }
 
@@ -77,6 +85,8 @@ pub enum GateRefusal {
     ReadOnly,
     #[error("this cluster's self-fencing lease ran out: it has not heard from the catalog's majority in time")]
     SelfFenced,
+    #[error("a write takeover of this cluster's volumes stands in the catalog: it writes none of them until its return ends the grant")]
+    TakenOver,
     #[error("the job's token (epoch {job}) is not the volume's (epoch {current})")]
     TokenMoved {
         job: crate::cluster::Epoch,
@@ -121,6 +131,9 @@ impl Standing {
         if self.fenced {
             return Err(GateRefusal::SelfFenced);
         }
+        if self.taken_over {
+            return Err(GateRefusal::TakenOver);
+        }
         match self.local {
             LocalUse::Mounted { job_token } if job_token == self.token => Ok(()),
             LocalUse::Mounted { job_token } => Err(GateRefusal::TokenMoved {
@@ -136,15 +149,15 @@ impl Standing {
     /// Could this cluster write the volume now, through a job it has or one it may start? B10
     /// requires at most one such cluster per volume in the whole grid, at every instant.
     pub fn could_write(&self) -> bool {
-        !self.fenced && (self.may_mount().is_ok() || self.may_write().is_ok())
+        !self.fenced && !self.taken_over && (self.may_mount().is_ok() || self.may_write().is_ok())
     }
 
     /// Does a host job hold the volume here (whatever its token)? A job exists that may try to
     /// write; B10 counts it even when the gate would refuse it, since its token having moved
-    /// under it is itself the violation. A self-fenced cluster's job writes nothing whatever its
-    /// token says: not counted.
+    /// under it is itself the violation. A self-fenced or taken-over cluster's job writes
+    /// nothing whatever its token says: not counted.
     pub fn has_job(&self) -> bool {
-        !self.fenced && matches!(self.local, LocalUse::Mounted { .. })
+        !self.fenced && !self.taken_over && matches!(self.local, LocalUse::Mounted { .. })
     }
 }
 
@@ -189,6 +202,7 @@ mod tests {
         Standing {
             caught_up: true,
             fenced: false,
+            taken_over: false,
             me: c(me),
             token: token(owner, 3),
             in_doubt,
@@ -274,6 +288,7 @@ mod tests {
             let st = Standing {
                 caught_up: true,
                 fenced: false,
+                taken_over: false,
                 me: c(1),
                 token: OwnershipToken {
                     owner,
@@ -321,5 +336,29 @@ mod tests {
         free.fenced = true;
         assert_eq!(free.may_mount(), Ok(()), "reads go on");
         assert!(!free.could_write());
+    }
+
+    /// B10, B22 (random takeover seed 13): back after a takeover, a cluster whose view still
+    /// shows the grant for it writes none of its volumes, even caught up and holding the token
+    /// in its view: the grantee may commit a `Takeover` of any of them at any moment.
+    #[test]
+    fn b22_an_owner_taken_over_writes_nothing_until_the_grant_ends() {
+        let job = LocalUse::Mounted {
+            job_token: token(0, 3),
+        };
+        let mut st = standing(0, 0, false, job);
+        st.taken_over = true;
+        assert_eq!(st.may_write(), Err(GateRefusal::TakenOver));
+        assert!(!st.could_write());
+        assert!(!st.has_job());
+        let mut free = standing(0, 0, false, LocalUse::Free);
+        free.taken_over = true;
+        assert_eq!(free.may_mount(), Ok(()), "reads go on");
+        assert!(!free.could_write());
+        free.taken_over = false;
+        assert!(
+            free.could_write(),
+            "once the grant ends it is the owner again"
+        );
     }
 }

@@ -119,6 +119,11 @@ pub enum NodeError {
         cluster: ClusterId,
         after: std::time::Duration,
     },
+    /// Back after a takeover, this cluster's view still shows a write-takeover grant for it
+    /// (B22): a grantee may take any of its volumes at any moment, so it writes none of them
+    /// until its return has ended the grant (`ClusterRestored`, within seconds of catching up).
+    #[error("volume {volser} is write-protected at {cluster}: the catalog still grants write takeover of {cluster}'s volumes (it was taken for failed while away), so it writes none of them until its return has cleared the grant; retry shortly")]
+    TakenOver { volser: Volser, cluster: ClusterId },
     /// The leader refuses to renew `cluster`'s lease: a write takeover for it stands or is being
     /// granted (grid-internal: the asker stays fenced).
     #[error(
@@ -256,6 +261,7 @@ impl NodeError {
             NodeError::SyncPeerUnavailable { .. } => (Unavailable, Reason::SyncPeerUnavailable),
             NodeError::WriteProtected { .. }
             | NodeError::SelfFenced { .. }
+            | NodeError::TakenOver { .. }
             | NodeError::LeaseRefused { .. } => (FailedPrecondition, Reason::WriteProtected),
             NodeError::TakeoverNeedsMajority { .. } => (Unavailable, Reason::TakeoverNeedsMajority),
             NodeError::InService { .. } => (Unavailable, Reason::ServiceMode),

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use vtgrid_core::catalog::{CatalogCommand, NewVersion, VolumeChange};
-use vtgrid_core::gate::{GateRefusal, LocalUse, Standing};
+use vtgrid_core::gate::{GateRefusal, LocalUse};
 use vtgrid_core::takeover::OwnerGone;
 use vtgrid_core::{Category, ClusterId, Constructs, Volser, VolumeRecord};
 
@@ -257,14 +257,7 @@ impl Cluster {
         // is read.
         let hold = self.mounts.hold(volser)?;
         let record = self.effective(&volser)?;
-        let standing = Standing {
-            me: self.id,
-            caught_up: self.caught_up(),
-            fenced: self.fenced(),
-            token: record.token,
-            in_doubt: self.in_doubt(&volser),
-            local: LocalUse::Free,
-        };
+        let standing = self.standing_as(&volser, record.token, LocalUse::Free);
         standing.may_mount().map_err(|refusal| match refusal {
             // The token moved on since this cluster obtained it (or saw it as its own): another
             // cluster's job asked for it in between and has it now (full random seed 6574: the

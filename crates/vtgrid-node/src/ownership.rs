@@ -144,14 +144,26 @@ impl Cluster {
     /// journal show it, its doubt, and what its mount table holds.
     pub fn standing(&self, volser: &Volser) -> Result<Standing, NodeError> {
         let record = self.effective(volser)?;
-        Ok(Standing {
+        Ok(self.standing_as(volser, record.token, self.mounts.local_use(volser)))
+    }
+
+    /// Where this cluster stands with `volser` if its token were `token` and its mount table
+    /// held `local`: every path that asks the gate builds its [`Standing`] here.
+    pub(crate) fn standing_as(
+        &self,
+        volser: &Volser,
+        token: vtgrid_core::OwnershipToken,
+        local: vtgrid_core::gate::LocalUse,
+    ) -> Standing {
+        Standing {
             me: self.id,
             caught_up: self.caught_up(),
             fenced: self.fenced(),
-            token: record.token,
+            taken_over: self.taken_over(),
+            token,
             in_doubt: self.in_doubt(volser),
-            local: self.mounts.local_use(volser),
-        })
+            local,
+        }
     }
 
     /// What a closed gate means for the host.
@@ -177,6 +189,10 @@ impl Cluster {
             },
             // Retryable: the doubt settles once the catalog answers; a moved token means the
             // job was fenced.
+            GateRefusal::TakenOver => NodeError::TakenOver {
+                volser,
+                cluster: self.id,
+            },
             GateRefusal::NotCaughtUp => {
                 NodeError::catalog(crate::error::CatalogFailure::NotCaughtUp)
             }

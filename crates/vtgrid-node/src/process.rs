@@ -201,7 +201,7 @@ pub async fn run_witness(config_path: &Path, id: u8) -> Result<(), NodeProcessEr
 
 /// The grid file's data cluster `id`; a witness id or an unknown one is an error that says
 /// which command to use.
-fn data_cluster(grid: &GridConfig, id: u8) -> Result<&ClusterConfig, NodeProcessError> {
+pub(crate) fn data_cluster(grid: &GridConfig, id: u8) -> Result<&ClusterConfig, NodeProcessError> {
     match (grid.role_of(id), grid.cluster(id)) {
         (Some(Role::Data), Some(c)) => Ok(c),
         (Some(Role::Witness), _) => Err(NodeProcessError::WitnessIsNotANode {

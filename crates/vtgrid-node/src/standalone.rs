@@ -29,7 +29,7 @@ use vtgrid_core::membership::Membership;
 use vtgrid_core::ClusterId;
 
 use crate::cluster::Cluster;
-use crate::config::{ConfigError, GridConfig, Role};
+use crate::config::{ConfigError, GridConfig};
 use crate::error::NodeError;
 use crate::events::{FORCED_STANDALONE, REJOIN_REQUIRED};
 
@@ -59,10 +59,9 @@ pub enum ForceStandaloneError {
 /// of that cluster alone.
 pub fn force_standalone(config: &Path, id: u8) -> Result<StandaloneReport, ForceStandaloneError> {
     let grid = GridConfig::load(config)?;
-    let me = match (grid.role_of(id), grid.cluster(id)) {
-        (Some(Role::Data), Some(c)) => c.clone(),
-        _ => return Err(ForceStandaloneError::NotADataCluster(id)),
-    };
+    let me = crate::process::data_cluster(&grid, id)
+        .map_err(|_| ForceStandaloneError::NotADataCluster(id))?
+        .clone();
     let survivor = ClusterId::new(id).map_err(|_| ForceStandaloneError::NotADataCluster(id))?;
     let path = me.data_dir.join("catalog");
     if !path.is_dir() {

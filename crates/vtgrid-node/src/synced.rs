@@ -28,7 +28,7 @@
 
 use serde::{Deserialize, Serialize};
 use vtgrid_core::catalog::{CatalogCommand, NewVersion, VolumeChange};
-use vtgrid_core::gate::{LocalUse, Standing};
+use vtgrid_core::gate::LocalUse;
 use vtgrid_core::retention::{Area, HeldBytes};
 use vtgrid_core::{Category, Constructs, CopyModeVector, OwnershipToken};
 use vtgrid_tvc::SyncedPrefix;
@@ -76,16 +76,13 @@ impl Cluster {
             return None;
         }
         // The gate a committing job passes, for the job the note names (sequence C).
-        let standing = Standing {
-            me: self.id,
-            caught_up: self.caught_up(),
-            fenced: self.fenced(),
-            token: record.token,
-            in_doubt: self.in_doubt(&prefix.meta.volser),
-            local: LocalUse::Mounted {
+        let standing = self.standing_as(
+            &prefix.meta.volser,
+            record.token,
+            LocalUse::Mounted {
                 job_token: note.token,
             },
-        };
+        );
         if let Err(refusal) = standing.may_write() {
             tracing::debug!(volser = %prefix.meta.volser, version = prefix.meta.version, %refusal, "synced prefix not publishable here");
             return None;

@@ -53,6 +53,17 @@ impl Cluster {
         }
     }
 
+    /// Does this cluster's view show a write-takeover grant for it (taken for failed while it
+    /// was away)? Then it writes none of its volumes (the gate's `taken_over`) until its return
+    /// ends the grant ([`Cluster::run_restored_check`]).
+    pub fn taken_over(&self) -> bool {
+        self.catalog.view.read(|s| {
+            s.write_takeovers
+                .iter()
+                .any(|(failed, _)| *failed == self.id)
+        })
+    }
+
     /// Every takeover mode this cluster holds, by failed cluster.
     pub fn takeover_modes(&self) -> Vec<(ClusterId, TakeoverMode)> {
         let mut failed: std::collections::BTreeSet<ClusterId> = self.read_takeovers.all();
@@ -266,12 +277,7 @@ impl Cluster {
     }
 
     async fn announce_restored(&self) {
-        let granted = self.catalog.view.read(|s| {
-            s.write_takeovers
-                .iter()
-                .any(|(failed, _)| *failed == self.id)
-        });
-        if !granted {
+        if !self.taken_over() {
             return;
         }
         match self

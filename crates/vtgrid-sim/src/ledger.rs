@@ -117,18 +117,19 @@ impl Ledger {
     }
 
     /// Two acknowledgements of one version number of a volume (not in `skip`) with different
-    /// digests, if any: the first such pair.
+    /// digests that `excused` does not excuse, if any: the first such pair, in acknowledgement
+    /// order.
     pub fn first_reused_version(
         &self,
         skip: &std::collections::BTreeSet<Volser>,
+        excused: impl Fn(Volser, &Ack, &Ack) -> bool,
     ) -> Option<(Volser, Ack, Ack)> {
         let entries = self.lock();
         for (volser, acks) in entries.acked.iter().filter(|(v, _)| !skip.contains(v)) {
             for (i, a) in acks.iter().enumerate() {
-                if let Some(b) = acks[i + 1..]
-                    .iter()
-                    .find(|b| b.version == a.version && b.digest != a.digest)
-                {
+                if let Some(b) = acks[i + 1..].iter().find(|b| {
+                    b.version == a.version && b.digest != a.digest && !excused(*volser, a, b)
+                }) {
                     return Some((*volser, a.clone(), b.clone()));
                 }
             }
@@ -156,14 +157,19 @@ impl Ledger {
             .collect()
     }
 
-    /// The digest acknowledged for `version` of `volser`, if that version was acknowledged.
-    pub fn acked_digest(&self, volser: Volser, version: u64) -> Option<String> {
+    /// Every digest acknowledged for `version` of `volser`, in acknowledgement order: one, or
+    /// (only across a takeover, see `invariants::one_version_per_number`) the fenced owner's
+    /// and the taker's.
+    pub fn acked_digests(&self, volser: Volser, version: u64) -> Vec<String> {
         self.lock()
             .acked
-            .get(&volser)?
-            .iter()
-            .find(|a| a.version == version)
-            .map(|a| a.digest.clone())
+            .get(&volser)
+            .map_or_else(Vec::new, |acks| {
+                acks.iter()
+                    .filter(|a| a.version == version)
+                    .map(|a| a.digest.clone())
+                    .collect()
+            })
     }
 
     /// Is `digest` one the host wrote to `volser` (acknowledged or in doubt)?

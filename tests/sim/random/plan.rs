@@ -274,6 +274,7 @@ pub fn plan(seed: u64, profile: Profile) -> Plan {
                 .collect()
         })
         .collect::<Vec<Vec<(Duration, Job)>>>();
+    let mut workers = workers;
     let faults = match profile {
         Profile::Full => {
             let points = reachable_points(at_owner, &workers);
@@ -283,6 +284,12 @@ pub fn plan(seed: u64, profile: Profile) -> Plan {
         Profile::Takeover => takeover_faults(&mut rng, &voters, &data),
     };
     let takeover = (profile == Profile::Takeover).then(|| takeover_plan(&mut rng, &data));
+    if let Some(worker) = takeover
+        .as_ref()
+        .and_then(|t| fenced_version_worker(&faults, t))
+    {
+        workers.push(worker);
+    }
     Plan {
         takeover,
         clusters,
@@ -292,6 +299,49 @@ pub fn plan(seed: u64, profile: Profile) -> Plan {
         faults,
         workers,
     }
+}
+
+/// The volume of cluster `i` that only [`fenced_version_worker`] writes (inserted by `i` in the
+/// takeover schedules, so `i` owns it until a takeover).
+pub fn fenced_volser(i: u8) -> String {
+    format!("Q{i}0000")
+}
+
+/// The worker that reaches the fenced-version path (B134) in a takeover schedule with a
+/// [`Fault::CutOffThenCrash`] of a data cluster some survivor may take over with WOT: it writes
+/// the cut-off owner's own volume through its host path while the cut lasts (the owner
+/// journals it, unpublished), then writes the same volume at that survivor after the crash and
+/// the grace period, twice 3 s apart (the takeover may need the agent's retry). Once the owner
+/// is back, its journal entry is refused and quarantined. Drawn from the plan alone (no random
+/// numbers), so adding it changes no other draw of the seed.
+fn fenced_version_worker(
+    faults: &[(Duration, Fault)],
+    takeover: &TakeoverPlan,
+) -> Option<Vec<(Duration, Job)>> {
+    faults.iter().find_map(|(t, fault)| {
+        let Fault::CutOffThenCrash(owner, cut, _) = *fault else {
+            return None;
+        };
+        let (survivor, ..) = takeover
+            .entries
+            .iter()
+            .find(|(_, failed, mode)| *failed == owner && *mode == "wot")?;
+        let write = |at: u8| Job {
+            kind: Kind::Write,
+            at,
+            volser: fenced_volser(owner),
+            len: 64,
+            class: None,
+        };
+        Some(vec![
+            (*t + cut / 2, write(owner)),
+            (
+                cut + takeover.grace + Duration::from_secs(2),
+                write(*survivor),
+            ),
+            (Duration::from_secs(3), write(*survivor)),
+        ])
+    })
 }
 
 fn pick(rng: &mut StdRng, from: &[u8]) -> u8 {

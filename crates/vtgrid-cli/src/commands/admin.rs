@@ -6,14 +6,15 @@ use crate::args::{AdminCommand, Global};
 use crate::client::{self, print_json, CliError};
 
 pub async fn run(global: &Global, cmd: AdminCommand) -> Result<(), CliError> {
-    if let AdminCommand::ForceStandalone { config, id, yes } = &cmd {
-        return force_standalone(global, config, *id, *yes);
-    }
-    let mut admin = client::admin(&global.endpoint).await?;
+    // Every command but force-standalone talks to the cluster. A future does nothing until it is
+    // awaited, so the connection is made in each online arm and the offline one never dials.
+    let connect = client::admin(&global.endpoint);
     match cmd {
-        AdminCommand::ForceStandalone { .. } => unreachable!("handled offline above"),
+        AdminCommand::ForceStandalone { config, id, yes } => {
+            return force_standalone(global, &config, id, yes);
+        }
         AdminCommand::Rejoin { as_new } => {
-            admin.rejoin(pb::RejoinRequest { as_new }).await?;
+            connect.await?.rejoin(pb::RejoinRequest { as_new }).await?;
             if global.json {
                 print_json(&serde_json::json!({ "rejoined": true }));
             } else {
@@ -31,7 +32,8 @@ pub async fn run(global: &Global, cmd: AdminCommand) -> Result<(), CliError> {
                 "wot" => pb::TakeoverMode::Wot,
                 _ => pb::TakeoverMode::None,
             };
-            admin
+            connect
+                .await?
                 .set_takeover_mode(pb::SetTakeoverModeRequest {
                     for_cluster: id,
                     mode: pb_mode as i32,
@@ -51,7 +53,8 @@ pub async fn run(global: &Global, cmd: AdminCommand) -> Result<(), CliError> {
                 "enter" => pb::ServiceStep::Enter,
                 _ => pb::ServiceStep::Exit,
             };
-            admin
+            connect
+                .await?
                 .set_service_state(pb::SetServiceStateRequest {
                     cluster: id,
                     step: pb_step as i32,
@@ -64,7 +67,8 @@ pub async fn run(global: &Global, cmd: AdminCommand) -> Result<(), CliError> {
             }
         }
         AdminCommand::Demount { volser } => {
-            let ended = admin
+            let ended = connect
+                .await?
                 .force_demount(pb::ForceDemountRequest {
                     volser: volser.clone(),
                 })
