@@ -26,12 +26,15 @@
 //! - `takeover`: T21, T7, T14a with `vtgrid agent` processes: a stopped owner fenced by its agent.
 //! - `standalone`: `vtgrid admin force-standalone` on a survivor; a lost cluster's old group is
 //!   superseded, and comes back only as a new member.
+//! - `chaos_workload`: a round of the chaos workload through a real grid, its history and final
+//!   state judged by the chaos checker, which also fails it once a version is rolled back.
 //! - `bench`: `vtgrid bench copy` at a small size: its code path and its table, not its figures.
 
 mod amnesia;
 mod bad_input;
 mod bench;
 mod cancelled_calls;
+mod chaos_workload;
 mod copies_restart;
 mod corruption;
 mod demo_1gib;
