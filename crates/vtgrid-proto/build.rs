@@ -1,7 +1,10 @@
 //! Compile `proto/vtgrid/v1/*.proto` with protox (pure Rust, so no `protoc` on the machine).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Read when the script runs, not when it is compiled: a build cache shared by several
+    // checkouts (CI's fresh clones) reuses the compiled script, and a path baked into it would
+    // name a checkout that may be gone.
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?)
         .join("../../proto")
         .canonicalize()?;
     println!("cargo:rerun-if-changed={}", root.display());
