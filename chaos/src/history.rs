@@ -45,7 +45,7 @@ pub enum OpKind {
     Write,
     /// A specific mount read, then written after its last version's end.
     Append,
-    /// A scratch mount written.
+    /// A scratch mount written (then returned to scratch: the host expires it at once).
     ScratchWrite,
     /// A specific mount read to the end.
     Read,

@@ -20,6 +20,7 @@
 
 pub mod check;
 pub mod collect;
+pub mod disk;
 pub mod history;
 pub mod measure;
 pub mod netns;

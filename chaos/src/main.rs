@@ -29,11 +29,19 @@ enum Command {
         /// replaced by the run's own.
         #[arg(long)]
         config: PathBuf,
+        /// The (first) seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// How long faults and hosts run, in seconds.
+        /// How many seeds to run, one after another from --seed, each in `--out/seed-N/`.
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
+        /// How long faults and hosts run, in seconds (per seed).
         #[arg(long, default_value_t = 120)]
         secs: u64,
+        /// The whole run's length instead: each seed gets an equal share of it (settling and
+        /// checking come on top).
+        #[arg(long)]
+        minutes: Option<u64>,
         #[arg(long, default_value_t = 6)]
         max_faults: usize,
         #[arg(long)]
@@ -46,9 +54,20 @@ enum Command {
         /// The takeover grace period written for every pair of clusters, in seconds.
         #[arg(long, default_value_t = 10)]
         grace_secs: u64,
+        /// The self-fencing lease, in seconds (0: none), written unless the grid file has a
+        /// `[lease]`: with it a site lost whole (node and agent) is taken over too.
+        #[arg(long, default_value_t = 0)]
+        lease_secs: u64,
+        /// How long the healed grid gets to settle before it is judged, in seconds.
+        #[arg(long, default_value_t = 180)]
+        settle_secs: u64,
         /// Run on loopback with process faults only, even as root.
         #[arg(long)]
         loopback: bool,
+        /// Break every node on purpose (`VTGRID_BREAK`, debug builds of vtgrid only), so the
+        /// checker has something to catch: `ack-before-journal`.
+        #[arg(long = "break", value_parser = ["ack-before-journal"])]
+        break_build: Option<String>,
     },
     /// Check a saved run: exit 1 on a violation, naming the operations involved.
     Check {
@@ -67,13 +86,18 @@ fn main() -> ExitCode {
         Command::Run {
             config,
             seed,
+            seeds,
             secs,
+            minutes,
             max_faults,
             out,
             vtgrid,
             workers,
             grace_secs,
+            lease_secs,
+            settle_secs,
             loopback,
+            break_build,
         } => {
             let vtgrid = vtgrid
                 .or_else(|| std::env::var_os("VTGRID_BIN").map(PathBuf::from))
@@ -82,15 +106,20 @@ fn main() -> ExitCode {
                     Some(exe.parent()?.join("vtgrid"))
                 })
                 .unwrap_or_else(|| PathBuf::from("vtgrid"));
-            let config = vtgrid_chaos::runner::RunConfig {
+            let seeds = seeds.max(1);
+            let span = minutes.map_or(secs, |m| (m * 60 / seeds).max(10));
+            let mut config = vtgrid_chaos::runner::RunConfig {
                 template: config,
                 seed,
-                span: std::time::Duration::from_secs(secs),
+                span: std::time::Duration::from_secs(span),
                 max_faults,
                 out,
                 vtgrid,
                 workers,
                 grace: std::time::Duration::from_secs(grace_secs),
+                break_build,
+                lease: (lease_secs > 0).then(|| std::time::Duration::from_secs(lease_secs)),
+                settle: std::time::Duration::from_secs(settle_secs),
             };
             // Namespaces before the runtime: its threads inherit the host namespace.
             let netns = if !loopback && vtgrid_chaos::netns::Netns::available() {
@@ -116,7 +145,7 @@ fn main() -> ExitCode {
             };
             match &netns {
                 Some(_) => eprintln!(
-                    "vtgrid-chaos: network namespaces: process and path faults; seed {seed}"
+                    "vtgrid-chaos: network namespaces: process, path and disk faults; seed {seed}"
                 ),
                 None => eprintln!(
                     "vtgrid-chaos: loopback mode, process faults only (kill -9, SIGSTOP): {}; seed {seed}",
@@ -130,29 +159,54 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let result = runtime.block_on(async {
-                tokio::select! {
-                    r = vtgrid_chaos::runner::run(&config, netns.as_ref()) => Some(r),
-                    _ = tokio::signal::ctrl_c() => None,
+            let base = config.out.clone();
+            let mut failed = Vec::new();
+            let mut measures = Vec::new();
+            for seed in seed..seed + seeds {
+                config.seed = seed;
+                if seeds > 1 {
+                    config.out = base.join(format!("seed-{seed}"));
                 }
-            });
-            match result {
-                Some(Ok(report)) => {
-                    print!("{report}");
-                    if report.passed() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
+                let result = runtime.block_on(async {
+                    tokio::select! {
+                        r = vtgrid_chaos::runner::run(&config, netns.as_ref()) => Some(r),
+                        _ = tokio::signal::ctrl_c() => None,
+                    }
+                });
+                match result {
+                    Some(Ok(report)) => {
+                        println!("== seed {seed} ({}):", config.out.display());
+                        print!("{report}");
+                        if !report.passed() {
+                            failed.push(seed);
+                        }
+                        measures.push(report.measures);
+                    }
+                    Some(Err(e)) => {
+                        eprintln!("vtgrid-chaos: seed {seed}: {e}");
+                        return ExitCode::from(2);
+                    }
+                    None => {
+                        eprintln!("vtgrid-chaos: interrupted; every process of the run is stopped");
+                        return ExitCode::from(130);
                     }
                 }
-                Some(Err(e)) => {
-                    eprintln!("vtgrid-chaos: {e}");
-                    ExitCode::from(2)
-                }
-                None => {
-                    eprintln!("vtgrid-chaos: interrupted; every process of the run is stopped");
-                    ExitCode::from(130)
-                }
+            }
+            if seeds > 1 {
+                print!("{}", vtgrid_chaos::measure::table(&measures));
+                println!(
+                    "== {seeds} seeds from {seed} of {span} s each: {}",
+                    if failed.is_empty() {
+                        "no violation".to_string()
+                    } else {
+                        format!("violations in seeds {failed:?}")
+                    }
+                );
+            }
+            if failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
         }
         Command::Check { history, state } => match load(&history, &state) {

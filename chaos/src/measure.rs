@@ -31,6 +31,19 @@ pub struct Rto {
     /// The first acknowledged write at a survivor of a volume last written at the dead cluster,
     /// and how long after the kill it was acknowledged; None if no survivor did.
     pub first_write: Option<(u64, u64)>,
+    /// How long after the kill the dead cluster was started again, if it was during the run.
+    pub back_after_ms: Option<u64>,
+}
+
+impl Rto {
+    /// The survivor wrote before the dead cluster was back: a takeover, not a handover.
+    pub fn by_takeover(&self) -> Option<u64> {
+        let (_, ms) = self.first_write?;
+        match self.back_after_ms {
+            Some(back) if back <= ms => None,
+            _ => Some(ms),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -101,11 +114,21 @@ fn rto(history: &History) -> Vec<Rto> {
                 })
                 .min_by_key(|o| o.end_ms)
                 .map(|o| (o.id, o.end_ms - f.at_ms));
+            let back_after_ms = history
+                .faults
+                .iter()
+                .find(|r| {
+                    r.kind == FaultKind::Restart
+                        && r.at_ms > f.at_ms
+                        && r.clusters.first() == Some(&dead)
+                })
+                .map(|r| r.at_ms - f.at_ms);
             Some(Rto {
                 fault: f.id,
                 kind: f.kind,
                 dead,
                 first_write,
+                back_after_ms,
             })
         })
         .collect()
@@ -137,15 +160,65 @@ impl fmt::Display for Measures {
             match r.first_write {
                 Some((op, ms)) => writeln!(
                     f,
-                    "RTO C{} {how}: {:.1} s (operation {op})",
+                    "RTO C{} {how}: {:.1} s (operation {op}, {})",
                     r.dead,
-                    ms as f64 / 1000.0
+                    ms as f64 / 1000.0,
+                    if r.by_takeover().is_some() {
+                        "taken over"
+                    } else {
+                        "after its return"
+                    }
                 )?,
                 None => writeln!(f, "RTO C{} {how}: no survivor wrote its volumes", r.dead)?,
             }
         }
         Ok(())
     }
+}
+
+/// The measures of several runs (a multi-seed chaos run) as one table: per copy mode the
+/// versions acknowledged and lost and the worst loss in seconds of writes; per kind of kill the
+/// recovery times of the takeovers (a survivor's first write before the dead cluster was back).
+pub fn table(runs: &[Measures]) -> String {
+    let mut out = String::from(
+        "| copy mode | acknowledged | lost | worst loss (s of writes) |\n|---|---|---|---|\n",
+    );
+    for mode in CopyMode::ALL {
+        let (mut acked, mut lost, mut worst) = (0u32, 0u32, 0f64);
+        for r in runs.iter().filter_map(|m| m.rpo.get(&mode)) {
+            acked += r.acknowledged;
+            lost += r.lost_versions;
+            worst = worst.max(r.worst_seconds);
+        }
+        out += &format!("| {} | {acked} | {lost} | {worst:.1} |\n", mode.name());
+    }
+    out += "\n| kill | kills | taken over | RTO min / median / max (s) | not taken over (back first) |\n|---|---|---|---|---|\n";
+    for (kind, name) in [
+        (FaultKind::KillNode, "node (agent takeover)"),
+        (FaultKind::KillSite, "node and agent (lease)"),
+    ] {
+        let all: Vec<&Rto> = runs
+            .iter()
+            .flat_map(|m| &m.rto)
+            .filter(|r| r.kind == kind)
+            .collect();
+        let mut taken: Vec<u64> = all.iter().filter_map(|r| r.by_takeover()).collect();
+        taken.sort_unstable();
+        let secs = |ms: u64| ms as f64 / 1000.0;
+        let spread = match (taken.first(), taken.get(taken.len() / 2), taken.last()) {
+            (Some(a), Some(m), Some(z)) => {
+                format!("{:.1} / {:.1} / {:.1}", secs(*a), secs(*m), secs(*z))
+            }
+            _ => "-".to_string(),
+        };
+        out += &format!(
+            "| {name} | {} | {} | {spread} | {} |\n",
+            all.len(),
+            taken.len(),
+            all.len() - taken.len()
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -214,5 +287,60 @@ mod tests {
             m.to_string().contains("no survivor wrote its volumes"),
             "{m}"
         );
+    }
+
+    /// A survivor's write after the dead cluster was back is a handover, not a takeover: the
+    /// table leaves it out of the recovery times and counts it apart.
+    #[test]
+    fn the_table_counts_only_writes_before_the_return_as_takeovers() {
+        let kill = |id, at_ms, kind| Fault {
+            id,
+            at_ms,
+            kind,
+            clusters: vec![0],
+            backlog: vec![],
+        };
+        let restart = |id, at_ms| Fault {
+            id,
+            at_ms,
+            kind: FaultKind::Restart,
+            clusters: vec![0],
+            backlog: vec![],
+        };
+        let h = History::from_events(
+            [
+                write(1, 0, "A00001", (0, 100)),
+                // Taken over 2 s after the first kill, before C0 is back at 5 s.
+                write(2, 1, "A00001", (1_500, 3_000)),
+                write(3, 0, "A00002", (6_000, 6_100)),
+                // After the second kill C0 is back at 12 s before anyone writes its volume.
+                write(4, 2, "A00002", (12_500, 13_000)),
+            ]
+            .into_iter()
+            .map(crate::Event::Op)
+            .chain(
+                [
+                    kill(10, 1_000, FaultKind::KillNode),
+                    restart(11, 5_000),
+                    kill(12, 7_000, FaultKind::KillNode),
+                    restart(13, 12_000),
+                ]
+                .map(crate::Event::Fault),
+            ),
+        );
+        let m = measures(&h, &[]);
+        assert_eq!(m.rto[0].by_takeover(), Some(2_000));
+        assert_eq!(m.rto[1].by_takeover(), None);
+        assert!(
+            m.to_string()
+                .contains("6.0 s (operation 4, after its return)"),
+            "{m}"
+        );
+        let table = table(&[m]);
+        assert!(
+            table.contains("| node (agent takeover) | 2 | 1 | 2.0 / 2.0 / 2.0 | 1 |"),
+            "{table}"
+        );
+        assert!(table.contains("| RUN | 4 | 0 | 0.0 |"), "{table}");
     }
 }

@@ -32,6 +32,7 @@ use vtgrid_proto::pb;
 use vtgrid_proto::pb::admin_service_client::AdminServiceClient;
 use vtgrid_proto::pb::status_service_client::StatusServiceClient;
 
+use crate::disk::Disks;
 use crate::history::{CopyMode, Fault, FaultKind, Owed};
 use crate::netns::{Net, Netns};
 use crate::schedule::{self, Limits, Step};
@@ -55,6 +56,33 @@ pub struct RunConfig {
     pub workers: usize,
     /// `[[takeover]]` grace, when the template has no takeover entries of its own.
     pub grace: Duration,
+    /// `VTGRID_BREAK` for every node: a deliberately broken build the checker must catch
+    /// (`vtgrid_node::faults::Break`; debug builds of `vtgrid` only).
+    pub break_build: Option<String>,
+    /// The self-fencing lease written into the grid file (when the template has no `[lease]`):
+    /// with it a whole site lost (node and agent) is taken over too, after the lease and its
+    /// 2 s drift margin.
+    pub lease: Option<Duration>,
+    /// How long the healed grid gets to settle (same catalogs, no copy owed) before its state is
+    /// taken and judged as it stands.
+    pub settle: Duration,
+}
+
+impl RunConfig {
+    /// What the run's schedule may do, for a grid of `clusters` data clusters.
+    pub fn limits(&self, clusters: u8, netns: bool) -> Limits {
+        Limits {
+            clusters,
+            span: self.span,
+            max_faults: self.max_faults,
+            paths: netns,
+            // A volume cache filesystem per cluster needs root, as the namespaces do.
+            disk: netns,
+            // Past the grace period, and past the lease when there is one, so survivors take
+            // a dead cluster's volumes over before it is back.
+            max_down: self.grace * 3 + self.lease.map_or(Duration::ZERO, |l| l + LEASE_MARGIN),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,13 +157,17 @@ pub fn mode_at(vector: &str, at: usize) -> CopyMode {
     }
 }
 
+/// The lease's drift margin in a run's grid file.
+const LEASE_MARGIN: Duration = Duration::from_secs(2);
+
 /// Rewrite `template` into `out/grid.toml`: free loopback ports, data dirs under `out/`, and
 /// (when the template has none) WOT takeover entries for every ordered pair of data clusters
-/// with `grace`, and an agent that fences a silent node after 5 s.
+/// with `grace`, an agent that fences a silent node after 5 s, and `lease`.
 pub fn rewrite(
     template: &Path,
     out: &Path,
     grace: Duration,
+    lease: Option<Duration>,
     netns: bool,
 ) -> Result<RunGrid, RunError> {
     let bad = |why: &str| RunError::Template(template.to_path_buf(), why.to_string());
@@ -224,12 +256,67 @@ pub fn rewrite(
         }
         doc.insert("takeover".into(), entries.into());
     }
+    if let Some(lease) = lease {
+        doc.entry("lease").or_insert_with(|| {
+            let mut l = toml::Table::new();
+            l.insert(
+                "self_fence_after_secs".into(),
+                (lease.as_secs().max(2) as i64).into(),
+            );
+            l.insert(
+                "drift_margin_secs".into(),
+                (LEASE_MARGIN.as_secs() as i64).into(),
+            );
+            l.into()
+        });
+    }
     doc.entry("agent").or_insert_with(|| {
         let mut a = toml::Table::new();
         a.insert("fence_after_secs".into(), 5.into());
         a.into()
     });
     let ids: Vec<u8> = clusters.iter().map(|(id, _)| *id).collect();
+    // The workload writes under every copy mode (issue 11 item 3): a grid file with no Sync
+    // class gets one, its first two data clusters duplexed (a sync cluster dropping out defers
+    // its copy rather than failing the job).
+    let has_sync = doc
+        .get("management_class")
+        .and_then(|v| v.as_array())
+        .is_some_and(|list| {
+            list.iter().any(|mc| {
+                mc.get("copy_modes")
+                    .and_then(|v| v.as_table())
+                    .is_some_and(|t| {
+                        t.values()
+                            .any(|v| v.as_str().is_some_and(|s| s.contains('S')))
+                    })
+            })
+        });
+    if !has_sync && ids.len() >= 2 {
+        let vector: String = (0..ids.len())
+            .map(|i| if i < 2 { 'S' } else { 'N' })
+            .collect();
+        let mut modes = toml::Table::new();
+        for id in &ids {
+            modes.insert(format!("C{id}"), vector.clone().into());
+        }
+        let mut mc = toml::Table::new();
+        mc.insert("name".into(), "SYNCDUP".into());
+        mc.insert("copy_modes".into(), modes.into());
+        mc.insert("on_sync_failure".into(), "defer".into());
+        match doc
+            .get_mut("management_class")
+            .and_then(|v| v.as_array_mut())
+        {
+            Some(list) => list.push(mc.into()),
+            None => {
+                doc.insert(
+                    "management_class".into(),
+                    vec![toml::Value::from(mc)].into(),
+                );
+            }
+        }
+    }
     let classes = doc
         .get("management_class")
         .and_then(|v| v.as_array())
@@ -303,11 +390,19 @@ pub struct Processes {
     vtgrid: PathBuf,
     grid: PathBuf,
     logs: PathBuf,
+    /// `VTGRID_BREAK` for nodes, if the run breaks them on purpose.
+    break_build: Option<String>,
     children: BTreeMap<(Role, u8), Child>,
 }
 
 impl Processes {
-    pub fn new(vtgrid: &Path, grid: &RunGrid, logs: &Path, netns: Option<&Netns>) -> Processes {
+    pub fn new(
+        vtgrid: &Path,
+        grid: &RunGrid,
+        logs: &Path,
+        netns: Option<&Netns>,
+        break_build: Option<String>,
+    ) -> Processes {
         let namespaces = netns.map(|n| {
             grid.clusters
                 .iter()
@@ -321,6 +416,7 @@ impl Processes {
             vtgrid: vtgrid.to_path_buf(),
             grid: grid.path.clone(),
             logs: logs.to_path_buf(),
+            break_build,
             children: BTreeMap::new(),
         }
     }
@@ -349,6 +445,9 @@ impl Processes {
             }
             None => Command::new(&self.vtgrid),
         };
+        if let (Role::Node, Some(b)) = (&role, &self.break_build) {
+            command.env("VTGRID_BREAK", b);
+        }
         let child = command
             .arg(role.command())
             .arg("--config")
@@ -466,6 +565,7 @@ async fn backlog(grid: &RunGrid) -> Vec<Owed> {
 async fn apply(
     procs: &mut Processes,
     netns: Option<&Netns>,
+    disks: Option<&Disks>,
     grid: &RunGrid,
     step: &Step,
     recorder: &Recorder,
@@ -493,9 +593,15 @@ async fn apply(
             procs.spawn(Role::Node, c)?;
             procs.spawn(Role::Agent, c)?;
         }
+        FaultKind::DiskFull => {
+            // Only scheduled with a volume cache filesystem per cluster (root).
+            if let Some(d) = disks {
+                d.fill(c).map_err(|e| RunError::Grid(e.to_string()))?;
+            }
+        }
+        FaultKind::Heal => heal(netns, disks)?,
         kind => {
-            // Path faults need network namespaces (a loopback schedule has none); the disk
-            // fault is not built yet.
+            // Path faults need network namespaces (a loopback schedule has none).
             let (Some(n), Some(&b)) = (netns, step.clusters.get(1).or(step.clusters.first()))
             else {
                 return Ok(());
@@ -505,7 +611,6 @@ async fn apply(
                 FaultKind::CutOneWay => n.cut(c, b, Net::Grid, false),
                 FaultKind::HeartbeatCut => n.cut(c, b, Net::Heartbeat, true),
                 FaultKind::Isolate => n.isolate(c),
-                FaultKind::Heal => n.heal(),
                 _ => return Ok(()),
             };
             done.map_err(|e| RunError::Grid(e.to_string()))?;
@@ -520,6 +625,17 @@ async fn apply(
             backlog,
         })
         .map_err(io("writing the history"))
+}
+
+/// Every path back and every volume cache freed.
+fn heal(netns: Option<&Netns>, disks: Option<&Disks>) -> Result<(), RunError> {
+    if let Some(n) = netns {
+        n.heal().map_err(|e| RunError::Grid(e.to_string()))?;
+    }
+    if let Some(d) = disks {
+        d.free_all().map_err(|e| RunError::Grid(e.to_string()))?;
+    }
+    Ok(())
 }
 
 async fn insert(endpoint: &str, range: &str, category: &str) -> Result<(), RunError> {
@@ -563,8 +679,26 @@ async fn settle(grid: &RunGrid, limit: Duration) -> bool {
 /// With `netns`, every voter runs in its own namespace and path faults are in the schedule; the
 /// caller has moved into its host namespace ([`Netns::enter_host`]) before the runtime started.
 pub async fn run(config: &RunConfig, netns: Option<&Netns>) -> Result<crate::Report, RunError> {
-    let grid = rewrite(&config.template, &config.out, config.grace, netns.is_some())?;
-    let mut procs = Processes::new(&config.vtgrid, &grid, &config.out, netns);
+    let grid = rewrite(
+        &config.template,
+        &config.out,
+        config.grace,
+        config.lease,
+        netns.is_some(),
+    )?;
+    // Before the processes (each node sees the mount table as it stands when it starts), and
+    // dropped after them: unmounted once nothing runs on them.
+    let disks = match netns {
+        Some(_) => Some(Disks::mount(&grid.data_dirs).map_err(|e| RunError::Grid(e.to_string()))?),
+        None => None,
+    };
+    let mut procs = Processes::new(
+        &config.vtgrid,
+        &grid,
+        &config.out,
+        netns,
+        config.break_build.clone(),
+    );
     for id in &grid.witnesses {
         procs.spawn(Role::Witness, *id)?;
     }
@@ -599,14 +733,7 @@ pub async fn run(config: &RunConfig, netns: Option<&Netns>) -> Result<crate::Rep
         random_writes: 10,
         max_len: 256 << 10,
     };
-    let limits = Limits {
-        clusters: grid.clusters.len() as u8,
-        span: config.span,
-        max_faults: config.max_faults,
-        paths: netns.is_some(),
-        disk: false,
-        max_down: config.grace * 3,
-    };
+    let limits = config.limits(grid.clusters.len() as u8, netns.is_some());
     let steps = schedule::schedule(config.seed, limits);
     let began = Instant::now();
     let mut workers = Vec::new();
@@ -638,24 +765,29 @@ pub async fn run(config: &RunConfig, netns: Option<&Netns>) -> Result<crate::Rep
     }
     for step in &steps {
         tokio::time::sleep_until((began + step.at).into()).await;
-        apply(&mut procs, netns, &grid, step, &recorder).await?;
+        apply(&mut procs, netns, disks.as_ref(), &grid, step, &recorder).await?;
     }
     for w in workers {
         w.await
             .map_err(|e| RunError::Grid(format!("a worker: {e}")))?
             .map_err(io("writing the history"))?;
     }
-    // Heal: every path back, everything running and resumed.
-    if let Some(n) = netns {
-        n.heal().map_err(|e| RunError::Grid(e.to_string()))?;
+    // A broken build answers unloads before their journal entries (`--break`): the entries of
+    // the last writes land `Break::UNSYNCED_FOR` (10 s) later, so what the checker finds lost is
+    // what the faults lost, not what the end of the run cut off. A timer of the broken node, not
+    // a wait for an event: nothing tells when it fires.
+    if config.break_build.is_some() {
+        tokio::time::sleep(Duration::from_secs(12)).await;
     }
+    // Heal: every path back, every disk freed, everything running and resumed.
+    heal(netns, disks.as_ref())?;
     for (id, _) in &grid.clusters {
         procs.signal(Role::Node, *id, Signal::SIGCONT);
         procs.spawn(Role::Node, *id)?;
         procs.spawn(Role::Agent, *id)?;
     }
     wait_ready(&grid, Duration::from_secs(120)).await?;
-    let settled = settle(&grid, Duration::from_secs(180)).await;
+    let settled = settle(&grid, config.settle).await;
     let mut state = FinalState::default();
     for (id, endpoint) in &grid.clusters {
         state.clusters.push(
@@ -686,20 +818,24 @@ pub async fn run(config: &RunConfig, netns: Option<&Netns>) -> Result<crate::Rep
     .map_err(|e| RunError::Grid(e.to_string()))?;
     let report = crate::check(&history, &state);
     let text = format!(
-        "seed {} over {:?}, {} faults scheduled ({}){}\n{report}",
+        "seed {} over {:?}, {} faults scheduled ({}){}{}\n{report}",
         config.seed,
         config.span,
         steps.len() / 2,
         if netns.is_some() {
-            "network namespaces: process and path faults"
+            "network namespaces: process, path and disk faults"
         } else {
             "loopback: process faults only"
         },
         if settled {
-            ""
+            String::new()
         } else {
-            "; the grid did not settle within 180 s"
-        }
+            format!("; the grid did not settle within {:?}", config.settle)
+        },
+        config
+            .break_build
+            .as_ref()
+            .map_or_else(String::new, |b| format!("; BROKEN BUILD: VTGRID_BREAK={b}")),
     );
     fs::write(config.out.join("report.txt"), &text).map_err(io("writing the report"))?;
     procs.kill_all();
@@ -728,7 +864,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let template =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster-config/three-site-ha-dr.toml");
-        let grid = rewrite(&template, dir.path(), Duration::from_secs(7), false).unwrap();
+        let grid = rewrite(
+            &template,
+            dir.path(),
+            Duration::from_secs(7),
+            Some(Duration::from_secs(6)),
+            false,
+        )
+        .unwrap();
         assert_eq!(
             grid.clusters.iter().map(|c| c.0).collect::<Vec<_>>(),
             [0, 1, 2]
@@ -744,7 +887,14 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.matches("grace_secs = 7").count(), 6, "{text}");
+        assert!(text.contains("self_fence_after_secs = 6"), "{text}");
         assert!(!grid.classes.is_empty());
         assert!(grid.classes.iter().all(|c| c.modes.len() == 3));
+        assert!(
+            grid.classes
+                .iter()
+                .any(|c| c.name == "SYNCDUP" && c.modes[0] == CopyMode::Sync),
+            "a Sync class is added: {text}"
+        );
     }
 }

@@ -324,6 +324,17 @@ async fn job(
         });
     }
     op.version = Some(done.version);
+    if let Planned::ScratchWrite { category, .. } = planned {
+        // The host expires its scratch volume at once (part of this operation, best effort: the
+        // write is acknowledged either way), so the scratch pool never runs dry in a long run.
+        // Its data stays until a scratch mount takes it again and writes the next version.
+        let _ = host
+            .change_category(pb::ChangeCategoryRequest {
+                volser: mounted.volser.clone(),
+                category: category.clone(),
+            })
+            .await;
+    }
     // A full write's digest is the host's own (so a node that reports another is caught at the
     // catalog); an append's covers bytes the host did not keep, so it is the node's.
     op.digest = Some(if op.kind == OpKind::Append {

@@ -4,26 +4,12 @@
 //! too; otherwise it runs on loopback with kill -9s and SIGSTOPs only. Needs the `vtgrid` binary
 //! (`cargo build -p vtgrid-cli`, or `VTGRID_BIN`).
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-fn vtgrid_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("VTGRID_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("vtgrid");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build -p vtgrid-cli` first (or set VTGRID_BIN)",
-        bin.display()
-    );
-    bin
-}
+use support::{is_root_with_ip, vtgrid_bin};
 
 #[test]
 fn the_short_fixed_seed_schedule_passes_the_checker() {
@@ -54,9 +40,9 @@ fn the_short_fixed_seed_schedule_passes_the_checker() {
         String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{text}");
     assert!(text.contains("checker: no violation"), "{text}");
-    let root = nix_is_root();
+    let root = is_root_with_ip();
     assert_eq!(
-        text.contains("network namespaces: process and path faults"),
+        text.contains("network namespaces: process, path and disk faults"),
         root,
         "as root the run uses namespaces: {text}"
     );
@@ -91,16 +77,4 @@ fn the_short_fixed_seed_schedule_passes_the_checker() {
         "{}",
         String::from_utf8_lossy(&check.stdout)
     );
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0")
-    }) && Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }

@@ -183,6 +183,44 @@ impl FaultPoints {
     }
 }
 
+/// A deliberately broken node, for the chaos checker's own test (issue 11: "the checker can
+/// fail"): `VTGRID_BREAK` names a rule the node then breaks. Read only in debug builds (the
+/// ones the tests run); a release build has no such switch and never breaks anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Break {
+    /// `VTGRID_BREAK=ack-before-journal`: answer a rewind-unload before the version's journal
+    /// entry (its durable point) is written, and write the entry [`Break::UNSYNCED_FOR`] later.
+    /// A skipped fsync loses an acknowledged version only when the machine loses its page cache,
+    /// which a kill -9 does not do; holding the entry in memory instead makes a kill -9 in those
+    /// seconds lose what a power cut would lose to a skipped fsync.
+    AckBeforeJournal,
+}
+
+impl Break {
+    /// How long a broken unload keeps its journal entry in memory only.
+    pub const UNSYNCED_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The break this process runs with, if any (read once).
+    pub fn active() -> Option<Break> {
+        static ACTIVE: std::sync::OnceLock<Option<Break>> = std::sync::OnceLock::new();
+        *ACTIVE.get_or_init(|| {
+            if !cfg!(debug_assertions) {
+                return None;
+            }
+            match std::env::var("VTGRID_BREAK").ok()?.as_str() {
+                "ack-before-journal" => Some(Break::AckBeforeJournal),
+                other => {
+                    tracing::warn!(
+                        value = other,
+                        "VTGRID_BREAK names no break (known: ack-before-journal); ignored"
+                    );
+                    None
+                }
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

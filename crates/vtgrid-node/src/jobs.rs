@@ -679,7 +679,7 @@ impl Cluster {
     }
 
     /// The commit of one job (run by its commit task only; see [`Cluster::rewind_unload`]).
-    async fn commit_job(&self, mount: &Mount) -> Result<Unloaded, NodeError> {
+    async fn commit_job(self: &Arc<Self>, mount: &Mount) -> Result<Unloaded, NodeError> {
         let mut io = mount.io.lock().await;
         if mount.is_abandoned() {
             // A write or sync of this job was cancelled before the unload got its turn: the
@@ -795,6 +795,13 @@ impl Cluster {
             st.may_write()
                 .map_err(|r| self.gate_refusal(mount.volser, r))
         });
+        // The broken build of the chaos checker's own test (debug builds only).
+        #[cfg(debug_assertions)]
+        if gate.is_ok()
+            && crate::faults::Break::active() == Some(crate::faults::Break::AckBeforeJournal)
+        {
+            return self.ack_before_journal(mount, io, cmd, copies, immediate_copy_deferred);
+        }
         let appended = match gate {
             Ok(()) => self.journal.append(cmd).await.map(|_| ()),
             Err(e) => Err(e),
@@ -816,6 +823,41 @@ impl Cluster {
         tracing::info!(volser = %mount.volser, version = meta.version, size = meta.size, "rewind-unload committed");
         Ok(Unloaded {
             record: self.effective(&mount.volser)?,
+            written: true,
+            copies,
+            immediate_copy_deferred,
+            sync_deferred: io.sync_deferred,
+        })
+    }
+
+    /// The broken build's unload ([`crate::faults::Break::AckBeforeJournal`], debug builds
+    /// only): the host is answered with the new version while its journal entry is still only
+    /// in memory; the entry is written [`crate::faults::Break::UNSYNCED_FOR`] later, unless the
+    /// process dies first and loses it.
+    #[cfg(debug_assertions)]
+    fn ack_before_journal(
+        self: &Arc<Self>,
+        mount: &Mount,
+        mut io: tokio::sync::MutexGuard<'_, JobIo>,
+        cmd: CatalogCommand,
+        copies: Vec<ClusterId>,
+        immediate_copy_deferred: bool,
+    ) -> Result<Unloaded, NodeError> {
+        let mut record = self.effective(&mount.volser)?;
+        if let CatalogCommand::UpdateVolume { change, .. } = &cmd {
+            change.apply_to(&mut record);
+        }
+        tracing::error!(volser = %mount.volser, version = record.version, "BROKEN BUILD (VTGRID_BREAK=ack-before-journal): acknowledged before the journal entry is written");
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(crate::faults::Break::UNSYNCED_FOR).await;
+            if let Err(e) = cluster.journal.append(cmd).await {
+                tracing::error!(error = %e, "the broken build's late journal entry");
+            }
+        });
+        io.failed = true;
+        Ok(Unloaded {
+            record,
             written: true,
             copies,
             immediate_copy_deferred,

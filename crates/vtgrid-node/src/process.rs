@@ -110,6 +110,9 @@ pub async fn run_node(config_path: &Path, id: u8) -> Result<(), NodeProcessError
     let me = data_cluster(&grid, id)?.clone();
     let telemetry = telemetry::init(&grid.telemetry, &format!("vtgrid-{}", me.name))?;
 
+    if let Some(broken) = crate::faults::Break::active() {
+        tracing::error!(?broken, "BROKEN BUILD: VTGRID_BREAK is set; this node breaks a rule on purpose (the chaos checker's own test)");
+    }
     let engine = open_catalog_engine(&me.data_dir)?;
     let tvc_dir = me.data_dir.join("tvc");
     let volumes = FileVolumeStore::open(&tvc_dir, me.cache_quota_bytes).map_err(|source| {
