@@ -89,18 +89,22 @@ fn rto(history: &History) -> Vec<Rto> {
         .filter(|f| f.kind.kills_node())
         .filter_map(|f| {
             let dead = *f.clusters.first()?;
-            // The volumes the dead cluster wrote last before the kill: it owned them.
-            let mut last_writer: BTreeMap<&str, u8> = BTreeMap::new();
-            for op in history
-                .ops
-                .iter()
-                .filter(|o| o.acknowledged_write() && o.end_ms <= f.at_ms)
-            {
-                last_writer.insert(&op.volser, op.cluster);
+            // The volumes the dead cluster surely owned at the kill: their last operation begun
+            // before it, of any kind and at any cluster, was a write acknowledged there before the
+            // kill. A read or a refused mount elsewhere since may have moved the token, and a
+            // survivor writing such a volume later took nothing over.
+            let mut last_op: BTreeMap<&str, &Op> = BTreeMap::new();
+            for op in history.ops.iter().filter(|o| o.start_ms < f.at_ms) {
+                let later = last_op
+                    .get(op.volser.as_str())
+                    .is_none_or(|prev| (prev.start_ms, prev.id) < (op.start_ms, op.id));
+                if later {
+                    last_op.insert(&op.volser, op);
+                }
             }
-            let its: BTreeSet<&str> = last_writer
+            let its: BTreeSet<&str> = last_op
                 .into_iter()
-                .filter(|(_, c)| *c == dead)
+                .filter(|(_, o)| o.cluster == dead && o.acknowledged_write() && o.end_ms <= f.at_ms)
                 .map(|(v, _)| v)
                 .collect();
             let first_write = history
@@ -287,6 +291,43 @@ mod tests {
             m.to_string().contains("no survivor wrote its volumes"),
             "{m}"
         );
+    }
+
+    /// CI once printed a takeover 0.4 s after a kill with a 6 s lease: the survivor had read the
+    /// volume after the dead cluster's last write, so it held the token and took nothing over.
+    #[test]
+    fn a_volume_touched_elsewhere_after_its_last_write_does_not_time_a_takeover() {
+        let fault = Fault {
+            id: 10,
+            at_ms: 1_000,
+            kind: FaultKind::KillNode,
+            clusters: vec![0],
+            backlog: vec![],
+        };
+        let mut read = write(2, 1, "A00001", (200, 300));
+        read.kind = OpKind::Read;
+        read.mode = None;
+        read.version = None;
+        // Begun at C0 just before the kill, its answer lost: whether C0 held the token is not
+        // known, so a survivor's write of it is not timed.
+        let mut open = write(4, 0, "A00002", (900, 1_000));
+        open.outcome = Outcome::Unknown;
+        let h = History::from_events(
+            [
+                write(1, 0, "A00001", (0, 100)),
+                read,
+                write(3, 1, "A00001", (1_100, 1_400)),
+                open,
+                write(7, 1, "A00002", (1_050, 1_200)),
+                write(5, 0, "A00003", (0, 100)),
+                write(6, 2, "A00003", (9_000, 9_500)),
+            ]
+            .into_iter()
+            .map(crate::Event::Op)
+            .chain([crate::Event::Fault(fault)]),
+        );
+        let m = measures(&h, &[]);
+        assert_eq!(m.rto[0].first_write, Some((6, 8_500)), "{m}");
     }
 
     /// A survivor's write after the dead cluster was back is a handover, not a takeover: the
