@@ -10,6 +10,14 @@ use vtgrid_proto::pb::admin_service_client::AdminServiceClient;
 
 use crate::state::{ClusterState, CopyState, Quarantined, VolumeState};
 
+/// This cluster's own view (LOCAL): the checker judges whether the views agree by themselves.
+fn local_view() -> pb::ListVolumesRequest {
+    pb::ListVolumesRequest {
+        consistency: pb::Consistency::Local.into(),
+        ..Default::default()
+    }
+}
+
 /// Ask data cluster `id` at `endpoint` for its catalog and quarantine.
 pub async fn cluster_state(
     id: u8,
@@ -21,30 +29,19 @@ pub async fn cluster_state(
         .connect()
         .await?;
     let mut admin = AdminServiceClient::new(channel).max_decoding_message_size(64 << 20);
-    let mut catalog = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = admin
-            .list_volumes(pb::ListVolumesRequest {
-                page_size: 1000,
-                page_token: page_token.clone(),
-                ..Default::default()
-            })
+    let mut catalog: Vec<VolumeState> =
+        vtgrid_proto::paging::list_volumes(&mut admin, local_view(), 0)
             .await?
-            .into_inner();
-        catalog.extend(page.volumes.into_iter().map(|v| VolumeState {
-            volser: v.volser,
-            version: v.version,
-            digest: (!v.digest.is_empty()).then_some(v.digest),
-            owner: v.owner as u8,
-            epoch: v.epoch,
-            taken_from: None,
-        }));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+            .into_iter()
+            .map(|v| VolumeState {
+                volser: v.volser,
+                version: v.version,
+                digest: (!v.digest.is_empty()).then_some(v.digest),
+                owner: v.owner as u8,
+                epoch: v.epoch,
+                taken_from: None,
+            })
+            .collect();
     let quarantine = admin
         .list_quarantine(pb::ListQuarantineRequest {})
         .await?

@@ -1,4 +1,5 @@
-//! Compile `proto/vtgrid/v1/*.proto` with protox (pure Rust, so no `protoc` on the machine).
+//! Compile `proto/vtgrid/v1/*.proto` (public) and `proto/vtgrid/internal/v1/*.proto` (grid-internal)
+//! with protox (pure Rust, so no `protoc` on the machine).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Read when the script runs, not when it is compiled: a build cache shared by several
@@ -8,14 +9,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .join("../../proto")
         .canonicalize()?;
     println!("cargo:rerun-if-changed={}", root.display());
-    let files = ["common", "host", "admin", "status", "grid", "agent"]
-        .map(|f| root.join(format!("vtgrid/v1/{f}.proto")));
-    let descriptors = protox::compile(&files, [&root])?;
+    // The public API (what hosts and tools call, and what reflection describes) apart from the
+    // grid-internal protocols (cluster to cluster, agent to agent).
+    let public =
+        ["common", "host", "admin", "status"].map(|f| root.join(format!("vtgrid/v1/{f}.proto")));
+    let internal = ["grid", "agent"].map(|f| root.join(format!("vtgrid/internal/v1/{f}.proto")));
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
         out.join("vtgrid_descriptor.bin"),
-        prost::Message::encode_to_vec(&descriptors),
+        prost::Message::encode_to_vec(&protox::compile(&public, [&root])?),
     )?;
+    let files: Vec<_> = public.iter().chain(&internal).cloned().collect();
+    let descriptors = protox::compile(&files, [&root])?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

@@ -32,7 +32,7 @@ async fn events(grid: &ProcessGrid, id: u8) -> Vec<pb::Event> {
         .await
         .expect("connect to the status endpoint");
     pb::status_service_client::StatusServiceClient::new(channel)
-        .list_events(pb::ListEventsRequest {})
+        .list_events(pb::ListEventsRequest::default())
         .await
         .expect("ListEvents")
         .into_inner()

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use vtgrid_proto::pb::{self, Reason};
 use vtgrid_tests::support::host::{
-    mount, read_stream, read_volume, rewind_unload, scratch, specific, write_job, write_stream,
-    write_volume, StreamEnd,
+    chunk_message, end_message, mount, open_message, read_stream, read_volume, rewind_unload,
+    scratch, specific, write_job, write_stream, write_volume, HostClient, StreamEnd,
 };
 use vtgrid_tests::support::{
     assert_reason, ok, wait_until, CliCall, GridFile, GridOptions, Payload, TestGrid, MIB,
@@ -191,6 +191,7 @@ async fn overlapping_insert_is_duplicate_volser_and_inserts_nothing() {
     );
     let absent = pb::GetVolumeRequest {
         volser: "A00010".into(),
+        ..Default::default()
     };
     assert_reason(
         grid.admin().await.get_volume(absent).await,
@@ -262,6 +263,74 @@ async fn truncated_job_keeps_the_committed_version(end: StreamEnd) {
         "A00000 reads back as v1 ({} bytes)",
         data.len()
     );
+    assert_eq!(grid.volume("A00000").await.version, 1);
+}
+
+/// A chunk over the 64 MiB message limit is MESSAGE_TOO_LARGE (INVALID_ARGUMENT: a client bug a
+/// retry repeats), never TRUNCATED_STREAM; the job is aborted like any broken stream.
+///
+/// Sequence: node → A00000 v1 committed → mount A00000 → open, 1 MiB, a 64 MiB + 1 chunk →
+/// MESSAGE_TOO_LARGE → no partial file → the mount id is UNKNOWN_MOUNT → A00000 is still v1.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunk_over_the_message_limit_is_message_too_large_and_aborts_the_job() {
+    let grid = TestGrid::start().await;
+    grid.insert("A00000-A00009", PRIVATE_CATEGORY).await;
+    let v1 = Payload::mib(30, 1, 5);
+    let mut host = grid.host().await;
+    write_volume(&mut host, "A00000", v1).await;
+    let job = ok(mount(&mut host, specific("A00000")).await, "mount A00000");
+    let messages = vec![
+        open_message(&job.mount_id),
+        chunk_message(bytes::Bytes::from(vec![1u8; MIB as usize])),
+        chunk_message(bytes::Bytes::from(vec![2u8; (64 * MIB) as usize + 1])),
+        end_message(65 * MIB + 1),
+    ];
+    let mut big = host.clone().max_encoding_message_size(usize::MAX);
+    let refused = assert_reason(
+        big.write(futures::stream::iter(messages)).await,
+        Reason::MessageTooLarge,
+        "write with a chunk over the limit",
+    );
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert_job_aborted(&grid, &mut host, &job.mount_id, v1).await;
+}
+
+/// A second `WriteOpen` in one write stream is STREAM_ALREADY_OPEN and aborts the job.
+///
+/// Sequence: node → A00000 v1 committed → mount A00000 → open, 1 MiB, open again →
+/// STREAM_ALREADY_OPEN → no partial file → the mount id is UNKNOWN_MOUNT → A00000 is still v1.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_open_in_one_write_stream_is_stream_already_open_and_aborts_the_job() {
+    let grid = TestGrid::start().await;
+    grid.insert("A00000-A00009", PRIVATE_CATEGORY).await;
+    let v1 = Payload::mib(31, 1, 6);
+    let mut host = grid.host().await;
+    write_volume(&mut host, "A00000", v1).await;
+    let job = ok(mount(&mut host, specific("A00000")).await, "mount A00000");
+    let messages = vec![
+        open_message(&job.mount_id),
+        chunk_message(bytes::Bytes::from(vec![1u8; MIB as usize])),
+        open_message(&job.mount_id),
+        end_message(MIB),
+    ];
+    let refused = assert_reason(
+        host.write(futures::stream::iter(messages)).await,
+        Reason::StreamAlreadyOpen,
+        "write stream with two opens",
+    );
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert_job_aborted(&grid, &mut host, &job.mount_id, v1).await;
+}
+
+/// After an aborted job: nothing partial left, its mount gone, the committed version intact.
+async fn assert_job_aborted(grid: &TestGrid, host: &mut HostClient, mount_id: &str, v1: Payload) {
+    assert_eq!(grid.partial_files(), Vec::new(), "partial version left");
+    assert_reason(
+        rewind_unload(host, mount_id).await,
+        Reason::UnknownMount,
+        "rewind-unload of the aborted job",
+    );
+    assert!(read_volume(host, "A00000").await == v1.to_vec());
     assert_eq!(grid.volume("A00000").await.version, 1);
 }
 
@@ -553,20 +622,8 @@ fn path_arg(path: &Path) -> String {
 /// Every volume in the catalog, through ListVolumes.
 async fn list_volumes(grid: &TestGrid) -> Vec<pb::Volume> {
     let mut admin = grid.admin().await;
-    let mut all = Vec::new();
-    let mut token = String::new();
-    for _page in 0..100 {
-        let req = pb::ListVolumesRequest {
-            page_size: 1000,
-            page_token: token.clone(),
-            ..Default::default()
-        };
-        let page = ok(admin.list_volumes(req).await, "ListVolumes").into_inner();
-        all.extend(page.volumes);
-        token = page.next_page_token;
-        if token.is_empty() {
-            return all;
-        }
-    }
-    panic!("ListVolumes did not end within 100 pages");
+    ok(
+        vtgrid_proto::paging::list_volumes(&mut admin, Default::default(), 0).await,
+        "ListVolumes",
+    )
 }

@@ -180,7 +180,7 @@ async fn sigterm_stops_a_node_with_a_watch_events_stream_open() {
     let mut grid = TestGrid::start().await;
     let mut status = status_client(&grid.endpoint()).await;
     let mut events = status
-        .watch_events(pb::WatchEventsRequest { new_only: false })
+        .watch_events(pb::WatchEventsRequest::default())
         .await
         .expect("watch events")
         .into_inner();

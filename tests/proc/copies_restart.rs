@@ -32,7 +32,7 @@ const DRAIN: Duration = Duration::from_secs(60);
 async fn event_codes(endpoint: &str) -> Vec<String> {
     status_client(endpoint)
         .await
-        .list_events(pb::ListEventsRequest {})
+        .list_events(pb::ListEventsRequest::default())
         .await
         .unwrap_or_else(|s| panic!("ListEvents at {endpoint}: {s:?}"))
         .into_inner()

@@ -311,6 +311,7 @@ async fn b11_volume_written_at_c0_is_mounted_and_read_at_c1() {
         .await
         .get_volume(pb::GetVolumeRequest {
             volser: "A00000".into(),
+            ..Default::default()
         })
         .await;
     let seen = seen.expect("get A00000 at C1").into_inner();
@@ -330,6 +331,7 @@ async fn b11_volume_written_at_c0_is_mounted_and_read_at_c1() {
         .await
         .get_volume(pb::GetVolumeRequest {
             volser: "A00000".into(),
+            ..Default::default()
         })
         .await;
     assert_eq!(seen.expect("get A00000 at C0").into_inner().epoch, 3);

@@ -9,7 +9,11 @@
 //! - `corruption`: a flipped byte on disk is CHECKSUM_MISMATCH, never data.
 //! - `bad_input`: one refusal per reason, malformed grid files, B84, `--json`.
 //! - `telemetry`: OTLP span export and Prometheus metrics.
-//! - `services`: gRPC health and reflection.
+//! - `services`: gRPC health per service, reflection v1 and v1alpha.
+//! - `python_client`: `examples/python/` against `grid up` (skipped when PyPI is unreachable),
+//!   every reason through Python's generic `rpc_status.from_call`.
+//! - `public_api`: issue 12's public API: linearizable reads across clusters, fields checked at
+//!   the edge.
 //! - `grid_processes`: several clusters and a witness as one Raft group: leader agreement, kill -9
 //!   of the leader, whole-grid restart, `grid up` with witnesses.
 //! - `amnesia`: a voter whose data dir was lost neither votes nor re-forms the grid; it waits
@@ -41,6 +45,8 @@ mod demo_1gib;
 mod durability;
 mod grid_files;
 mod grid_processes;
+mod public_api;
+mod python_client;
 mod roundtrip;
 mod services;
 mod setup_script;

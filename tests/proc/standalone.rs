@@ -29,7 +29,7 @@ fn rrn(volser: &str) -> pb::MountRequest {
 
 async fn event_codes(grid: &ProcessGrid, id: u8) -> Vec<String> {
     let mut status = vtgrid_tests::support::host::status_client(&grid.endpoint(id)).await;
-    match status.list_events(pb::ListEventsRequest {}).await {
+    match status.list_events(pb::ListEventsRequest::default()).await {
         Ok(r) => r.into_inner().events.into_iter().map(|e| e.code).collect(),
         Err(_) => Vec::new(),
     }

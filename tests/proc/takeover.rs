@@ -41,7 +41,7 @@ fn rrn(volser: &str) -> pb::MountRequest {
 async fn has_event(grid: &ProcessGrid, id: u8, code: &str) -> bool {
     let mut status = vtgrid_tests::support::host::status_client(&grid.endpoint(id)).await;
     status
-        .list_events(pb::ListEventsRequest {})
+        .list_events(pb::ListEventsRequest::default())
         .await
         .is_ok_and(|r| r.into_inner().events.iter().any(|e| e.code == code))
 }

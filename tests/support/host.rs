@@ -101,6 +101,16 @@ pub fn assert_reason<T: Debug>(result: Result<T, Status>, want: Reason, step: &s
                 Some(want),
                 "{step}: expected reason {want:?}, got {status:?}"
             );
+            // In the standard error model too: what a generic client's decoder reads.
+            use tonic_types::StatusExt;
+            let info = status.get_details_error_info().unwrap_or_else(|| {
+                panic!("{step}: no google.rpc.ErrorInfo in the status details: {status:?}")
+            });
+            assert_eq!(
+                (info.reason.as_str(), info.domain.as_str()),
+                (want.as_str_name(), vtgrid_proto::reason::DOMAIN),
+                "{step}"
+            );
             status
         }
     }
@@ -146,7 +156,8 @@ pub enum StreamEnd {
     Claims(u64),
 }
 
-fn open_message(mount_id: &str) -> pb::WriteRequest {
+/// The `WriteOpen` that starts a write stream.
+pub fn open_message(mount_id: &str) -> pb::WriteRequest {
     pb::WriteRequest {
         msg: Some(write_request::Msg::Open(pb::WriteOpen {
             mount_id: mount_id.to_string(),
@@ -154,9 +165,17 @@ fn open_message(mount_id: &str) -> pb::WriteRequest {
     }
 }
 
-fn chunk_message(data: bytes::Bytes) -> pb::WriteRequest {
+/// One chunk of a write stream.
+pub fn chunk_message(data: bytes::Bytes) -> pb::WriteRequest {
     pb::WriteRequest {
         msg: Some(write_request::Msg::Chunk(data)),
+    }
+}
+
+/// The `WriteEnd` that closes a write stream, claiming `total_bytes`.
+pub fn end_message(total_bytes: u64) -> pb::WriteRequest {
+    pb::WriteRequest {
+        msg: Some(write_request::Msg::End(pb::WriteEnd { total_bytes })),
     }
 }
 
@@ -173,9 +192,7 @@ pub async fn write_stream(
         StreamEnd::Omitted => None,
         StreamEnd::Claims(n) => Some(n),
     };
-    let end = total_bytes.map(|total_bytes| pb::WriteRequest {
-        msg: Some(write_request::Msg::End(pb::WriteEnd { total_bytes })),
-    });
+    let end = total_bytes.map(end_message);
     let messages = std::iter::once(open_message(mount_id))
         .chain(payload.chunks(WRITE_CHUNK).map(chunk_message))
         .chain(end);

@@ -401,24 +401,16 @@ impl ProcessGrid {
     /// Every volume in data cluster `id`'s catalog view, in VOLSER order.
     pub async fn list_volumes(&self, id: u8) -> Vec<pb::Volume> {
         let mut admin = self.admin(id).await;
-        let mut out = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = admin
-                .list_volumes(pb::ListVolumesRequest {
-                    page_size: 1000,
-                    page_token: page_token.clone(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap_or_else(|s| panic!("ListVolumes on C{id}: {s:?}"))
-                .into_inner();
-            out.extend(page.volumes);
-            if page.next_page_token.is_empty() {
-                return out;
-            }
-            page_token = page.next_page_token;
-        }
+        vtgrid_proto::paging::list_volumes(
+            &mut admin,
+            pb::ListVolumesRequest {
+                consistency: pb::Consistency::Local.into(),
+                ..Default::default()
+            },
+            0,
+        )
+        .await
+        .unwrap_or_else(|s| panic!("ListVolumes on C{id}: {s:?}"))
     }
 
     /// Wait until every data cluster among `ids` lists the same volumes and those volumes are

@@ -301,6 +301,7 @@ impl TestGrid {
             .await
             .get_volume(pb::GetVolumeRequest {
                 volser: volser.to_string(),
+                ..Default::default()
             })
             .await
             .unwrap_or_else(|s| panic!("GetVolume {volser}: {s:?}"))

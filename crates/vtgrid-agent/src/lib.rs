@@ -29,9 +29,9 @@ use tonic::{Request, Response, Status};
 use vtgrid_core::aotm::{agent_verdict, AgentVerdict, NodeSeen, NodeState};
 use vtgrid_core::ClusterId;
 use vtgrid_node::transport::Connector;
-use vtgrid_proto::pb::agent_service_client::AgentServiceClient;
-use vtgrid_proto::pb::agent_service_server::{AgentService, AgentServiceServer};
-use vtgrid_proto::pb::{AskPeerRequest, NodeLiveness, NodeStateRequest, NodeStateResponse};
+use vtgrid_proto::internal::agent_service_client::AgentServiceClient;
+use vtgrid_proto::internal::agent_service_server::{AgentService, AgentServiceServer};
+use vtgrid_proto::internal::{AskPeerRequest, NodeLiveness, NodeStateRequest, NodeStateResponse};
 
 /// How often the agent looks at its node.
 pub const WATCH_EVERY: Duration = Duration::from_secs(1);

@@ -30,6 +30,21 @@ pub struct Global {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Read catalog state (volumes, categories, classes) from this cluster's own view as it
+    /// stands (fast, no majority needed, may trail by a moment) instead of a linearizable read.
+    #[arg(long, global = true)]
+    pub local: bool,
+}
+
+impl Global {
+    /// The consistency of catalog reads this invocation asks for (`--local`).
+    pub fn consistency(&self) -> i32 {
+        if self.local {
+            vtgrid_proto::pb::Consistency::Local.into()
+        } else {
+            vtgrid_proto::pb::Consistency::Linearizable.into()
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +103,9 @@ pub enum Command {
         /// Keep printing new events as they are raised (Ctrl-C stops).
         #[arg(long, short)]
         follow: bool,
+        /// Start at this event sequence number (the last one seen + 1) to resume without a gap.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
     },
     /// The copies the cluster at --endpoint owes, by priority (its incoming copy queue).
     Copies {

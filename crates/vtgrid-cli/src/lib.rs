@@ -55,7 +55,9 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Bench(cmd) => commands::bench::run(cmd).await,
         Command::Quarantine(cmd) => commands::quarantine::run(&global, cmd).await,
         Command::Admin(cmd) => commands::admin::run(&global, cmd).await,
-        Command::Events { follow } => commands::quarantine::events(&global, follow).await,
+        Command::Events { follow, from } => {
+            commands::quarantine::events(&global, follow, from).await
+        }
         Command::Copies { volumes } => commands::status::copies(&global, volumes).await,
     }
 }

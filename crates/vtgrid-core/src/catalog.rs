@@ -270,6 +270,14 @@ pub enum CatalogRejection {
     /// the grid can stand: a new owner, an inserter, a writer, a holder of a copy.
     #[error("{cluster} is not a data cluster of the grid")]
     NotADataCluster { cluster: ClusterId },
+    /// A copy-mode vector holds one letter per data cluster of the grid (DESIGN §4).
+    #[error("management class {name}: the vector for {cluster} has {len} copy modes, the grid has {clusters} data clusters")]
+    VectorLength {
+        name: ConstructName,
+        cluster: ClusterId,
+        len: usize,
+        clusters: usize,
+    },
     #[error("the copy of {volser} at version {version} names no digest; a copy is counted only by its bytes")]
     CopyWithoutDigest {
         volser: Volser,
@@ -648,8 +656,22 @@ impl CatalogState {
     /// included (an operator prepares the grid file first), but never for a witness, which
     /// mounts nothing.
     fn define_class(&mut self, mc: &ManagementClass) -> CatalogResponse {
-        if let Some(&cluster) = mc.vectors.keys().find(|c| !c.is_data_cluster()) {
+        if let Some(&cluster) = mc.vectors.keys().find(|c| !self.is_data_member(**c)) {
             return Err(CatalogRejection::NotADataCluster { cluster });
+        }
+        // With a membership applied, each vector has one mode per data cluster of the grid.
+        let clusters = self.members.iter().filter(|c| c.is_data_cluster()).count();
+        if clusters > 0 {
+            if let Some((&cluster, v)) =
+                mc.vectors.iter().find(|(_, v)| v.modes().len() != clusters)
+            {
+                return Err(CatalogRejection::VectorLength {
+                    name: mc.name.clone(),
+                    cluster,
+                    len: v.modes().len(),
+                    clusters,
+                });
+            }
         }
         self.management_classes.insert(mc.name.clone(), mc.clone());
         Ok(Applied::Defined)
@@ -1530,6 +1552,43 @@ mod untrusted_tests {
             &mut s,
             CatalogCommand::DefineManagementClass(class),
             CatalogRejection::NotADataCluster { cluster: c(8) },
+        );
+    }
+
+    /// Issue 12, validation: a class naming a cluster the grid does not have, or with a vector
+    /// that is not one mode per data cluster, is refused; a class that fits the grid is defined.
+    #[test]
+    fn a_class_for_a_cluster_outside_the_grid_or_of_the_wrong_length_is_refused() {
+        let mut s = grid();
+        let class = |vectors: &[(u8, &str)]| ManagementClass {
+            name: "MCX".parse().unwrap(),
+            vectors: vectors
+                .iter()
+                .map(|(n, v)| (c(*n), v.parse().unwrap()))
+                .collect(),
+            on_sync_failure: Default::default(),
+        };
+        refused(
+            &mut s,
+            CatalogCommand::DefineManagementClass(class(&[(0, "RR"), (2, "RR")])),
+            CatalogRejection::NotADataCluster { cluster: c(2) },
+        );
+        refused(
+            &mut s,
+            CatalogCommand::DefineManagementClass(class(&[(0, "RR"), (1, "RRD")])),
+            CatalogRejection::VectorLength {
+                name: "MCX".parse().unwrap(),
+                cluster: c(1),
+                len: 3,
+                clusters: 2,
+            },
+        );
+        assert_eq!(
+            s.apply(&CatalogCommand::DefineManagementClass(class(&[
+                (0, "RD"),
+                (1, "DR")
+            ]))),
+            Ok(Applied::Defined)
         );
     }
 }

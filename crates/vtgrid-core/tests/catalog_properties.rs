@@ -47,9 +47,12 @@ fn starting_state(members: &[u8]) -> CatalogState {
         }))
         .unwrap();
     }
+    // One mode per data cluster of the grid (three when no membership is applied).
+    let data = members.iter().filter(|n| **n < 8).count();
+    let vector = format!("{}D", "R".repeat(if data == 0 { 2 } else { data - 1 }));
     s.apply(&CatalogCommand::DefineManagementClass(ManagementClass {
         name: "MCRUN".parse().unwrap(),
-        vectors: BTreeMap::from([(c(0), "RRD".parse().unwrap())]),
+        vectors: BTreeMap::from([(c(0), vector.parse().unwrap())]),
         on_sync_failure: SyncFailure::Fail,
     }))
     .unwrap();

@@ -22,8 +22,8 @@ use tokio::time::{timeout, Instant};
 use vtgrid_catalog::{CatalogView, Raft};
 use vtgrid_core::catalog::{Applied, CatalogCommand};
 use vtgrid_core::{CatalogResponse, ClusterId};
-use vtgrid_proto::pb::grid_service_client::GridServiceClient;
-use vtgrid_proto::pb::RaftMessage;
+use vtgrid_proto::internal::grid_service_client::GridServiceClient;
+use vtgrid_proto::internal::RaftMessage;
 
 use crate::error::{CatalogFailure, NodeError};
 use crate::transport::Connector;
@@ -172,6 +172,16 @@ impl CatalogHandle {
             }
             Ok(Err(RaftError::Fatal(f))) => Err(NodeError::catalog(CatalogFailure::Fatal(f))),
         }
+    }
+
+    /// Make the next read of this cluster's view linearizable: commit a barrier through the
+    /// leader (forwarded from a follower) and wait until this view has applied it, so the view
+    /// holds every change committed before the call. `CATALOG_UNAVAILABLE` without a majority.
+    ///
+    /// A barrier rather than openraft's read index: `ensure_linearizable` answers on the leader
+    /// only, and its quorum check waits a heartbeat interval (see `fencing.rs`).
+    pub async fn linearize(&self) -> Result<(), NodeError> {
+        self.propose(CatalogCommand::Barrier).await.map(|_| ())
     }
 
     /// The current leader, as this cluster sees it.

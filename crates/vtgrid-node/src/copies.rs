@@ -24,8 +24,8 @@ use vtgrid_core::catalog::CatalogCommand;
 use vtgrid_core::copy::{copy_duty, copy_plan, CopyPriority};
 use vtgrid_core::retention::{Area, Decision, HeldBytes};
 use vtgrid_core::{ClusterId, CopyModeVector, Digest, VersionNumber, Volser};
-use vtgrid_proto::pb::grid_service_client::GridServiceClient;
-use vtgrid_proto::pb::PullCopyRequest;
+use vtgrid_proto::internal::grid_service_client::GridServiceClient;
+use vtgrid_proto::internal::PullCopyRequest;
 
 use crate::cluster::Cluster;
 use crate::error::NodeError;

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use vtgrid_core::{ClusterId, Digest, Volser};
-use vtgrid_proto::pb::grid_service_client::GridServiceClient;
-use vtgrid_proto::pb::{
+use vtgrid_proto::internal::grid_service_client::GridServiceClient;
+use vtgrid_proto::internal::{
     sync_write_ack, sync_write_message, SyncCommit, SyncOpen, SyncWriteAck, SyncWriteMessage,
 };
 

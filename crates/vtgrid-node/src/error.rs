@@ -62,6 +62,13 @@ pub enum NodeError {
     },
     #[error("a write stream must start with an open message naming the mount")]
     StreamNotOpened,
+    /// A message above the size limit (a chunk too big): a client bug, so not TRUNCATED_STREAM,
+    /// which tells a client to retry the same job.
+    /// `stream` names the write stream: its volume, or that it had not opened yet.
+    #[error("{stream}: {cause}; send chunks of at most 1 MiB (the message limit is 64 MiB); job aborted")]
+    MessageTooLarge { stream: String, cause: String },
+    #[error("write stream for mount {mount_id} opened a second time: a stream carries one open, then chunks, then one end; job aborted")]
+    StreamAlreadyOpen { mount_id: String },
     #[error("mount {mount_id} of {volser} cannot take data: its job failed")]
     NotWritable { mount_id: String, volser: Volser },
     #[error("volume {volser} is owned by {owner}, which does not answer")]
@@ -197,9 +204,18 @@ impl NodeError {
                     (InvalidArgument, Reason::InvalidArgument)
                 }
             },
-            NodeError::InvalidArgument { .. } | NodeError::StreamNotOpened => {
-                (InvalidArgument, Reason::InvalidArgument)
+            NodeError::InvalidArgument { field, problem } => {
+                return vtgrid_proto::reason::status_with_bad_field(
+                    InvalidArgument,
+                    Reason::InvalidArgument,
+                    self.to_string(),
+                    field,
+                    problem,
+                );
             }
+            NodeError::StreamNotOpened => (InvalidArgument, Reason::InvalidArgument),
+            NodeError::MessageTooLarge { .. } => (InvalidArgument, Reason::MessageTooLarge),
+            NodeError::StreamAlreadyOpen { .. } => (InvalidArgument, Reason::StreamAlreadyOpen),
             NodeError::UnknownVolume { .. } => (NotFound, Reason::UnknownVolume),
             NodeError::VolumeInUse { .. } | NodeError::UnloadInProgress { .. } => {
                 (FailedPrecondition, Reason::VolumeInUse)
@@ -231,8 +247,11 @@ impl NodeError {
                 }
                 CatalogRejection::UnknownCategory { .. } => (NotFound, Reason::UnknownCategory),
                 CatalogRejection::UnknownManagementClass { .. } => (NotFound, Reason::UnknownClass),
-                CatalogRejection::NotADataCluster { .. }
-                | CatalogRejection::CopyWithoutDigest { .. } => {
+                CatalogRejection::NotADataCluster { .. } => {
+                    (InvalidArgument, Reason::UnknownCluster)
+                }
+                CatalogRejection::CopyWithoutDigest { .. }
+                | CatalogRejection::VectorLength { .. } => {
                     (InvalidArgument, Reason::InvalidArgument)
                 }
                 CatalogRejection::EpochExhausted { .. }

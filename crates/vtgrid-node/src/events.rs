@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 use vtgrid_core::Volser;
@@ -103,16 +104,38 @@ pub struct Event {
     pub code: &'static str,
     pub volser: Option<Volser>,
     pub message: String,
-    /// Milliseconds since the cluster started.
+    /// Milliseconds since the cluster started (monotonic).
     pub at_ms: u64,
+    /// Wall-clock time it was raised.
+    pub time: SystemTime,
+    /// 1 for the first event this process raised, then one more for each: a watcher resumes
+    /// after the last it saw without a gap. Restarts at 1 with the process ([`EventLog::boot`]).
+    pub sequence: u64,
+}
+
+/// What a watcher gets first: the remembered events it asked for, how many it asked for that
+/// are no longer remembered, and a receiver of every later event.
+pub struct Watch {
+    pub backlog: Vec<Event>,
+    pub missed: u64,
+    pub live: tokio::sync::broadcast::Receiver<Event>,
 }
 
 pub struct EventLog {
     started: Instant,
-    recent: Mutex<VecDeque<Event>>,
+    /// Wall-clock time the process started: with the sequence, it names an event uniquely.
+    boot: SystemTime,
+    recent: Mutex<Recent>,
     /// Live subscribers (`WatchEvents`). One that falls more than [`WATCH_BACKLOG`] behind misses
     /// events and is told so.
     live: tokio::sync::broadcast::Sender<Event>,
+}
+
+#[derive(Default)]
+struct Recent {
+    events: VecDeque<Event>,
+    /// The sequence number of the last event raised (0: none yet).
+    last: u64,
 }
 
 /// How many events a slow watcher may lag before it misses some.
@@ -122,7 +145,8 @@ impl Default for EventLog {
     fn default() -> Self {
         EventLog {
             started: Instant::now(),
-            recent: Mutex::new(VecDeque::new()),
+            boot: SystemTime::now(),
+            recent: Mutex::new(Recent::default()),
             live: tokio::sync::broadcast::channel(WATCH_BACKLOG).0,
         }
     }
@@ -133,31 +157,61 @@ impl EventLog {
         tracing::warn!(code, volser = ?volser, "{message}");
         let at_ms = self.started.elapsed().as_millis() as u64;
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        if recent.len() == EVENT_LOG_LEN {
-            recent.pop_front();
+        if recent.events.len() == EVENT_LOG_LEN {
+            recent.events.pop_front();
         }
+        recent.last += 1;
         let event = Event {
             code,
             volser,
             message,
             at_ms,
+            time: SystemTime::now(),
+            sequence: recent.last,
         };
-        recent.push_back(event.clone());
+        recent.events.push_back(event.clone());
         // Sent while the log is locked, and `watch` subscribes under the same lock, so a watcher
         // sees every event exactly once: in its snapshot or on its channel.
         let _ = self.live.send(event);
     }
 
+    /// When this process started: a watcher that sees it change knows the sequence restarted.
+    pub fn boot(&self) -> SystemTime {
+        self.boot
+    }
+
     /// The remembered events and a receiver of every later one, none lost or repeated.
     pub fn watch(&self) -> (Vec<Event>, tokio::sync::broadcast::Receiver<Event>) {
+        let w = self.watch_from(1);
+        (w.backlog, w.live)
+    }
+
+    /// The remembered events from sequence `from` on, how many of those asked for are
+    /// forgotten (the log keeps [`EVENT_LOG_LEN`]), and a receiver of every later event.
+    pub fn watch_from(&self, from: u64) -> Watch {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        (recent.iter().cloned().collect(), self.live.subscribe())
+        let from = from.max(1);
+        let oldest = recent
+            .events
+            .front()
+            .map_or(recent.last + 1, |e| e.sequence);
+        Watch {
+            backlog: recent
+                .events
+                .iter()
+                .filter(|e| e.sequence >= from)
+                .cloned()
+                .collect(),
+            missed: oldest.saturating_sub(from),
+            live: self.live.subscribe(),
+        }
     }
 
     pub fn recent(&self) -> Vec<Event> {
         self.recent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .events
             .iter()
             .cloned()
             .collect()
@@ -187,6 +241,55 @@ mod tests {
             (IMMEDIATE_COPY_DEFERRED, "after")
         );
         assert!(live.try_recv().is_err(), "nothing twice");
+    }
+
+    /// Issue 12: a watcher resumes after the last sequence it saw, without a gap or a repeat,
+    /// and hears how many it asked for are no longer remembered.
+    #[test]
+    fn a_watch_from_a_sequence_resumes_without_gaps_and_counts_what_is_forgotten() {
+        let log = EventLog::default();
+        for i in 0..5 {
+            log.raise(OWNERSHIP_CONFLICT, None, i.to_string());
+        }
+        let w = log.watch_from(3);
+        assert_eq!(
+            w.backlog.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        assert_eq!(w.missed, 0);
+        assert!(log.watch_from(6).backlog.is_empty());
+        for i in 0..EVENT_LOG_LEN {
+            log.raise(OWNERSHIP_CONFLICT, None, i.to_string());
+        }
+        let w = log.watch_from(2);
+        assert_eq!(w.backlog.first().map(|e| e.sequence), Some(6));
+        assert_eq!(w.missed, 4, "sequences 2..=5 are forgotten");
+        assert_eq!(w.backlog.len(), EVENT_LOG_LEN);
+    }
+
+    /// Every code this module defines is listed in docs/events.md and in the proto's comment on
+    /// `Event`, so a client author finds each one.
+    #[test]
+    fn every_event_code_is_documented_in_docs_and_proto() {
+        let docs = include_str!("../../../docs/events.md");
+        let proto = include_str!("../../../proto/vtgrid/v1/status.proto");
+        let codes: Vec<&str> = include_str!("events.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub const "))
+            .filter(|l| l.contains(": &str = \""))
+            .filter_map(|l| l.split('"').nth(1))
+            .collect();
+        assert!(codes.len() >= 20, "{codes:?}");
+        for code in codes.iter().chain(&["EVENTS_MISSED"]) {
+            assert!(
+                docs.contains(&format!("| `{code}` |")),
+                "docs/events.md lacks {code}"
+            );
+            assert!(
+                proto.contains(code),
+                "status.proto's Event comment lacks {code}"
+            );
+        }
     }
 
     #[test]

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use vtgrid_core::catalog::CatalogCommand;
 use vtgrid_core::ClusterId;
-use vtgrid_proto::pb::grid_service_client::GridServiceClient;
-use vtgrid_proto::pb::RenewLeaseRequest;
+use vtgrid_proto::internal::grid_service_client::GridServiceClient;
+use vtgrid_proto::internal::RenewLeaseRequest;
 
 use crate::cluster::Cluster;
 use crate::config::Role;
@@ -120,7 +120,7 @@ impl Cluster {
                 .ok_or(NodeError::catalog(CatalogFailure::NoLeader))?;
             GridServiceClient::new(self.connector.channel(&addr))
                 .renew_lease(RenewLeaseRequest {
-                    from: u32::from(self.id.get()),
+                    from_cluster: u32::from(self.id.get()),
                 })
                 .await
                 .map(|_| ())

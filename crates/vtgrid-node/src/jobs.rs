@@ -52,6 +52,34 @@ pub enum WriteItem {
     End { total_bytes: u64 },
 }
 
+/// Why a host's write stream cannot go on. Each has its own reason, because each asks the
+/// client for something else: a broken stream may be retried as it was, a message over the
+/// limit or a second open is a client bug that a retry repeats.
+#[derive(Debug)]
+pub enum StreamFault {
+    /// The connection broke, the client cancelled, or a message did not decode:
+    /// TRUNCATED_STREAM.
+    Broken(tonic::Status),
+    /// A message above the server's limit: MESSAGE_TOO_LARGE.
+    TooLarge(tonic::Status),
+    /// A second open message: STREAM_ALREADY_OPEN.
+    Reopened { mount_id: String },
+    /// A message with no content (no open, chunk or end): INVALID_ARGUMENT.
+    Empty,
+}
+
+impl StreamFault {
+    /// Classify an error the gRPC stream itself returned. tonic answers OUT_OF_RANGE only for a
+    /// message over the decoder's limit.
+    pub fn from_status(status: tonic::Status) -> StreamFault {
+        if status.code() == tonic::Code::OutOfRange {
+            StreamFault::TooLarge(status)
+        } else {
+            StreamFault::Broken(status)
+        }
+    }
+}
+
 /// How long a rewind-unload waits for the catalog to take its version before it answers from
 /// the journal (see `Cluster::await_publication`).
 const PUBLISH_BEFORE_ACK: std::time::Duration = std::time::Duration::from_secs(2);
@@ -366,7 +394,7 @@ impl Cluster {
         mut items: S,
     ) -> Result<(u64, u64), NodeError>
     where
-        S: Stream<Item = Result<WriteItem, tonic::Status>> + Unpin,
+        S: Stream<Item = Result<WriteItem, StreamFault>> + Unpin,
     {
         let _call = mount.begin_call();
         if mount.read_only {
@@ -395,11 +423,26 @@ impl Cluster {
                         declared: total_bytes,
                     })
                 }
-                Some(Err(cause)) => {
+                Some(Err(StreamFault::Broken(cause))) => {
                     break Err(NodeError::StreamBroken {
                         volser: mount.volser,
                         received,
                         cause: Box::new(cause),
+                    })
+                }
+                Some(Err(StreamFault::TooLarge(cause))) => {
+                    break Err(NodeError::MessageTooLarge {
+                        stream: format!("write stream for {}", mount.volser),
+                        cause: cause.message().to_string(),
+                    })
+                }
+                Some(Err(StreamFault::Reopened { mount_id })) => {
+                    break Err(NodeError::StreamAlreadyOpen { mount_id })
+                }
+                Some(Err(StreamFault::Empty)) => {
+                    break Err(NodeError::InvalidArgument {
+                        field: "msg",
+                        problem: "a write request carries an open, a chunk or an end",
                     })
                 }
                 None => {

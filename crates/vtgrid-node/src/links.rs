@@ -63,6 +63,26 @@ pub(crate) const STARTUP_GRACE: Duration = Duration::from_secs(10);
 pub struct LinkState {
     pub last_answer: Option<Instant>,
     pub misses: u32,
+    /// Since when the peer has been lost, and when the log last said it still was (a peer's
+    /// round only; not kept per address).
+    down: Option<(Instant, Instant)>,
+}
+
+/// How often the log reminds an operator that a peer is still lost (one WARN when it goes, one
+/// INFO when it is back, and this in between).
+pub const STILL_DOWN_REMINDER: Duration = Duration::from_secs(300);
+
+/// What one round of pings changed about a peer, for the log and the events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerChange {
+    /// Reachable before, not now.
+    Lost,
+    /// Lost for this long, and answers again.
+    Back { after: Duration },
+    /// Still lost, for this long, and the reminder is due.
+    StillDown { for_: Duration },
+    /// Nothing worth a line.
+    Same,
 }
 
 impl LinkState {
@@ -130,14 +150,31 @@ impl Links {
         }
     }
 
-    /// One peer's round of pings (any link answered). True when the peer was reachable before
-    /// and is not now: it was just lost.
-    pub fn record_peer(&self, peer: ClusterId, answered: bool) -> bool {
+    /// One peer's round of pings (any link answered), and what it changed.
+    pub fn record_peer(&self, peer: ClusterId, answered: bool) -> PeerChange {
+        self.record_peer_at(peer, answered, Instant::now())
+    }
+
+    fn record_peer_at(&self, peer: ClusterId, answered: bool, now: Instant) -> PeerChange {
         let mut inner = self.lock();
         let link = inner.peers.entry(peer).or_default();
         let was = link.reachable();
         link.answered(answered);
-        was && !link.reachable()
+        match (was, link.reachable(), link.down) {
+            (true, false, _) => {
+                link.down = Some((now, now));
+                PeerChange::Lost
+            }
+            (_, true, Some((since, _))) => {
+                link.down = None;
+                PeerChange::Back { after: now - since }
+            }
+            (false, false, Some((since, reminded))) if now - reminded >= STILL_DOWN_REMINDER => {
+                link.down = Some((since, now));
+                PeerChange::StillDown { for_: now - since }
+            }
+            _ => PeerChange::Same,
+        }
     }
 
     /// Each peer's link as last seen.
@@ -279,6 +316,41 @@ mod tests {
         VTS_OPERATIONS_DEGRADED,
         COPY_OPERATIONS_DISABLED,
     ];
+
+    /// Issue 12, quiet logs: a lost peer is one Lost, a reminder every five minutes, one Back;
+    /// every other round says nothing.
+    #[test]
+    fn a_lost_peer_is_one_loss_a_rare_reminder_and_one_return() {
+        let links = Links::default();
+        let peer = ClusterId::new(1).unwrap();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(links.record_peer_at(peer, true, at(0)), PeerChange::Same);
+        let mut changes = Vec::new();
+        for s in 1..=700 {
+            changes.push(links.record_peer_at(peer, false, at(s)));
+        }
+        changes.push(links.record_peer_at(peer, true, at(701)));
+        let said: Vec<_> = changes
+            .into_iter()
+            .filter(|c| *c != PeerChange::Same)
+            .collect();
+        assert_eq!(
+            said,
+            [
+                PeerChange::Lost,
+                PeerChange::StillDown {
+                    for_: Duration::from_secs(300)
+                },
+                PeerChange::StillDown {
+                    for_: Duration::from_secs(600)
+                },
+                PeerChange::Back {
+                    after: Duration::from_secs(699)
+                },
+            ]
+        );
+    }
 
     #[test]
     fn b7_a_failed_link_goes_last_until_it_has_rested() {

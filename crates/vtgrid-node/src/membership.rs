@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use openraft::{BasicNode, ChangeMembers};
 use vtgrid_core::membership::{start_decision, Membership, PeerCatalog, StartDecision};
-use vtgrid_proto::pb::{self, grid_service_client::GridServiceClient};
+use vtgrid_proto::internal;
+use vtgrid_proto::internal::grid_service_client::GridServiceClient;
 
 use crate::cluster::Cluster;
 use crate::error::{CatalogFailure, NodeError};
@@ -143,8 +144,8 @@ impl Cluster {
 
     async fn ask_catalog(&self, peer: u64) -> Option<PeerCatalog> {
         let mut client = self.grid_client(peer);
-        let call = client.catalog_membership(pb::CatalogMembershipRequest {
-            from: u32::from(self.id.get()),
+        let call = client.catalog_membership(internal::CatalogMembershipRequest {
+            from_cluster: u32::from(self.id.get()),
         });
         match tokio::time::timeout(ASK_TIMEOUT, call).await {
             Ok(Ok(r)) => {
@@ -166,8 +167,8 @@ impl Cluster {
             .change(Membership::Unformed, Membership::Member);
         for peer in self.peer_ids() {
             let mut client = self.grid_client(peer);
-            let call = client.form(pb::FormRequest {
-                from: u32::from(self.id.get()),
+            let call = client.form(internal::FormRequest {
+                from_cluster: u32::from(self.id.get()),
             });
             let answer = tokio::time::timeout(ASK_TIMEOUT, call).await;
             match answer {
@@ -204,14 +205,14 @@ impl Cluster {
     /// `GridService.CatalogMembership`: what this voter's catalog is.
     pub(crate) async fn catalog_membership(
         &self,
-    ) -> Result<pb::CatalogMembershipResponse, NodeError> {
+    ) -> Result<internal::CatalogMembershipResponse, NodeError> {
         let formed = self
             .catalog
             .raft
             .is_initialized()
             .await
             .map_err(|f| NodeError::catalog(CatalogFailure::Fatal(f)))?;
-        Ok(pb::CatalogMembershipResponse {
+        Ok(internal::CatalogMembershipResponse {
             formed,
             member: self.member_record.recorded().await?,
         })
@@ -219,7 +220,7 @@ impl Cluster {
 
     /// `GridService.Form`: take part in a new grid, unless this voter is in one (or lost its
     /// catalog, which only the operator settles).
-    pub(crate) async fn answer_form(&self) -> Result<pb::FormResponse, NodeError> {
+    pub(crate) async fn answer_form(&self) -> Result<internal::FormResponse, NodeError> {
         let _change = self.membership.change.lock().await;
         let formed = self
             .catalog
@@ -229,7 +230,7 @@ impl Cluster {
             .map_err(|f| NodeError::catalog(CatalogFailure::Fatal(f)))?;
         let state = self.membership();
         if formed || !matches!(state, Membership::Unformed | Membership::Member) {
-            return Ok(pb::FormResponse {
+            return Ok(internal::FormResponse {
                 accepted: false,
                 formed,
             });
@@ -242,7 +243,7 @@ impl Cluster {
         {
             tracing::info!(cluster = %self.id, "taking part in forming the grid");
         }
-        Ok(pb::FormResponse {
+        Ok(internal::FormResponse {
             accepted: true,
             formed: false,
         })
@@ -343,7 +344,7 @@ impl Cluster {
         let mut last = NodeError::catalog(CatalogFailure::NoLeader);
         for peer in self.peer_ids() {
             let mut client = self.grid_client(peer);
-            let call = client.readmit(pb::ReadmitRequest {
+            let call = client.readmit(internal::ReadmitRequest {
                 cluster: u32::from(self.id.get()),
                 step,
             });
@@ -402,7 +403,7 @@ impl Cluster {
             Some(l) => {
                 let mut client = self.grid_client(l);
                 return client
-                    .readmit(pb::ReadmitRequest {
+                    .readmit(internal::ReadmitRequest {
                         cluster: voter as u32,
                         step,
                     })

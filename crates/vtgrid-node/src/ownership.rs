@@ -31,9 +31,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use vtgrid_core::catalog::{Applied, CatalogCommand};
 use vtgrid_core::membership::Membership;
 use vtgrid_core::{ClusterId, OwnershipToken, VersionNumber, Volser, VolumeRecord};
-use vtgrid_proto::pb::grid_service_client::GridServiceClient;
+use vtgrid_proto::internal::grid_service_client::GridServiceClient;
+use vtgrid_proto::internal::{ReadVersionRequest, SurrenderRequest};
 use vtgrid_proto::pb::Reason;
-use vtgrid_proto::pb::{ReadVersionRequest, SurrenderRequest};
 use vtgrid_proto::reason_of;
 
 use vtgrid_core::gate::{GateRefusal, Standing};

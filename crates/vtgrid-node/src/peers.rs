@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use vtgrid_core::copy::{copy_duty, CopyPriority};
 use vtgrid_core::ClusterId;
-use vtgrid_proto::pb::grid_service_client::GridServiceClient;
-use vtgrid_proto::pb::PingRequest;
+use vtgrid_proto::internal::grid_service_client::GridServiceClient;
+use vtgrid_proto::internal::PingRequest;
 
 use crate::cluster::Cluster;
 use crate::config::Role;
 use crate::events::G0013;
-use crate::links::{flag, grid_state_events, LinkState, PING_EVERY, STARTUP_GRACE};
+use crate::links::{flag, grid_state_events, LinkState, PeerChange, PING_EVERY, STARTUP_GRACE};
 
 impl Cluster {
     /// Ping every peer until the task is dropped.
@@ -127,7 +127,7 @@ impl Cluster {
     pub(crate) async fn ping_within(&self, addr: &str, timeout: Duration) -> bool {
         let mut client = GridServiceClient::new(self.connector.channel(addr));
         let call = client.ping(PingRequest {
-            from: u32::from(self.id.get()),
+            from_cluster: u32::from(self.id.get()),
         });
         matches!(tokio::time::timeout(timeout, call).await, Ok(Ok(_)))
     }
@@ -147,11 +147,26 @@ impl Cluster {
             })
     }
 
+    /// One WARN when a peer is lost (G0013), a reminder every few minutes while it stays lost,
+    /// one INFO when it answers again; the per-call failures in between are not logged
+    /// (`telemetry::quiet_network_noise`).
     fn record_ping(&self, peer: ClusterId, answered: bool) {
-        let lost = self.links.record_peer(peer, answered);
-        if lost {
-            let name = |c: ClusterId| self.grid.name_of(c.get()).unwrap_or("?").to_string();
-            self.events.raise(
+        let name = |c: ClusterId| self.grid.name_of(c.get()).unwrap_or("?").to_string();
+        match self.links.record_peer(peer, answered) {
+            PeerChange::Same => {}
+            PeerChange::Back { after } => tracing::info!(
+                %peer,
+                down_secs = after.as_secs(),
+                "peer library {} answers on the grid network again",
+                name(peer)
+            ),
+            PeerChange::StillDown { for_ } => tracing::warn!(
+                %peer,
+                down_secs = for_.as_secs(),
+                "peer library {} still does not answer on the grid network",
+                name(peer)
+            ),
+            PeerChange::Lost => self.events.raise(
                 G0013,
                 None,
                 format!(
@@ -161,7 +176,7 @@ impl Cluster {
                     name(peer),
                     name(peer)
                 ),
-            );
+            ),
         }
     }
 

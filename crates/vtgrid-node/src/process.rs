@@ -29,8 +29,8 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use vtgrid_catalog::RocksEngine;
 use vtgrid_core::ClusterId;
+use vtgrid_proto::internal::grid_service_server::GridServiceServer;
 use vtgrid_proto::pb::admin_service_server::AdminServiceServer;
-use vtgrid_proto::pb::grid_service_server::GridServiceServer;
 use vtgrid_proto::pb::status_service_server::StatusServiceServer;
 use vtgrid_tvc::{FileVolumeStore, MemVolumeStore, VolumeStore};
 

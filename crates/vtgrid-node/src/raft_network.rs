@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::Channel;
 use vtgrid_catalog::TypeConfig;
-use vtgrid_proto::pb::grid_service_client::GridServiceClient;
-use vtgrid_proto::pb::RaftMessage;
+use vtgrid_proto::internal::grid_service_client::GridServiceClient;
+use vtgrid_proto::internal::RaftMessage;
 
 use crate::member::MembershipState;
 use crate::transport::Connector;

@@ -27,7 +27,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tonic::Status;
 use vtgrid_core::{ClusterId, CopyMode, Digest, Epoch, SyncFailure, VersionNumber, Volser};
-use vtgrid_proto::pb::{
+use vtgrid_proto::internal::{
     sync_write_ack, sync_write_message, SyncOpen, SyncWriteAck, SyncWriteMessage,
 };
 
@@ -111,7 +111,7 @@ impl Cluster {
             volser: mount.volser.to_string(),
             version,
             epoch: mount.token.epoch.0,
-            from: u32::from(self.id.get()),
+            from_cluster: u32::from(self.id.get()),
             base_version: if appending { mount.base_version } else { 0 },
             base_digest: mount.base_digest.to_hex(),
             base_sources: mount
@@ -246,7 +246,7 @@ pub(crate) async fn serve_duplex(
     let session = match cluster.accept_duplex(&open).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(volser = %open.volser, from = open.from, error = %e, "sync duplex refused");
+            tracing::warn!(volser = %open.volser, from = open.from_cluster, error = %e, "sync duplex refused");
             let _ = acks.send(Err(e.into())).await;
             return;
         }
@@ -274,7 +274,7 @@ pub(crate) async fn serve_duplex(
             Ok(Some(msg)) => msg,
             Ok(None) => break,
             Err(_) => {
-                tracing::warn!(%volser, version, from = open.from, idle_secs = idle.as_secs(), "sync duplex idle too long");
+                tracing::warn!(%volser, version, from = open.from_cluster, idle_secs = idle.as_secs(), "sync duplex idle too long");
                 break;
             }
         };
@@ -313,7 +313,7 @@ pub(crate) async fn serve_duplex(
                 // meets its own version in the catalog.
                 if let Ok(record) = cluster.effective(&volser) {
                     if record.version >= version {
-                        tracing::warn!(%volser, version, current = record.version, from = open.from, "stale sync duplex refused: the catalog has this version already");
+                        tracing::warn!(%volser, version, current = record.version, from = open.from_cluster, "stale sync duplex refused: the catalog has this version already");
                         let _ = acks
                             .send(Err(NodeError::InvalidArgument {
                                 field: "version",
@@ -326,7 +326,7 @@ pub(crate) async fn serve_duplex(
                 }
                 match cluster.tvc.commit(w).await {
                     Ok(meta) if Some(meta.digest) == want && meta.size == commit.size => {
-                        tracing::info!(%volser, version, size = meta.size, from = open.from, "sync duplex committed");
+                        tracing::info!(%volser, version, size = meta.size, from = open.from_cluster, "sync duplex committed");
                         cluster.faults.point(FaultPoint::DuplexAfterCommit).await;
                         let _ = acks
                             .send(Ok(answer(sync_write_ack::Item::Committed(
@@ -407,7 +407,7 @@ impl Cluster {
             record = read();
         }
         let record = record.ok_or(NodeError::UnknownVolume { volser })?;
-        let writer = u8::try_from(open.from)
+        let writer = u8::try_from(open.from_cluster)
             .ok()
             .and_then(|c| ClusterId::new(c).ok())
             .ok_or(NodeError::InvalidArgument {

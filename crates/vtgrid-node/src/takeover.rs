@@ -353,10 +353,10 @@ impl Cluster {
 
     /// Ask this site's agent what `peer`'s agent says of its node; `None`: no answer.
     async fn ask_agents(&self, peer: ClusterId) -> Option<vtgrid_core::aotm::NodeState> {
-        use vtgrid_proto::pb::agent_service_client::AgentServiceClient;
+        use vtgrid_proto::internal::agent_service_client::AgentServiceClient;
         let addr = self.grid.heartbeat_of(self.id.get())?;
         let mut client = AgentServiceClient::new(self.connector.channel(addr));
-        let call = client.ask_peer(vtgrid_proto::pb::AskPeerRequest {
+        let call = client.ask_peer(vtgrid_proto::internal::AskPeerRequest {
             cluster: u32::from(peer.get()),
         });
         match tokio::time::timeout(AGENT_ANSWER, call).await {

@@ -53,6 +53,27 @@ pub enum TelemetryError {
     },
 }
 
+/// openraft logs every failed call to a peer that is down, each backoff interval (about two a
+/// second): replication at WARN ("error replication to target", and the leader's "update progress
+/// error" and "heartbeat error") and at ERROR ("RPCError", field `err`), votes and leadership
+/// checks at ERROR (field `target`). A peer that is down is the link
+/// monitor's to report, once (`Cluster::record_ping`: one WARN, a reminder every five minutes, one
+/// INFO when it is back), so these are dropped. openraft's other errors stay: a storage error in
+/// replication (field `error`, no `err` or `target`), a fatal core error.
+pub fn network_noise(meta: &tracing::Metadata<'_>) -> bool {
+    if !meta.is_event() || !meta.target().starts_with("openraft") {
+        return false;
+    }
+    let level = *meta.level();
+    let has = |name: &str| meta.fields().field(name).is_some();
+    let replication = matches!(
+        meta.target(),
+        "openraft::replication" | "openraft::engine::handler::replication_handler"
+    );
+    (replication && level == tracing::Level::WARN)
+        || (level == tracing::Level::ERROR && (has("err") || has("target")))
+}
+
 /// Install the global subscriber. `service` names this process in traces (`vtgrid-C0`).
 pub fn init(config: &TelemetryConfig, service: &str) -> Result<TelemetryGuard, TelemetryError> {
     // openraft narrates every election at INFO; an operator wants its warnings only.
@@ -90,6 +111,9 @@ pub fn init(config: &TelemetryConfig, service: &str) -> Result<TelemetryGuard, T
     // A second init (tests starting several nodes in one process) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
         .with(filter)
+        .with(tracing_subscriber::filter::filter_fn(|meta| {
+            !network_noise(meta)
+        }))
         .with(fmt)
         .with(otel)
         .try_init();

@@ -2,7 +2,7 @@
 
 use vtgrid_core::aotm::NodeState;
 
-use crate::pb::NodeLiveness;
+use crate::internal::NodeLiveness;
 
 impl From<NodeState> for NodeLiveness {
     fn from(state: NodeState) -> Self {

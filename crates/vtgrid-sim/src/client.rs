@@ -365,6 +365,7 @@ pub async fn insert(
 pub async fn volume(at: u8, volser: &str) -> Result<pb::Volume, tonic::Status> {
     Ok(deadline(admin(at).get_volume(pb::GetVolumeRequest {
         volser: volser.into(),
+        consistency: pb::Consistency::Local.into(),
     }))
     .await?
     .into_inner())
@@ -660,7 +661,7 @@ pub async fn make_leader(control: &GridControl, id: u8, within: Duration) -> Res
         // Committed or not (with many voters L and `id` are no majority), the entry reaches `id`.
         let _ = deadline(
             admin(leader).define_management_class(pb::DefineManagementClassRequest {
-                class: Some(redefine),
+                management_class: Some(redefine),
             }),
         )
         .await;

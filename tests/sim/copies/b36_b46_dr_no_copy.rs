@@ -57,8 +57,9 @@ async fn scenario() -> turmoil::Result {
         on_sync_failure: String::new(),
     };
     deadline(
-        client::admin(0)
-            .define_management_class(pb::DefineManagementClassRequest { class: Some(class) }),
+        client::admin(0).define_management_class(pb::DefineManagementClassRequest {
+            management_class: Some(class),
+        }),
     )
     .await?;
     let ledger = Ledger::new();

@@ -80,7 +80,9 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     deadline(
-        admin.define_management_class(pb::DefineManagementClassRequest { class: Some(class) }),
+        admin.define_management_class(pb::DefineManagementClassRequest {
+            management_class: Some(class),
+        }),
     )
     .await?;
     deadline(admin.insert_volumes(pb::InsertVolumesRequest {
@@ -103,8 +105,12 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
 
     // Watch c0's events live from here on (StatusService.WatchEvents).
     let mut watch = deadline(
-        pb::status_service_client::StatusServiceClient::new(client::channel(0))
-            .watch_events(pb::WatchEventsRequest { new_only: true }),
+        pb::status_service_client::StatusServiceClient::new(client::channel(0)).watch_events(
+            pb::WatchEventsRequest {
+                new_only: true,
+                ..Default::default()
+            },
+        ),
     )
     .await?
     .into_inner();
@@ -121,7 +127,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let events = deadline(
         pb::status_service_client::StatusServiceClient::new(client::channel(0))
-            .list_events(pb::ListEventsRequest {}),
+            .list_events(pb::ListEventsRequest::default()),
     )
     .await?
     .into_inner()

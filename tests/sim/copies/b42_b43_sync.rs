@@ -47,8 +47,9 @@ async fn define(name: &str, policy: &str) -> Result<(), tonic::Status> {
         on_sync_failure: policy.into(),
     };
     deadline(
-        client::admin(0)
-            .define_management_class(pb::DefineManagementClassRequest { class: Some(class) }),
+        client::admin(0).define_management_class(pb::DefineManagementClassRequest {
+            management_class: Some(class),
+        }),
     )
     .await?;
     Ok(())
@@ -189,7 +190,7 @@ async fn deferred_and_crashes(
     )?;
     let events = deadline(
         pb::status_service_client::StatusServiceClient::new(client::channel(0))
-            .list_events(pb::ListEventsRequest {}),
+            .list_events(pb::ListEventsRequest::default()),
     )
     .await?
     .into_inner()
@@ -280,8 +281,9 @@ async fn appends(control: GridControl, ledger: Ledger) -> turmoil::Result {
         on_sync_failure: String::new(),
     };
     deadline(
-        client::admin(0)
-            .define_management_class(pb::DefineManagementClassRequest { class: Some(class) }),
+        client::admin(0).define_management_class(pb::DefineManagementClassRequest {
+            management_class: Some(class),
+        }),
     )
     .await?;
     let (a, b, c) = (pattern(70_000, 7), pattern(50_000, 8), pattern(30_000, 9));

@@ -27,8 +27,9 @@ async fn define(name: &str, modes: &[(u32, &str)]) -> Result<(), tonic::Status> 
         on_sync_failure: String::new(),
     };
     deadline(
-        client::admin(0)
-            .define_management_class(pb::DefineManagementClassRequest { class: Some(class) }),
+        client::admin(0).define_management_class(pb::DefineManagementClassRequest {
+            management_class: Some(class),
+        }),
     )
     .await?;
     Ok(())

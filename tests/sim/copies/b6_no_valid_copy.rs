@@ -68,6 +68,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         let v = deadline(client::admin(2).get_volume(pb::GetVolumeRequest {
             volser: "A00001".into(),
+            consistency: pb::Consistency::Local.into(),
         }))
         .await?
         .into_inner();
@@ -93,6 +94,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     }
     let v = deadline(client::admin(1).get_volume(pb::GetVolumeRequest {
         volser: "A00001".into(),
+        consistency: pb::Consistency::Local.into(),
     }))
     .await?
     .into_inner();

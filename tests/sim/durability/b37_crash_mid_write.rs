@@ -175,6 +175,7 @@ fn run(seed: u64) -> Result<(), String> {
             let mut admin = client::admin(0);
             let a = deadline(admin.get_volume(pb::GetVolumeRequest {
                 volser: "A00001".into(),
+                consistency: pb::Consistency::Local.into(),
             }))
             .await?
             .into_inner();

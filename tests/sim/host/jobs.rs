@@ -67,6 +67,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let before = deadline(admin.get_volume(pb::GetVolumeRequest {
         volser: "A00000".into(),
+        ..Default::default()
     }))
     .await?
     .into_inner();

@@ -55,6 +55,7 @@ async fn write_job(
 async fn volume(at: u8, volser: &str) -> Result<pb::Volume, tonic::Status> {
     Ok(deadline(client::admin(at).get_volume(pb::GetVolumeRequest {
         volser: volser.into(),
+        consistency: pb::Consistency::Local.into(),
     }))
     .await?
     .into_inner())

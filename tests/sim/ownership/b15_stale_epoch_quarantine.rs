@@ -127,7 +127,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     check(bytes == v2, "ReadQuarantined returns V v2's bytes".into())?;
     let events = deadline(
         pb::status_service_client::StatusServiceClient::new(client::channel(0))
-            .list_events(pb::ListEventsRequest {}),
+            .list_events(pb::ListEventsRequest::default()),
     )
     .await?
     .into_inner()

@@ -47,7 +47,7 @@ async fn wait_state(
 async fn event_codes(at: u8) -> Result<Vec<String>, tonic::Status> {
     let events = deadline(
         pb::status_service_client::StatusServiceClient::new(client::channel(at))
-            .list_events(pb::ListEventsRequest {}),
+            .list_events(pb::ListEventsRequest::default()),
     )
     .await?
     .into_inner()
@@ -113,7 +113,7 @@ async fn scenario() -> Result<(), Box<dyn std::error::Error>> {
     }
     let events = deadline(
         pb::status_service_client::StatusServiceClient::new(client::channel(0))
-            .list_events(pb::ListEventsRequest {}),
+            .list_events(pb::ListEventsRequest::default()),
     )
     .await?
     .into_inner()

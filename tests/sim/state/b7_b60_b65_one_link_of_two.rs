@@ -67,7 +67,9 @@ async fn scenario() -> turmoil::Result {
         class("BOTH", [(0, "RR"), (1, "RR")]),
     ] {
         deadline(
-            admin.define_management_class(pb::DefineManagementClassRequest { class: Some(mc) }),
+            admin.define_management_class(pb::DefineManagementClassRequest {
+                management_class: Some(mc),
+            }),
         )
         .await?;
     }

@@ -29,7 +29,9 @@ pub async fn run_category(global: &Global, cmd: CategoryCommand) -> Result<(), C
         }
         CategoryCommand::List => {
             let list = admin
-                .list_categories(pb::ListCategoriesRequest {})
+                .list_categories(pb::ListCategoriesRequest {
+                    consistency: global.consistency(),
+                })
                 .await?
                 .into_inner()
                 .categories;
@@ -87,13 +89,17 @@ pub async fn run_class(global: &Global, cmd: ClassCommand) -> Result<(), CliErro
                 on_sync_failure,
             };
             admin
-                .define_management_class(pb::DefineManagementClassRequest { class: Some(class) })
+                .define_management_class(pb::DefineManagementClassRequest {
+                    management_class: Some(class),
+                })
                 .await?;
             println!("management class {name} defined");
         }
         ClassCommand::List => {
             let list = admin
-                .list_management_classes(pb::ListManagementClassesRequest {})
+                .list_management_classes(pb::ListManagementClassesRequest {
+                    consistency: global.consistency(),
+                })
                 .await?
                 .into_inner()
                 .classes;

@@ -67,7 +67,16 @@ pub async fn run(global: &Global, cmd: QuarantineCommand) -> Result<(), CliError
 }
 
 fn event_json(e: &pb::Event) -> serde_json::Value {
-    serde_json::json!({"code": e.code, "volser": e.volser, "message": e.message, "at_ms": e.at_ms})
+    serde_json::json!({
+        "code": e.code,
+        "volser": e.volser,
+        "message": e.message,
+        "at_ms": e.at_ms,
+        "time": e.time.map(|t| t.to_string()),
+        "cluster": e.cluster,
+        "sequence": e.sequence,
+        "boot": e.boot.map(|t| t.to_string()),
+    })
 }
 
 fn print_event(global: &Global, e: &pb::Event) {
@@ -75,16 +84,22 @@ fn print_event(global: &Global, e: &pb::Event) {
         // One JSON object per line, so a follower can be piped into other tools.
         println!("{}", event_json(e));
     } else {
-        println!("{:>10} ms  {:<24} {}", e.at_ms, e.code, e.message);
+        let time = e.time.map(|t| t.to_string()).unwrap_or_default();
+        println!(
+            "{:>6}  {time:<30} C{}  {:<24} {}",
+            e.sequence, e.cluster, e.code, e.message
+        );
     }
 }
 
 /// `vtgrid events [--follow]`.
-pub async fn events(global: &Global, follow: bool) -> Result<(), CliError> {
+pub async fn events(global: &Global, follow: bool, from: u64) -> Result<(), CliError> {
     let mut status = client::status(&global.endpoint).await?;
     if !follow {
         let events = status
-            .list_events(pb::ListEventsRequest {})
+            .list_events(pb::ListEventsRequest {
+                from_sequence: from,
+            })
             .await?
             .into_inner()
             .events;
@@ -100,7 +115,10 @@ pub async fn events(global: &Global, follow: bool) -> Result<(), CliError> {
         return Ok(());
     }
     let mut stream = status
-        .watch_events(pb::WatchEventsRequest { new_only: false })
+        .watch_events(pb::WatchEventsRequest {
+            new_only: false,
+            from_sequence: from,
+        })
         .await?
         .into_inner();
     while let Some(event) = stream.message().await? {

@@ -77,7 +77,10 @@ pub async fn run(global: &Global, cmd: VolumeCommand) -> Result<(), CliError> {
         VolumeCommand::Show { volser } => {
             let v = client::admin(&global.endpoint)
                 .await?
-                .get_volume(pb::GetVolumeRequest { volser })
+                .get_volume(pb::GetVolumeRequest {
+                    volser,
+                    consistency: global.consistency(),
+                })
                 .await?
                 .into_inner();
             if global.json {
@@ -289,27 +292,23 @@ async fn list(
     limit: usize,
 ) -> Result<(), CliError> {
     let mut admin = client::admin(&global.endpoint).await?;
-    let mut token = String::new();
-    let mut all = Vec::new();
-    loop {
-        let want = if limit == 0 {
-            1000
-        } else {
-            (limit - all.len()).min(1000)
-        };
-        let req = pb::ListVolumesRequest {
-            category: category.clone().unwrap_or_default(),
-            owner,
-            volser_prefix: prefix.clone().unwrap_or_default(),
-            page_size: want as u32,
-            page_token: token.clone(),
-        };
-        let page = admin.list_volumes(req).await?.into_inner();
-        all.extend(page.volumes);
-        token = page.next_page_token;
-        if token.is_empty() || (limit != 0 && all.len() >= limit) {
-            break;
-        }
+    let filter = pb::ListVolumesRequest {
+        category: category.unwrap_or_default(),
+        owner,
+        volser_prefix: prefix.unwrap_or_default(),
+        consistency: global.consistency(),
+        ..Default::default()
+    };
+    // One more than the limit (0: no limit), to tell whether there are more.
+    let ask = if limit == 0 {
+        0
+    } else {
+        limit.saturating_add(1)
+    };
+    let mut all = vtgrid_proto::paging::list_volumes(&mut admin, filter, ask).await?;
+    let more = limit != 0 && all.len() > limit;
+    if more {
+        all.truncate(limit);
     }
     if global.json {
         print_json(&serde_json::Value::Array(
@@ -329,7 +328,7 @@ async fn list(
                 v.volser, v.category, v.owner, v.version, v.size, mc, state
             );
         }
-        if !token.is_empty() {
+        if more {
             println!("(more; raise --limit or pass --limit 0)");
         }
     }

@@ -26,6 +26,23 @@ impl AdminApi {
     }
 }
 
+impl AdminApi {
+    /// Before a read of catalog state: a barrier for LINEARIZABLE (the default), nothing for
+    /// LOCAL.
+    async fn consistent(&self, consistency: i32) -> Result<(), NodeError> {
+        match pb::Consistency::try_from(consistency) {
+            Ok(pb::Consistency::Local) => Ok(()),
+            Ok(pb::Consistency::Linearizable | pb::Consistency::Unspecified) => {
+                self.cluster.catalog.linearize().await
+            }
+            Err(_) => Err(NodeError::InvalidArgument {
+                field: "consistency",
+                problem: "not a Consistency value (LINEARIZABLE = 1, LOCAL = 2)",
+            }),
+        }
+    }
+}
+
 /// Default and largest page of `ListVolumes`.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
@@ -150,15 +167,15 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::DefineManagementClassResponse>, Status> {
         let mc = request
             .into_inner()
-            .class
+            .management_class
             .ok_or(NodeError::InvalidArgument {
-                field: "class",
+                field: "management_class",
                 problem: "missing",
             })?;
         let mc = class_from_pb(&mc).map_err(NodeError::from)?;
         if mc.vectors.is_empty() {
             return Err(NodeError::InvalidArgument {
-                field: "class.copy_modes",
+                field: "management_class.copy_modes",
                 problem: "define at least one cluster",
             }
             .into());
@@ -180,6 +197,25 @@ impl AdminService for AdminApi {
         } else {
             Some(req.category.parse().map_err(NodeError::from)?)
         };
+        let prefix = req.volser_prefix.to_ascii_uppercase();
+        if prefix.len() > 6
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            return Err(NodeError::InvalidArgument {
+                field: "volser_prefix",
+                problem: "at most 6 characters of A-Z and 0-9",
+            }
+            .into());
+        }
+        if req.page_size as usize > MAX_PAGE {
+            return Err(NodeError::InvalidArgument {
+                field: "page_size",
+                problem: "at most 1000",
+            }
+            .into());
+        }
         let after: Option<Volser> = if req.page_token.is_empty() {
             None
         } else {
@@ -187,9 +223,9 @@ impl AdminService for AdminApi {
         };
         let page = match req.page_size as usize {
             0 => DEFAULT_PAGE,
-            n => n.min(MAX_PAGE),
+            n => n,
         };
-        let prefix = req.volser_prefix.to_ascii_uppercase();
+        self.consistent(req.consistency).await?;
         // The records out of the view first, then the mount table: never the table from inside
         // a view read (the lock order in `mounts.rs`).
         let (records, more) = self.cluster.catalog.view.read(|s| {
@@ -231,11 +267,9 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::GetVolumeRequest>,
     ) -> Result<Response<pb::Volume>, Status> {
-        let volser: Volser = request
-            .into_inner()
-            .volser
-            .parse()
-            .map_err(NodeError::from)?;
+        let req = request.into_inner();
+        let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
+        self.consistent(req.consistency).await?;
         let record = self.cluster.effective_fresh(&volser).await?;
         Ok(Response::new(volume_to_pb(
             &record,
@@ -245,8 +279,9 @@ impl AdminService for AdminApi {
 
     async fn list_categories(
         &self,
-        _request: Request<pb::ListCategoriesRequest>,
+        request: Request<pb::ListCategoriesRequest>,
     ) -> Result<Response<pb::ListCategoriesResponse>, Status> {
+        self.consistent(request.into_inner().consistency).await?;
         let categories = self
             .cluster
             .catalog
@@ -257,8 +292,9 @@ impl AdminService for AdminApi {
 
     async fn list_management_classes(
         &self,
-        _request: Request<pb::ListManagementClassesRequest>,
+        request: Request<pb::ListManagementClassesRequest>,
     ) -> Result<Response<pb::ListManagementClassesResponse>, Status> {
+        self.consistent(request.into_inner().consistency).await?;
         let classes = self
             .cluster
             .catalog

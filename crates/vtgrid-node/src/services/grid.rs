@@ -11,7 +11,9 @@ use vtgrid_core::catalog::CatalogCommand;
 
 use futures::{Stream, StreamExt};
 use vtgrid_core::{ClusterId, Volser};
-use vtgrid_proto::pb::{self, grid_service_server::GridService, RaftMessage};
+use vtgrid_proto::internal;
+use vtgrid_proto::internal::{grid_service_server::GridService, RaftMessage};
+use vtgrid_proto::pb::{self};
 
 use crate::error::NodeError;
 
@@ -44,8 +46,8 @@ impl GridService for GridApi {
     #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
     async fn surrender(
         &self,
-        request: Request<pb::SurrenderRequest>,
-    ) -> Result<Response<pb::SurrenderResponse>, Status> {
+        request: Request<internal::SurrenderRequest>,
+    ) -> Result<Response<internal::SurrenderResponse>, Status> {
         let req = request.into_inner();
         let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
         let to = u8::try_from(req.to)
@@ -56,7 +58,7 @@ impl GridService for GridApi {
                 problem: "not a cluster id",
             })?;
         let (token, log_index) = self.cluster.surrender(volser, to).await?;
-        Ok(Response::new(pb::SurrenderResponse {
+        Ok(Response::new(internal::SurrenderResponse {
             owner: u32::from(token.owner.get()),
             epoch: token.epoch.0,
             log_index,
@@ -66,8 +68,8 @@ impl GridService for GridApi {
     #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
     async fn pull_copy(
         &self,
-        request: Request<pb::PullCopyRequest>,
-    ) -> Result<Response<pb::PullCopyResponse>, Status> {
+        request: Request<internal::PullCopyRequest>,
+    ) -> Result<Response<internal::PullCopyResponse>, Status> {
         let req = request.into_inner();
         let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
         let digest =
@@ -92,24 +94,25 @@ impl GridService for GridApi {
             Ok(result) => result?,
             Err(e) => return Err(Status::internal(format!("RUN copy task failed: {e}"))),
         }
-        Ok(Response::new(pb::PullCopyResponse {}))
+        Ok(Response::new(internal::PullCopyResponse {}))
     }
 
     async fn ping(
         &self,
-        _request: Request<pb::PingRequest>,
-    ) -> Result<Response<pb::PingResponse>, Status> {
-        Ok(Response::new(pb::PingResponse {
+        _request: Request<internal::PingRequest>,
+    ) -> Result<Response<internal::PingResponse>, Status> {
+        Ok(Response::new(internal::PingResponse {
             cluster: u32::from(self.cluster.id.get()),
         }))
     }
 
     type ReadVersionStream = Pin<Box<dyn Stream<Item = Result<pb::ReadChunk, Status>> + Send>>;
-    type SyncWriteStream = tokio_stream::wrappers::ReceiverStream<Result<pb::SyncWriteAck, Status>>;
+    type SyncWriteStream =
+        tokio_stream::wrappers::ReceiverStream<Result<internal::SyncWriteAck, Status>>;
 
     async fn sync_write(
         &self,
-        request: Request<tonic::Streaming<pb::SyncWriteMessage>>,
+        request: Request<tonic::Streaming<internal::SyncWriteMessage>>,
     ) -> Result<Response<Self::SyncWriteStream>, Status> {
         // Answer at once (the response headers open the writer's ack stream); the duplex runs in
         // its own task and answers each sync point and the commit on that stream.
@@ -123,7 +126,7 @@ impl GridService for GridApi {
 
     async fn read_version(
         &self,
-        request: Request<pb::ReadVersionRequest>,
+        request: Request<internal::ReadVersionRequest>,
     ) -> Result<Response<Self::ReadVersionStream>, Status> {
         let req = request.into_inner();
         let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
@@ -180,37 +183,37 @@ impl GridService for GridApi {
 
     async fn catalog_membership(
         &self,
-        _request: Request<pb::CatalogMembershipRequest>,
-    ) -> Result<Response<pb::CatalogMembershipResponse>, Status> {
+        _request: Request<internal::CatalogMembershipRequest>,
+    ) -> Result<Response<internal::CatalogMembershipResponse>, Status> {
         Ok(Response::new(self.cluster.catalog_membership().await?))
     }
 
     async fn form(
         &self,
-        _request: Request<pb::FormRequest>,
-    ) -> Result<Response<pb::FormResponse>, Status> {
+        _request: Request<internal::FormRequest>,
+    ) -> Result<Response<internal::FormResponse>, Status> {
         Ok(Response::new(self.cluster.answer_form().await?))
     }
 
     #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
     async fn renew_lease(
         &self,
-        request: Request<pb::RenewLeaseRequest>,
-    ) -> Result<Response<pb::RenewLeaseResponse>, Status> {
-        let from = ClusterId::new(request.into_inner().from as u8).map_err(|_| {
+        request: Request<internal::RenewLeaseRequest>,
+    ) -> Result<Response<internal::RenewLeaseResponse>, Status> {
+        let from = ClusterId::new(request.into_inner().from_cluster as u8).map_err(|_| {
             NodeError::InvalidArgument {
                 field: "from",
                 problem: "not a cluster id",
             }
         })?;
         self.cluster.answer_renewal(from).await?;
-        Ok(Response::new(pb::RenewLeaseResponse {}))
+        Ok(Response::new(internal::RenewLeaseResponse {}))
     }
 
     async fn readmit(
         &self,
-        request: Request<pb::ReadmitRequest>,
-    ) -> Result<Response<pb::ReadmitResponse>, Status> {
+        request: Request<internal::ReadmitRequest>,
+    ) -> Result<Response<internal::ReadmitResponse>, Status> {
         let req = request.into_inner();
         if !(1..=2).contains(&req.step) {
             return Err(NodeError::InvalidArgument {
@@ -223,6 +226,6 @@ impl GridService for GridApi {
             .clone()
             .readmit(u64::from(req.cluster), req.step)
             .await?;
-        Ok(Response::new(pb::ReadmitResponse {}))
+        Ok(Response::new(internal::ReadmitResponse {}))
     }
 }

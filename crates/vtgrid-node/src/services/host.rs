@@ -10,7 +10,7 @@ use vtgrid_proto::volume::{constructs_from_pb, volume_to_pb};
 
 use crate::cluster::Cluster;
 use crate::error::NodeError;
-use crate::jobs::{MountOptions, MountTarget, WriteItem};
+use crate::jobs::{MountOptions, MountTarget, StreamFault, WriteItem};
 
 pub struct HostApi {
     cluster: Arc<Cluster>,
@@ -82,6 +82,12 @@ impl HostService for HostApi {
             Some(Ok(pb::WriteRequest {
                 msg: Some(write_request::Msg::Open(open)),
             })) => open.mount_id,
+            Some(Err(status)) if status.code() == tonic::Code::OutOfRange => {
+                return Err(Status::from(NodeError::MessageTooLarge {
+                    stream: "a write stream before its open".into(),
+                    cause: status.message().to_string(),
+                }))
+            }
             Some(Err(status)) => return Err(status),
             _ => return Err(NodeError::StreamNotOpened.into()),
         };
@@ -95,10 +101,13 @@ impl HostService for HostApi {
             }) => Ok(WriteItem::End {
                 total_bytes: end.total_bytes,
             }),
-            Ok(_) => Err(Status::invalid_argument(
-                "a write stream opens once, then carries chunks and one end",
-            )),
-            Err(status) => Err(status),
+            Ok(pb::WriteRequest {
+                msg: Some(write_request::Msg::Open(open)),
+            }) => Err(StreamFault::Reopened {
+                mount_id: open.mount_id,
+            }),
+            Ok(pb::WriteRequest { msg: None }) => Err(StreamFault::Empty),
+            Err(status) => Err(StreamFault::from_status(status)),
         });
         let (bytes, volume_bytes) = self.cluster.write(mount, Box::pin(items)).await?;
         Ok(Response::new(pb::WriteResponse {

@@ -28,12 +28,32 @@ fn role_name(state: ServerState) -> &'static str {
     }
 }
 
-fn event_to_pb(e: crate::events::Event) -> pb::Event {
-    pb::Event {
-        code: e.code.to_string(),
-        message: e.message,
-        volser: e.volser.map(|v| v.to_string()).unwrap_or_default(),
-        at_ms: e.at_ms,
+impl StatusApi {
+    fn event_to_pb(&self, e: crate::events::Event) -> pb::Event {
+        pb::Event {
+            code: e.code.to_string(),
+            message: e.message,
+            volser: e.volser.map(|v| v.to_string()).unwrap_or_default(),
+            at_ms: e.at_ms,
+            time: Some(e.time.into()),
+            cluster: self.cluster.id.get().into(),
+            sequence: e.sequence,
+            boot: Some(self.cluster.events.boot().into()),
+        }
+    }
+
+    /// The event a watcher gets in place of `missed` events it asked for but cannot have.
+    fn events_missed(&self, missed: u64, why: &str) -> pb::Event {
+        pb::Event {
+            code: "EVENTS_MISSED".into(),
+            message: format!("{missed} events {why}; ListEvents has the recent ones"),
+            volser: String::new(),
+            at_ms: 0,
+            time: Some(std::time::SystemTime::now().into()),
+            cluster: self.cluster.id.get().into(),
+            sequence: 0,
+            boot: Some(self.cluster.events.boot().into()),
+        }
     }
 }
 
@@ -103,21 +123,25 @@ impl StatusService for StatusApi {
         request: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         use futures::StreamExt;
-        let (recent, live) = self.cluster.events.watch();
-        let backlog = if request.into_inner().new_only {
-            Vec::new()
-        } else {
-            recent
-        };
-        let backlog = futures::stream::iter(backlog.into_iter().map(|e| Ok(event_to_pb(e))));
-        let live = tokio_stream::wrappers::BroadcastStream::new(live).map(|item| match item {
-            Ok(e) => Ok(event_to_pb(e)),
-            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => Ok(pb::Event {
-                code: "EVENTS_MISSED".into(),
-                message: format!("this watcher fell behind and missed {n} events; ListEvents has the recent ones"),
-                volser: String::new(),
-                at_ms: 0,
-            }),
+        let req = request.into_inner();
+        let watch = self.cluster.events.watch_from(req.from_sequence);
+        let mut first = Vec::new();
+        // Only a watcher that names where to resume is owed word of what it cannot have.
+        if req.from_sequence > 0 && watch.missed > 0 {
+            first.push(self.events_missed(watch.missed, "asked for are no longer remembered"));
+        }
+        if req.from_sequence > 0 || !req.new_only {
+            first.extend(watch.backlog.into_iter().map(|e| self.event_to_pb(e)));
+        }
+        let backlog = futures::stream::iter(first.into_iter().map(Ok));
+        let api = StatusApi::new(self.cluster.clone());
+        let live = tokio_stream::wrappers::BroadcastStream::new(watch.live).map(move |item| {
+            Ok(match item {
+                Ok(e) => api.event_to_pb(e),
+                Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                    api.events_missed(n, "were missed: this watcher fell behind")
+                }
+            })
         });
         // The stream ends when the process stops: graceful shutdown waits for every stream in
         // flight, and a follower never ends its own.
@@ -165,14 +189,16 @@ impl StatusService for StatusApi {
 
     async fn list_events(
         &self,
-        _request: Request<pb::ListEventsRequest>,
+        request: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let from = request.into_inner().from_sequence;
         let events = self
             .cluster
             .events
             .recent()
             .into_iter()
-            .map(event_to_pb)
+            .filter(|e| e.sequence >= from)
+            .map(|e| self.event_to_pb(e))
             .collect();
         Ok(Response::new(pb::ListEventsResponse { events }))
     }

@@ -306,7 +306,7 @@ async fn wait_for_classes(endpoint: &str) -> Result<(), CliError> {
     let deadline = Instant::now() + CLASSES_VISIBLE;
     loop {
         let classes = admin
-            .list_management_classes(pb::ListManagementClassesRequest {})
+            .list_management_classes(pb::ListManagementClassesRequest::default())
             .await?
             .into_inner()
             .classes;
