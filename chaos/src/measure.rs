@@ -245,26 +245,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rto_runs_from_the_kill_to_the_first_survivor_write_of_the_dead_clusters_volume() {
+    /// `ops`, then a fault of `kind` at C0 at `at_ms`.
+    fn ops_and_a_kill(ops: impl IntoIterator<Item = Op>, at_ms: u64, kind: FaultKind) -> History {
         let fault = Fault {
             id: 10,
-            at_ms: 1_000,
-            kind: FaultKind::KillNode,
+            at_ms,
+            kind,
             clusters: vec![0],
             backlog: vec![],
         };
-        let h = History::from_events(
+        History::from_events(
+            ops.into_iter()
+                .map(crate::Event::Op)
+                .chain([crate::Event::Fault(fault)]),
+        )
+    }
+
+    #[test]
+    fn rto_runs_from_the_kill_to_the_first_survivor_write_of_the_dead_clusters_volume() {
+        let h = ops_and_a_kill(
             [
                 write(1, 0, "A00001", (0, 100)),
                 write(2, 1, "B00001", (0, 100)),
                 // At a survivor, but of a volume the dead cluster did not own: not recovery.
                 write(3, 1, "B00001", (1_100, 1_200)),
                 write(4, 2, "A00001", (5_000, 7_500)),
-            ]
-            .into_iter()
-            .map(crate::Event::Op)
-            .chain([crate::Event::Fault(fault)]),
+            ],
+            1_000,
+            FaultKind::KillNode,
         );
         let m = measures(&h, &[]);
         assert_eq!(m.rto.len(), 1);
@@ -275,15 +283,8 @@ mod tests {
 
     #[test]
     fn rpo_counts_lost_versions_and_the_span_they_cover() {
-        let fault = Fault {
-            id: 10,
-            at_ms: 3_000,
-            kind: FaultKind::KillSite,
-            clusters: vec![0],
-            backlog: vec![],
-        };
         let lost = write(1, 0, "A00001", (0, 500));
-        let h = History::from_events([crate::Event::Op(lost.clone()), crate::Event::Fault(fault)]);
+        let h = ops_and_a_kill([lost.clone()], 3_000, FaultKind::KillSite);
         let m = measures(&h, &[lost]);
         assert_eq!(m.rpo[&CopyMode::Run].lost_versions, 1);
         assert!((m.rpo[&CopyMode::Run].worst_seconds - 2.5).abs() < 1e-9);
@@ -297,13 +298,6 @@ mod tests {
     /// volume after the dead cluster's last write, so it held the token and took nothing over.
     #[test]
     fn a_volume_touched_elsewhere_after_its_last_write_does_not_time_a_takeover() {
-        let fault = Fault {
-            id: 10,
-            at_ms: 1_000,
-            kind: FaultKind::KillNode,
-            clusters: vec![0],
-            backlog: vec![],
-        };
         let mut read = write(2, 1, "A00001", (200, 300));
         read.kind = OpKind::Read;
         read.mode = None;
@@ -312,7 +306,7 @@ mod tests {
         // known, so a survivor's write of it is not timed.
         let mut open = write(4, 0, "A00002", (900, 1_000));
         open.outcome = Outcome::Unknown;
-        let h = History::from_events(
+        let h = ops_and_a_kill(
             [
                 write(1, 0, "A00001", (0, 100)),
                 read,
@@ -321,10 +315,9 @@ mod tests {
                 write(7, 1, "A00002", (1_050, 1_200)),
                 write(5, 0, "A00003", (0, 100)),
                 write(6, 2, "A00003", (9_000, 9_500)),
-            ]
-            .into_iter()
-            .map(crate::Event::Op)
-            .chain([crate::Event::Fault(fault)]),
+            ],
+            1_000,
+            FaultKind::KillNode,
         );
         let m = measures(&h, &[]);
         assert_eq!(m.rto[0].first_write, Some((6, 8_500)), "{m}");

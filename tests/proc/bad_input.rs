@@ -273,26 +273,15 @@ async fn truncated_job_keeps_the_committed_version(end: StreamEnd) {
 /// MESSAGE_TOO_LARGE → no partial file → the mount id is UNKNOWN_MOUNT → A00000 is still v1.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_chunk_over_the_message_limit_is_message_too_large_and_aborts_the_job() {
-    let grid = TestGrid::start().await;
-    grid.insert("A00000-A00009", PRIVATE_CATEGORY).await;
-    let v1 = Payload::mib(30, 1, 5);
-    let mut host = grid.host().await;
-    write_volume(&mut host, "A00000", v1).await;
-    let job = ok(mount(&mut host, specific("A00000")).await, "mount A00000");
-    let messages = vec![
-        open_message(&job.mount_id),
-        chunk_message(bytes::Bytes::from(vec![1u8; MIB as usize])),
-        chunk_message(bytes::Bytes::from(vec![2u8; (64 * MIB) as usize + 1])),
-        end_message(65 * MIB + 1),
-    ];
-    let mut big = host.clone().max_encoding_message_size(usize::MAX);
-    let refused = assert_reason(
-        big.write(futures::stream::iter(messages)).await,
-        Reason::MessageTooLarge,
-        "write with a chunk over the limit",
-    );
-    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
-    assert_job_aborted(&grid, &mut host, &job.mount_id, v1).await;
+    refused_stream_aborts_the_job(Reason::MessageTooLarge, |mount_id| {
+        vec![
+            open_message(mount_id),
+            chunk_message(bytes::Bytes::from(vec![1u8; MIB as usize])),
+            chunk_message(bytes::Bytes::from(vec![2u8; (64 * MIB) as usize + 1])),
+            end_message(65 * MIB + 1),
+        ]
+    })
+    .await;
 }
 
 /// A second `WriteOpen` in one write stream is STREAM_ALREADY_OPEN and aborts the job.
@@ -301,22 +290,37 @@ async fn a_chunk_over_the_message_limit_is_message_too_large_and_aborts_the_job(
 /// STREAM_ALREADY_OPEN → no partial file → the mount id is UNKNOWN_MOUNT → A00000 is still v1.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_open_in_one_write_stream_is_stream_already_open_and_aborts_the_job() {
+    refused_stream_aborts_the_job(Reason::StreamAlreadyOpen, |mount_id| {
+        vec![
+            open_message(mount_id),
+            chunk_message(bytes::Bytes::from(vec![1u8; MIB as usize])),
+            open_message(mount_id),
+            end_message(MIB),
+        ]
+    })
+    .await;
+}
+
+/// A00000 v1 committed, a mount for v2, the write stream `messages` makes for that mount (sent
+/// by a client without a size limit of its own): refused INVALID_ARGUMENT with `want`, and the
+/// job aborted.
+async fn refused_stream_aborts_the_job(
+    want: Reason,
+    messages: impl FnOnce(&str) -> Vec<pb::WriteRequest>,
+) {
     let grid = TestGrid::start().await;
     grid.insert("A00000-A00009", PRIVATE_CATEGORY).await;
-    let v1 = Payload::mib(31, 1, 6);
+    let v1 = Payload::mib(30, 1, 5);
     let mut host = grid.host().await;
     write_volume(&mut host, "A00000", v1).await;
     let job = ok(mount(&mut host, specific("A00000")).await, "mount A00000");
-    let messages = vec![
-        open_message(&job.mount_id),
-        chunk_message(bytes::Bytes::from(vec![1u8; MIB as usize])),
-        open_message(&job.mount_id),
-        end_message(MIB),
-    ];
+    let mut unlimited = host.clone().max_encoding_message_size(usize::MAX);
     let refused = assert_reason(
-        host.write(futures::stream::iter(messages)).await,
-        Reason::StreamAlreadyOpen,
-        "write stream with two opens",
+        unlimited
+            .write(futures::stream::iter(messages(&job.mount_id)))
+            .await,
+        want,
+        &format!("a write stream refused with {want:?}"),
     );
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     assert_job_aborted(&grid, &mut host, &job.mount_id, v1).await;

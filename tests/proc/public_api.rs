@@ -66,7 +66,8 @@ async fn a_read_at_another_cluster_right_after_an_unload_sees_the_new_version() 
 /// exist, a page over the limit, a prefix that no VOLSER can have; each refused with its field.
 ///
 /// Sequence: one cluster → GetVolume with consistency 7 → INVALID_ARGUMENT naming `consistency`
-/// → ListVolumes page_size 5000 → names `page_size` → prefix "A-1" → names `volser_prefix` → a
+/// → ListVolumes page_size 5000 → names `page_size` → prefix "A-1" → names `volser_prefix` →
+/// owner 99 → names `owner` → a scratch mount with append → names `append` → a
 /// class with a vector for C3 → UNKNOWN_CLUSTER → a two-mode vector → INVALID_ARGUMENT → a
 /// one-mode vector is defined.
 #[tokio::test(flavor = "multi_thread")]
@@ -113,6 +114,29 @@ async fn request_fields_are_checked_at_the_edge_and_named() {
         "ListVolumes with prefix A-1",
     );
     assert_eq!(field_of(&refused).as_deref(), Some("volser_prefix"));
+    let refused = assert_reason(
+        admin
+            .list_volumes(pb::ListVolumesRequest {
+                owner: Some(99),
+                ..Default::default()
+            })
+            .await,
+        Reason::InvalidArgument,
+        "ListVolumes of owner 99",
+    );
+    assert_eq!(field_of(&refused).as_deref(), Some("owner"));
+    let mut host = grid.host(0).await;
+    let refused = assert_reason(
+        host.mount(pb::MountRequest {
+            target: Some(pb::mount_request::Target::ScratchCategory("0001".into())),
+            append: true,
+            ..Default::default()
+        })
+        .await,
+        Reason::InvalidArgument,
+        "a scratch mount that appends",
+    );
+    assert_eq!(field_of(&refused).as_deref(), Some("append"));
 
     let define = |copy_modes: &[(u32, &str)]| pb::DefineManagementClassRequest {
         management_class: Some(pb::ManagementClass {

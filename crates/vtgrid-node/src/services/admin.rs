@@ -209,6 +209,16 @@ impl AdminService for AdminApi {
             }
             .into());
         }
+        if req
+            .owner
+            .is_some_and(|o| ClusterId::new(o.min(255) as u8).is_err())
+        {
+            return Err(NodeError::InvalidArgument {
+                field: "owner",
+                problem: "not a cluster id",
+            }
+            .into());
+        }
         if req.page_size as usize > MAX_PAGE {
             return Err(NodeError::InvalidArgument {
                 field: "page_size",

@@ -53,6 +53,13 @@ impl HostService for HostApi {
                 .into())
             }
         };
+        if req.append && matches!(target, MountTarget::Scratch(_)) {
+            return Err(NodeError::InvalidArgument {
+                field: "append",
+                problem: "only a specific mount appends (a scratch volume starts blank)",
+            }
+            .into());
+        }
         let constructs = match &req.constructs {
             Some(c) => constructs_from_pb(c).map_err(NodeError::from)?,
             None => Default::default(),
