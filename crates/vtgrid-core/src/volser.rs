@@ -27,15 +27,23 @@ impl Volser {
     }
 }
 
+impl Volser {
+    /// Whether `s` can begin a VOLSER: at most six characters from `A-Z` and `0-9` (a
+    /// listing's prefix filter).
+    pub fn is_prefix(s: &str) -> bool {
+        s.len() <= 6 && s.bytes().all(is_volser_byte)
+    }
+}
+
+fn is_volser_byte(b: u8) -> bool {
+    b.is_ascii_uppercase() || b.is_ascii_digit()
+}
+
 impl FromStr for Volser {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = s.as_bytes();
-        if bytes.len() != 6
-            || !bytes
-                .iter()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        {
+        if bytes.len() != 6 || !bytes.iter().copied().all(is_volser_byte) {
             return Err(DomainError::InvalidVolser {
                 input: s.to_string(),
             });

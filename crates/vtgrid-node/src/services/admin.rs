@@ -198,26 +198,15 @@ impl AdminService for AdminApi {
             Some(req.category.parse().map_err(NodeError::from)?)
         };
         let prefix = req.volser_prefix.to_ascii_uppercase();
-        if prefix.len() > 6
-            || !prefix
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        {
+        if !Volser::is_prefix(&prefix) {
             return Err(NodeError::InvalidArgument {
                 field: "volser_prefix",
                 problem: "at most 6 characters of A-Z and 0-9",
             }
             .into());
         }
-        if req
-            .owner
-            .is_some_and(|o| ClusterId::new(o.min(255) as u8).is_err())
-        {
-            return Err(NodeError::InvalidArgument {
-                field: "owner",
-                problem: "not a cluster id",
-            }
-            .into());
+        if let Some(owner) = req.owner {
+            cluster_arg(owner, "owner")?;
         }
         if req.page_size as usize > MAX_PAGE {
             return Err(NodeError::InvalidArgument {

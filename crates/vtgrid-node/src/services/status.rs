@@ -28,31 +28,45 @@ fn role_name(state: ServerState) -> &'static str {
     }
 }
 
-impl StatusApi {
-    fn event_to_pb(&self, e: crate::events::Event) -> pb::Event {
+/// Who raised the events a stream carries: the cluster and when its process started.
+#[derive(Clone, Copy)]
+struct Source {
+    cluster: u32,
+    boot: std::time::SystemTime,
+}
+
+impl Source {
+    fn of(cluster: &Cluster) -> Source {
+        Source {
+            cluster: cluster.id.get().into(),
+            boot: cluster.events.boot(),
+        }
+    }
+
+    fn event(self, e: crate::events::Event) -> pb::Event {
         pb::Event {
             code: e.code.to_string(),
             message: e.message,
             volser: e.volser.map(|v| v.to_string()).unwrap_or_default(),
             at_ms: e.at_ms,
             time: Some(e.time.into()),
-            cluster: self.cluster.id.get().into(),
+            cluster: self.cluster,
             sequence: e.sequence,
-            boot: Some(self.cluster.events.boot().into()),
+            boot: Some(self.boot.into()),
         }
     }
 
     /// The event a watcher gets in place of `missed` events it asked for but cannot have.
-    fn events_missed(&self, missed: u64, why: &str) -> pb::Event {
+    fn events_missed(self, missed: u64, why: &str) -> pb::Event {
         pb::Event {
             code: "EVENTS_MISSED".into(),
             message: format!("{missed} events {why}; ListEvents has the recent ones"),
             volser: String::new(),
             at_ms: 0,
             time: Some(std::time::SystemTime::now().into()),
-            cluster: self.cluster.id.get().into(),
+            cluster: self.cluster,
             sequence: 0,
-            boot: Some(self.cluster.events.boot().into()),
+            boot: Some(self.boot.into()),
         }
     }
 }
@@ -124,22 +138,22 @@ impl StatusService for StatusApi {
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         use futures::StreamExt;
         let req = request.into_inner();
+        let source = Source::of(&self.cluster);
         let watch = self.cluster.events.watch_from(req.from_sequence);
         let mut first = Vec::new();
         // Only a watcher that names where to resume is owed word of what it cannot have.
         if req.from_sequence > 0 && watch.missed > 0 {
-            first.push(self.events_missed(watch.missed, "asked for are no longer remembered"));
+            first.push(source.events_missed(watch.missed, "asked for are no longer remembered"));
         }
         if req.from_sequence > 0 || !req.new_only {
-            first.extend(watch.backlog.into_iter().map(|e| self.event_to_pb(e)));
+            first.extend(watch.backlog.into_iter().map(|e| source.event(e)));
         }
         let backlog = futures::stream::iter(first.into_iter().map(Ok));
-        let api = StatusApi::new(self.cluster.clone());
         let live = tokio_stream::wrappers::BroadcastStream::new(watch.live).map(move |item| {
             Ok(match item {
-                Ok(e) => api.event_to_pb(e),
+                Ok(e) => source.event(e),
                 Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-                    api.events_missed(n, "were missed: this watcher fell behind")
+                    source.events_missed(n, "were missed: this watcher fell behind")
                 }
             })
         });
@@ -192,13 +206,14 @@ impl StatusService for StatusApi {
         request: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
         let from = request.into_inner().from_sequence;
+        let source = Source::of(&self.cluster);
         let events = self
             .cluster
             .events
             .recent()
             .into_iter()
             .filter(|e| e.sequence >= from)
-            .map(|e| self.event_to_pb(e))
+            .map(|e| source.event(e))
             .collect();
         Ok(Response::new(pb::ListEventsResponse { events }))
     }
