@@ -27,6 +27,9 @@
 //!   libclang).
 //! - `cancelled_calls`: 32 cancelled write streams on one volume, `vtgrid admin demount`, the
 //!   unload's outcome from `vtgrid volume write`, SIGTERM with a `WatchEvents` stream open.
+//! - `security`: issue 13: every RPC with no token and with each role's token, mutual TLS and
+//!   the grid network's sender checks, mount ids bound to their token, the mount and insert
+//!   limits, the audit log.
 //! - `takeover`: T21, T7, T14a with `vtgrid agent` processes: a stopped owner fenced by its agent.
 //! - `standalone`: `vtgrid admin force-standalone` on a survivor; a lost cluster's old group is
 //!   superseded, and comes back only as a new member.
@@ -48,6 +51,7 @@ mod grid_processes;
 mod public_api;
 mod python_client;
 mod roundtrip;
+mod security;
 mod services;
 mod setup_script;
 mod standalone;

@@ -8,5 +8,6 @@ mod ownership;
 mod partitions;
 mod random;
 mod scenarios;
+mod security;
 mod state;
 mod takeover;

@@ -12,7 +12,6 @@ use vtgrid_core::ClusterId;
 use vtgrid_node::config::{ConfigError, GridConfig, Role};
 use vtgrid_node::liveness::{PID_FILE, SOCKET};
 use vtgrid_node::process::StopSignal;
-use vtgrid_node::transport::TcpConnector;
 
 use crate::{service, Agent, NodeWatch, Probe};
 
@@ -36,6 +35,8 @@ pub enum AgentProcessError {
     Serve(tonic::transport::Error),
     #[error(transparent)]
     Telemetry(#[from] vtgrid_node::telemetry::TelemetryError),
+    #[error(transparent)]
+    Transport(Box<vtgrid_node::process::NodeProcessError>),
 }
 
 /// The node of a site, seen from its agent through the node's data directory.
@@ -110,11 +111,17 @@ pub async fn run_agent(config_path: &Path, id: u8) -> Result<(), AgentProcessErr
     let cluster = ClusterId::new(id).map_err(|_| AgentProcessError::NotADataCluster(id))?;
     let telemetry =
         vtgrid_node::telemetry::init(&grid.telemetry, &format!("vtgrid-agent-{}", me.name))?;
+    // The heartbeat network: mutual TLS with the agent's own certificate when the grid has it.
+    let (connector, tls) = vtgrid_node::process::member_transport(
+        &grid,
+        vtgrid_node::transport::names::Member::Agent(id),
+    )
+    .map_err(|e| AgentProcessError::Transport(Box::new(e)))?;
     let agent = Agent::new(
         cluster,
         Agent::peers_from(&grid, cluster),
         Arc::new(ProcessWatch::new(&me.data_dir)),
-        Arc::new(TcpConnector),
+        connector,
         Some(Duration::from_secs(grid.agent.fence_after_secs)),
     );
     let listener = tokio::net::TcpListener::bind(&me.heartbeat)
@@ -126,7 +133,13 @@ pub async fn run_agent(config_path: &Path, id: u8) -> Result<(), AgentProcessErr
     tracing::info!(%cluster, heartbeat = %me.heartbeat, data_dir = %me.data_dir.display(), "agent serving");
     let watching = tokio::spawn(agent.clone().watch_node());
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    let served = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &tls {
+        builder = builder
+            .tls_config(tls.server_config())
+            .map_err(AgentProcessError::Serve)?;
+    }
+    let served = builder
         .add_service(service(agent))
         .serve_with_incoming_shutdown(incoming, signals.recv())
         .await;

@@ -34,6 +34,12 @@ pub struct Global {
     /// stands (fast, no majority needed, may trail by a moment) instead of a linearizable read.
     #[arg(long, global = true)]
     pub local: bool,
+    /// Bearer token for a grid that lists `[[token]]`s (docs/security.md).
+    #[arg(long, global = true, env = "VTGRID_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The grid's CA certificate (`ca.pem`), for an `https://` endpoint.
+    #[arg(long, global = true, env = "VTGRID_CA")]
+    pub ca: Option<PathBuf>,
 }
 
 impl Global {
@@ -116,6 +122,46 @@ pub enum Command {
     /// Benchmarks on a grid this command starts on loopback.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The grid's certificates for mutual TLS (docs/security.md).
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Host and operator tokens (docs/security.md).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Make the grid's CA and a certificate for every voter and agent of the grid file, in the
+    /// file's `[tls] dir` (or --dir).
+    Init {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Issue (or reissue) the certificates of one voter id and its agent with the grid's CA.
+    Issue {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        id: u8,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new random secret and the `[[token]]` entry (its SHA-256) for the grid file.
+    New {
+        /// Who will hold it (logs and the audit log name it).
+        #[arg(long)]
+        name: String,
+        /// host, operator or service.
+        #[arg(long)]
+        role: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +175,9 @@ pub enum BenchCommand {
         /// Concurrency levels to measure.
         #[arg(long, value_delimiter = ',', default_value = "1,64")]
         clients: Vec<usize>,
+        /// Run the grid with mutual TLS between clusters (certificates made for the run).
+        #[arg(long)]
+        tls: bool,
     },
     /// Autonomic takeover on a three-cluster grid of real processes with their agents: kill -9
     /// C0's node, time until C1's first successful write mount of C0's volume, and that time
@@ -155,6 +204,10 @@ pub enum BenchCommand {
         /// temporary directory); its filesystem is the one measured.
         #[arg(long)]
         dir: Option<PathBuf>,
+
+        /// Run the grid with mutual TLS between clusters (certificates made for the run).
+        #[arg(long)]
+        tls: bool,
     },
 }
 

@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let global = cli.global;
+    client::set_credentials(global.token.as_deref(), global.ca.as_deref())?;
     match cli.command {
         Command::Node { config, id } => commands::node::run(&config, id).await,
         Command::Witness { config, id } => commands::node::run_witness(&config, id).await,
@@ -59,5 +60,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             commands::quarantine::events(&global, follow, from).await
         }
         Command::Copies { volumes } => commands::status::copies(&global, volumes).await,
+        Command::Certs(cmd) => commands::security::certs(cmd),
+        Command::Token(cmd) => commands::security::token(cmd),
     }
 }

@@ -128,6 +128,48 @@ pub enum CatalogCommand {
     ClusterRestored { cluster: ClusterId },
 }
 
+/// Who may forward a command to the catalog's leader (`Propose` on the grid network): the
+/// leader checks it against the sender its transport proved (issue 13, docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    /// Only this cluster: the command speaks for it (a Transfer from its owner, a CopyDone for
+    /// its own copy, an update by the owner).
+    Cluster(ClusterId),
+    /// Any voter of the grid: an operator's definition or setting arrives at whichever cluster
+    /// the operator asked, and a barrier changes nothing.
+    AnyVoter,
+    /// Never forwarded: the leader proposes it itself (a readmitted voter's lost copies).
+    LeaderOnly,
+}
+
+impl CatalogCommand {
+    /// Who may forward this command ([`Speaker`]).
+    pub fn speaker(&self) -> Speaker {
+        use CatalogCommand::*;
+        match self {
+            InsertVolumes { by, .. } | Reclaim { by, .. } | UpdateVolume { by, .. } => {
+                Speaker::Cluster(*by)
+            }
+            Transfer { from, .. } => Speaker::Cluster(*from),
+            CopyDone { cluster, .. } | ClusterRestored { cluster } => Speaker::Cluster(*cluster),
+            SetWriteTakeover { to, .. } | Takeover { to, .. } => Speaker::Cluster(*to),
+            DefineCategory(_) | DefineManagementClass(_) | Barrier | SetService { .. } => {
+                Speaker::AnyVoter
+            }
+            CopiesLost { .. } => Speaker::LeaderOnly,
+        }
+    }
+
+    /// May voter `sender` forward this command to the leader?
+    pub fn may_be_forwarded_by(&self, sender: ClusterId) -> bool {
+        match self.speaker() {
+            Speaker::Cluster(c) => c == sender,
+            Speaker::AnyVoter => true,
+            Speaker::LeaderOnly => false,
+        }
+    }
+}
+
 impl CatalogCommand {
     /// The volumes this command changes if accepted (the publisher's journal key). `CopiesLost`
     /// names none: it may take its cluster out of any volume's copies, and changes nothing else.
@@ -731,6 +773,35 @@ mod tests {
 
     fn v(s: &str) -> Volser {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_transfer_is_forwarded_only_by_the_owner_it_names() {
+        let t = CatalogCommand::Transfer {
+            volser: v("A00001"),
+            from: c(0),
+            to: c(1),
+            epoch: Epoch(3),
+        };
+        assert!(t.may_be_forwarded_by(c(0)));
+        assert!(
+            !t.may_be_forwarded_by(c(1)),
+            "the taker cannot move it to itself"
+        );
+        let copy = CatalogCommand::CopyDone {
+            volser: v("A00001"),
+            version: 1,
+            cluster: c(2),
+            digest: None,
+        };
+        assert!(copy.may_be_forwarded_by(c(2)));
+        assert!(
+            !copy.may_be_forwarded_by(c(0)),
+            "a copy is reported by its holder only"
+        );
+        assert!(CatalogCommand::Barrier.may_be_forwarded_by(c(9)));
+        let lost = CatalogCommand::CopiesLost { cluster: c(1) };
+        assert!(!lost.may_be_forwarded_by(c(1)) && !lost.may_be_forwarded_by(c(0)));
     }
 
     fn grid() -> CatalogState {

@@ -93,6 +93,16 @@ pub enum Problem {
     TakeoverPeriod,
     #[error("an agent's fence_after_secs is 1..=86400")]
     FenceAfter,
+    #[error("{0} is not on loopback and the grid has no [tls]: set up certificates (`vtgrid certs init`), or say `insecure = true` in [grid] to run without them")]
+    InsecureAddress(String),
+    #[error("a role is \"host\", \"operator\" or \"service\"")]
+    TokenRole,
+    #[error("want the SHA-256 of the token's secret: 64 hex digits")]
+    TokenHash,
+    #[error("the same token is listed twice")]
+    DuplicateToken,
+    #[error("a limit is at least 1")]
+    Limit,
     #[error("a lease's self_fence_after_secs is 0 (no lease) or 2..=86400, its drift_margin_secs 1..=86400")]
     LeasePeriod,
 }
@@ -124,6 +134,14 @@ pub struct GridConfig {
     /// The self-fencing lease (issue 10, beyond the seed): off unless set.
     #[serde(default)]
     pub lease: LeaseConfig,
+    /// Mutual TLS on the grid and heartbeat networks (docs/security.md); none: plain TCP, which
+    /// only a grid on loopback or one marked `insecure` may use.
+    pub tls: Option<TlsConfig>,
+    /// Host and operator tokens (docs/security.md); none: every host-port call is allowed.
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<TokenConfig>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// Where the file came from, for messages.
     #[serde(skip)]
     pub source: PathBuf,
@@ -139,6 +157,74 @@ pub struct GridSection {
     /// Category a scratch-mounted volume moves to when its job commits.
     #[serde(default = "default_private")]
     pub private_category: String,
+    /// A grid with addresses off loopback and no `[tls]` runs only with this set: anyone who
+    /// can reach its grid port could then command it (docs/security.md).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// `[tls]`: the grid's certificates (`vtgrid certs init`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The directory `vtgrid certs init` wrote: `ca.pem`, `m<ID>.pem`/`.key` per voter,
+    /// `a<ID>.pem`/`.key` per agent. Relative to where the process starts, like `data_dir`.
+    pub dir: PathBuf,
+    /// Also serve the host port over TLS (the member's certificate; hosts trust `ca.pem` and
+    /// present no certificate of their own).
+    #[serde(default)]
+    pub host: bool,
+}
+
+/// One `[[token]]`: a bearer token for the host port and the role it carries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it, for logs and the audit log (`backup-host`, `ops-alice`).
+    pub name: String,
+    /// `host`, `operator` or `service` (each includes the ones before it).
+    pub role: String,
+    /// SHA-256 of the secret, in hex (`vtgrid token new` prints both); the file never holds the
+    /// secret itself.
+    pub sha256: String,
+}
+
+/// `[limits]`: what one cluster takes at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Concurrent mounts per cluster: the virtual drives of the seed (`NO_DEVICE_AVAILABLE`
+    /// beyond); default 256.
+    #[serde(default = "default_max_mounts")]
+    pub max_mounts: usize,
+    /// Concurrent calls (streams) one host connection may have open; default 64.
+    #[serde(default = "default_max_streams")]
+    pub max_streams_per_connection: u32,
+    /// Volumes one InsertVolumes call may insert; default 100000.
+    #[serde(default = "default_max_insert")]
+    pub max_insert_per_call: u64,
+}
+
+fn default_max_mounts() -> usize {
+    256
+}
+
+fn default_max_streams() -> u32 {
+    64
+}
+
+fn default_max_insert() -> u64 {
+    100_000
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_mounts: default_max_mounts(),
+            max_streams_per_connection: default_max_streams(),
+            max_insert_per_call: default_max_insert(),
+        }
+    }
 }
 
 fn default_insert() -> String {
@@ -398,6 +484,15 @@ pub fn is_host_port(text: &str) -> bool {
     }
 }
 
+/// `HOST:PORT` whose host is a loopback address (127.0.0.0/8, ::1) or `localhost`.
+pub fn is_loopback(addr: &str) -> bool {
+    if let Ok(sock) = addr.parse::<SocketAddr>() {
+        return sock.ip().is_loopback();
+    }
+    addr.rsplit_once(':')
+        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+}
+
 /// What a Raft voter does in the grid (DESIGN §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -566,7 +661,88 @@ impl GridConfig {
         if !(1..=86_400).contains(&lease.drift_margin_secs) {
             return Err(self.invalid("lease.drift_margin_secs", Problem::LeasePeriod));
         }
+        self.validate_security()
+    }
+
+    /// Tokens, limits, and the rule that plain TCP stays on loopback unless the file says
+    /// `insecure = true` (docs/security.md).
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        let mut hashes = BTreeSet::new();
+        for (i, t) in self.tokens.iter().enumerate() {
+            if t.name.trim().is_empty() {
+                return Err(self.invalid(format!("token[{i}].name"), Problem::Empty));
+            }
+            if crate::access::Role::parse(&t.role).is_none() {
+                return Err(self.invalid(format!("token[{i}].role"), Problem::TokenRole));
+            }
+            let hash = t.sha256.to_ascii_lowercase();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(self.invalid(format!("token[{i}].sha256"), Problem::TokenHash));
+            }
+            if !hashes.insert(hash) {
+                return Err(self.invalid(format!("token[{i}].sha256"), Problem::DuplicateToken));
+            }
+        }
+        let limits = &self.limits;
+        if limits.max_mounts == 0 {
+            return Err(self.invalid("limits.max_mounts", Problem::Limit));
+        }
+        if limits.max_streams_per_connection == 0 {
+            return Err(self.invalid("limits.max_streams_per_connection", Problem::Limit));
+        }
+        if limits.max_insert_per_call == 0 {
+            return Err(self.invalid("limits.max_insert_per_call", Problem::Limit));
+        }
+        if let Some(tls) = &self.tls {
+            if tls.dir.as_os_str().is_empty() {
+                return Err(self.invalid("tls.dir", Problem::Empty));
+            }
+        } else if !self.grid.insecure {
+            for (field, addr) in self.member_addresses_by_field() {
+                if !is_loopback(&addr) {
+                    return Err(self.invalid(field, Problem::InsecureAddress(addr)));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Every grid, link and heartbeat address of the file with the member that serves it.
+    pub fn member_addresses(&self) -> Vec<(String, vtgrid_transport::names::Member)> {
+        use vtgrid_transport::names::Member;
+        let mut out = Vec::new();
+        for c in &self.clusters {
+            out.push((c.grid.clone(), Member::Voter(c.id)));
+            out.extend(
+                c.grid_links
+                    .iter()
+                    .map(|l| (l.clone(), Member::Voter(c.id))),
+            );
+            out.push((c.heartbeat.clone(), Member::Agent(c.id)));
+        }
+        for w in &self.witnesses {
+            out.push((w.grid.clone(), Member::Voter(w.id)));
+            out.push((w.heartbeat.clone(), Member::Agent(w.id)));
+        }
+        out
+    }
+
+    /// Every address of the file (host ones too) with the field it is in.
+    fn member_addresses_by_field(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (i, c) in self.clusters.iter().enumerate() {
+            out.push((format!("cluster[{i}].host"), c.host.clone()));
+            out.push((format!("cluster[{i}].grid"), c.grid.clone()));
+            for (k, l) in c.grid_links.iter().enumerate() {
+                out.push((format!("cluster[{i}].grid_links[{k}]"), l.clone()));
+            }
+            out.push((format!("cluster[{i}].heartbeat"), c.heartbeat.clone()));
+        }
+        for (i, w) in self.witnesses.iter().enumerate() {
+            out.push((format!("witness[{i}].grid"), w.grid.clone()));
+            out.push((format!("witness[{i}].heartbeat"), w.heartbeat.clone()));
+        }
+        out
     }
 
     /// The self-fencing lease, when the grid file sets one.
@@ -804,8 +980,57 @@ copy_modes = { C0 = "R" }
     fn minimal_grid_parses() {
         let g = parse(OK).unwrap();
         assert_eq!(g.voters().len(), 1);
-        let named = parse(&OK.replace("127.0.0.1:2", "c0.example:7401")).unwrap();
+        let named = parse(
+            &OK.replace("127.0.0.1:2", "c0.example:7401")
+                .replace("name = \"t\"", "name = \"t\"\ninsecure = true"),
+        )
+        .unwrap();
         assert_eq!(named.voters()[&0], "c0.example:7401");
+    }
+
+    #[test]
+    fn plain_tcp_off_loopback_needs_tls_or_insecure() {
+        let off = OK.replace("127.0.0.1:2", "10.1.0.5:7401");
+        let e = parse(&off).unwrap_err();
+        assert!(e.to_string().contains("insecure = true"), "{e}");
+        assert_eq!(field_of(e), "cluster[0].grid");
+        let insecure = off.replace("name = \"t\"", "name = \"t\"\ninsecure = true");
+        assert!(parse(&insecure).unwrap().grid.insecure);
+        let tls = format!("{off}\n[tls]\ndir = \"certs\"\n");
+        assert!(parse(&tls).unwrap().tls.is_some());
+        let v6 = OK.replace("127.0.0.1:2", "[::1]:7401");
+        assert!(parse(&v6).is_ok(), "::1 is loopback");
+        let local = OK.replace("127.0.0.1:2", "localhost:7401");
+        assert!(parse(&local).is_ok(), "localhost is loopback");
+    }
+
+    #[test]
+    fn tokens_and_limits_are_checked() {
+        let token = |role: &str, hash: &str| {
+            format!("{OK}\n[[token]]\nname = \"a\"\nrole = \"{role}\"\nsha256 = \"{hash}\"\n")
+        };
+        let good = "ab".repeat(32);
+        assert_eq!(parse(&token("operator", &good)).unwrap().tokens.len(), 1);
+        assert_eq!(
+            field_of(parse(&token("root", &good)).unwrap_err()),
+            "token[0].role"
+        );
+        assert_eq!(
+            field_of(parse(&token("host", "abc")).unwrap_err()),
+            "token[0].sha256"
+        );
+        let twice = format!(
+            "{}\n[[token]]\nname = \"b\"\nrole = \"host\"\nsha256 = \"{good}\"\n",
+            token("host", &good)
+        );
+        assert_eq!(field_of(parse(&twice).unwrap_err()), "token[1].sha256");
+        let zero = format!("{OK}\n[limits]\nmax_mounts = 0\n");
+        assert_eq!(field_of(parse(&zero).unwrap_err()), "limits.max_mounts");
+        assert_eq!(
+            parse(OK).unwrap().limits.max_mounts,
+            256,
+            "the seed's 256 drives"
+        );
     }
 
     fn field_of(e: ConfigError) -> String {

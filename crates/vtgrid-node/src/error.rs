@@ -46,6 +46,17 @@ pub enum NodeError {
     NotScratchCategory { category: Category },
     #[error("mount {mount_id} is not a mount of this cluster")]
     UnknownMount { mount_id: String },
+    #[error("every virtual drive of this cluster is in use ({max} mounts, [limits] max_mounts)")]
+    NoDeviceAvailable { max: usize },
+    #[error("mount {mount_id} belongs to a job another token started")]
+    NotYourMount { mount_id: String },
+    #[error("{what}: {asked} is over the limit of {limit} ([limits] {setting})")]
+    LimitExceeded {
+        what: &'static str,
+        asked: u64,
+        limit: u64,
+        setting: &'static str,
+    },
     #[error("write stream for {volser} ended after {received} bytes without its end message; job aborted")]
     StreamEndedEarly { volser: Volser, received: u64 },
     #[error("write stream for {volser} carried {received} bytes but its end message says {declared}; job aborted")]
@@ -227,6 +238,9 @@ impl NodeError {
                 (NotFound, Reason::UnknownCategory)
             }
             NodeError::UnknownMount { .. } => (NotFound, Reason::UnknownMount),
+            NodeError::NoDeviceAvailable { .. } => (ResourceExhausted, Reason::NoDeviceAvailable),
+            NodeError::NotYourMount { .. } => (PermissionDenied, Reason::NotYourMount),
+            NodeError::LimitExceeded { .. } => (ResourceExhausted, Reason::LimitExceeded),
             NodeError::StreamEndedEarly { .. }
             | NodeError::StreamLengthMismatch { .. }
             | NodeError::StreamBroken { .. } => (Aborted, Reason::TruncatedStream),

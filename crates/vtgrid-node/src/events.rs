@@ -96,6 +96,10 @@ pub const LEASE_RENEWED: &str = "LEASE_RENEWED";
 /// was asked (the whole site may be gone, node and agent together).
 pub const LEASE_TAKEOVER: &str = "LEASE_TAKEOVER";
 
+/// An operator or service call on the host port, with who made it and how it ended (also in
+/// `data_dir/audit.log`; docs/security.md).
+pub const AUDIT: &str = "AUDIT";
+
 /// How many events a cluster remembers.
 pub const EVENT_LOG_LEN: usize = 1000;
 

@@ -96,6 +96,9 @@ impl Cluster {
         }
         self.require_caught_up()?;
         self.refuse_mounts_in_service()?;
+        // A drive must be free before anything is asked of an owner (checked again when the
+        // mount registers).
+        self.mounts.check_device_free()?;
         let constructs = self.checked_constructs(&opts.constructs).await?;
         let private = opts.private_category.unwrap_or(self.private_category);
         let mount = match opts.target {
@@ -309,13 +312,13 @@ impl Cluster {
                 version: record.version,
             });
         }
-        Ok(hold.into_mount(Mount {
+        hold.into_mount(Mount {
             append: opts.append && !blank,
             category_on_commit: blank.then_some(private),
             constructs_on_commit: (*constructs != Constructs::default())
                 .then(|| merge_constructs(&record.constructs, constructs)),
             ..Mount::of_version(self.mounts.next_id(), volser, &record, blank, base_sources)
-        }))
+        })
     }
 
     /// Register a read-only job of a volume whose owner is unavailable, under read takeover
@@ -349,10 +352,10 @@ impl Cluster {
                 version: record.version,
             });
         }
-        Ok(hold.into_mount(Mount {
+        hold.into_mount(Mount {
             read_only: true,
             ..Mount::of_version(self.mounts.next_id(), volser, &record, blank, base_sources)
-        }))
+        })
     }
 
     /// The host's constructs, with the management class checked against this cluster (B36). A

@@ -92,7 +92,8 @@ pub mod sync;
 pub mod synced;
 pub mod takeover;
 pub mod telemetry;
-pub mod transport;
+pub use vtgrid_transport as transport;
+pub mod access;
 pub mod tvc_io;
 
 pub use cluster::Cluster;

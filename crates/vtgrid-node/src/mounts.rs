@@ -61,6 +61,8 @@ pub struct Mount {
     pub io: tokio::sync::Mutex<JobIo>,
     /// How the job is doing: calls in flight, abandoned, its commit.
     pub(crate) state: JobState,
+    /// The token holder that mounted it, when the grid uses tokens: only they may use it.
+    pub holder: std::sync::OnceLock<String>,
 }
 
 /// The life of a job beside its I/O (see the module doc).
@@ -118,6 +120,7 @@ impl Mount {
             read_only: false,
             io: tokio::sync::Mutex::new(JobIo::default()),
             state: Default::default(),
+            holder: Default::default(),
         }
     }
 
@@ -216,19 +219,32 @@ pub struct JobIo {
 }
 
 /// Everything mounted on this cluster.
-#[derive(Default)]
 pub struct MountTable {
     inner: Mutex<Inner>,
     ids: MountIds,
+    /// The virtual drives: jobs mounted at once at most (`[limits] max_mounts`).
+    max_mounts: usize,
 }
 
 /// The ids of one run's mounts: `<cluster>-<incarnation>-<n>`. The incarnation tells this run's
 /// ids from an earlier run's, so a host holding a mount id from before a restart gets
 /// `UNKNOWN_MOUNT`, never someone else's job.
 #[derive(Default)]
+/// Mount ids: the cluster's name and 128 bits that only this run's key gives (keyed BLAKE3 of
+/// a counter), so a host cannot guess another job's id from its own (issue 13).
 struct MountIds {
     prefix: String,
+    key: [u8; 32],
     next: AtomicU64,
+}
+
+/// A simulation's mount-id key for `cluster`'s `life`-th start: fixed by the seed, so a seed
+/// replays byte for byte (a real process draws its key at random).
+pub fn simulated_mount_id_key(cluster: u8, life: u64) -> [u8; 32] {
+    let mut input = [0u8; 9];
+    input[0] = cluster;
+    input[1..].copy_from_slice(&life.to_le_bytes());
+    *blake3::hash(&input).as_bytes()
 }
 
 /// The mount-id slot of a held volume; no real mount id looks like it.
@@ -243,16 +259,23 @@ pub struct Hold<'a> {
 impl Hold<'_> {
     /// Turn this hold into the mount of the same volume, atomically: nothing else could mount
     /// or hold the volume between the checks made under the hold and the mount.
-    pub fn into_mount(self, mount: Mount) -> Arc<Mount> {
+    ///
+    /// Fails with `NO_DEVICE_AVAILABLE` when every virtual drive is mounted; the hold is then
+    /// released.
+    pub fn into_mount(self, mount: Mount) -> Result<Arc<Mount>, NodeError> {
         debug_assert_eq!(mount.volser, self.volser);
         let mount = Arc::new(mount);
         let mut inner = self.table.lock();
+        if let Err(e) = self.table.device_free(&inner) {
+            drop(inner);
+            return Err(e); // `self` drops here and releases the hold
+        }
         inner.by_volser.insert(mount.volser, mount.id.clone());
         inner.by_id.insert(mount.id.clone(), mount.clone());
         drop(inner);
         // The entry is the mount's now: the hold's drop must not remove it.
         std::mem::forget(self);
-        mount
+        Ok(mount)
     }
 }
 
@@ -284,22 +307,41 @@ struct Inner {
 /// Mount ids are never reused within a run, so an old one only ever finds its own outcome.
 const UNLOADS_KEPT: usize = 1024;
 
+/// A table for tests: C0, a fixed key, the default 256 drives.
+impl Default for MountTable {
+    fn default() -> Self {
+        MountTable::new(vtgrid_core::ClusterId::new(0).expect("C0"), [0; 32], 256)
+    }
+}
+
 impl MountTable {
-    /// The table of a cluster's run; `incarnation` differs between runs.
-    pub fn new(cluster: vtgrid_core::ClusterId, incarnation: u64) -> MountTable {
+    /// The table of a cluster's run; `mount_id_key` is secret and random for each run (a
+    /// simulation derives it from its seed, [`simulated_mount_id_key`]).
+    pub fn new(
+        cluster: vtgrid_core::ClusterId,
+        mount_id_key: [u8; 32],
+        max_mounts: usize,
+    ) -> MountTable {
         MountTable {
             inner: Mutex::default(),
+            max_mounts,
             ids: MountIds {
-                prefix: format!("{cluster}-{incarnation:x}"),
+                prefix: cluster.to_string(),
+                key: mount_id_key,
                 next: AtomicU64::new(1),
             },
         }
     }
 
-    /// A mount id no mount of this run had.
+    /// A mount id no mount of this run had, that no one can guess from the others.
     pub(crate) fn next_id(&self) -> String {
         let n = self.ids.next.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", self.ids.prefix)
+        let hash = blake3::keyed_hash(&self.ids.key, &n.to_le_bytes());
+        let bits: String = hash.as_bytes()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{}-{bits}", self.ids.prefix)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -357,6 +399,22 @@ impl MountTable {
         self.lock().by_id.len()
     }
 
+    /// A virtual drive is free for one more job, now (a mount checks early, before it asks an
+    /// owner for anything, and again when it registers).
+    pub fn check_device_free(&self) -> Result<(), NodeError> {
+        let inner = self.lock();
+        self.device_free(&inner)
+    }
+
+    fn device_free(&self, inner: &Inner) -> Result<(), NodeError> {
+        if inner.by_id.len() >= self.max_mounts {
+            return Err(NodeError::NoDeviceAvailable {
+                max: self.max_mounts,
+            });
+        }
+        Ok(())
+    }
+
     /// Mount the volume `choose` picks, atomically with the check that it is free. `choose` gets
     /// a test for "is this VOLSER mounted?" and returns the mount to register.
     pub fn mount_with<F>(&self, choose: F) -> Result<Arc<Mount>, NodeError>
@@ -373,6 +431,7 @@ impl MountTable {
                 volser: mount.volser,
             });
         }
+        self.device_free(&inner)?;
         let mount = Arc::new(mount);
         inner.by_volser.insert(mount.volser, mount.id.clone());
         inner.by_id.insert(mount.id.clone(), mount.clone());

@@ -34,12 +34,16 @@ use vtgrid_proto::pb::admin_service_server::AdminServiceServer;
 use vtgrid_proto::pb::status_service_server::StatusServiceServer;
 use vtgrid_tvc::{FileVolumeStore, MemVolumeStore, VolumeStore};
 
+use crate::access::{AuditLog, AuditRecord, HostAccess, Tokens};
 use crate::cluster::Cluster;
 use crate::config::{ClusterConfig, ConfigError, GridConfig, Role, WitnessConfig};
 use crate::services::{grid_routes, host_routes, AdminApi, GridApi, StatusApi};
 use crate::start::StartError;
 use crate::telemetry::{self, TelemetryGuard};
-use crate::transport::{TcpConnector, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
+use crate::transport::names::Member;
+use crate::transport::{
+    Connector, GridTls, TcpConnector, TlsConnector, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT,
+};
 
 /// How long a stopping process lets requests in flight finish before it closes their
 /// connections: a host write or read may take that long to end on its own, and a stream that
@@ -90,6 +94,8 @@ pub enum NodeProcessError {
     Start(Box<StartError>),
     #[error(transparent)]
     Telemetry(#[from] telemetry::TelemetryError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::transport::TlsError),
     #[error("serving the {network} network: {source}")]
     Serve {
         network: &'static str,
@@ -128,7 +134,8 @@ pub async fn run_node(config_path: &Path, id: u8) -> Result<(), NodeProcessError
     for addr in &me.grid_links {
         link_listeners.push(bind(addr, "grid link").await?);
     }
-    let cluster = start_voter(grid.clone(), id, engine, Arc::new(volumes)).await?;
+    let (connector, tls) = member_transport(&grid, Member::Voter(id))?;
+    let cluster = start_voter(grid.clone(), id, engine, Arc::new(volumes), connector).await?;
     // The takeover agent beside this node watches these (`crate::liveness`).
     let liveness =
         crate::liveness::bind(&me.data_dir).map_err(|source| NodeProcessError::DataDir {
@@ -153,22 +160,36 @@ pub async fn run_node(config_path: &Path, id: u8) -> Result<(), NodeProcessError
     }
 
     tracing::info!(cluster = %cluster.id, host = %me.host, grid = %me.grid, "serving");
+    let access = host_access(&cluster, &grid, Some(&me.data_dir))?;
+    let host_tls = tls
+        .as_ref()
+        .filter(|_| grid.tls.as_ref().is_some_and(|t| t.host))
+        .map(GridTls::host_server_config);
     let mut networks = vec![
         Network {
             name: "host",
             listener: host_listener,
             routes: host_routes(cluster.clone()).await,
+            tls: host_tls,
+            access: Some(access),
+            max_streams: Some(grid.limits.max_streams_per_connection),
         },
         Network {
             name: "grid",
             listener: grid_listener,
             routes: grid_routes(cluster.clone()),
+            tls: tls.as_ref().map(GridTls::server_config),
+            access: None,
+            max_streams: None,
         },
     ];
     networks.extend(link_listeners.into_iter().map(|listener| Network {
         name: "grid link",
         listener,
         routes: grid_routes(cluster.clone()),
+        tls: tls.as_ref().map(GridTls::server_config),
+        access: None,
+        max_streams: None,
     }));
     let served = serve_until_stopped(&cluster, networks, &mut signals).await;
     telemetry_shutdown(telemetry, served).await
@@ -190,13 +211,18 @@ pub async fn run_witness(config_path: &Path, id: u8) -> Result<(), NodeProcessEr
     let engine = open_catalog_engine(&me.data_dir)?;
     let grid_listener = bind(&me.grid, "grid").await?;
     let no_volumes = Arc::new(MemVolumeStore::new(Some(0)));
-    let cluster = start_voter(grid.clone(), id, engine, no_volumes).await?;
+    let (connector, tls) = member_transport(&grid, Member::Voter(id))?;
+    let cluster = start_voter(grid.clone(), id, engine, no_volumes, connector).await?;
 
     tracing::info!(witness = %cluster.id, grid = %me.grid, "serving");
+    let access = host_access(&cluster, &grid, Some(&me.data_dir))?;
     let networks = vec![Network {
         name: "grid",
         listener: grid_listener,
         routes: witness_routes(cluster.clone()).await,
+        tls: tls.as_ref().map(GridTls::server_config),
+        access: Some(access),
+        max_streams: None,
     }];
     let served = serve_until_stopped(&cluster, networks, &mut signals).await;
     telemetry_shutdown(telemetry, served).await
@@ -250,24 +276,82 @@ async fn bind(addr: &str, network: &'static str) -> Result<TcpListener, NodeProc
         })
 }
 
-/// Start voter `id` (data cluster or witness) over TCP with a fresh random incarnation.
+/// How member `me` reaches its peers: mutual TLS when the grid file has `[tls]`, plain TCP
+/// otherwise (loopback, or a grid that says `insecure = true`: the file's validation saw to
+/// that). The TLS material comes back too, for the member's own listeners.
+pub fn member_transport(
+    grid: &GridConfig,
+    me: Member,
+) -> Result<(Arc<dyn Connector>, Option<GridTls>), NodeProcessError> {
+    match &grid.tls {
+        None => {
+            tracing::warn!(
+                insecure = grid.grid.insecure,
+                "no [tls] in the grid file: grid and heartbeat traffic is plain TCP and \
+                 unauthenticated (fine on loopback; see docs/security.md)"
+            );
+            Ok((Arc::new(TcpConnector), None))
+        }
+        Some(t) => {
+            let tls = GridTls::load(&t.dir, &grid.grid.name, me, grid.member_addresses())?;
+            Ok((Arc::new(TlsConnector::new(tls.clone())), Some(tls)))
+        }
+    }
+}
+
+/// The host port's access layer: the grid file's tokens, and an audit log in `data_dir` whose
+/// records also go to the events stream.
+fn host_access(
+    cluster: &Arc<Cluster>,
+    grid: &GridConfig,
+    data_dir: Option<&Path>,
+) -> Result<HostAccess, NodeProcessError> {
+    let tokens = Tokens::new(
+        grid.tokens
+            .iter()
+            .map(|t| (t.name.as_str(), t.role.as_str(), t.sha256.as_str())),
+    );
+    if tokens.is_open() {
+        tracing::warn!(
+            "no [[token]] in the grid file: every host-port call is allowed (see docs/security.md)"
+        );
+    } else {
+        tracing::info!(tokens = grid.tokens.len(), "host port: calls need a token");
+    }
+    let log = match data_dir {
+        Some(dir) => AuditLog::open(dir).map_err(|source| NodeProcessError::DataDir {
+            path: dir.join("audit.log"),
+            source,
+        })?,
+        None => AuditLog::none(),
+    };
+    let c = cluster.clone();
+    let audit = Arc::new(move |record: AuditRecord| {
+        tracing::info!(who = %record.who, role = %record.role, what = %record.what, result = %record.result, "audit");
+        log.append(&record);
+        c.events.raise(
+            crate::events::AUDIT,
+            None,
+            format!(
+                "{} ({}) called {}: {}",
+                record.who, record.role, record.what, record.result
+            ),
+        );
+    });
+    Ok(HostAccess::new(tokens, audit))
+}
+
+/// Start voter `id` (data cluster or witness) over `connector` with a fresh random mount-id key.
 async fn start_voter(
     grid: Arc<GridConfig>,
     id: u8,
     engine: RocksEngine,
     volumes: Arc<dyn VolumeStore>,
+    connector: Arc<dyn Connector>,
 ) -> Result<Arc<Cluster>, NodeProcessError> {
     let cluster_id = ClusterId::new(id).map_err(|_| NodeProcessError::UnknownCluster(id))?;
-    let incarnation = rand::random::<u64>();
-    Ok(Cluster::start(
-        grid,
-        cluster_id,
-        engine,
-        volumes,
-        Arc::new(TcpConnector),
-        incarnation,
-    )
-    .await?)
+    let mount_id_key: [u8; 32] = rand::random();
+    Ok(Cluster::start(grid, cluster_id, engine, volumes, connector, mount_id_key).await?)
 }
 
 /// What a witness serves on its grid address: GridService, StatusService, AdminService (so an
@@ -289,6 +373,12 @@ struct Network {
     name: &'static str,
     listener: TcpListener,
     routes: Routes,
+    /// TLS on this listener (grid: client certificates required; host: server side only).
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Tokens and audit (host-port services).
+    access: Option<HostAccess>,
+    /// HTTP/2 streams one connection may have open (`[limits]`).
+    max_streams: Option<u32>,
 }
 
 /// Serve every network until a stop signal, then stop accepting, let the requests in flight
@@ -299,24 +389,33 @@ async fn serve_until_stopped(
     signals: &mut StopSignal,
 ) -> Result<(), NodeProcessError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let tasks: Vec<_> = networks
-        .into_iter()
-        .map(|n| {
-            let mut stop = stop_rx.clone();
-            // TCP_NODELAY on every accepted connection: `Server::tcp_nodelay` is ignored with
-            // an incoming stream. Without it, Nagle holds the server's small WINDOW_UPDATE frames
-            // until the client's delayed ACK (up to 40 ms), and a host's 1 MiB writes crawl.
-            let incoming = TcpIncoming::from(n.listener).with_nodelay(Some(true));
-            let server = Server::builder()
-                .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-                .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-                .add_routes(n.routes)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                });
-            (n.name, tokio::spawn(server))
-        })
-        .collect();
+    let mut tasks = Vec::new();
+    for n in networks {
+        let mut stop = stop_rx.clone();
+        // TCP_NODELAY on every accepted connection: `Server::tcp_nodelay` is ignored with
+        // an incoming stream. Without it, Nagle holds the server's small WINDOW_UPDATE frames
+        // until the client's delayed ACK (up to 40 ms), and a host's 1 MiB writes crawl.
+        let incoming = TcpIncoming::from(n.listener).with_nodelay(Some(true));
+        let mut builder = Server::builder()
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(n.max_streams);
+        if let Some(tls) = n.tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|source| NodeProcessError::Serve {
+                    network: n.name,
+                    source,
+                })?;
+        }
+        let server = builder
+            .layer(tower::util::option_layer(n.access))
+            .add_routes(n.routes)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+        tasks.push((n.name, tokio::spawn(server)));
+    }
     signals.recv().await;
     tracing::info!("stopping: no new requests; finishing the ones in flight");
     cluster.stopping.send_replace(true);

@@ -58,15 +58,15 @@ pub fn raft_config() -> openraft::Config {
 }
 
 impl Cluster {
-    /// Open the catalog on `engine`, start Raft, and spawn the settle task. `incarnation` must
-    /// differ between runs of the same cluster (a random number or a boot counter).
+    /// Open the catalog on `engine`, start Raft, and spawn the settle task. `mount_id_key` is
+    /// this run's secret for mount ids: random in a real process (`MountTable::new`).
     pub async fn start<E: KvEngine>(
         grid: Arc<GridConfig>,
         id: ClusterId,
         engine: E,
         volumes: Arc<dyn VolumeStore>,
         connector: Arc<dyn Connector>,
-        incarnation: u64,
+        mount_id_key: [u8; 32],
     ) -> Result<Arc<Cluster>, StartError> {
         Self::start_with_faults(
             grid,
@@ -74,7 +74,7 @@ impl Cluster {
             engine,
             volumes,
             connector,
-            incarnation,
+            mount_id_key,
             crate::faults::FaultPoints::none(),
         )
         .await
@@ -87,7 +87,7 @@ impl Cluster {
         engine: E,
         volumes: Arc<dyn VolumeStore>,
         connector: Arc<dyn Connector>,
-        incarnation: u64,
+        mount_id_key: [u8; 32],
         faults: crate::faults::FaultPoints,
     ) -> Result<Arc<Cluster>, StartError> {
         let role = grid
@@ -138,7 +138,7 @@ impl Cluster {
             events: EventLog::default(),
             connector,
             tvc: Tvc::new(volumes),
-            mounts: MountTable::new(id, incarnation),
+            mounts: MountTable::new(id, mount_id_key, grid.limits.max_mounts),
             metrics: Metrics::default(),
             caught_up: AtomicBool::new(false),
             lease: crate::lease::Lease::new(

@@ -1,8 +1,6 @@
 //! Reading a whole listing through `ListVolumes`' pages: the one loop every client (the CLI,
 //! the chaos collector, the tests) uses, so a change to paging is made once.
 
-use tonic::transport::Channel;
-
 use crate::pb;
 use crate::pb::admin_service_client::AdminServiceClient;
 
@@ -15,11 +13,18 @@ pub const MAX_PAGES: usize = 10_000;
 
 /// Every volume `filter` selects (its category, owner and prefix; its page fields are ignored),
 /// in the server's order, at most `limit` of them (0: all).
-pub async fn list_volumes(
-    admin: &mut AdminServiceClient<Channel>,
+pub async fn list_volumes<T>(
+    admin: &mut AdminServiceClient<T>,
     filter: pb::ListVolumesRequest,
     limit: usize,
-) -> Result<Vec<pb::Volume>, tonic::Status> {
+) -> Result<Vec<pb::Volume>, tonic::Status>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T::ResponseBody: tonic::codegen::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error:
+        Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
     let mut all = Vec::new();
     let mut page_token = String::new();
     for _ in 0..MAX_PAGES {

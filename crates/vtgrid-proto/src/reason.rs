@@ -36,6 +36,7 @@ pub fn retry_delay(reason: Reason) -> Option<Duration> {
         ShuttingDown | ServiceMode => 5_000,
         TruncatedStream | StaleEpoch => 0,
         VolumeInUse => 1_000,
+        NoDeviceAvailable => 5_000,
         _ => return None,
     };
     Some(Duration::from_millis(ms))

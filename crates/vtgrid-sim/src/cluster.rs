@@ -124,7 +124,10 @@ pub fn fit_vector(pattern: &str, clusters: u8) -> String {
 /// with the usual categories, a management class `STANDARD` whose vector on each cluster is
 /// RUN there and No Copy elsewhere, the [`PATTERN_CLASSES`] and the [`HUB_CLASS`].
 pub fn sim_grid(clusters: u8, witnesses: u8) -> GridConfig {
-    let mut toml = String::from("[grid]\nname = \"sim\"\n");
+    // `insecure`: the simulated hosts' names are not loopback, and the simulation has no TLS; its
+    // connector proves each caller's member from the turmoil host it dials from instead
+    // (`SimConnector::sender`), as the certificates do in a real grid.
+    let mut toml = String::from("[grid]\nname = \"sim\"\ninsecure = true\n");
     for id in 0..clusters {
         let h = host_name(id);
         toml += &format!(
@@ -236,7 +239,7 @@ pub async fn run_cluster(
         disks.engine.clone(),
         Arc::new(volumes),
         Arc::new(SimConnector::new(host_name(id))),
-        life,
+        vtgrid_node::mounts::simulated_mount_id_key(id, life),
         disks.faults.clone(),
     )
     .await?;

@@ -12,7 +12,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Uri};
-use vtgrid_node::transport::Connector;
+use vtgrid_node::transport::names::Member;
+use vtgrid_node::transport::{Connector, Sender};
 
 /// Dials `HOST:PORT` on the simulated network (turmoil resolves host names), from host `from`.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +29,16 @@ impl SimConnector {
 }
 
 impl Connector for SimConnector {
+    fn sender(&self, request: &http::Extensions) -> Sender {
+        match request.get::<SimPeer>().and_then(|p| p.0.as_deref()) {
+            Some(host) => match member_of_host(host) {
+                Some(member) => Sender::Member(member),
+                None => Sender::Stranger(format!("simulated host {host}")),
+            },
+            None => Sender::Stranger("a connection with no simulated host".into()),
+        }
+    }
+
     fn channel(&self, addr: &str) -> Channel {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .unwrap_or_else(|_| Endpoint::from_static("http://invalid-address.invalid:1"));
@@ -458,9 +469,32 @@ impl AsyncWrite for LinkStream {
 /// A simulated TCP stream a tonic server can serve.
 pub struct SimStream(pub turmoil::net::TcpStream);
 
+/// The turmoil host on the other end of an accepted connection. The simulated network's own
+/// addressing is what proves a sender in a simulation, as a certificate does on a real grid.
+#[derive(Debug, Clone)]
+pub struct SimPeer(pub Option<String>);
+
 impl Connected for SimStream {
-    type ConnectInfo = ();
-    fn connect_info(&self) -> Self::ConnectInfo {}
+    type ConnectInfo = SimPeer;
+    fn connect_info(&self) -> SimPeer {
+        SimPeer(
+            self.0
+                .peer_addr()
+                .ok()
+                .and_then(|a| turmoil::reverse_lookup(a.ip())),
+        )
+    }
+}
+
+/// The grid member a simulation host is (`c0`, `w8`, `a1`), if any.
+pub fn member_of_host(host: &str) -> Option<Member> {
+    let (kind, id) = host.split_at_checked(1)?;
+    let id: u8 = id.parse().ok()?;
+    match kind {
+        "c" | "w" => Some(Member::Voter(id)),
+        "a" => Some(Member::Agent(id)),
+        _ => None,
+    }
 }
 
 impl AsyncRead for SimStream {

@@ -195,7 +195,7 @@ async fn up(file: Option<PathBuf>) -> Result<(), CliError> {
         }
     }
     let outcome = tokio::select! {
-        r = wait_ready(&mut running) => r,
+        r = wait_ready(&mut running, &grid) => r,
         _ = signals.recv() => Err(CliError::Grid("interrupted while starting".into())),
     };
     if let Err(e) = outcome {
@@ -217,7 +217,7 @@ async fn up(file: Option<PathBuf>) -> Result<(), CliError> {
 }
 
 /// Until every member reports ready; a member that exits first, or the deadline, is an error.
-async fn wait_ready(running: &mut [Running]) -> Result<(), CliError> {
+async fn wait_ready(running: &mut [Running], grid: &GridConfig) -> Result<(), CliError> {
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut ready = vec![false; running.len()];
     loop {
@@ -231,7 +231,7 @@ async fn wait_ready(running: &mut [Running]) -> Result<(), CliError> {
                 )));
             }
             if !*ready {
-                *ready = is_ready(&r.member.status_endpoint()).await;
+                *ready = is_ready(&r.member, grid).await;
             }
         }
         if ready.iter().all(|r| *r) {
@@ -253,10 +253,42 @@ async fn wait_ready(running: &mut [Running]) -> Result<(), CliError> {
     }
 }
 
-/// `GetStatus.ready` at `endpoint`; false while it cannot answer.
-async fn is_ready(endpoint: &str) -> bool {
+/// A channel to `member`'s StatusService: its host port (over TLS when `[tls] host`), or a
+/// witness's grid port (mutual TLS with the witness's own certificate when the grid has `[tls]`:
+/// `grid up` runs on the machine that holds the members' files).
+async fn status_channel(member: &Member, grid: &GridConfig) -> Option<tonic::transport::Channel> {
+    use vtgrid_node::transport::{Connector, GridTls, TlsConnector};
+    let tls = grid.tls.as_ref();
+    match (&member.host, tls) {
+        (None, Some(t)) => {
+            let me = vtgrid_node::transport::names::Member::Voter(member.id);
+            let tls = GridTls::load(&t.dir, &grid.grid.name, me, grid.member_addresses()).ok()?;
+            Some(TlsConnector::new(tls).channel(&member.grid))
+        }
+        (Some(host), Some(t)) if t.host => {
+            let ca = std::fs::read(t.dir.join(vtgrid_node::transport::certs::CA_CERT)).ok()?;
+            let name = host
+                .rsplit_once(':')
+                .map(|(h, _)| h)?
+                .trim_matches(['[', ']']);
+            let config = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                .domain_name(name);
+            let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{host}"))
+                .ok()?
+                .tls_config(config)
+                .ok()?;
+            endpoint.connect().await.ok()
+        }
+        _ => client::raw_channel(&member.status_endpoint()).await.ok(),
+    }
+}
+
+/// `GetStatus.ready` of `member`; false while it cannot answer.
+async fn is_ready(member: &Member, grid: &GridConfig) -> bool {
     let probe = async {
-        let mut status = client::status(endpoint).await.ok()?;
+        let channel = status_channel(member, grid).await?;
+        let mut status = vtgrid_proto::pb::status_service_client::StatusServiceClient::new(channel);
         let reply = status.get_status(GetStatusRequest {}).await.ok()?;
         Some(reply.into_inner().ready)
     };

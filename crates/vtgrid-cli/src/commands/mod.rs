@@ -7,5 +7,6 @@ pub mod constructs;
 pub mod grid;
 pub mod node;
 pub mod quarantine;
+pub mod security;
 pub mod status;
 pub mod volume;

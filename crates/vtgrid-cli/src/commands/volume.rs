@@ -5,7 +5,6 @@ use std::io::{IsTerminal, Read, Write};
 use bytes::Bytes;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use tonic::transport::Channel;
 use vtgrid_proto::pb::{
     self, host_service_client::HostServiceClient, mount_request, write_request,
 };
@@ -256,7 +255,7 @@ async fn read(global: &Global, volser: String) -> Result<(), CliError> {
 }
 
 async fn copy_to_stdout(
-    host: &mut HostServiceClient<Channel>,
+    host: &mut HostServiceClient<crate::client::Conn>,
     m: &pb::MountResponse,
 ) -> Result<(), CliError> {
     let bar = progress(&format!("reading {}", m.volser));

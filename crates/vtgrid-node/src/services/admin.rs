@@ -120,6 +120,16 @@ impl AdminService for AdminApi {
         }
         let req = request.into_inner();
         let range: VolserRange = req.range.parse().map_err(NodeError::from)?;
+        let limit = self.cluster.grid.limits.max_insert_per_call;
+        if range.len() > limit {
+            return Err(NodeError::LimitExceeded {
+                what: "volumes in one insert",
+                asked: range.len(),
+                limit,
+                setting: "max_insert_per_call",
+            }
+            .into());
+        }
         let category = if req.category.is_empty() {
             self.cluster.insert_category
         } else {

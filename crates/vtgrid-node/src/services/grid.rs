@@ -28,6 +28,76 @@ impl GridApi {
     pub fn new(cluster: Arc<Cluster>) -> Self {
         GridApi { cluster }
     }
+
+    /// The voter that sent `request`, as the transport proved it; None on a plain transport
+    /// (loopback or `insecure`), where the request's own fields are all there is. A caller the
+    /// transport could not tie to a voter of this grid (an agent's certificate, or a stranger's)
+    /// is refused here, before anything is decoded.
+    fn sender<T>(
+        &self,
+        request: &Request<T>,
+        call: &'static str,
+    ) -> Result<Option<ClusterId>, Status> {
+        use crate::transport::names::Member;
+        use crate::transport::Sender;
+        let refused = |who: String| {
+            tracing::warn!(call, sender = %who, "grid call refused: not a voter of this grid");
+            sender_refused(format!("{call}: {who} is not a voter of this grid"))
+        };
+        match self.cluster.connector.sender(request.extensions()) {
+            Sender::Unverified => Ok(None),
+            Sender::Member(Member::Voter(id)) => match ClusterId::new(id) {
+                Ok(c) if self.cluster.grid.role_of(id).is_some() => Ok(Some(c)),
+                _ => Err(refused(format!("voter {id}"))),
+            },
+            Sender::Member(Member::Agent(id)) => Err(refused(format!("the agent of C{id}"))),
+            Sender::Stranger(why) => Err(refused(why)),
+        }
+    }
+
+    /// `sender` (when proved) must be `claimed`, the member the request speaks for.
+    fn require_is(
+        &self,
+        sender: Option<ClusterId>,
+        claimed: Option<u64>,
+        call: &'static str,
+        field: &'static str,
+    ) -> Result<(), Status> {
+        let Some(sender) = sender else { return Ok(()) };
+        if claimed == Some(u64::from(sender.get())) {
+            return Ok(());
+        }
+        tracing::warn!(call, %sender, ?claimed, field, "grid call refused: sender is not the member the request names");
+        Err(sender_refused(format!(
+            "{call}: sent by {sender}, but its {field} names {}",
+            claimed.map_or("no voter".to_string(), |c| format!("voter {c}"))
+        )))
+    }
+
+    /// `sender` (when proved) must be a data cluster: volume data goes only between them.
+    fn require_data_cluster(
+        &self,
+        sender: Option<ClusterId>,
+        call: &'static str,
+    ) -> Result<(), Status> {
+        match sender {
+            Some(s) if !s.is_data_cluster() => {
+                tracing::warn!(call, sender = %s, "grid call refused: not a data cluster");
+                Err(sender_refused(format!(
+                    "{call}: {s} is a witness; volume data goes between data clusters only"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn sender_refused(message: String) -> Status {
+    vtgrid_proto::status_with_reason(
+        tonic::Code::PermissionDenied,
+        vtgrid_proto::pb::Reason::SenderRefused,
+        message,
+    )
 }
 
 fn decode<T: DeserializeOwned>(m: &RaftMessage) -> Result<T, Status> {
@@ -48,6 +118,13 @@ impl GridService for GridApi {
         &self,
         request: Request<internal::SurrenderRequest>,
     ) -> Result<Response<internal::SurrenderResponse>, Status> {
+        let sender = self.sender(&request, "Surrender")?;
+        self.require_is(
+            sender,
+            Some(u64::from(request.get_ref().to)),
+            "Surrender",
+            "to",
+        )?;
         let req = request.into_inner();
         let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
         let to = u8::try_from(req.to)
@@ -70,6 +147,8 @@ impl GridService for GridApi {
         &self,
         request: Request<internal::PullCopyRequest>,
     ) -> Result<Response<internal::PullCopyResponse>, Status> {
+        let sender = self.sender(&request, "PullCopy")?;
+        self.require_data_cluster(sender, "PullCopy")?;
         let req = request.into_inner();
         let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
         let digest =
@@ -99,8 +178,9 @@ impl GridService for GridApi {
 
     async fn ping(
         &self,
-        _request: Request<internal::PingRequest>,
+        request: Request<internal::PingRequest>,
     ) -> Result<Response<internal::PingResponse>, Status> {
+        self.sender(&request, "Ping")?;
         Ok(Response::new(internal::PingResponse {
             cluster: u32::from(self.cluster.id.get()),
         }))
@@ -114,6 +194,8 @@ impl GridService for GridApi {
         &self,
         request: Request<tonic::Streaming<internal::SyncWriteMessage>>,
     ) -> Result<Response<Self::SyncWriteStream>, Status> {
+        let sender = self.sender(&request, "SyncWrite")?;
+        self.require_data_cluster(sender, "SyncWrite")?;
         // Answer at once (the response headers open the writer's ack stream); the duplex runs in
         // its own task and answers each sync point and the commit on that stream.
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -128,6 +210,8 @@ impl GridService for GridApi {
         &self,
         request: Request<internal::ReadVersionRequest>,
     ) -> Result<Response<Self::ReadVersionStream>, Status> {
+        let sender = self.sender(&request, "ReadVersion")?;
+        self.require_data_cluster(sender, "ReadVersion")?;
         let req = request.into_inner();
         let volser: Volser = req.volser.parse().map_err(NodeError::from)?;
         let bytes = self.cluster.stream_local(volser, req.version).await?;
@@ -139,8 +223,16 @@ impl GridService for GridApi {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let sender = self.sender(&request, "AppendEntries")?;
         let rpc: openraft::raft::AppendEntriesRequest<vtgrid_catalog::TypeConfig> =
             decode(request.get_ref())?;
+        // Only the leader the message names may send it.
+        self.require_is(
+            sender,
+            rpc.vote.leader_id().voted_for(),
+            "AppendEntries",
+            "vote",
+        )?;
         self.cluster
             .admit_raft(RaftRpc::Log, rpc.vote.leader_id().voted_for())?;
         let reply = self.cluster.catalog.raft.append_entries(rpc).await;
@@ -155,7 +247,10 @@ impl GridService for GridApi {
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         // Amnesia: a voter that lost its catalog must not vote (it may have voted in this term).
+        let sender = self.sender(&request, "Vote")?;
         let rpc: openraft::raft::VoteRequest<u64> = decode(request.get_ref())?;
+        // Only the candidate itself asks for its votes.
+        self.require_is(sender, rpc.vote.leader_id().voted_for(), "Vote", "vote")?;
         self.cluster
             .admit_raft(RaftRpc::Vote, rpc.vote.leader_id().voted_for())?;
         encode(&self.cluster.catalog.raft.vote(rpc).await)
@@ -165,8 +260,15 @@ impl GridService for GridApi {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let sender = self.sender(&request, "InstallSnapshot")?;
         let rpc: openraft::raft::InstallSnapshotRequest<vtgrid_catalog::TypeConfig> =
             decode(request.get_ref())?;
+        self.require_is(
+            sender,
+            rpc.vote.leader_id().voted_for(),
+            "InstallSnapshot",
+            "vote",
+        )?;
         self.cluster
             .admit_raft(RaftRpc::Log, rpc.vote.leader_id().voted_for())?;
         encode(&self.cluster.catalog.raft.install_snapshot(rpc).await)
@@ -176,22 +278,34 @@ impl GridService for GridApi {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let sender = self.sender(&request, "Propose")?;
         let command: CatalogCommand = decode(request.get_ref())?;
+        if let Some(sender) = sender {
+            if !command.may_be_forwarded_by(sender) {
+                tracing::warn!(%sender, speaker = ?command.speaker(), "Propose refused: the command does not speak for its sender");
+                return Err(sender_refused(format!(
+                    "Propose: {sender} may not forward a command that speaks for {:?}",
+                    command.speaker()
+                )));
+            }
+        }
         let reply = self.cluster.catalog.propose_local(command).await?;
         encode(&reply)
     }
 
     async fn catalog_membership(
         &self,
-        _request: Request<internal::CatalogMembershipRequest>,
+        request: Request<internal::CatalogMembershipRequest>,
     ) -> Result<Response<internal::CatalogMembershipResponse>, Status> {
+        self.sender(&request, "CatalogMembership")?;
         Ok(Response::new(self.cluster.catalog_membership().await?))
     }
 
     async fn form(
         &self,
-        _request: Request<internal::FormRequest>,
+        request: Request<internal::FormRequest>,
     ) -> Result<Response<internal::FormResponse>, Status> {
+        self.sender(&request, "Form")?;
         Ok(Response::new(self.cluster.answer_form().await?))
     }
 
@@ -200,6 +314,13 @@ impl GridService for GridApi {
         &self,
         request: Request<internal::RenewLeaseRequest>,
     ) -> Result<Response<internal::RenewLeaseResponse>, Status> {
+        let sender = self.sender(&request, "RenewLease")?;
+        self.require_is(
+            sender,
+            Some(u64::from(request.get_ref().from_cluster)),
+            "RenewLease",
+            "from_cluster",
+        )?;
         let from = ClusterId::new(request.into_inner().from_cluster as u8).map_err(|_| {
             NodeError::InvalidArgument {
                 field: "from",
@@ -214,6 +335,7 @@ impl GridService for GridApi {
         &self,
         request: Request<internal::ReadmitRequest>,
     ) -> Result<Response<internal::ReadmitResponse>, Status> {
+        self.sender(&request, "Readmit")?;
         let req = request.into_inner();
         if !(1..=2).contains(&req.step) {
             return Err(NodeError::InvalidArgument {

@@ -30,6 +30,28 @@ fn parse_opt_category(s: &str) -> Result<Option<vtgrid_core::Category>, NodeErro
     }
 }
 
+/// The token holder making a call, when the grid uses tokens (`crate::access`).
+fn caller<T>(request: &Request<T>) -> Option<String> {
+    request
+        .extensions()
+        .get::<crate::access::Principal>()
+        .map(|p| p.name.clone())
+}
+
+/// A job is used only by the token holder that mounted it (issue 13: mount ids are bound to
+/// the caller's identity when it has one).
+fn check_holder(mount: &crate::mounts::Mount, caller: &Option<String>) -> Result<(), NodeError> {
+    match (mount.holder.get(), caller) {
+        (Some(holder), Some(caller)) if holder != caller => {
+            tracing::warn!(mount = %mount.id, %holder, %caller, "refused: another token's mount");
+            Err(NodeError::NotYourMount {
+                mount_id: mount.id.clone(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 #[tonic::async_trait]
 impl HostService for HostApi {
     #[tracing::instrument(skip_all, fields(cluster = %self.cluster.id))]
@@ -37,6 +59,7 @@ impl HostService for HostApi {
         &self,
         request: Request<pb::MountRequest>,
     ) -> Result<Response<pb::MountResponse>, Status> {
+        let holder = caller(&request);
         let req = request.into_inner();
         let target = match req.target {
             Some(mount_request::Target::Volser(v)) => {
@@ -71,6 +94,9 @@ impl HostService for HostApi {
             private_category: parse_opt_category(&req.private_category)?,
         };
         let mount = self.cluster.mount(opts).await?;
+        if let Some(holder) = holder {
+            let _ = mount.holder.set(holder);
+        }
         Ok(Response::new(pb::MountResponse {
             mount_id: mount.id.clone(),
             volser: mount.volser.to_string(),
@@ -84,6 +110,7 @@ impl HostService for HostApi {
         &self,
         request: Request<Streaming<pb::WriteRequest>>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
+        let who = caller(&request);
         let mut stream = request.into_inner();
         let mount_id = match stream.next().await {
             Some(Ok(pb::WriteRequest {
@@ -99,6 +126,7 @@ impl HostService for HostApi {
             _ => return Err(NodeError::StreamNotOpened.into()),
         };
         let mount = self.cluster.mounts.get(&mount_id)?;
+        check_holder(&mount, &who)?;
         let items = stream.map(|item| match item {
             Ok(pb::WriteRequest {
                 msg: Some(write_request::Msg::Chunk(data)),
@@ -129,7 +157,9 @@ impl HostService for HostApi {
         &self,
         request: Request<pb::ReadRequest>,
     ) -> Result<Response<Self::ReadStream>, Status> {
+        let who = caller(&request);
         let mount = self.cluster.mounts.get(&request.into_inner().mount_id)?;
+        check_holder(&mount, &who)?;
         let chunks = self.cluster.read(&mount).await?;
         let out = chunks.map(|c| c.map(|data| pb::ReadChunk { data }).map_err(Status::from));
         Ok(Response::new(Box::pin(out)))
@@ -139,7 +169,9 @@ impl HostService for HostApi {
         &self,
         request: Request<pb::SyncRequest>,
     ) -> Result<Response<pb::SyncResponse>, Status> {
+        let who = caller(&request);
         let mount = self.cluster.mounts.get(&request.into_inner().mount_id)?;
+        check_holder(&mount, &who)?;
         let durable_bytes = self.cluster.sync(&mount).await?;
         Ok(Response::new(pb::SyncResponse { durable_bytes }))
     }
@@ -149,7 +181,11 @@ impl HostService for HostApi {
         &self,
         request: Request<pb::RewindUnloadRequest>,
     ) -> Result<Response<pb::RewindUnloadResponse>, Status> {
+        let who = caller(&request);
         let mount_id = request.into_inner().mount_id;
+        if let Ok(mount) = self.cluster.mounts.get(&mount_id) {
+            check_holder(&mount, &who)?;
+        }
         let outcome = self.cluster.rewind_unload(&mount_id).await;
         let done = outcome.as_ref().as_ref().map_err(NodeError::to_status)?;
         let r = &done.record;

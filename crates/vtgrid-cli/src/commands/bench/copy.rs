@@ -31,7 +31,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tonic::transport::Channel;
 use vtgrid_proto::pb::{self, host_service_client::HostServiceClient, write_request};
 
 use super::{machine, remove_dir, specific, Grid};
@@ -156,7 +155,12 @@ struct Figures {
     sync_write: Duration,
 }
 
-pub(super) async fn run(size_mib: u64, runs: usize, dir: Option<PathBuf>) -> Result<(), CliError> {
+pub(super) async fn run(
+    size_mib: u64,
+    runs: usize,
+    dir: Option<PathBuf>,
+    tls: bool,
+) -> Result<(), CliError> {
     if !(1..=MAX_SIZE_MIB).contains(&size_mib) {
         return Err(CliError::Usage(format!(
             "--size-mib must be 1..={MAX_SIZE_MIB}"
@@ -168,10 +172,10 @@ pub(super) async fn run(size_mib: u64, runs: usize, dir: Option<PathBuf>) -> Res
     let parent = dir.unwrap_or_else(std::env::temp_dir);
     let size = size_mib * MIB;
     check_space(&parent, size, runs)?;
-    let grid = Grid::start(&parent, CLUSTERS, CLASSES).await?;
+    let grid = Grid::start(&parent, CLUSTERS, CLASSES, tls).await?;
     match measure(&grid, size, runs).await {
         Ok(figures) => {
-            print_table(&grid.dir, size_mib, runs, &figures);
+            print_table(&grid.dir, size_mib, runs, &figures, grid.tls);
             grid.stop().await;
             Ok(())
         }
@@ -333,7 +337,7 @@ fn job_deadline(size: u64) -> Duration {
 /// Mount `volser` at C0 with the kind's class, write `data`, rewind-unload; check that exactly
 /// the kind's clusters hold the version when the host is answered.
 async fn job(
-    host: &mut HostServiceClient<Channel>,
+    host: &mut HostServiceClient<crate::client::Conn>,
     volser: &str,
     kind: &JobKind,
     data: &Data,
@@ -548,10 +552,11 @@ fn row(label: &str, size: u64, took: Duration, baseline: Option<(&str, Duration)
     }
 }
 
-fn print_table(dir: &Path, size_mib: u64, runs: usize, f: &Figures) {
+fn print_table(dir: &Path, size_mib: u64, runs: usize, f: &Figures, tls: bool) {
     let size = size_mib * MIB;
     println!(
-        "copy benchmark: {size_mib} MiB per measurement, median of {runs} run(s), {CLUSTERS} clusters on loopback, {}",
+        "copy benchmark: {size_mib} MiB per measurement, median of {runs} run(s), {CLUSTERS} clusters on loopback, {}, {}",
+        super::transport(tls),
         machine()
     );
     println!(

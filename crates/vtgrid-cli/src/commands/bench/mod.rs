@@ -29,14 +29,17 @@ use crate::client::{self, CliError};
 
 pub async fn run(cmd: BenchCommand) -> Result<(), CliError> {
     match cmd {
-        BenchCommand::Ownership { seconds, clients } => {
-            ownership::run(Duration::from_secs(seconds), &clients).await
-        }
+        BenchCommand::Ownership {
+            seconds,
+            clients,
+            tls,
+        } => ownership::run(Duration::from_secs(seconds), &clients, tls).await,
         BenchCommand::Copy {
             size_mib,
             runs,
             dir,
-        } => copy::run(size_mib, runs, dir).await,
+            tls,
+        } => copy::run(size_mib, runs, dir, tls).await,
         BenchCommand::Takeover {
             grace_secs,
             lease_secs,
@@ -52,12 +55,19 @@ struct Grid {
     /// `vtgrid agent` processes, when the bench started them.
     agents: Vec<Child>,
     config: PathBuf,
+    /// Mutual TLS between the clusters.
+    tls: bool,
 }
 
 impl Grid {
     /// Start `clusters` data clusters (C0..) in a new directory under `parent`; `extra` is appended
     /// to the grid file (management classes, copy settings). Returns once every cluster is ready.
-    async fn start(parent: &Path, clusters: usize, extra: &str) -> Result<Grid, CliError> {
+    async fn start(
+        parent: &Path,
+        clusters: usize,
+        extra: &str,
+        tls: bool,
+    ) -> Result<Grid, CliError> {
         let dir = parent.join(format!("vtgrid-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|source| CliError::Io {
             what: "creating the bench directory",
@@ -76,6 +86,21 @@ impl Grid {
         }
         toml += "[[category]]\nid = \"0001\"\nname = \"SCRATCH\"\nfast_ready = true\n[[category]]\nid = \"000F\"\nname = \"PRIVATE\"\n";
         toml += extra;
+        let certs = dir.join("certs");
+        if tls {
+            toml += &format!("[tls]\ndir = {:?}\n", certs.display().to_string());
+            let fail = |e: vtgrid_transport::certs::CertsError| CliError::Grid(e.to_string());
+            let _ = std::fs::remove_dir_all(&certs);
+            vtgrid_transport::certs::init_ca(&certs, "bench").map_err(fail)?;
+            for i in 0..clusters {
+                for member in [
+                    vtgrid_transport::names::Member::Voter(i as u8),
+                    vtgrid_transport::names::Member::Agent(i as u8),
+                ] {
+                    vtgrid_transport::certs::issue(&certs, "bench", member, &[]).map_err(fail)?;
+                }
+            }
+        }
         toml += "[telemetry]\nlog = \"warn\"\n";
         let config = dir.join("grid.toml");
         std::fs::write(&config, toml).map_err(|source| CliError::Io {
@@ -102,6 +127,7 @@ impl Grid {
             hosts,
             agents: Vec::new(),
             config,
+            tls,
         };
         grid.wait_ready().await?;
         Ok(grid)
@@ -240,6 +266,15 @@ fn specific(volser: &str) -> pb::MountRequest {
         append: false,
         constructs: None,
         private_category: String::new(),
+    }
+}
+
+/// How the bench grid's clusters talk, for the tables' headers.
+fn transport(tls: bool) -> &'static str {
+    if tls {
+        "grid network with mutual TLS"
+    } else {
+        "grid network plain TCP"
     }
 }
 

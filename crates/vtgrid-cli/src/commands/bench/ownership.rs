@@ -9,7 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-use tonic::transport::Channel;
 use vtgrid_proto::pb::{self, host_service_client::HostServiceClient};
 
 use super::{machine, specific, Grid};
@@ -22,7 +21,7 @@ const MAX_TRANSFERS_PER_CLIENT: usize = 20_000;
 
 /// One client: move its volume round the clusters until `until`; returns each mount's latency.
 async fn client_loop(
-    hosts: Vec<HostServiceClient<Channel>>,
+    hosts: Vec<HostServiceClient<crate::client::Conn>>,
     volser: String,
     until: Instant,
 ) -> Result<Vec<Duration>, tonic::Status> {
@@ -64,8 +63,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-pub(super) async fn run(duration: Duration, levels: &[usize]) -> Result<(), CliError> {
-    let grid = Grid::start(&std::env::temp_dir(), CLUSTERS, "").await?;
+pub(super) async fn run(duration: Duration, levels: &[usize], tls: bool) -> Result<(), CliError> {
+    let grid = Grid::start(&std::env::temp_dir(), CLUSTERS, "", tls).await?;
     let result = measure(&grid, duration, levels).await;
     if result.is_err() {
         grid.stop_after_failure().await;
@@ -94,7 +93,8 @@ async fn measure(grid: &Grid, duration: Duration, levels: &[usize]) -> Result<()
         })
         .await?;
     println!(
-        "ownership transfer benchmark: {CLUSTERS} clusters on loopback, {}",
+        "ownership transfer benchmark: {CLUSTERS} clusters on loopback, {}, {}",
+        super::transport(grid.tls),
         machine()
     );
     println!(

@@ -74,7 +74,7 @@ pub async fn run(grace_secs: u64, lease_secs: u64) -> Result<(), CliError> {
 /// [`measure`] on a new three-cluster grid with agents, `extra` appended to its grid file; the
 /// grid is stopped afterwards (its logs kept when the measurement failed).
 async fn on_new_grid(extra: &str, wait: Duration, whole_site: bool) -> Result<Duration, CliError> {
-    let mut grid = Grid::start(&std::env::temp_dir(), 3, extra).await?;
+    let mut grid = Grid::start(&std::env::temp_dir(), 3, extra, false).await?;
     grid.start_agents().await?;
     match measure(&grid, wait, whole_site).await {
         Ok(took) => {
@@ -139,7 +139,7 @@ async fn measure(grid: &Grid, wait: Duration, whole_site: bool) -> Result<Durati
 
 /// Mount, write `data`, unload.
 async fn write_once(
-    host: &mut vtgrid_proto::pb::host_service_client::HostServiceClient<tonic::transport::Channel>,
+    host: &mut vtgrid_proto::pb::host_service_client::HostServiceClient<crate::client::Conn>,
     mount: pb::MountRequest,
     data: &'static [u8],
 ) -> Result<(), CliError> {

@@ -1,17 +1,39 @@
-//! How a cluster reaches its peers' grid listeners. Real processes dial TCP; turmoil simulations
-//! plug in a connector over the simulated network (`vtgrid-sim`). Everything above this seam uses
-//! tonic `Channel`s and never knows which.
+//! How a member reaches its peers' listeners, and who a request on its own listeners came from.
+//! Real processes dial TCP (plain or TLS); turmoil simulations plug in a connector over the
+//! simulated network (`vtgrid-sim`). Everything above this seam uses tonic `Channel`s and
+//! [`Sender`]s and never knows which.
 
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
-/// Opens (lazily) a gRPC channel to a peer's grid address (`HOST:PORT`).
+/// Opens (lazily) a gRPC channel to a peer's grid address (`HOST:PORT`), and says who sent a
+/// request that arrived on this member's grid or heartbeat listener.
 pub trait Connector: Send + Sync + 'static {
     fn channel(&self, addr: &str) -> Channel;
+
+    /// The sender of a request, from what the transport proved about its connection (the
+    /// request's extensions carry the connection's details). A transport that proves nothing
+    /// answers [`Sender::Unverified`].
+    fn sender(&self, _request: &http::Extensions) -> Sender {
+        Sender::Unverified
+    }
 }
 
-/// Plain TCP on the host's network stack.
+/// Who is on the other end of a call, as far as the transport can prove it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// A plain connection (a loopback or `insecure` grid): the fields of the request are all
+    /// there is to go by.
+    Unverified,
+    /// A member of this grid, proved (a certificate of this grid's CA naming it, or the
+    /// simulated network's own addressing).
+    Member(crate::names::Member),
+    /// Someone this grid does not know: no certificate, or one that names no member of it.
+    Stranger(String),
+}
+
+/// Plain TCP on the host's network stack: no proof of who is on the other end.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpConnector;
 
