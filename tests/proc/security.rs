@@ -541,3 +541,120 @@ async fn mutual_tls_keeps_strangers_out_and_senders_honest() {
         .expect("A00002");
     assert_eq!(a2.owner, 0, "the refused Transfer moved nothing");
 }
+
+/// Sequence: a one-cluster grid file on loopback with `[tls] dir = "certs"`, `host = true` and
+/// no certificates yet → `vtgrid grid up FILE` makes the CA and the member's certificates
+/// (saying so) and comes up → `vtgrid status` over https with `--ca certs/ca.pem` answers; the
+/// same over plain http does not; an insert through the CLI with the CA works → the same file
+/// with the cluster's host address off loopback and no certificates: `grid up` refuses and
+/// names `vtgrid certs init`, making nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn grid_up_makes_a_loopback_grids_certificates_and_serves_the_host_port_over_tls() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let mut layout = GridLayout::on_free_ports(root.path(), 1, 0);
+    layout
+        .extra_toml
+        .push_str("\n[tls]\ndir = \"certs\"\nhost = true\n");
+    let file = root.path().join("grid.toml");
+    std::fs::write(&file, layout.to_toml()).expect("write the grid file");
+    let log_path = root.path().join("grid-up.log");
+    let log = std::fs::File::create(&log_path).expect("create the log");
+    let mut child = tokio::process::Command::new(vtgrid_tests::support::cli::vtgrid_bin())
+        .arg("grid")
+        .arg("up")
+        .arg(&file)
+        .current_dir(root.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("clone the log handle"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn grid up");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if text.contains("is up:") {
+            break;
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("grid up exited with {status}:\n{text}");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "grid up did not come up within 60 s:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let text = std::fs::read_to_string(&log_path).expect("read the log");
+    assert!(
+        text.contains("made a CA"),
+        "grid up says it made the certificates:\n{text}"
+    );
+    for f in ["ca.pem", "ca.key", "m0.pem", "m0.key", "a0.pem", "a0.key"] {
+        assert!(
+            root.path().join("certs").join(f).exists(),
+            "certs/{f} was made"
+        );
+    }
+
+    let host = layout.voters[0].host.expect("a data cluster");
+    let ca = root.path().join("certs/ca.pem").display().to_string();
+    let https = format!("https://{host}");
+    let status = CliCall::new(&["--endpoint", &https, "--ca", &ca, "status"])
+        .run()
+        .await;
+    status.assert_success();
+    let insert = CliCall::new(&[
+        "--endpoint",
+        &https,
+        "--ca",
+        &ca,
+        "volume",
+        "insert",
+        "T00000-T00004",
+    ])
+    .run()
+    .await;
+    insert.assert_success();
+    let plain = CliCall::new(&["--endpoint", &format!("http://{host}"), "status"])
+        .timeout(Duration::from_secs(30))
+        .run()
+        .await;
+    assert!(
+        plain.code() != Some(0),
+        "plain http must not reach a TLS host port"
+    );
+    child.kill().await.expect("stop grid up");
+
+    // Off loopback, certificates are made on purpose: grid up refuses to invent a CA.
+    let other = tempfile::tempdir().expect("temp dir");
+    let mut far = GridLayout::on_free_ports(other.path(), 1, 0);
+    let far_certs = other.path().join("certs");
+    far.extra_toml.push_str(&format!(
+        "\n[tls]\ndir = {:?}\n",
+        far_certs.display().to_string()
+    ));
+    let far_file = other.path().join("grid.toml");
+    let toml = far.to_toml().replace(
+        &far.voters[0].host.expect("host").to_string(),
+        "192.0.2.10:7400",
+    );
+    std::fs::write(&far_file, toml).expect("write the far grid file");
+    let refused = CliCall::new(&["grid", "up", &far_file.display().to_string()])
+        .timeout(Duration::from_secs(30))
+        .run()
+        .await;
+    assert!(
+        refused.code() != Some(0),
+        "grid up of a far grid without certificates fails"
+    );
+    assert!(
+        refused.stderr.contains("certs init"),
+        "the refusal names `vtgrid certs init`: {}",
+        refused.stderr
+    );
+    assert!(
+        !far_certs.join("ca.pem").exists(),
+        "grid up made no CA off loopback"
+    );
+}

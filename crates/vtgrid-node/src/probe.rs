@@ -87,6 +87,14 @@ impl<'a> Probe<'a> {
         self.0.catalog.propose(command).await
     }
 
+    /// Commit a catalog command on this cluster's own Raft, which must be the leader
+    /// (`NO_LEADER` otherwise; nothing is forwarded). For tests that stand in for a decision
+    /// only the leader makes, such as a fenced takeover's Transfer: no other voter may forward
+    /// a Transfer that speaks for another owner (`CatalogCommand::may_be_forwarded_by`).
+    pub async fn propose_as_leader(&self, command: CatalogCommand) -> Result<Applied, NodeError> {
+        Ok(self.0.catalog.propose_local(command).await?.response?)
+    }
+
     pub fn metrics(&self) -> &'a Metrics {
         &self.0.metrics
     }

@@ -103,6 +103,36 @@ impl GridControl {
         self.voters.get(&id).and_then(SimDisks::running)
     }
 
+    /// Commit `command` at whichever running voter leads, retrying for `within` while a majority
+    /// elects one: a test standing in for a decision only the leader makes (a fenced takeover's
+    /// Transfer), which no other voter may forward (`CatalogCommand::may_be_forwarded_by`). The
+    /// last error once `within` has passed.
+    pub async fn propose_at_leader(
+        &self,
+        command: vtgrid_core::catalog::CatalogCommand,
+        within: Duration,
+    ) -> Result<vtgrid_core::catalog::Applied, vtgrid_node::NodeError> {
+        let until = tokio::time::Instant::now() + within;
+        loop {
+            let mut last = None;
+            for id in self.voters() {
+                let Some(cluster) = self.cluster(id) else {
+                    continue;
+                };
+                match cluster.probe().propose_as_leader(command.clone()).await {
+                    Ok(applied) => return Ok(applied),
+                    Err(e) => last = Some(e),
+                }
+            }
+            if tokio::time::Instant::now() >= until {
+                return Err(last.unwrap_or_else(|| {
+                    vtgrid_node::NodeError::catalog(vtgrid_node::error::CatalogFailure::NoLeader)
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub fn is_down(&self, id: u8) -> bool {
         self.lock().down.contains(&id)
     }

@@ -21,8 +21,8 @@ use vtgrid_sim::seed::for_each_seed;
 
 const V: &str = "Q00001";
 
-/// Commit a fenced `Transfer { V, from: c0, to: c1 }` through c1 (a stand-in for a write
-/// takeover while c0 is cut off), retrying while the majority elects a leader.
+/// Commit a fenced `Transfer { V, from: c0, to: c1 }` at the majority's leader (a stand-in
+/// for a write takeover while c0 is cut off), retrying while the majority elects one.
 async fn force_transfer_to_c1(control: &GridControl) -> Result<(), Box<dyn std::error::Error>> {
     let v: Volser = V.parse()?;
     let c1 = control.cluster(1).ok_or("c1 not running")?;
@@ -33,16 +33,14 @@ async fn force_transfer_to_c1(control: &GridControl) -> Result<(), Box<dyn std::
         to: ClusterId::new(1)?,
         epoch,
     };
-    let until = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match c1.probe().propose(transfer.clone()).await {
-            Ok(Applied::Transferred { .. }) => return Ok(()),
-            Ok(other) => return Err(format!("the forced transfer answered {other:?}").into()),
-            Err(_) if tokio::time::Instant::now() < until => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => return Err(format!("the forced transfer never committed: {e}").into()),
-        }
+    // Only the leader makes a fenced Transfer for an owner that is cut off: commit it there.
+    match control
+        .propose_at_leader(transfer, Duration::from_secs(30))
+        .await
+    {
+        Ok(Applied::Transferred { .. }) => Ok(()),
+        Ok(other) => Err(format!("the forced transfer answered {other:?}").into()),
+        Err(e) => Err(format!("the forced transfer never committed: {e}").into()),
     }
 }
 

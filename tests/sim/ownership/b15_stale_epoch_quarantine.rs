@@ -63,7 +63,7 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
     )?;
     client::write_job(0, client::specific("A00002"), &other, &ledger).await?;
 
-    // The majority moves V on: a fenced Transfer at the epoch the catalog holds, via c1.
+    // The majority moves V on: a fenced Transfer at the epoch the catalog holds, at its leader.
     let c1 = control.cluster(1).ok_or("c1 not running")?;
     let epoch = c1.probe().view().read(|s| s.volumes[&v].token.epoch);
     let transfer = CatalogCommand::Transfer {
@@ -72,23 +72,18 @@ async fn scenario(control: GridControl, ledger: Ledger) -> Result<(), Box<dyn st
         to: ClusterId::new(1)?,
         epoch,
     };
-    let until = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        // The majority may still be electing a leader of its own: retry until it commits.
-        match c1.probe().propose(transfer.clone()).await {
-            Ok(Applied::Transferred { token }) => {
-                check(
-                    token.owner.get() == 1 && token.epoch == epoch.next(),
-                    format!("the forced transfer gave {token:?}"),
-                )?;
-                break;
-            }
-            Ok(other) => return Err(format!("the forced transfer answered {other:?}").into()),
-            Err(_) if tokio::time::Instant::now() < until => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => return Err(format!("the forced transfer never committed: {e}").into()),
-        }
+    // Only the leader makes a fenced Transfer for an owner that is cut off: commit it there,
+    // retrying while the majority elects one.
+    match control
+        .propose_at_leader(transfer, Duration::from_secs(30))
+        .await
+    {
+        Ok(Applied::Transferred { token }) => check(
+            token.owner.get() == 1 && token.epoch == epoch.next(),
+            format!("the forced transfer gave {token:?}"),
+        )?,
+        Ok(other) => return Err(format!("the forced transfer answered {other:?}").into()),
+        Err(e) => return Err(format!("the forced transfer never committed: {e}").into()),
     }
 
     control.heal();

@@ -140,6 +140,10 @@ async fn up(file: Option<PathBuf>) -> Result<(), CliError> {
     })?;
     let path = grid_file(file)?;
     let grid = GridConfig::load(&path)?;
+    super::security::ensure_local_certs(&grid)?;
+    if grid.tls.is_none() && grid.tokens.is_empty() {
+        println!("grid up: no TLS and no tokens (loopback only; docs/security.md)");
+    }
     let exe = std::env::current_exe().map_err(|source| CliError::Io {
         what: "finding the vtgrid binary",
         source,

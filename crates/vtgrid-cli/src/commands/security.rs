@@ -46,18 +46,51 @@ fn host_part(addr: &str) -> String {
         .to_string()
 }
 
+/// A new CA for `grid` in `dir` and every member's certificates; how many were issued.
+pub fn make_all(grid: &GridConfig, dir: &Path) -> Result<usize, CliError> {
+    certs::init_ca(dir, &grid.grid.name).map_err(certs_error)?;
+    let mut ids: Vec<u8> = grid.clusters.iter().map(|c| c.id).collect();
+    ids.extend(grid.witnesses.iter().map(|w| w.id));
+    let mut n = 0;
+    for id in ids {
+        n += issue_for(grid, dir, id)?.len();
+    }
+    Ok(n)
+}
+
+/// `grid up` of a file with `[tls]` whose directory has no CA yet: on loopback (a local grid,
+/// one command) make them; anywhere else refuse, since a real grid's certificates are made on
+/// purpose, on the operator's machine, and copied to each site (docs/security.md).
+pub fn ensure_local_certs(grid: &GridConfig) -> Result<(), CliError> {
+    use vtgrid_node::config::is_loopback;
+    let Some(tls) = &grid.tls else { return Ok(()) };
+    if tls.dir.join(certs::CA_CERT).exists() {
+        return Ok(());
+    }
+    let local = grid.clusters.iter().all(|c| is_loopback(&c.host))
+        && grid.member_addresses().iter().all(|(a, _)| is_loopback(a));
+    if !local {
+        return Err(CliError::Grid(format!(
+            "{} has no {}: make the grid's certificates with `vtgrid certs init --config {}`",
+            tls.dir.display(),
+            certs::CA_CERT,
+            grid.source.display()
+        )));
+    }
+    let n = make_all(grid, &tls.dir)?;
+    println!(
+        "grid up: made a CA and {n} member certificates in {} (a local grid on loopback)",
+        tls.dir.display()
+    );
+    Ok(())
+}
+
 pub fn certs(cmd: CertsCommand) -> Result<(), CliError> {
     match cmd {
         CertsCommand::Init { config, dir } => {
             let grid = GridConfig::load(&config)?;
             let dir = tls_dir(&grid, dir)?;
-            certs::init_ca(&dir, &grid.grid.name).map_err(certs_error)?;
-            let mut ids: Vec<u8> = grid.clusters.iter().map(|c| c.id).collect();
-            ids.extend(grid.witnesses.iter().map(|w| w.id));
-            let mut n = 0;
-            for id in ids {
-                n += issue_for(&grid, &dir, id)?.len();
-            }
+            let n = make_all(&grid, &dir)?;
             println!(
                 "grid {:?}: a CA and {n} member certificates in {} (keep ca.key off the grid's machines)",
                 grid.grid.name,
