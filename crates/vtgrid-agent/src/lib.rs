@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 use vtgrid_core::aotm::{agent_verdict, AgentVerdict, NodeSeen, NodeState};
 use vtgrid_core::ClusterId;
-use vtgrid_node::transport::Connector;
+use vtgrid_node::transport::{Connector, Peers};
 use vtgrid_proto::internal::agent_service_client::AgentServiceClient;
 use vtgrid_proto::internal::agent_service_server::{AgentService, AgentServiceServer};
 use vtgrid_proto::internal::{AskPeerRequest, NodeLiveness, NodeStateRequest, NodeStateResponse};
@@ -65,7 +65,8 @@ pub struct Agent {
     /// Every other cluster's heartbeat address (its agent's listener).
     peers: BTreeMap<ClusterId, String>,
     watch: Arc<dyn NodeWatch>,
-    connector: Arc<dyn Connector>,
+    /// The heartbeat network: one pooled channel to each peer agent.
+    transport: Peers,
     fence_after: Option<Duration>,
     /// When the node last answered; when the agent started if it never has.
     last_answer: Mutex<Instant>,
@@ -85,7 +86,7 @@ impl Agent {
             cluster,
             peers,
             watch,
-            connector,
+            transport: Peers::new(connector),
             fence_after,
             last_answer: Mutex::new(Instant::now()),
             last_probe: Mutex::new(Probe::NoAnswer),
@@ -158,17 +159,24 @@ impl Agent {
     /// Ask `peer`'s agent about its node over the heartbeat network; `None`: no answer.
     pub async fn ask_peer(&self, peer: ClusterId) -> Option<NodeState> {
         let addr = self.peers.get(&peer)?;
-        let mut client = AgentServiceClient::new(self.connector.channel(addr));
+        let mut client = AgentServiceClient::new(self.transport.channel(addr));
         let call = client.node_state(NodeStateRequest {
             from_cluster: u32::from(self.cluster.get()),
         });
         let answer = match tokio::time::timeout(PEER_ANSWER, call).await {
-            Ok(Ok(r)) => r.into_inner(),
+            Ok(Ok(r)) => {
+                self.transport.call_worked(addr);
+                r.into_inner()
+            }
             Ok(Err(status)) => {
+                if vtgrid_proto::reason_of(&status).is_none() {
+                    self.transport.call_failed(addr);
+                }
                 tracing::info!(%peer, error = %status.message(), "the peer's agent refused");
                 return None;
             }
             Err(_) => {
+                self.transport.call_failed(addr);
                 tracing::info!(%peer, "the peer's agent did not answer");
                 return None;
             }

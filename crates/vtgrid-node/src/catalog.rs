@@ -26,7 +26,7 @@ use vtgrid_proto::internal::grid_service_client::GridServiceClient;
 use vtgrid_proto::internal::RaftMessage;
 
 use crate::error::{CatalogFailure, NodeError};
-use crate::transport::Connector;
+use crate::transport::Peers;
 
 /// How long a catalog command may take to commit before the caller hears `CATALOG_UNAVAILABLE`.
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,7 +42,7 @@ pub struct ProposeReply {
 pub struct CatalogHandle {
     pub raft: Raft,
     pub view: CatalogView,
-    connector: Arc<dyn Connector>,
+    transport: Arc<Peers>,
     /// When a leader last reached this voter (the election gate's "a leader is in charge").
     leader_contact: Arc<LeaderContact>,
 }
@@ -66,11 +66,11 @@ impl LeaderContact {
 }
 
 impl CatalogHandle {
-    pub fn new(raft: Raft, view: CatalogView, connector: Arc<dyn Connector>) -> Self {
+    pub fn new(raft: Raft, view: CatalogView, transport: Arc<Peers>) -> Self {
         CatalogHandle {
             raft,
             view,
-            connector,
+            transport,
             leader_contact: Arc::default(),
         }
     }
@@ -141,14 +141,26 @@ impl CatalogHandle {
                 status: Box::new(status),
             })
         };
-        let mut client = GridServiceClient::new(self.connector.channel(leader_addr));
+        let mut client = GridServiceClient::new(self.transport.channel(leader_addr));
         let json = serde_json::to_vec(&command)
             .map_err(|e| NodeError::catalog(CatalogFailure::BadReply(e)))?;
-        let reply = client
-            .propose(RaftMessage { json: json.into() })
-            .await
-            .map_err(unreachable)?
-            .into_inner();
+        // The proposer's deadline ([`PROPOSE_TIMEOUT`], around this) may drop this call: then the
+        // leader did not answer on this link in time, and its pooled connection is dropped.
+        let unanswered = Unanswered {
+            transport: &self.transport,
+            addr: leader_addr,
+            answered: false,
+        };
+        let reply = match client.propose(RaftMessage { json: json.into() }).await {
+            Ok(reply) => {
+                unanswered.answered(true);
+                reply.into_inner()
+            }
+            Err(status) => {
+                unanswered.answered(vtgrid_proto::reason_of(&status).is_some());
+                return Err(unreachable(status));
+            }
+        };
         let reply: ProposeReply = serde_json::from_slice(&reply.json)
             .map_err(|e| NodeError::catalog(CatalogFailure::BadReply(e)))?;
         // Read-your-writes on this cluster: wait for the local state machine to catch up.
@@ -191,5 +203,34 @@ impl CatalogHandle {
             .borrow()
             .current_leader
             .and_then(|id| ClusterId::from_raft_id(id).ok())
+    }
+}
+
+/// A forwarded proposal on its way: dropped before an answer (the proposer's deadline passed),
+/// or answered without a reason string, the link counts as failed ([`Peers::call_failed`]).
+struct Unanswered<'a> {
+    transport: &'a Peers,
+    addr: &'a str,
+    answered: bool,
+}
+
+impl Unanswered<'_> {
+    /// The leader answered; `by_the_peer`: with an answer of its own (a reply or a reason), so
+    /// the link is good.
+    fn answered(mut self, by_the_peer: bool) {
+        self.answered = true;
+        if by_the_peer {
+            self.transport.call_worked(self.addr);
+        } else {
+            self.transport.call_failed(self.addr);
+        }
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.transport.call_failed(self.addr);
+        }
     }
 }

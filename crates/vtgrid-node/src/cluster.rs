@@ -41,7 +41,7 @@ use crate::metrics::Metrics;
 use crate::modes::{AotmChecks, ReadTakeovers};
 use crate::mounts::MountTable;
 use crate::owed::OwedCopies;
-use crate::transport::Connector;
+use crate::transport::Peers;
 use crate::tvc_io::Tvc;
 
 pub struct Cluster {
@@ -59,13 +59,14 @@ pub struct Cluster {
     pub(crate) journal: Journal,
     /// The copies this cluster owes, pulled by the copy engine (DESIGN §4).
     pub(crate) copies: OwedCopies,
-    /// Every grid link to every peer as the link monitor and the calls last saw it (B7).
+    /// Every grid link to every peer as the link monitor last saw it (B60).
     pub(crate) links: Links,
     /// When this run of the cluster started (the copy throttle's and election gate's clock).
     pub(crate) started: tokio::time::Instant,
     pub(crate) events: EventLog,
-    /// Dials peers' grid listeners (ownership handshakes, remote reads, forwarded proposals).
-    pub(crate) connector: Arc<dyn Connector>,
+    /// This cluster's connections to its peers' grid and heartbeat listeners: pooled per link,
+    /// the order a call tries a peer's links in, and who a request on its own listener came from.
+    pub(crate) transport: Arc<Peers>,
     pub(crate) insert_category: Category,
     pub(crate) private_category: Category,
     /// The grid file's constructs, defined in the catalog at start when missing or different.
@@ -148,11 +149,6 @@ impl Cluster {
     /// and reads go on (`vtgrid_core::gate`).
     pub(crate) fn fenced(&self) -> bool {
         self.lease.fenced() || self.membership() == Membership::Superseded
-    }
-
-    /// The grid addresses of `peer`, in the order calls should try them (B7).
-    pub fn paths_to(&self, peer: ClusterId) -> Vec<String> {
-        self.links.order(self.grid.grid_paths(peer.get()))
     }
 
     /// Bring the gauges up to date (before a metrics scrape or a status answer).

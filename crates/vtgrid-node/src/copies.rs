@@ -31,6 +31,7 @@ use crate::cluster::Cluster;
 use crate::error::NodeError;
 use crate::events::IMMEDIATE_COPY_DEFERRED;
 use crate::faults::FaultPoint;
+use crate::transport::Attempt;
 use crate::tvc_io::offload;
 
 /// How long a writer waits for one RUN copy: a base plus time for the bytes at a modest rate.
@@ -329,40 +330,41 @@ impl Cluster {
         // One deadline for the copy, whichever links it takes: a link that fails to carry the
         // request hands it to the next (B7); a refusal from the target is final.
         let until = tokio::time::Instant::now() + run_copy_timeout(size);
-        for addr in self.paths_to(target) {
-            let left = until.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let mut client = GridServiceClient::new(self.connector.channel(&addr));
-            let mut request = tonic::Request::new(PullCopyRequest {
-                volser: volser.to_string(),
-                version,
-                size,
-                digest: digest.to_hex(),
-                source: u32::from(self.id.get()),
-            });
-            request.set_timeout(left);
-            match tokio::time::timeout(left, client.pull_copy(request)).await {
-                Ok(Ok(_)) => {
-                    self.links.call_worked(&addr);
-                    return true;
+        let asked = self
+            .transport
+            .each_link(self.grid.grid_paths(target.get()), |addr| async move {
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    return Attempt::GiveUp(());
                 }
-                Ok(Err(status)) if vtgrid_proto::reason_of(&status).is_some() => {
-                    tracing::warn!(%volser, %target, %status, "RUN copy refused");
-                    return false;
+                let mut client = GridServiceClient::new(self.transport.channel(&addr));
+                let mut request = tonic::Request::new(PullCopyRequest {
+                    volser: volser.to_string(),
+                    version,
+                    size,
+                    digest: digest.to_hex(),
+                    source: u32::from(self.id.get()),
+                });
+                request.set_timeout(left);
+                match tokio::time::timeout(left, client.pull_copy(request)).await {
+                    Ok(Ok(_)) => Attempt::Done(()),
+                    Ok(Err(status)) if vtgrid_proto::reason_of(&status).is_some() => {
+                        tracing::warn!(%volser, %target, %status, "RUN copy refused");
+                        Attempt::Refused(())
+                    }
+                    Ok(Err(status)) => {
+                        tracing::warn!(%volser, %target, %addr, %status, "RUN copy request lost on this link");
+                        Attempt::LinkFailed(())
+                    }
+                    // The copy's whole deadline passed on this link: no time for another.
+                    Err(_) => {
+                        self.transport.call_failed(&addr);
+                        Attempt::GiveUp(())
+                    }
                 }
-                Ok(Err(status)) => {
-                    tracing::warn!(%volser, %target, %addr, %status, "RUN copy request lost on this link");
-                    self.links.call_failed(&addr);
-                }
-                Err(_) => {
-                    self.links.call_failed(&addr);
-                    return false;
-                }
-            }
-        }
-        false
+            })
+            .await;
+        asked.is_ok()
     }
 }
 

@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use vtgrid_core::catalog::CatalogCommand;
 use vtgrid_core::ClusterId;
-use vtgrid_proto::internal::grid_service_client::GridServiceClient;
 use vtgrid_proto::internal::RenewLeaseRequest;
 
 use crate::cluster::Cluster;
@@ -113,23 +112,24 @@ impl Cluster {
             if voter == self.id {
                 return self.answer_renewal(self.id).await;
             }
-            let addr = self
-                .paths_to(voter)
-                .into_iter()
-                .next()
-                .ok_or(NodeError::catalog(CatalogFailure::NoLeader))?;
-            GridServiceClient::new(self.connector.channel(&addr))
-                .renew_lease(RenewLeaseRequest {
-                    from_cluster: u32::from(self.id.get()),
+            let request = RenewLeaseRequest {
+                from_cluster: u32::from(self.id.get()),
+            };
+            // Within the round's deadline, so an unanswered renewal marks the link failed (its
+            // pooled connection dropped) before the round gives up.
+            self.grid_call(
+                voter.get(),
+                renew_timeout(after).mul_f64(0.9),
+                |mut c| async move { c.renew_lease(request).await },
+            )
+            .await
+            .map(|_| ())
+            .map_err(|status| {
+                NodeError::catalog(CatalogFailure::LeaderUnreachable {
+                    addr: format!("voter {voter}"),
+                    status: Box::new(status),
                 })
-                .await
-                .map(|_| ())
-                .map_err(|status| {
-                    NodeError::catalog(CatalogFailure::LeaderUnreachable {
-                        addr,
-                        status: Box::new(status),
-                    })
-                })
+            })
         });
         let answers =
             tokio::time::timeout(renew_timeout(after), futures::future::join_all(calls)).await;

@@ -91,19 +91,10 @@ impl LinkState {
     }
 }
 
-/// When a link that failed a call goes to the back of the order.
-const SHUNNED_FOR: Duration = Duration::from_secs(10);
-
-/// Every grid link to every peer, as this cluster last saw it: one structure for the link
-/// monitor's pings (per peer and per address) and for the calls that failed on an address lately,
-/// which decide the order calls try a peer's links in (B7, scenario 3; B60).
-///
-/// A cluster may list more than one grid address (`grid` plus `grid_links` in the grid file), one
-/// per physical link. Every grid call to a peer takes the links in [`Links::order`]: those that
-/// have not failed recently first, the primary before the others, so a failed link costs one
-/// failed call and the retry (the job resubmitted, the next copy attempt, the next Raft
-/// heartbeat) goes over another link. A call already under way on a link that fails still fails:
-/// its bytes were on that link (B7: "the job using L1 fails").
+/// Every grid link to every peer, as the link monitor's pings last saw it (per peer and per
+/// address). The order calls try a peer's links in, and the connections themselves, are the
+/// transport's ([`crate::transport::Peers`]); the monitor tells it of every ping as well (B7,
+/// scenario 3; B60).
 #[derive(Default)]
 pub struct Links {
     inner: Mutex<LinksInner>,
@@ -115,8 +106,6 @@ struct LinksInner {
     peers: BTreeMap<ClusterId, LinkState>,
     /// Each grid address of each peer (one per link).
     paths: BTreeMap<String, LinkState>,
-    /// When each grid address last failed a call from this cluster.
-    failed: BTreeMap<String, Instant>,
 }
 
 impl LinkState {
@@ -135,19 +124,13 @@ impl Links {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One link's ping. The call order learns of it too, so jobs avoid a dead link at once.
+    /// One link's ping.
     pub fn record_path(&self, addr: &str, answered: bool) {
-        let mut inner = self.lock();
-        inner
+        self.lock()
             .paths
             .entry(addr.to_string())
             .or_default()
             .answered(answered);
-        if answered {
-            inner.failed.remove(addr);
-        } else {
-            inner.failed.insert(addr.to_string(), Instant::now());
-        }
     }
 
     /// One peer's round of pings (any link answered), and what it changed.
@@ -185,41 +168,6 @@ impl Links {
     /// Each grid address of each peer (one per link) as last seen.
     pub fn path_states(&self) -> BTreeMap<String, LinkState> {
         self.lock().paths.clone()
-    }
-
-    /// A call over `path` failed: it goes to the back of the order for [`SHUNNED_FOR`].
-    pub fn call_failed(&self, path: &str) {
-        self.failed_at(path, Instant::now());
-    }
-
-    fn failed_at(&self, path: &str, at: Instant) {
-        self.lock().failed.insert(path.to_string(), at);
-    }
-
-    /// A call over `path` worked: it is back in its place.
-    pub fn call_worked(&self, path: &str) {
-        self.lock().failed.remove(path);
-    }
-
-    /// `paths` reordered: the ones not failed in the last [`SHUNNED_FOR`] first, in their given
-    /// order, then the others, longest-ago failure first.
-    pub fn order(&self, paths: Vec<String>) -> Vec<String> {
-        self.order_at(paths, Instant::now())
-    }
-
-    fn order_at(&self, paths: Vec<String>, now: Instant) -> Vec<String> {
-        let inner = self.lock();
-        let recent = |p: &String| {
-            inner
-                .failed
-                .get(p)
-                .filter(|at| now.duration_since(**at) < SHUNNED_FOR)
-                .copied()
-        };
-        let (mut bad, good): (Vec<String>, Vec<String>) =
-            paths.into_iter().partition(|p| recent(p).is_some());
-        bad.sort_by_key(|p| recent(p));
-        good.into_iter().chain(bad).collect()
     }
 }
 
@@ -349,29 +297,6 @@ mod tests {
                     after: Duration::from_secs(699)
                 },
             ]
-        );
-    }
-
-    #[test]
-    fn b7_a_failed_link_goes_last_until_it_has_rested() {
-        let h = Links::default();
-        let t0 = Instant::now();
-        let paths = || vec!["a:1".to_string(), "b:1".to_string(), "c:1".to_string()];
-        assert_eq!(
-            h.order_at(paths(), t0),
-            paths(),
-            "primary first when all are well"
-        );
-        h.failed_at("a:1", t0);
-        let t1 = t0 + Duration::from_secs(1);
-        h.failed_at("b:1", t1);
-        assert_eq!(h.order_at(paths(), t1), ["c:1", "a:1", "b:1"]);
-        h.call_worked("a:1");
-        assert_eq!(h.order_at(paths(), t1), ["a:1", "c:1", "b:1"]);
-        assert_eq!(
-            h.order_at(paths(), t1 + SHUNNED_FOR),
-            paths(),
-            "forgiven after a rest"
         );
     }
 

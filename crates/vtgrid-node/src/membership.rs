@@ -29,7 +29,6 @@ use std::time::Duration;
 use openraft::{BasicNode, ChangeMembers};
 use vtgrid_core::membership::{start_decision, Membership, PeerCatalog, StartDecision};
 use vtgrid_proto::internal;
-use vtgrid_proto::internal::grid_service_client::GridServiceClient;
 
 use crate::cluster::Cluster;
 use crate::error::{CatalogFailure, NodeError};
@@ -59,16 +58,6 @@ impl Cluster {
             .copied()
             .filter(|v| *v != me)
             .collect()
-    }
-
-    fn grid_client(&self, voter: u64) -> GridServiceClient<tonic::transport::Channel> {
-        let addr = self
-            .grid
-            .grid_paths(voter as u8)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        GridServiceClient::new(self.connector.channel(&addr))
     }
 
     /// After start: settle an empty, unrecorded voter's place (ask, form, or find it lost its
@@ -143,18 +132,19 @@ impl Cluster {
     }
 
     async fn ask_catalog(&self, peer: u64) -> Option<PeerCatalog> {
-        let mut client = self.grid_client(peer);
-        let call = client.catalog_membership(internal::CatalogMembershipRequest {
+        let request = internal::CatalogMembershipRequest {
             from_cluster: u32::from(self.id.get()),
-        });
-        match tokio::time::timeout(ASK_TIMEOUT, call).await {
-            Ok(Ok(r)) => {
-                let r = r.into_inner();
-                Some(PeerCatalog {
-                    formed: r.formed,
-                    member: r.member,
-                })
-            }
+        };
+        let answer = self
+            .grid_call(peer as u8, ASK_TIMEOUT, |mut c| async move {
+                c.catalog_membership(request).await
+            })
+            .await;
+        match answer {
+            Ok(r) => Some(PeerCatalog {
+                formed: r.formed,
+                member: r.member,
+            }),
             _ => None,
         }
     }
@@ -166,14 +156,17 @@ impl Cluster {
         self.membership
             .change(Membership::Unformed, Membership::Member);
         for peer in self.peer_ids() {
-            let mut client = self.grid_client(peer);
-            let call = client.form(internal::FormRequest {
+            let request = internal::FormRequest {
                 from_cluster: u32::from(self.id.get()),
-            });
-            let answer = tokio::time::timeout(ASK_TIMEOUT, call).await;
+            };
+            let answer = self
+                .grid_call(peer as u8, ASK_TIMEOUT, |mut c| async move {
+                    c.form(request).await
+                })
+                .await;
             match answer {
-                Ok(Ok(r)) if r.get_ref().accepted => {}
-                Ok(Ok(r)) if r.get_ref().formed => return Ok(false),
+                Ok(r) if r.accepted => {}
+                Ok(r) if r.formed => return Ok(false),
                 _ => {
                     return Err(NodeError::catalog(CatalogFailure::NoLeader));
                 }
@@ -343,20 +336,26 @@ impl Cluster {
     async fn readmit_step(&self, step: u32) -> Result<(), NodeError> {
         let mut last = NodeError::catalog(CatalogFailure::NoLeader);
         for peer in self.peer_ids() {
-            let mut client = self.grid_client(peer);
-            let call = client.readmit(internal::ReadmitRequest {
+            let request = internal::ReadmitRequest {
                 cluster: u32::from(self.id.get()),
                 step,
-            });
-            match tokio::time::timeout(READMIT_TIMEOUT, call).await {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(status)) => {
+            };
+            let answer = self
+                .grid_call(peer as u8, READMIT_TIMEOUT, |mut c| async move {
+                    c.readmit(request).await
+                })
+                .await;
+            match answer {
+                Ok(_) => return Ok(()),
+                Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
+                    last = NodeError::catalog(CatalogFailure::Timeout(READMIT_TIMEOUT))
+                }
+                Err(status) => {
                     last = NodeError::catalog(CatalogFailure::LeaderUnreachable {
                         addr: format!("voter {peer}"),
                         status: Box::new(status),
                     })
                 }
-                Err(_) => last = NodeError::catalog(CatalogFailure::Timeout(READMIT_TIMEOUT)),
             }
         }
         Err(last)
@@ -401,11 +400,13 @@ impl Cluster {
         match leader {
             Some(l) if l == self.id.raft_id() => {}
             Some(l) => {
-                let mut client = self.grid_client(l);
-                return client
-                    .readmit(internal::ReadmitRequest {
-                        cluster: voter as u32,
-                        step,
+                let request = internal::ReadmitRequest {
+                    cluster: voter as u32,
+                    step,
+                };
+                return self
+                    .grid_call(l as u8, READMIT_TIMEOUT, |mut c| async move {
+                        c.readmit(request).await
                     })
                     .await
                     .map(|_| ())

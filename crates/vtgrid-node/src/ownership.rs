@@ -42,6 +42,7 @@ use vtgrid_core::takeover::OwnerGone;
 use crate::cluster::Cluster;
 use crate::error::NodeError;
 use crate::faults::FaultPoint;
+use crate::transport::Attempt;
 
 /// How long a requester waits for an owner's answer: long enough for the owner to publish its
 /// pending journal entries and commit the transfer, short enough for a host to see
@@ -282,33 +283,27 @@ impl Cluster {
             return self.take_over(volser, record.token).await;
         }
         // One link per attempt; a link that failed goes last, so `obtain`'s retry uses another.
-        let addr = self
-            .paths_to(owner)
-            .into_iter()
-            .next()
-            .ok_or(NodeError::OwnerUnreachable { volser, owner })?;
-        let mut client = GridServiceClient::new(self.connector.channel(&addr));
-        let mut request = tonic::Request::new(SurrenderRequest {
-            volser: volser.to_string(),
-            to: u32::from(self.id.get()),
-        });
-        request.set_timeout(SURRENDER_TIMEOUT);
-        let reply = match tokio::time::timeout(SURRENDER_TIMEOUT, client.surrender(request)).await {
-            Err(_) => {
-                self.links.call_failed(&addr);
-                return Err(NodeError::OwnerUnreachable { volser, owner });
-            }
-            Ok(Err(status)) => {
-                if reason_of(&status).is_none() {
-                    self.links.call_failed(&addr);
+        let surrendered = self
+            .transport
+            .first_link(self.grid.grid_paths(owner.get()), |addr| async move {
+                let mut client = GridServiceClient::new(self.transport.channel(&addr));
+                let mut request = tonic::Request::new(SurrenderRequest {
+                    volser: volser.to_string(),
+                    to: u32::from(self.id.get()),
+                });
+                request.set_timeout(SURRENDER_TIMEOUT);
+                match tokio::time::timeout(SURRENDER_TIMEOUT, client.surrender(request)).await {
+                    Err(_) => Attempt::LinkFailed(NodeError::OwnerUnreachable { volser, owner }),
+                    Ok(Err(status)) if reason_of(&status).is_none() => {
+                        Attempt::LinkFailed(refusal(volser, owner, status))
+                    }
+                    Ok(Err(status)) => Attempt::Refused(refusal(volser, owner, status)),
+                    Ok(Ok(reply)) => Attempt::Done(reply.into_inner()),
                 }
-                return Err(refusal(volser, owner, status));
-            }
-            Ok(Ok(reply)) => {
-                self.links.call_worked(&addr);
-                reply.into_inner()
-            }
-        };
+            })
+            .await;
+        let reply =
+            surrendered.map_err(|e| e.unwrap_or(NodeError::OwnerUnreachable { volser, owner }))?;
         self.faults.point(FaultPoint::ObtainAfterReply).await;
         self.catalog.wait_applied(reply.log_index).await?;
         self.metrics.ownership_transfers_in.inc();
@@ -454,18 +449,20 @@ impl Cluster {
         volser: Volser,
         version: VersionNumber,
     ) -> bool {
-        for addr in self.paths_to(source) {
-            if self.probe_path(&addr, volser, version).await {
-                self.links.call_worked(&addr);
-                return true;
-            }
-            self.links.call_failed(&addr);
-        }
-        false
+        self.transport
+            .each_link(self.grid.grid_paths(source.get()), |addr| async move {
+                if self.probe_path(&addr, volser, version).await {
+                    Attempt::Done(())
+                } else {
+                    Attempt::LinkFailed(())
+                }
+            })
+            .await
+            .is_ok()
     }
 
     async fn probe_path(&self, addr: &str, volser: Volser, version: VersionNumber) -> bool {
-        let mut client = GridServiceClient::new(self.connector.channel(addr))
+        let mut client = GridServiceClient::new(self.transport.stream_channel(addr))
             .max_decoding_message_size(crate::transport::MAX_MESSAGE_BYTES);
         let probe = async {
             let mut stream = client
@@ -498,27 +495,25 @@ impl Cluster {
     ) -> Result<impl Stream<Item = Result<Bytes, NodeError>> + Send + use<>, NodeError> {
         // The first link that answers carries the whole stream; if that link fails mid-way the
         // read fails (B7) and the job's retry starts on another link.
-        let mut opened = None;
-        for addr in self.paths_to(from) {
-            let mut client = GridServiceClient::new(self.connector.channel(&addr))
-                .max_decoding_message_size(crate::transport::MAX_MESSAGE_BYTES);
-            let request = ReadVersionRequest {
-                volser: volser.to_string(),
-                version,
-            };
-            match tokio::time::timeout(SURRENDER_TIMEOUT, client.read_version(request)).await {
-                Ok(Ok(s)) => {
-                    self.links.call_worked(&addr);
-                    opened = Some(s.into_inner());
-                    break;
+        let opened = self
+            .transport
+            .each_link(self.grid.grid_paths(from.get()), |addr| async move {
+                let mut client = GridServiceClient::new(self.transport.stream_channel(&addr))
+                    .max_decoding_message_size(crate::transport::MAX_MESSAGE_BYTES);
+                let request = ReadVersionRequest {
+                    volser: volser.to_string(),
+                    version,
+                };
+                match tokio::time::timeout(SURRENDER_TIMEOUT, client.read_version(request)).await {
+                    Ok(Ok(s)) => Attempt::Done(s.into_inner()),
+                    Ok(Err(status)) if reason_of(&status).is_some() => {
+                        Attempt::Refused(refusal(volser, from, status))
+                    }
+                    _ => Attempt::LinkFailed(NodeError::NoValidCopy { volser, version }),
                 }
-                Ok(Err(status)) if reason_of(&status).is_some() => {
-                    return Err(refusal(volser, from, status))
-                }
-                _ => self.links.call_failed(&addr),
-            }
-        }
-        let stream = opened.ok_or(NodeError::NoValidCopy { volser, version })?;
+            })
+            .await;
+        let stream = opened.map_err(|e| e.unwrap_or(NodeError::NoValidCopy { volser, version }))?;
         // Each chunk was CRC-checked at the source; the whole version is checked here, so bytes
         // damaged on the way are CHECKSUM_MISMATCH at the end of the stream, never a good read.
         let verified = futures::stream::unfold(

@@ -18,8 +18,46 @@ use crate::cluster::Cluster;
 use crate::config::Role;
 use crate::events::G0013;
 use crate::links::{flag, grid_state_events, LinkState, PeerChange, PING_EVERY, STARTUP_GRACE};
+use crate::transport::Attempt;
+
+/// The grid client of one link.
+pub(crate) type GridClient = GridServiceClient<tonic::transport::Channel>;
 
 impl Cluster {
+    /// One control call to voter `peer` over the first of its links in the order, within
+    /// `limit`. A call the link did not carry (no answer, a reset, a status without a reason)
+    /// marks the link failed, so the caller's retry takes another link on a fresh connection; an
+    /// answer with a reason is the peer's refusal.
+    pub(crate) async fn grid_call<T, F, Fut>(
+        &self,
+        peer: u8,
+        limit: Duration,
+        call: F,
+    ) -> Result<T, tonic::Status>
+    where
+        F: FnOnce(GridClient) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.transport
+            .first_link(self.grid.grid_paths(peer), |addr| async move {
+                let client = GridServiceClient::new(self.transport.channel(&addr));
+                match tokio::time::timeout(limit, call(client)).await {
+                    Ok(Ok(reply)) => Attempt::Done(reply.into_inner()),
+                    Ok(Err(status)) if vtgrid_proto::reason_of(&status).is_some() => {
+                        Attempt::Refused(status)
+                    }
+                    Ok(Err(status)) => Attempt::LinkFailed(status),
+                    Err(_) => Attempt::LinkFailed(tonic::Status::deadline_exceeded(format!(
+                        "no answer from {addr} within {limit:?}"
+                    ))),
+                }
+            })
+            .await
+            .map_err(|e| {
+                e.unwrap_or_else(|| tonic::Status::unavailable("the peer has no grid address"))
+            })
+    }
+
     /// Ping every peer until the task is dropped.
     pub async fn monitor_links(self: Arc<Self>) {
         // Every link of every peer: a peer is reachable when any of its links answers (B7).
@@ -42,6 +80,12 @@ impl Cluster {
             let mut peer_answered: BTreeMap<ClusterId, bool> = BTreeMap::new();
             for ((peer, addr), answered) in links.iter().zip(answers) {
                 self.links.record_path(addr, answered);
+                // The call order learns of it too, so jobs avoid a dead link at once.
+                if answered {
+                    self.transport.call_worked(addr);
+                } else {
+                    self.transport.call_failed(addr);
+                }
                 *peer_answered.entry(*peer).or_default() |= answered;
             }
             for (peer, answered) in peer_answered {
@@ -125,7 +169,7 @@ impl Cluster {
 
     /// One ping of the grid address `addr`: did it answer within `timeout`?
     pub(crate) async fn ping_within(&self, addr: &str, timeout: Duration) -> bool {
-        let mut client = GridServiceClient::new(self.connector.channel(addr));
+        let mut client = GridServiceClient::new(self.transport.channel(addr));
         let call = client.ping(PingRequest {
             from_cluster: u32::from(self.id.get()),
         });

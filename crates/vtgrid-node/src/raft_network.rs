@@ -24,13 +24,13 @@ use vtgrid_proto::internal::grid_service_client::GridServiceClient;
 use vtgrid_proto::internal::RaftMessage;
 
 use crate::member::MembershipState;
-use crate::transport::Connector;
+use crate::transport::Peers;
 use vtgrid_core::membership::Membership;
 
 /// Makes one [`GridLink`] per Raft peer.
 #[derive(Clone)]
 pub struct GridNetwork {
-    connector: Arc<dyn Connector>,
+    transport: Arc<Peers>,
     /// Every grid address of each voter, one per link (B7); the primary first.
     paths: Arc<std::collections::BTreeMap<u64, Vec<String>>>,
     /// This voter's membership: a superseded voter sends nothing (`crate::standalone`).
@@ -39,12 +39,12 @@ pub struct GridNetwork {
 
 impl GridNetwork {
     pub(crate) fn new(
-        connector: Arc<dyn Connector>,
+        transport: Arc<Peers>,
         paths: std::collections::BTreeMap<u64, Vec<String>>,
         membership: Arc<MembershipState>,
     ) -> Self {
         GridNetwork {
-            connector,
+            transport,
             paths: Arc::new(paths),
             membership,
         }
@@ -67,7 +67,7 @@ impl RaftNetworkFactory<TypeConfig> for GridNetwork {
             paths,
             next_path: 1,
             client: None,
-            connector: self.connector.clone(),
+            transport: self.transport.clone(),
             membership: self.membership.clone(),
         };
         link.reconnect();
@@ -85,7 +85,7 @@ pub struct GridLink {
     next_path: usize,
     /// None when the peer's address does not parse; every RPC then reports it unreachable.
     client: Option<GridServiceClient<Channel>>,
-    connector: Arc<dyn Connector>,
+    transport: Arc<Peers>,
     membership: Arc<MembershipState>,
 }
 
@@ -110,11 +110,12 @@ type Rpc =
     ) -> futures::future::BoxFuture<'_, Result<tonic::Response<RaftMessage>, tonic::Status>>;
 
 impl GridLink {
-    /// A fresh channel. After a failed call the old connection may be wedged (a partition can
-    /// leave an HTTP/2 connection that never recovers after the network heals), so it is dropped.
+    /// The link's pooled channel. After a failed call the transport has dropped the old
+    /// connection (a partition can leave an HTTP/2 connection that never recovers after the
+    /// network heals), so this one dials afresh.
     fn reconnect(&mut self) {
         self.client = crate::config::is_host_port(&self.addr).then(|| {
-            GridServiceClient::new(self.connector.channel(&self.addr))
+            GridServiceClient::new(self.transport.channel(&self.addr))
                 .max_decoding_message_size(crate::transport::MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(crate::transport::MAX_MESSAGE_BYTES)
         });
@@ -150,7 +151,10 @@ impl GridLink {
         let mut request = tonic::Request::new(RaftMessage { json: json.into() });
         request.set_timeout(option.hard_ttl());
         let reply = match rpc(client, request).await {
-            Ok(r) => r.into_inner(),
+            Ok(r) => {
+                self.transport.call_worked(&self.addr);
+                r.into_inner()
+            }
             Err(status) => {
                 if vtgrid_proto::reason_of(&status) == Some(vtgrid_proto::pb::Reason::Superseded) {
                     // A survivor forced standalone without us refused the old group's message.
@@ -162,6 +166,9 @@ impl GridLink {
                     self.membership.set(Membership::Superseded);
                 }
                 // The next call goes over the next link (B7), on a fresh connection.
+                if vtgrid_proto::reason_of(&status).is_none() {
+                    self.transport.call_failed(&self.addr);
+                }
                 self.addr = self.paths[self.next_path % self.paths.len()].clone();
                 self.next_path = self.next_path.wrapping_add(1);
                 self.reconnect();

@@ -23,7 +23,7 @@ use crate::modes::ReadTakeovers;
 use crate::mounts::MountTable;
 use crate::owed::OwedCopies;
 use crate::raft_network::GridNetwork;
-use crate::transport::Connector;
+use crate::transport::{Connector, Peers};
 use crate::tvc_io::Tvc;
 
 #[derive(Debug, thiserror::Error)]
@@ -103,11 +103,12 @@ impl Cluster {
         let membership_state = Arc::new(MembershipState::new(
             vtgrid_core::membership::Membership::Unformed,
         ));
+        let transport = Arc::new(Peers::new(connector));
         let raft = Raft::new(
             id.raft_id(),
             config,
             GridNetwork::new(
-                connector.clone(),
+                transport.clone(),
                 grid.voters()
                     .keys()
                     .map(|id| (*id, grid.grid_paths(*id as u8)))
@@ -127,7 +128,7 @@ impl Cluster {
             configured_categories: grid.category_definitions()?,
             configured_classes: grid.management_classes()?,
             grid: grid.clone(),
-            catalog: CatalogHandle::new(raft, view, connector.clone()),
+            catalog: CatalogHandle::new(raft, view, transport.clone()),
             journal: Journal::open(Arc::new(KvJournal::open(engine_for_journal.clone())?))?,
             copies: OwedCopies::new(Arc::new(vtgrid_catalog::KvCopyQueue::open(
                 engine_for_journal,
@@ -136,7 +137,7 @@ impl Cluster {
             duplexes_in: Default::default(),
             started: tokio::time::Instant::now(),
             events: EventLog::default(),
-            connector,
+            transport,
             tvc: Tvc::new(volumes),
             mounts: MountTable::new(id, mount_id_key, grid.limits.max_mounts),
             metrics: Metrics::default(),

@@ -38,6 +38,7 @@ use crate::error::NodeError;
 use crate::events::SYNC_DEFERRED;
 use crate::faults::FaultPoint;
 use crate::mounts::{JobIo, Mount};
+use crate::transport::Attempt;
 
 impl Cluster {
     /// The sync clusters a job on `mount` duplexes to, and the class's failure policy; none when
@@ -80,23 +81,21 @@ impl Cluster {
         peer: ClusterId,
         version: VersionNumber,
     ) -> Result<SyncDuplex, SyncTrouble> {
-        let mut last = SyncTrouble {
-            peer,
-            cause: "not in the grid file".into(),
-        };
-        for addr in self.paths_to(peer) {
-            match self.open_duplex_on(&addr, mount, peer, version).await {
-                Ok(d) => {
-                    self.links.call_worked(&addr);
-                    return Ok(d);
+        let opened = self
+            .transport
+            .each_link(self.grid.grid_paths(peer.get()), |addr| async move {
+                match self.open_duplex_on(&addr, mount, peer, version).await {
+                    Ok(d) => Attempt::Done(d),
+                    Err(t) => Attempt::LinkFailed(t),
                 }
-                Err(t) => {
-                    self.links.call_failed(&addr);
-                    last = t;
-                }
-            }
-        }
-        Err(last)
+            })
+            .await;
+        opened.map_err(|t| {
+            t.unwrap_or(SyncTrouble {
+                peer,
+                cause: "not in the grid file".into(),
+            })
+        })
     }
 
     async fn open_duplex_on(
@@ -122,7 +121,7 @@ impl Cluster {
         };
         // Opening may include fetching the base of an append: allow for its bytes.
         let base_bytes = if appending { mount.base_size } else { 0 };
-        SyncDuplex::open(self.connector.channel(addr), peer, open, base_bytes).await
+        SyncDuplex::open(self.transport.stream_channel(addr), peer, open, base_bytes).await
     }
 
     /// A sync cluster failed the job's duplex: fail the job or go on without it (B43).

@@ -355,17 +355,24 @@ impl Cluster {
     async fn ask_agents(&self, peer: ClusterId) -> Option<vtgrid_core::aotm::NodeState> {
         use vtgrid_proto::internal::agent_service_client::AgentServiceClient;
         let addr = self.grid.heartbeat_of(self.id.get())?;
-        let mut client = AgentServiceClient::new(self.connector.channel(addr));
+        let mut client = AgentServiceClient::new(self.transport.channel(addr));
         let call = client.ask_peer(vtgrid_proto::internal::AskPeerRequest {
             cluster: u32::from(peer.get()),
         });
         match tokio::time::timeout(AGENT_ANSWER, call).await {
-            Ok(Ok(r)) => Some(r.into_inner().state().into()),
+            Ok(Ok(r)) => {
+                self.transport.call_worked(addr);
+                Some(r.into_inner().state().into())
+            }
             Ok(Err(status)) => {
+                if vtgrid_proto::reason_of(&status).is_none() {
+                    self.transport.call_failed(addr);
+                }
                 tracing::warn!(%peer, error = %status.message(), "AOTM: this site's agent refused");
                 None
             }
             Err(_) => {
+                self.transport.call_failed(addr);
                 tracing::warn!(%peer, "AOTM: this site's agent did not answer");
                 None
             }

@@ -29,6 +29,12 @@ impl SimConnector {
 }
 
 impl Connector for SimConnector {
+    /// Per-call connections: [`Stall`] and [`Tap`] catch a message on a connection of its own,
+    /// and a turmoil connection that lost segments to a partition never recovers.
+    fn pools(&self) -> bool {
+        false
+    }
+
     fn sender(&self, request: &http::Extensions) -> Sender {
         match request.get::<SimPeer>().and_then(|p| p.0.as_deref()) {
             Some(host) => match member_of_host(host) {

@@ -18,6 +18,15 @@ pub trait Connector: Send + Sync + 'static {
     fn sender(&self, _request: &http::Extensions) -> Sender {
         Sender::Unverified
     }
+
+    /// Whether [`crate::Peers`] may keep one channel per link for control calls. Real
+    /// connectors say yes. The simulation's connector says no: its fault injection (a stalled
+    /// or duplicated message, DESIGN §8) works per connection, and turmoil's TCP does not
+    /// retransmit, so a connection that crossed a partition never recovers; until both are made
+    /// connection-aware the simulation dials per call (docs/decisions.md, 2026-12-03).
+    fn pools(&self) -> bool {
+        true
+    }
 }
 
 /// Who is on the other end of a call, as far as the transport can prove it.

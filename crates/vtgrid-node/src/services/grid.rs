@@ -44,7 +44,12 @@ impl GridApi {
             tracing::warn!(call, sender = %who, "grid call refused: not a voter of this grid");
             sender_refused(format!("{call}: {who} is not a voter of this grid"))
         };
-        match self.cluster.connector.sender(request.extensions()) {
+        match self
+            .cluster
+            .transport
+            .connector()
+            .sender(request.extensions())
+        {
             Sender::Unverified => Ok(None),
             Sender::Member(Member::Voter(id)) => match ClusterId::new(id) {
                 Ok(c) if self.cluster.grid.role_of(id).is_some() => Ok(Some(c)),
