@@ -135,12 +135,7 @@ impl CatalogHandle {
         leader_addr: &str,
         command: CatalogCommand,
     ) -> Result<(CatalogResponse, u64), NodeError> {
-        let unreachable = |status| {
-            NodeError::catalog(CatalogFailure::LeaderUnreachable {
-                addr: leader_addr.to_string(),
-                status: Box::new(status),
-            })
-        };
+        let unreachable = |status| NodeError::leader_unreachable(leader_addr, status);
         let mut client = GridServiceClient::new(self.transport.channel(leader_addr));
         let json = serde_json::to_vec(&command)
             .map_err(|e| NodeError::catalog(CatalogFailure::BadReply(e)))?;

@@ -337,7 +337,10 @@ impl Cluster {
                 if left.is_zero() {
                     return Attempt::GiveUp(());
                 }
-                let mut client = GridServiceClient::new(self.transport.channel(&addr));
+                // A connection of its own: the answer waits for the whole copy, so a pooled
+                // connection that died with a partition would hold the unload for the copy's
+                // whole deadline, where a fresh dial fails in a second (B39: deferred at once).
+                let mut client = GridServiceClient::new(self.transport.stream_channel(&addr));
                 let mut request = tonic::Request::new(PullCopyRequest {
                     volser: volser.to_string(),
                     version,
@@ -356,11 +359,9 @@ impl Cluster {
                         tracing::warn!(%volser, %target, %addr, %status, "RUN copy request lost on this link");
                         Attempt::LinkFailed(())
                     }
-                    // The copy's whole deadline passed on this link: no time for another.
-                    Err(_) => {
-                        self.transport.call_failed(&addr);
-                        Attempt::GiveUp(())
-                    }
+                    // The copy's whole deadline passed on this link: the link failed, and the
+                    // next one gives up at once (no time left).
+                    Err(_) => Attempt::LinkFailed(()),
                 }
             })
             .await;

@@ -198,6 +198,14 @@ impl NodeError {
         NodeError::CatalogUnavailable(Box::new(failure.into()))
     }
 
+    /// A call to the voter (or leader) at `addr` did not get through: `CATALOG_UNAVAILABLE`.
+    pub fn leader_unreachable(addr: impl Into<String>, status: Status) -> NodeError {
+        NodeError::catalog(CatalogFailure::LeaderUnreachable {
+            addr: addr.into(),
+            status: Box::new(status),
+        })
+    }
+
     /// The gRPC status for this error, with its stable reason.
     pub fn to_status(&self) -> Status {
         use Code::*;

@@ -124,12 +124,7 @@ impl Cluster {
             )
             .await
             .map(|_| ())
-            .map_err(|status| {
-                NodeError::catalog(CatalogFailure::LeaderUnreachable {
-                    addr: format!("voter {voter}"),
-                    status: Box::new(status),
-                })
-            })
+            .map_err(|status| NodeError::leader_unreachable(format!("voter {voter}"), status))
         });
         let answers =
             tokio::time::timeout(renew_timeout(after), futures::future::join_all(calls)).await;

@@ -41,6 +41,8 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 const ASK_EVERY: Duration = Duration::from_secs(1);
 /// How long a readmission may take: a learner catching up from a snapshot.
 const READMIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a rejoin keeps asking when no peer gets its readmission to a leader.
+const READMIT_RETRY_FOR: Duration = Duration::from_secs(30);
 /// How long a rejoin waits, once a voter again, for the cluster to serve before it answers.
 const REJOIN_SETTLE: Duration = Duration::from_secs(30);
 
@@ -332,33 +334,48 @@ impl Cluster {
         })
     }
 
-    /// Ask the peers, in turn, to have the leader do readmission `step` for this voter.
+    /// Ask the peers, in turn, to have the leader do readmission `step` for this voter; a round
+    /// in which no peer got it to a leader (a peer or the leader not up yet, an election under
+    /// way) is tried again every [`ASK_EVERY`] for up to [`READMIT_RETRY_FOR`]. A refusal, or a
+    /// leader that took the whole [`READMIT_TIMEOUT`], is final: the operator sees it.
     async fn readmit_step(&self, step: u32) -> Result<(), NodeError> {
-        let mut last = NodeError::catalog(CatalogFailure::NoLeader);
-        for peer in self.peer_ids() {
-            let request = internal::ReadmitRequest {
-                cluster: u32::from(self.id.get()),
-                step,
-            };
-            let answer = self
-                .grid_call(peer as u8, READMIT_TIMEOUT, |mut c| async move {
-                    c.readmit(request).await
-                })
-                .await;
-            match answer {
-                Ok(_) => return Ok(()),
-                Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
-                    last = NodeError::catalog(CatalogFailure::Timeout(READMIT_TIMEOUT))
-                }
-                Err(status) => {
-                    last = NodeError::catalog(CatalogFailure::LeaderUnreachable {
-                        addr: format!("voter {peer}"),
-                        status: Box::new(status),
+        let until = tokio::time::Instant::now() + READMIT_RETRY_FOR;
+        loop {
+            let mut last = NodeError::catalog(CatalogFailure::NoLeader);
+            for peer in self.peer_ids() {
+                let request = internal::ReadmitRequest {
+                    cluster: u32::from(self.id.get()),
+                    step,
+                };
+                let answer = self
+                    .grid_call(peer as u8, READMIT_TIMEOUT, |mut c| async move {
+                        c.readmit(request).await
                     })
+                    .await;
+                match answer {
+                    Ok(_) => return Ok(()),
+                    Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
+                        return Err(NodeError::catalog(CatalogFailure::Timeout(READMIT_TIMEOUT)))
+                    }
+                    Err(status) => {
+                        let transient = matches!(
+                            vtgrid_proto::reason_of(&status),
+                            None | Some(vtgrid_proto::pb::Reason::CatalogUnavailable)
+                        );
+                        last = NodeError::leader_unreachable(format!("voter {peer}"), status);
+                        if !transient {
+                            return Err(last);
+                        }
+                    }
                 }
             }
+            if tokio::time::Instant::now() + ASK_EVERY > until {
+                return Err(last);
+            }
+            tracing::info!(cluster = %self.id, step, error = %last,
+                "readmission: no peer reached a leader; asking again");
+            tokio::time::sleep(ASK_EVERY).await;
         }
-        Err(last)
     }
 
     /// Readmission step 1, on the leader: the voter lost its data dir, so none of the copies the
@@ -410,12 +427,7 @@ impl Cluster {
                     })
                     .await
                     .map(|_| ())
-                    .map_err(|status| {
-                        NodeError::catalog(CatalogFailure::LeaderUnreachable {
-                            addr: format!("voter {l}"),
-                            status: Box::new(status),
-                        })
-                    });
+                    .map_err(|status| NodeError::leader_unreachable(format!("voter {l}"), status));
             }
             None => return Err(NodeError::catalog(CatalogFailure::NoLeader)),
         }

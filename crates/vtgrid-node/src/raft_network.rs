@@ -63,9 +63,8 @@ impl RaftNetworkFactory<TypeConfig> for GridNetwork {
             .unwrap_or_else(|| vec![node.addr.clone()]);
         let mut link = GridLink {
             target,
-            addr: paths[0].clone(),
+            addr: self.transport.order(paths.clone())[0].clone(),
             paths,
-            next_path: 1,
             client: None,
             transport: self.transport.clone(),
             membership: self.membership.clone(),
@@ -81,8 +80,6 @@ pub struct GridLink {
     /// The address in use, one of `paths`.
     addr: String,
     paths: Vec<String>,
-    /// The path the next reconnect takes: after a failed call Raft moves to the next link.
-    next_path: usize,
     /// None when the peer's address does not parse; every RPC then reports it unreachable.
     client: Option<GridServiceClient<Channel>>,
     transport: Arc<Peers>,
@@ -165,13 +162,13 @@ impl GridLink {
                     );
                     self.membership.set(Membership::Superseded);
                 }
-                // The next call goes over the next link (B7), on a fresh connection.
+                // A call the link did not carry sends the next one over the next link (B7),
+                // on a fresh connection; a refusal leaves the link as it is.
                 if vtgrid_proto::reason_of(&status).is_none() {
                     self.transport.call_failed(&self.addr);
+                    self.addr = self.transport.order(self.paths.clone())[0].clone();
+                    self.reconnect();
                 }
-                self.addr = self.paths[self.next_path % self.paths.len()].clone();
-                self.next_path = self.next_path.wrapping_add(1);
-                self.reconnect();
                 let e = LinkError::Status(status);
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
             }

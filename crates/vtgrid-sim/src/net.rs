@@ -29,10 +29,12 @@ impl SimConnector {
 }
 
 impl Connector for SimConnector {
-    /// Per-call connections: [`Stall`] and [`Tap`] catch a message on a connection of its own,
-    /// and a turmoil connection that lost segments to a partition never recovers.
-    fn pools(&self) -> bool {
-        false
+    /// Pooled like a real grid's, except while a [`Stall`] or [`Tap`] is armed on the link:
+    /// each waits for its message on a connection of its own, so until it catches one every
+    /// call over the link dials afresh.
+    fn pools(&self, addr: &str) -> bool {
+        let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+        Stall::armed_for(&self.from, host).is_none() && Tap::armed_for(&self.from, host).is_none()
     }
 
     fn sender(&self, request: &http::Extensions) -> Sender {
@@ -63,6 +65,11 @@ impl Connector for SimConnector {
                             format!("grid link {from} <-> {host}:{port} is cut"),
                         ));
                     }
+                    DIALS.with(|d| {
+                        *d.borrow_mut()
+                            .entry((from.clone(), host.clone()))
+                            .or_default() += 1
+                    });
                     let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
                     let route = format!("{from} -> {host}:{port}");
                     let (read, write) = stream.into_split();
@@ -78,6 +85,23 @@ impl Connector for SimConnector {
                 }
             }))
     }
+}
+
+thread_local! {
+    /// Connections dialled by the simulation running on this thread, per (from, to) host pair.
+    static DIALS: std::cell::RefCell<std::collections::BTreeMap<(String, String), u64>> =
+        Default::default();
+}
+
+/// How many connections host `from` has dialled to host `to` in the simulation on this thread
+/// (pooled control channels, bulk streams and re-dials after a failure alike).
+pub fn dials(from: &str, to: &str) -> u64 {
+    DIALS.with(|d| {
+        d.borrow()
+            .get(&(from.to_string(), to.to_string()))
+            .copied()
+            .unwrap_or(0)
+    })
 }
 
 /// One grid link between two hosts: the pair (in either order) and the port it reaches, since a
@@ -124,6 +148,7 @@ impl Link {
     /// Forget every cut link and armed stall (a new simulation on this thread).
     pub fn repair_all() {
         CUT.with(|c| c.borrow_mut().clear());
+        DIALS.with(|d| d.borrow_mut().clear());
         Stall::disarm_all();
         Tap::disarm_all();
     }

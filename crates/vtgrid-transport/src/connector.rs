@@ -19,12 +19,12 @@ pub trait Connector: Send + Sync + 'static {
         Sender::Unverified
     }
 
-    /// Whether [`crate::Peers`] may keep one channel per link for control calls. Real
-    /// connectors say yes. The simulation's connector says no: its fault injection (a stalled
-    /// or duplicated message, DESIGN §8) works per connection, and turmoil's TCP does not
-    /// retransmit, so a connection that crossed a partition never recovers; until both are made
-    /// connection-aware the simulation dials per call (docs/decisions.md, 2026-12-03).
-    fn pools(&self) -> bool {
+    /// Whether [`crate::Peers`] may keep one channel for control calls over the link to `addr`
+    /// now. Real connectors always say yes. The simulation's connector says no while a fault
+    /// that catches one message on a connection of its own (a stalled or duplicated message,
+    /// DESIGN §8) is armed on that link, so the message it waits for goes out on a fresh
+    /// connection as it would without pooling (docs/decisions.md, 2026-12-03).
+    fn pools(&self, _addr: &str) -> bool {
         true
     }
 }

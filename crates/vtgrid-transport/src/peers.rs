@@ -73,9 +73,9 @@ impl Peers {
 
     /// The pooled control channel to `addr`, opened lazily on first use and shared by every
     /// control call over that link until a call over it fails (a fresh channel per call for a
-    /// connector that does not pool, [`Connector::pools`]).
+    /// link the connector does not pool now, [`Connector::pools`]).
     pub fn channel(&self, addr: &str) -> Channel {
-        if !self.connector.pools() {
+        if !self.connector.pools(addr) {
             return self.connector.channel(addr);
         }
         let mut inner = self.lock();
