@@ -298,28 +298,59 @@ fn copies_verified(state: &FinalState) -> Vec<Violation> {
     found
 }
 
+/// Every read returns bytes a host wrote at that version. An append's digest is the node's (it
+/// covers bytes the host did not keep), so an append whose answer was lost has none: a version
+/// that only such an append can have made is accepted when every read of it agrees on one digest
+/// and no acknowledged write claims that version.
 fn reads_return_written(history: &History) -> Vec<Violation> {
-    history
-        .ops
-        .iter()
-        .filter(|op| op.kind == OpKind::Read && op.outcome == Outcome::Ok)
+    let reads = || {
+        history
+            .ops
+            .iter()
+            .filter(|op| op.kind == OpKind::Read && op.outcome == Outcome::Ok)
+    };
+    let unmatched = |read: &Op| -> Option<(u64, String)> {
+        let version = read.version?;
+        let digest = read.digest.as_deref()?;
+        if version == 0 {
+            return None;
+        }
+        let written = history.ops.iter().any(|w| {
+            w.kind.writes()
+                && w.volser == read.volser
+                && w.digest.as_deref() == Some(digest)
+                && match w.outcome {
+                    Outcome::Ok => w.version == Some(version),
+                    Outcome::Unknown => true,
+                    Outcome::Failed { .. } => false,
+                }
+        });
+        (!written).then(|| (version, digest.to_string()))
+    };
+    let lost_append_made = |read: &Op, version: u64| {
+        let lost_append = history.ops.iter().any(|w| {
+            w.kind == OpKind::Append
+                && w.volser == read.volser
+                && w.outcome == Outcome::Unknown
+                && w.digest.is_none()
+                && w.start_ms <= read.end_ms
+        });
+        let acknowledged = history.ops.iter().any(|w| {
+            w.kind.writes()
+                && w.volser == read.volser
+                && w.outcome == Outcome::Ok
+                && w.version == Some(version)
+        });
+        let digests: std::collections::BTreeSet<Option<&str>> = reads()
+            .filter(|r| r.volser == read.volser && r.version == Some(version))
+            .map(|r| r.digest.as_deref())
+            .collect();
+        lost_append && !acknowledged && digests.len() == 1
+    };
+    reads()
         .filter_map(|read| {
-            let version = read.version?;
-            let digest = read.digest.as_deref()?;
-            if version == 0 {
-                return None;
-            }
-            let written = history.ops.iter().any(|w| {
-                w.kind.writes()
-                    && w.volser == read.volser
-                    && w.digest.as_deref() == Some(digest)
-                    && match w.outcome {
-                        Outcome::Ok => w.version == Some(version),
-                        Outcome::Unknown => true,
-                        Outcome::Failed { .. } => false,
-                    }
-            });
-            (!written).then(|| Violation::ReadUnwritten {
+            let (version, _) = unmatched(read)?;
+            (!lost_append_made(read, version)).then(|| Violation::ReadUnwritten {
                 op: read.id,
                 volser: read.volser.clone(),
                 version,
@@ -398,6 +429,76 @@ mod tests {
             clusters: vec![cluster],
             backlog,
         }
+    }
+
+    fn op(id: u64, kind: OpKind, volser: &str, span: (u64, u64), outcome: Outcome) -> Op {
+        Op {
+            id,
+            kind,
+            cluster: 0,
+            volser: volser.into(),
+            mode: Some(CopyMode::Sync),
+            start_ms: span.0,
+            end_ms: span.1,
+            outcome,
+            version: None,
+            digest: None,
+        }
+    }
+
+    fn read(id: u64, volser: &str, span: (u64, u64), version: u64, digest: &str) -> Op {
+        Op {
+            version: Some(version),
+            digest: Some(digest.into()),
+            mode: None,
+            ..op(id, OpKind::Read, volser, span, Outcome::Ok)
+        }
+    }
+
+    #[test]
+    fn a_read_of_what_only_a_lost_append_made_passes_if_reads_agree_and_nothing_claims_it() {
+        let base = write(1, 0, "A00001", CopyMode::Sync, (0, 10), 1, "d1");
+        let lost = op(2, OpKind::Append, "A00001", (20, 30), Outcome::Unknown);
+        let state = grid(vec![volume("A00001", 2, "d2", 0)]);
+        let agree = history(
+            vec![
+                base.clone(),
+                lost.clone(),
+                read(3, "A00001", (40, 50), 2, "d2"),
+                read(4, "A00001", (60, 70), 2, "d2"),
+            ],
+            vec![],
+        );
+        assert!(check(&agree, &state).passed());
+        // Two different contents for the one version: one of them no host wrote.
+        let differ = history(
+            vec![
+                base.clone(),
+                lost.clone(),
+                read(3, "A00001", (40, 50), 2, "d2"),
+                read(4, "A00001", (60, 70), 2, "dX"),
+            ],
+            vec![],
+        );
+        let report = check(&differ, &state);
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| matches!(v, Violation::ReadUnwritten { op: 4, .. })),
+            "{report}"
+        );
+        // Without the lost append, an unknown digest is a violation as before.
+        let none = history(vec![base, read(3, "A00001", (40, 50), 2, "d2")], vec![]);
+        let report = check(&none, &state);
+        assert!(
+            report.violations.contains(&Violation::ReadUnwritten {
+                op: 3,
+                volser: "A00001".into(),
+                version: 2
+            }),
+            "{report}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! timed tests: the machine decides the absolute numbers.
 
 mod copy;
+mod floor;
 mod ownership;
 mod takeover;
 
