@@ -33,6 +33,7 @@ use crate::copy_mode::ManagementClass;
 use crate::takeover::ServiceState;
 use crate::volser::{Volser, VolserRange};
 use crate::volume::{Digest, VersionNumber, VolumeRecord};
+use crate::volumes::Volumes;
 
 /// A change to the catalog, proposed through Raft.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -351,7 +352,9 @@ pub enum CatalogRejection {
 /// The replicated catalog. Ordered maps keep every iteration deterministic.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct CatalogState {
-    pub volumes: BTreeMap<Volser, VolumeRecord>,
+    /// Every volume record, with its indexes; changed only through [`Volumes::insert`] and
+    /// [`Volumes::edit`], which keep them in step.
+    pub volumes: Volumes,
     pub categories: BTreeMap<Category, CategoryDefinition>,
     pub management_classes: BTreeMap<ConstructName, ManagementClass>,
     /// The grid's voters (data clusters and witnesses) as the last Raft membership entry applied
@@ -485,7 +488,7 @@ impl CatalogState {
                 copy_modes: None,
                 taken_from: None,
             };
-            self.volumes.insert(volser, record);
+            self.volumes.insert(record);
         }
         Ok(Applied::Inserted { count: range.len() })
     }
@@ -498,25 +501,23 @@ impl CatalogState {
         epoch: Epoch,
     ) -> CatalogResponse {
         self.require_data_member(to)?;
-        let record = self.fenced(volser, from, epoch)?;
-        record.token = OwnershipToken {
+        self.fenced(volser, from, epoch)?;
+        let token = OwnershipToken {
             owner: to,
             epoch: next_epoch(volser, epoch)?,
         };
-        Ok(Applied::Transferred {
-            token: record.token,
-        })
+        self.volumes.edit(&volser, |r| r.token = token);
+        Ok(Applied::Transferred { token })
     }
 
     fn reclaim(&mut self, volser: Volser, by: ClusterId, epoch: Epoch) -> CatalogResponse {
-        let record = self.fenced(volser, by, epoch)?;
-        record.token = OwnershipToken {
+        self.fenced(volser, by, epoch)?;
+        let token = OwnershipToken {
             owner: by,
             epoch: next_epoch(volser, epoch)?,
         };
-        Ok(Applied::Transferred {
-            token: record.token,
-        })
+        self.volumes.edit(&volser, |r| r.token = token);
+        Ok(Applied::Transferred { token })
     }
 
     fn update(
@@ -562,9 +563,15 @@ impl CatalogState {
                 });
             }
         }
-        change.apply_to(record);
+        let record = self
+            .volumes
+            .edit(&volser, |r| {
+                change.apply_to(r);
+                r.clone()
+            })
+            .ok_or(CatalogRejection::UnknownVolume { volser })?;
         Ok(Applied::Updated {
-            record: Box::new(record.clone()),
+            record: Box::new(record),
         })
     }
 
@@ -578,7 +585,7 @@ impl CatalogState {
         self.require_data_member(cluster)?;
         let record = self
             .volumes
-            .get_mut(&volser)
+            .get(&volser)
             .ok_or(CatalogRejection::UnknownVolume { volser })?;
         let Some(digest) = digest else {
             return Err(CatalogRejection::CopyWithoutDigest { volser, version });
@@ -593,9 +600,15 @@ impl CatalogState {
                 got: version,
             });
         }
-        record.consistent_at.insert(cluster, version);
+        let record = self
+            .volumes
+            .edit(&volser, |r| {
+                r.consistent_at.insert(cluster, version);
+                r.clone()
+            })
+            .ok_or(CatalogRejection::UnknownVolume { volser })?;
         Ok(Applied::Updated {
-            record: Box::new(record.clone()),
+            record: Box::new(record),
         })
     }
 
@@ -610,11 +623,11 @@ impl CatalogState {
             return Err(CatalogRejection::NotADataCluster { cluster });
         }
         let mut count = 0;
-        for record in self.volumes.values_mut() {
+        self.volumes.edit_all(|record| {
             if record.consistent_at.remove(&cluster).is_some() {
                 count += 1;
             }
-        }
+        });
         Ok(Applied::CopiesForgotten { count })
     }
 
@@ -661,10 +674,10 @@ impl CatalogState {
             owner: to,
             epoch: next_epoch(volser, epoch)?,
         };
-        if let Some(record) = self.volumes.get_mut(&volser) {
+        self.volumes.edit(&volser, |record| {
             record.taken_from = Some(record.token);
             record.token = token;
-        }
+        });
         Ok(Applied::Transferred { token })
     }
 
@@ -721,14 +734,14 @@ impl CatalogState {
 
     /// The record, if `sender` holding `held` is its current owner (epoch fencing).
     fn fenced(
-        &mut self,
+        &self,
         volser: Volser,
         sender: ClusterId,
         held: Epoch,
-    ) -> Result<&mut VolumeRecord, CatalogRejection> {
+    ) -> Result<&VolumeRecord, CatalogRejection> {
         let record = self
             .volumes
-            .get_mut(&volser)
+            .get(&volser)
             .ok_or(CatalogRejection::UnknownVolume { volser })?;
         if record.token.epoch != held {
             return Err(CatalogRejection::StaleEpoch {
@@ -1565,7 +1578,7 @@ mod untrusted_tests {
     fn an_epoch_at_its_end_is_refused_not_wrapped() {
         let mut s = grid();
         let vol = v("A00003");
-        s.volumes.get_mut(&vol).unwrap().token.epoch = Epoch(u64::MAX);
+        s.volumes.edit(&vol, |r| r.token.epoch = Epoch(u64::MAX));
         let exhausted = CatalogRejection::EpochExhausted {
             volser: vol,
             epoch: Epoch(u64::MAX),
@@ -1595,7 +1608,7 @@ mod untrusted_tests {
     fn a_version_at_its_end_is_refused_not_wrapped() {
         let mut s = grid();
         let vol = v("A00004");
-        s.volumes.get_mut(&vol).unwrap().version = u64::MAX;
+        s.volumes.edit(&vol, |r| r.version = u64::MAX);
         refused(
             &mut s,
             CatalogCommand::UpdateVolume {

@@ -29,6 +29,9 @@ pub const MAX_VOTERS: u8 = 16;
 pub struct ClusterId(u8);
 
 impl ClusterId {
+    /// The lowest id (C0): where a range over clusters starts.
+    pub const FIRST: ClusterId = ClusterId(0);
+
     pub fn new(id: u8) -> Result<Self, DomainError> {
         if id >= MAX_VOTERS {
             return Err(DomainError::InvalidClusterId {

@@ -12,6 +12,8 @@
 //! - [`copy_mode`]: `CopyMode`, copy-mode vectors (`"RND"`, `"S,S,D"`) and `ManagementClass`.
 //! - [`copy`]: who owes a copy of a version and in which order copies are pulled.
 //! - [`volume`]: the catalog record of one volume and its committed version.
+//! - [`volumes`]: every record of the catalog, with the indexes that answer scratch mounts, owed
+//!   copies and counters without walking them.
 //! - [`catalog`]: the catalog state machine: commands, the rules that accept or reject them
 //!   (epoch fencing, owner-only updates, grid-unique VOLSERs) and their responses.
 //! - [`election`]: when a voter may start a Raft election (a quorum in reach: no term inflation).
@@ -47,6 +49,7 @@ pub mod standalone;
 pub mod takeover;
 pub mod volser;
 pub mod volume;
+pub mod volumes;
 
 pub use catalog::{CatalogCommand, CatalogRejection, CatalogResponse, CatalogState};
 pub use category::{Category, CategoryDefinition};

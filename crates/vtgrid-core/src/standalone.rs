@@ -77,20 +77,20 @@ impl CatalogState {
             .collect();
         let volumes_taken = moves.len() as u64;
         for (volser, epoch) in moves {
-            if let Some(record) = self.volumes.get_mut(&volser) {
+            self.volumes.edit(&volser, |record| {
                 record.taken_from = Some(record.token);
                 record.token = OwnershipToken {
                     owner: survivor,
                     epoch,
                 };
-            }
+            });
         }
         let mut copies_forgotten = 0;
-        for record in self.volumes.values_mut() {
+        self.volumes.edit_all(|record| {
             let before = record.consistent_at.len();
             record.consistent_at.retain(|c, _| *c == survivor);
             copies_forgotten += (before - record.consistent_at.len()) as u64;
-        }
+        });
         self.write_takeovers
             .retain(|(failed, to)| *failed == survivor && *to == survivor);
         self.service.retain(|c, _| *c == survivor);

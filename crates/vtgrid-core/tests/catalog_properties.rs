@@ -4,7 +4,8 @@
 //! command that deserializes, from any state the rules can reach, and:
 //! - never panic;
 //! - leave the state exactly as it was when it refuses;
-//! - keep the catalog's invariants after every command (below, `check_state`), and change only
+//! - keep the catalog's invariants after every command (below, `check_state`: the volume indexes
+//!   among them, see `vtgrid_core::volumes`), and change only
 //!   the volumes the command names, never moving an epoch or a version back (`check_step`).
 //!
 //! Commands come from two sources: structurally arbitrary commands built from pools that hit the
@@ -65,14 +66,13 @@ fn starting_state(members: &[u8]) -> CatalogState {
         .unwrap();
     }
     s.volumes
-        .get_mut(&"B00000".parse().unwrap())
-        .unwrap()
-        .token
-        .epoch = Epoch(u64::MAX);
+        .edit(&"B00000".parse().unwrap(), |r| {
+            r.token.epoch = Epoch(u64::MAX)
+        })
+        .unwrap();
     s.volumes
-        .get_mut(&"B00001".parse().unwrap())
-        .unwrap()
-        .version = u64::MAX;
+        .edit(&"B00001".parse().unwrap(), |r| r.version = u64::MAX)
+        .unwrap();
     check_state(&s);
     s
 }
@@ -389,6 +389,10 @@ fn data_member(state: &CatalogState, cluster: ClusterId) -> bool {
 
 /// What holds of every state the rules can reach.
 fn check_state(state: &CatalogState) {
+    assert!(
+        state.volumes.indexes_match_records(),
+        "the scratch, owed-copy and owner indexes drifted from the records"
+    );
     for (volser, record) in &state.volumes {
         assert_eq!(*volser, record.volser, "a record under another VOLSER");
         assert!(

@@ -161,15 +161,10 @@ impl Cluster {
         self.metrics
             .raft_last_applied
             .set(m.last_applied.map_or(0, |l| l.index) as i64);
-        let (total, owned) = self.catalog.view.read(|s| {
-            (
-                s.volumes.len(),
-                s.volumes
-                    .values()
-                    .filter(|r| r.token.owner == self.id)
-                    .count(),
-            )
-        });
+        let (total, owned) = self
+            .catalog
+            .view
+            .read(|s| (s.volumes.len() as u64, s.volumes.owned_by(self.id)));
         self.metrics.volumes.set(total as i64);
         self.metrics.volumes_owned.set(owned as i64);
         self.metrics.mounts_active.set(self.mounts.count() as i64);

@@ -46,8 +46,9 @@ impl CopySite for Cluster {
 
     fn owed(&self) -> Vec<OwedCopy> {
         self.catalog.view.read(|s| {
+            // From the owed-copy index: never a walk of the whole catalog.
             s.volumes
-                .values()
+                .owed_by(self.id)
                 .filter_map(|r| {
                     copy_duty(r, self.id).map(|priority| OwedCopy {
                         priority,

@@ -15,6 +15,8 @@
 //! journal publisher carries it into the catalog, at once when the grid is whole, later when this
 //! cluster is cut off from the majority (B15).
 
+use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -87,6 +89,9 @@ const PUBLISH_BEFORE_ACK: std::time::Duration = std::time::Duration::from_secs(2
 /// How many other owners a scratch mount asks before giving up (B8).
 const SCRATCH_ATTEMPTS: usize = 4;
 
+/// How many of its own scratch candidates a scratch mount reads from the catalog at a time.
+const SCRATCH_BATCH: usize = 64;
+
 type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, NodeError>> + Send>>;
 
 impl Cluster {
@@ -157,34 +162,24 @@ impl Cluster {
             Some(false) => return Err(NodeError::NotScratchCategory { category }),
             Some(true) => {}
         }
-        // The view first, then the mount table: never the table from inside a view read (the
-        // lock order in `mounts.rs`).
-        let candidates: Vec<VolumeRecord> = self
-            .catalog
-            .view
-            .read(|s| s.volumes.values().cloned().collect::<Vec<_>>());
-        let candidates: Vec<VolumeRecord> = candidates
-            .into_iter()
-            .filter(|r| !self.mounts.is_mounted(&r.volser))
-            .map(|r| self.journal.overlay(r))
-            .filter(|r| r.category == category)
-            .collect();
         // Ours first: no handshake, and it works cut off from every peer.
-        for r in candidates
-            .iter()
-            .filter(|r| r.token.owner == self.id && !self.in_doubt(&r.volser))
-        {
-            match self.register_mount(r.volser, opts, constructs, private, true, None) {
-                Ok(m) => return Ok(m),
-                Err(NodeError::VolumeInUse { .. }) => continue,
-                Err(e) => return Err(e),
+        let extras: BTreeSet<Volser> = self.journal.pending_volumes().into_iter().collect();
+        let mut after = None;
+        loop {
+            let (batch, last) = self.own_scratch_batch(category, after, &extras);
+            for r in batch.iter().filter(|r| !self.in_doubt(&r.volser)) {
+                match self.register_mount(r.volser, opts, constructs, private, true, None) {
+                    Ok(m) => return Ok(m),
+                    Err(NodeError::VolumeInUse { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            match last {
+                Some(v) => after = Some(v),
+                None => break,
             }
         }
-        for r in candidates
-            .iter()
-            .filter(|r| r.token.owner != self.id)
-            .take(SCRATCH_ATTEMPTS)
-        {
+        for r in self.others_scratch(category) {
             if self.obtain(r.volser).await.is_ok() {
                 self.faults.point(FaultPoint::MountAfterObtain).await;
                 match self.register_mount(r.volser, opts, constructs, private, true, None) {
@@ -198,6 +193,73 @@ impl Cluster {
             category,
             cluster: self.id,
         })
+    }
+
+    /// The next of this cluster's free volumes of `category` after `after`, in VOLSER order, as
+    /// the host would see them (journal overlay applied), and the cursor to go on from (`None`
+    /// when the index has no more). One batch reads at most [`SCRATCH_BATCH`] records from the
+    /// category's index plus the journal's pending volumes in the same span (a volume a host
+    /// moved to the category whose change is not yet published), so a scratch mount costs
+    /// O(log n + volumes mounted here), not O(n).
+    fn own_scratch_batch(
+        &self,
+        category: Category,
+        after: Option<Volser>,
+        extras: &BTreeSet<Volser>,
+    ) -> (Vec<VolumeRecord>, Option<Volser>) {
+        let (mut batch, last) = self.catalog.view.read(|s| {
+            let batch: Vec<VolumeRecord> = s
+                .volumes
+                .placed(category, self.id, after)
+                .take(SCRATCH_BATCH)
+                .cloned()
+                .collect();
+            let last = (batch.len() == SCRATCH_BATCH)
+                .then(|| batch.last().map(|r| r.volser))
+                .flatten();
+            let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+            let upper = last.map_or(Bound::Unbounded, Bound::Included);
+            let pending = extras
+                .range((lower, upper))
+                .filter_map(|v| s.volumes.get(v))
+                .filter(|r| r.token.owner == self.id && r.category != category)
+                .cloned()
+                .collect::<Vec<_>>();
+            (batch.into_iter().chain(pending).collect::<Vec<_>>(), last)
+        });
+        // The view first, then the mount table: never the table from inside a view read (the
+        // lock order in `mounts.rs`).
+        batch.sort_by_key(|r| r.volser);
+        let batch = batch
+            .into_iter()
+            .filter(|r| !self.mounts.is_mounted(&r.volser))
+            .map(|r| self.journal.overlay(r))
+            .filter(|r| r.category == category)
+            .collect();
+        (batch, last)
+    }
+
+    /// Up to [`SCRATCH_ATTEMPTS`] free volumes of `category` other clusters own, in VOLSER order.
+    /// Each owner's first few are read from the index: enough that the volumes mounted here
+    /// cannot hide the ones that are free.
+    fn others_scratch(&self, category: Category) -> Vec<VolumeRecord> {
+        let enough = SCRATCH_ATTEMPTS + self.mounts.count();
+        let mut found: Vec<VolumeRecord> = self.catalog.view.read(|s| {
+            s.volumes
+                .owners_of(category)
+                .filter(|owner| *owner != self.id)
+                .flat_map(|owner| s.volumes.placed(category, owner, None).take(enough))
+                .cloned()
+                .collect()
+        });
+        found.sort_by_key(|r| r.volser);
+        found
+            .into_iter()
+            .filter(|r| !self.mounts.is_mounted(&r.volser))
+            .map(|r| self.journal.overlay(r))
+            .filter(|r| r.category == category)
+            .take(SCRATCH_ATTEMPTS)
+            .collect()
     }
 
     /// B6: a volume with data that neither this cluster nor its owner holds mounts only if a

@@ -202,6 +202,11 @@ impl Journal {
         record
     }
 
+    /// The volumes with changes still only in the journal, sorted.
+    pub fn pending_volumes(&self) -> Vec<Volser> {
+        self.lock().keys().copied().collect()
+    }
+
     /// Versions still only in the journal, per volume (kept by TVC reconciliation).
     pub fn pending_versions(&self) -> Vec<(Volser, u64)> {
         self.lock()

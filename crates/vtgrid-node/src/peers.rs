@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vtgrid_core::copy::{copy_duty, CopyPriority};
+use vtgrid_core::copy::CopyPriority;
 use vtgrid_core::ClusterId;
 use vtgrid_proto::internal::grid_service_client::GridServiceClient;
 use vtgrid_proto::internal::PingRequest;
@@ -247,11 +247,7 @@ impl Cluster {
             .filter_map(|c| ClusterId::new(c.id).ok())
             .collect();
         let (run_deferred, sync_deferred) = self.catalog.view.read(|s| {
-            let owed = |p| {
-                s.volumes
-                    .values()
-                    .any(|r| clusters.iter().any(|c| copy_duty(r, *c) == Some(p)))
-            };
+            let owed = |p| clusters.iter().any(|c| s.volumes.owes(*c, p));
             (
                 owed(CopyPriority::ImmediateDeferred),
                 owed(CopyPriority::SyncDeferred),

@@ -518,6 +518,21 @@ pub fn b15_catalogs_converge(running: &[Arc<Cluster>]) -> Result<(), String> {
     Ok(())
 }
 
+/// **Catalog at scale (issue 14).** Every running cluster's volume indexes (scratch candidates
+/// by category and owner, owed copies, counters) equal the ones rebuilt from its records: the
+/// commands, snapshots and restarts of the run kept them in step.
+pub fn catalog_indexes_in_step(running: &[Arc<Cluster>]) -> Result<(), String> {
+    for c in running {
+        if !c.probe().view().read(|s| s.volumes.indexes_match_records()) {
+            return Err(format!(
+                "{}'s volume indexes drifted from its catalog records",
+                c.id
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The first difference between two catalogs, for a failure message.
 pub fn difference(a: &CatalogState, b: &CatalogState) -> String {
     let volsers: BTreeSet<&Volser> = a.volumes.keys().chain(b.volumes.keys()).collect();
@@ -659,6 +674,7 @@ impl Invariants {
         self.after_step(grid)?;
         let running = grid.running();
         b15_catalogs_converge(&running)?;
+        catalog_indexes_in_step(&running)?;
         b45_every_copy_verified(&running)
     }
 }
